@@ -1,0 +1,423 @@
+// The mutable, indexed cluster model the engine decides over: nodes with their drives, volumes
+// with their replicas, and in-flight reservations. Every extent anyone claims is recorded on its
+// drive, so a second claim on the same bytes is refused at one place (DriveState.take).
+import { DriveState } from './drive.ts';
+import { PlacementError } from './errors.ts';
+import type {
+  ClusterSnapshot,
+  Extent,
+  MemberState,
+  NodeInfo,
+  PartitionInfo,
+  ReplicaInfo,
+  SpreadPolicy,
+  TopologySegment,
+  VolumeInfo,
+} from './model.ts';
+
+export class NodeState {
+  readonly name: string;
+  readonly zone: string;
+  readonly rack: string;
+  schedulable: boolean;
+  agentHealthy: boolean;
+  readonly drives: DriveState[];
+  capacityBytes = 0;
+  freeBytes = 0;
+  /** Largest free extent on a drive that still has a GPT slot. */
+  largestPlaceable = 0;
+  /** MeshStor replicas and reservations on this node. */
+  replicas = 0;
+
+  constructor(info: NodeInfo) {
+    this.name = info.name;
+    this.zone = info.labels.zone ?? '';
+    this.rack = info.labels.rack ?? '';
+    this.schedulable = info.schedulable;
+    this.agentHealthy = info.agentHealthy;
+    this.drives = info.drives.map((d) => new DriveState(info.name, d));
+    this.refresh();
+  }
+
+  get usable(): boolean {
+    return this.agentHealthy;
+  }
+
+  domain(key: SpreadPolicy['domain']): string {
+    return key === 'zone' ? this.zone : this.rack;
+  }
+
+  drive(id: string): DriveState | undefined {
+    return this.drives.find((d) => d.id === id);
+  }
+
+  matches(segment: TopologySegment | undefined): boolean {
+    if (!segment) return true;
+    if (segment.node !== undefined && segment.node !== this.name) return false;
+    if (segment.zone !== undefined && segment.zone !== this.zone) return false;
+    if (segment.rack !== undefined && segment.rack !== this.rack) return false;
+    return true;
+  }
+
+  refresh(): void {
+    let cap = 0;
+    let free = 0;
+    let largest = 0;
+    let reps = 0;
+    for (const d of this.drives) {
+      cap += d.capacityBytes;
+      free += d.freeBytes;
+      if (d.largestPlaceable > largest) largest = d.largestPlaceable;
+      for (const t of d.extents) if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') reps++;
+    }
+    this.capacityBytes = cap;
+    this.freeBytes = free;
+    this.largestPlaceable = largest;
+    this.replicas = reps;
+  }
+}
+
+export interface VolumeState extends VolumeInfo {
+  /** Next replica index, so ids are never reused within a volume. */
+  nextReplica: number;
+}
+
+export interface ReservedReplica {
+  replicaId: string;
+  node: string;
+  drive: string;
+  extent: Extent;
+}
+
+export interface Reservation {
+  id: string;
+  volumeId: string;
+  replicas: ReservedReplica[];
+  /** Caller's clock; `expireReservations(now)` drops reservations past it. */
+  expiresAt?: number | undefined;
+}
+
+/** Something in the loaded state that disagrees with itself; surfaced, never "fixed". */
+export interface Drift {
+  kind: 'overlap' | 'missing-drive' | 'unknown-node';
+  message: string;
+}
+
+export class ClusterState {
+  private readonly nodeMap = new Map<string, NodeState>();
+  /** Nodes sorted by name: the deterministic scan order. */
+  nodes: NodeState[] = [];
+  readonly volumes = new Map<string, VolumeState>();
+  readonly reservations = new Map<string, Reservation>();
+  readonly drift: Drift[] = [];
+
+  static fromSnapshot(snapshot: ClusterSnapshot): ClusterState {
+    const c = new ClusterState();
+    for (const n of snapshot.nodes) c.addNode(n);
+    for (const v of snapshot.volumes) c.loadVolume(v);
+    for (const n of c.nodes) {
+      for (const d of n.drives) {
+        for (const [a, b] of d.conflicts()) {
+          c.drift.push({
+            kind: 'overlap',
+            message: `${n.name}/${d.id}: [${a.start}, ${a.end}) overlaps [${b.start}, ${b.end})`,
+          });
+        }
+      }
+    }
+    return c;
+  }
+
+  toSnapshot(): ClusterSnapshot {
+    return {
+      nodes: this.nodes.map((n) => ({
+        name: n.name,
+        labels: { zone: n.zone || undefined, rack: n.rack || undefined },
+        schedulable: n.schedulable,
+        agentHealthy: n.agentHealthy,
+        drives: n.drives.map((d) => ({
+          id: d.id,
+          sizeBytes: d.sizeBytes,
+          logicalBlockSize: d.logicalBlockSize,
+          gptSlots: d.gptSlots,
+          partitions: d.extents.flatMap((t): PartitionInfo[] => {
+            const c = t.claim;
+            if (c.kind === 'foreign') return [{ start: t.start, end: t.end, label: c.label }];
+            if (c.kind === 'orphan') {
+              return [
+                { start: t.start, end: t.end, owner: { volumeId: c.volumeId, replicaId: c.replicaId } },
+              ];
+            }
+            return [];
+          }),
+        })),
+      })),
+      volumes: [...this.volumes.values()].map((v) => ({
+        id: v.id,
+        sizeBytes: v.sizeBytes,
+        replicaCount: v.replicaCount,
+        spread: { ...v.spread },
+        replicas: v.replicas.map((r) => ({ ...r, extent: { ...r.extent } })),
+        attachedNode: v.attachedNode,
+      })),
+    };
+  }
+
+  node(name: string): NodeState | undefined {
+    return this.nodeMap.get(name);
+  }
+
+  mustNode(name: string): NodeState {
+    const n = this.nodeMap.get(name);
+    if (!n) throw new PlacementError('not-found', `node ${name} is not in the cluster model`);
+    return n;
+  }
+
+  mustVolume(id: string): VolumeState {
+    const v = this.volumes.get(id);
+    if (!v) throw new PlacementError('not-found', `volume ${id} is not in the cluster model`);
+    return v;
+  }
+
+  addNode(info: NodeInfo): NodeState {
+    if (!info.name) throw new PlacementError('invalid', 'node name is empty');
+    if (this.nodeMap.has(info.name)) throw new PlacementError('conflict', `node ${info.name} exists already`);
+    const ids = new Set<string>();
+    for (const d of info.drives) {
+      if (ids.has(d.id))
+        throw new PlacementError('invalid', `node ${info.name}: drive id ${d.id} appears twice`);
+      ids.add(d.id);
+    }
+    const n = new NodeState(info);
+    for (const di of info.drives) {
+      const d = n.drive(di.id) as DriveState;
+      for (const p of di.partitions) {
+        d.load(
+          p,
+          p.owner
+            ? { kind: 'orphan', volumeId: p.owner.volumeId, replicaId: p.owner.replicaId }
+            : { kind: 'foreign', label: p.label },
+        );
+      }
+    }
+    n.refresh();
+    this.nodeMap.set(n.name, n);
+    this.nodes = [...this.nodeMap.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return n;
+  }
+
+  /** The node and its drives are gone (node loss): its replicas become Faulty. */
+  removeNode(name: string): void {
+    this.mustNode(name);
+    for (const [id, r] of this.reservations) if (r.replicas.some((x) => x.node === name)) this.release(id);
+    this.nodeMap.delete(name);
+    this.nodes = this.nodes.filter((n) => n.name !== name);
+    for (const v of this.volumes.values()) {
+      for (const r of v.replicas) if (r.node === name) r.state = 'Faulty';
+    }
+  }
+
+  // ---------------------------------------------------------------- reservations --
+
+  /** Claims every extent of the reservation, or none of them. */
+  reserve(res: Reservation): void {
+    if (this.reservations.has(res.id))
+      throw new PlacementError('conflict', `reservation ${res.id} exists already`);
+    const done: ReservedReplica[] = [];
+    try {
+      for (const r of res.replicas) {
+        const d = this.mustDrive(r.node, r.drive);
+        d.take(r.extent, { kind: 'reservation', reservationId: res.id, replicaId: r.replicaId });
+        done.push(r);
+      }
+    } catch (e) {
+      for (const r of done) this.mustDrive(r.node, r.drive).drop(r.extent.start, isReservation(res.id));
+      throw e;
+    }
+    for (const r of res.replicas) this.mustNode(r.node).refresh();
+    this.reservations.set(res.id, res);
+  }
+
+  release(reservationId: string): boolean {
+    const res = this.reservations.get(reservationId);
+    if (!res) return false;
+    for (const r of res.replicas) {
+      const n = this.nodeMap.get(r.node);
+      n?.drive(r.drive)?.drop(r.extent.start, isReservation(reservationId));
+      n?.refresh();
+    }
+    this.reservations.delete(reservationId);
+    return true;
+  }
+
+  expireReservations(now: number): string[] {
+    const gone: string[] = [];
+    for (const [id, r] of this.reservations) {
+      if (r.expiresAt !== undefined && r.expiresAt <= now) {
+        this.release(id);
+        gone.push(id);
+      }
+    }
+    return gone;
+  }
+
+  /** Turns a reservation made for a new volume into that volume, members Pending. */
+  commitVolume(
+    reservationId: string,
+    volume: Omit<VolumeInfo, 'replicas'>,
+    state: MemberState = 'Pending',
+  ): VolumeState {
+    const res = this.reservations.get(reservationId);
+    if (!res) throw new PlacementError('not-found', `reservation ${reservationId} does not exist`);
+    if (this.volumes.has(volume.id))
+      throw new PlacementError('conflict', `volume ${volume.id} exists already`);
+    const v: VolumeState = { ...volume, replicas: [], nextReplica: 0 };
+    this.volumes.set(v.id, v);
+    this.claimReserved(res, v, state);
+    return v;
+  }
+
+  /** Turns a reservation for one more member of an existing volume into that member. */
+  commitReplica(reservationId: string, state: MemberState = 'Pending'): ReplicaInfo[] {
+    const res = this.reservations.get(reservationId);
+    if (!res) throw new PlacementError('not-found', `reservation ${reservationId} does not exist`);
+    const v = this.mustVolume(res.volumeId);
+    return this.claimReserved(res, v, state);
+  }
+
+  private claimReserved(res: Reservation, v: VolumeState, state: MemberState): ReplicaInfo[] {
+    const added: ReplicaInfo[] = [];
+    for (const r of res.replicas) {
+      const d = this.mustDrive(r.node, r.drive);
+      d.reclaim(r.extent.start, isReservation(res.id), {
+        kind: 'replica',
+        volumeId: v.id,
+        replicaId: r.replicaId,
+        onDisk: false,
+      });
+      const rep: ReplicaInfo = {
+        id: r.replicaId,
+        node: r.node,
+        drive: r.drive,
+        extent: { ...r.extent },
+        state,
+      };
+      v.replicas.push(rep);
+      added.push(rep);
+      v.nextReplica = Math.max(v.nextReplica, replicaIndex(r.replicaId) + 1);
+    }
+    this.reservations.delete(res.id);
+    return added;
+  }
+
+  // -------------------------------------------------------------------- volumes --
+
+  /** Loads a volume as it exists (its extents are claimed even if they conflict: see drift). */
+  loadVolume(info: VolumeInfo): VolumeState {
+    if (this.volumes.has(info.id)) throw new PlacementError('conflict', `volume ${info.id} appears twice`);
+    const v: VolumeState = {
+      ...info,
+      spread: { ...info.spread },
+      replicas: info.replicas.map((r) => ({ ...r, extent: { ...r.extent } })),
+      nextReplica: 0,
+    };
+    for (const r of v.replicas) {
+      v.nextReplica = Math.max(v.nextReplica, replicaIndex(r.id) + 1);
+      if (r.state === 'Removed') continue;
+      const n = this.nodeMap.get(r.node);
+      if (!n) {
+        this.drift.push({
+          kind: 'unknown-node',
+          message: `volume ${v.id} replica ${r.id}: node ${r.node} is unknown`,
+        });
+        continue;
+      }
+      const d = n.drive(r.drive);
+      if (!d) {
+        this.drift.push({
+          kind: 'missing-drive',
+          message: `volume ${v.id} replica ${r.id}: drive ${r.node}/${r.drive} is unknown`,
+        });
+        continue;
+      }
+      const claim = { kind: 'replica' as const, volumeId: v.id, replicaId: r.id };
+      const existing = d.find(r.extent.start, r.extent.end);
+      if (existing && existing.claim.kind === 'orphan' && existing.claim.volumeId === v.id) {
+        existing.claim = { ...claim, onDisk: true };
+      } else {
+        d.load(r.extent, { ...claim, onDisk: false });
+      }
+      n.refresh();
+    }
+    this.volumes.set(v.id, v);
+    return v;
+  }
+
+  setReplicaState(volumeId: string, replicaId: string, state: MemberState): void {
+    const r = this.mustReplica(volumeId, replicaId);
+    if (state === 'Removed') throw new PlacementError('invalid', 'use removeReplica to remove a member');
+    r.state = state;
+  }
+
+  /**
+   * Drops a member and frees its extent. Refuses to drop the last in-sync copy unless `force`
+   * (used only when the caller knows the volume is being deleted).
+   */
+  removeReplica(volumeId: string, replicaId: string, opts: { force?: boolean } = {}): void {
+    const v = this.mustVolume(volumeId);
+    const r = this.mustReplica(volumeId, replicaId);
+    const inSync = v.replicas.filter((x) => x.state === 'InSync');
+    if (!opts.force && r.state === 'InSync' && inSync.length === 1) {
+      throw new PlacementError('unsafe', `volume ${volumeId}: replica ${replicaId} is the last in-sync copy`);
+    }
+    this.freeReplicaExtent(v, r);
+    v.replicas = v.replicas.filter((x) => x !== r);
+  }
+
+  deleteVolume(volumeId: string): void {
+    const v = this.mustVolume(volumeId);
+    for (const r of v.replicas) this.freeReplicaExtent(v, r);
+    this.volumes.delete(volumeId);
+  }
+
+  private freeReplicaExtent(v: VolumeState, r: ReplicaInfo): void {
+    const n = this.nodeMap.get(r.node);
+    const d = n?.drive(r.drive);
+    if (!n || !d) return; // the node is gone: nothing left to free
+    d.drop(r.extent.start, (c) => c.kind === 'replica' && c.volumeId === v.id && c.replicaId === r.id);
+    n.refresh();
+  }
+
+  private mustReplica(volumeId: string, replicaId: string): ReplicaInfo {
+    const r = this.mustVolume(volumeId).replicas.find((x) => x.id === replicaId);
+    if (!r) throw new PlacementError('not-found', `volume ${volumeId} has no replica ${replicaId}`);
+    return r;
+  }
+
+  mustDrive(node: string, drive: string): DriveState {
+    const d = this.mustNode(node).drive(drive);
+    if (!d) throw new PlacementError('not-found', `drive ${node}/${drive} is not in the cluster model`);
+    return d;
+  }
+
+  // -------------------------------------------------------------------- totals --
+
+  totals(): { capacityBytes: number; freeBytes: number; allocatedBytes: number } {
+    let cap = 0;
+    let free = 0;
+    for (const n of this.nodes) {
+      cap += n.capacityBytes;
+      free += n.freeBytes;
+    }
+    return { capacityBytes: cap, freeBytes: free, allocatedBytes: cap - free };
+  }
+}
+
+export function replicaIndex(id: string): number {
+  const m = /(\d+)$/.exec(id);
+  return m ? Number(m[1]) : -1;
+}
+
+function isReservation(id: string) {
+  return (c: import('./drive.ts').Claim) => c.kind === 'reservation' && c.reservationId === id;
+}

@@ -1,0 +1,201 @@
+// One drive's space: what is taken (partitions on disk, replicas in volume specs, in-flight
+// reservations) and what is free, 1 MiB aligned.
+import { PlacementError } from './errors.ts';
+import { usableRange } from './geometry.ts';
+import type { DriveInfo, Extent } from './model.ts';
+import { alignDown, alignUp } from './units.ts';
+
+export type Claim =
+  | { kind: 'foreign'; label?: string | undefined }
+  | { kind: 'replica'; volumeId: string; replicaId: string; onDisk: boolean }
+  | { kind: 'orphan'; volumeId: string; replicaId: string } // on disk, owned by no live volume
+  | { kind: 'reservation'; reservationId: string; replicaId: string };
+
+export interface TakenExtent extends Extent {
+  claim: Claim;
+}
+
+export type ExtentFit = 'best' | 'worst' | 'first';
+
+export class DriveState {
+  readonly id: string;
+  readonly node: string;
+  readonly sizeBytes: number;
+  readonly logicalBlockSize: number;
+  readonly gptSlots: number;
+  readonly usable: Extent;
+  /** Sorted by start. Entries only overlap when loaded data already conflicts (see `conflicts`). */
+  private taken: TakenExtent[] = [];
+  private freeList: Extent[] = [];
+  freeBytes = 0;
+  largestFree = 0;
+
+  constructor(node: string, info: Pick<DriveInfo, 'id' | 'sizeBytes' | 'logicalBlockSize' | 'gptSlots'>) {
+    if (!(info.sizeBytes > 0))
+      throw new PlacementError('invalid', `drive ${node}/${info.id}: size must be > 0`);
+    if (!(info.gptSlots > 0))
+      throw new PlacementError('invalid', `drive ${node}/${info.id}: gptSlots must be > 0`);
+    if (![512, 4096].includes(info.logicalBlockSize)) {
+      throw new PlacementError(
+        'invalid',
+        `drive ${node}/${info.id}: logical block size ${info.logicalBlockSize} (expected 512 or 4096)`,
+      );
+    }
+    this.id = info.id;
+    this.node = node;
+    this.sizeBytes = info.sizeBytes;
+    this.logicalBlockSize = info.logicalBlockSize;
+    this.gptSlots = info.gptSlots;
+    this.usable = usableRange(info.sizeBytes, info.logicalBlockSize, info.gptSlots);
+    this.recompute();
+  }
+
+  get slotsUsed(): number {
+    return this.taken.length;
+  }
+
+  get slotsFree(): number {
+    return Math.max(0, this.gptSlots - this.taken.length);
+  }
+
+  get capacityBytes(): number {
+    return this.usable.end - this.usable.start;
+  }
+
+  /** Free extents, sorted by start. Do not mutate. */
+  get free(): readonly Extent[] {
+    return this.freeList;
+  }
+
+  get extents(): readonly TakenExtent[] {
+    return this.taken;
+  }
+
+  /** Largest extent a new partition could use, or 0 when the table has no slot left. */
+  get largestPlaceable(): number {
+    return this.slotsFree > 0 ? this.largestFree : 0;
+  }
+
+  /**
+   * Records an extent as taken without checks: for loading what already exists, where refusing
+   * would hide data. Overlaps are reported by `conflicts()`.
+   */
+  load(extent: Extent, claim: Claim): void {
+    this.insert({ start: extent.start, end: extent.end, claim });
+  }
+
+  /** Takes a new extent; refuses anything outside free space or past the last GPT slot. */
+  take(extent: Extent, claim: Claim): void {
+    const where = `${this.node}/${this.id} [${extent.start}, ${extent.end})`;
+    if (!(extent.end > extent.start)) throw new PlacementError('invalid', `extent ${where} is empty`);
+    if (extent.start % 4096 !== 0 || extent.end % 4096 !== 0) {
+      throw new PlacementError('invalid', `extent ${where} is not 4 KiB aligned`);
+    }
+    if (this.slotsFree === 0)
+      throw new PlacementError('exhausted', `drive ${this.node}/${this.id}: no GPT slot left`);
+    if (!this.isFree(extent)) throw new PlacementError('conflict', `extent ${where} is not free`);
+    this.insert({ start: extent.start, end: extent.end, claim });
+  }
+
+  /** Frees the extent starting at `start` whose claim matches; returns whether one was found. */
+  drop(start: number, matches: (c: Claim) => boolean): boolean {
+    const i = this.taken.findIndex((t) => t.start === start && matches(t.claim));
+    if (i < 0) return false;
+    this.taken.splice(i, 1);
+    this.recompute();
+    return true;
+  }
+
+  /** Changes the claim on an existing extent (a reservation becomes a replica, a replica an orphan). */
+  reclaim(start: number, matches: (c: Claim) => boolean, claim: Claim): boolean {
+    const t = this.taken.find((x) => x.start === start && matches(x.claim));
+    if (!t) return false;
+    t.claim = claim;
+    return true;
+  }
+
+  find(start: number, end: number): TakenExtent | undefined {
+    return this.taken.find((t) => t.start === start && t.end === end);
+  }
+
+  isFree(extent: Extent): boolean {
+    for (const f of this.freeList) {
+      if (f.start <= extent.start && extent.end <= f.end) return true;
+      if (f.start > extent.start) return false;
+    }
+    return false;
+  }
+
+  /** Pairs of taken extents that overlap: loaded data that disagrees with itself. */
+  conflicts(): Array<[TakenExtent, TakenExtent]> {
+    const out: Array<[TakenExtent, TakenExtent]> = [];
+    for (let i = 0; i < this.taken.length; i++) {
+      const a = this.taken[i] as TakenExtent;
+      for (let j = i + 1; j < this.taken.length; j++) {
+        const b = this.taken[j] as TakenExtent;
+        if (b.start >= a.end) break;
+        out.push([a, b]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The free extent ("hole") a new partition of `bytes` goes into under `fit`; the partition is
+   * placed at the hole's start so what is left stays one piece.
+   */
+  pick(bytes: number, fit: ExtentFit): { extent: Extent; holeBytes: number } | undefined {
+    if (this.slotsFree === 0) return undefined;
+    let chosen: Extent | undefined;
+    for (const f of this.freeList) {
+      const len = f.end - f.start;
+      if (len < bytes) continue;
+      if (fit === 'first') return { extent: { start: f.start, end: f.start + bytes }, holeBytes: len };
+      if (!chosen) chosen = f;
+      else {
+        const cur = chosen.end - chosen.start;
+        if (fit === 'best' ? len < cur : len > cur) chosen = f;
+      }
+    }
+    return chosen
+      ? { extent: { start: chosen.start, end: chosen.start + bytes }, holeBytes: chosen.end - chosen.start }
+      : undefined;
+  }
+
+  private insert(t: TakenExtent): void {
+    let lo = 0;
+    let hi = this.taken.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.taken[mid] as TakenExtent).start <= t.start) lo = mid + 1;
+      else hi = mid;
+    }
+    this.taken.splice(lo, 0, t);
+    this.recompute();
+  }
+
+  private recompute(): void {
+    const free: Extent[] = [];
+    let cursor = this.usable.start;
+    const push = (a: number, b: number) => {
+      const s = alignUp(a);
+      const e = alignDown(Math.min(b, this.usable.end));
+      if (e > s) free.push({ start: s, end: e });
+    };
+    for (const t of this.taken) {
+      if (t.start > cursor) push(cursor, t.start);
+      if (t.end > cursor) cursor = t.end;
+    }
+    push(cursor, this.usable.end);
+    let bytes = 0;
+    let largest = 0;
+    for (const f of free) {
+      const len = f.end - f.start;
+      bytes += len;
+      if (len > largest) largest = len;
+    }
+    this.freeList = free;
+    this.freeBytes = bytes;
+    this.largestFree = largest;
+  }
+}

@@ -1,0 +1,30 @@
+// Public surface of the placement engine. Nothing here imports Kubernetes or Node I/O.
+export {
+  ClusterState,
+  type Drift,
+  NodeState,
+  type Reservation,
+  type ReservedReplica,
+  type VolumeState,
+} from './cluster.ts';
+export { type Claim, DriveState, type ExtentFit } from './drive.ts';
+export {
+  type AllocationRequest,
+  type AllocationResult,
+  type CapacityQuery,
+  type DrainPlan,
+  type EngineOptions,
+  MAX_REPLICAS,
+  type MovePlan,
+  type NodeScore,
+  PlacementEngine,
+  type PlanResult,
+  type PlanStep,
+  type PodVolume,
+} from './engine.ts';
+export { PlacementError, type PlacementErrorCode } from './errors.ts';
+export { largestVolumeFor, replicaExtentBytes, usableRange } from './geometry.ts';
+export * from './model.ts';
+export { meshstorPolicy, type PlacementPolicy, POLICIES, policyByName } from './policies.ts';
+export { Rng } from './rng.ts';
+export * from './units.ts';

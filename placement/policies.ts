@@ -1,0 +1,169 @@
+// Node-choice policies. MeshStor's own, and baselines modelled on how peers choose, so the
+// simulator can compare them on the same workload. A policy only ranks nodes that can take the
+// replica; eligibility (health, room, slots, spread) is the engine's job and the same for all.
+import type { NodeState } from './cluster.ts';
+import type { ExtentFit } from './drive.ts';
+import { PlacementError } from './errors.ts';
+import { GiB } from './units.ts';
+
+export interface PolicyView {
+  /** Every node in the model, in scan order (for policies that look at the whole cluster). */
+  readonly nodes: readonly NodeState[];
+  /** A uniform random number in [0, 1), from the engine's seeded generator. */
+  random(): number;
+}
+
+export interface PlacementPolicy {
+  readonly name: string;
+  readonly description: string;
+  /** Which free extent of a chosen node a replica goes into. */
+  readonly extentFit: ExtentFit;
+  /** Called once per decision; what it returns is handed to `score`. */
+  prepare(view: PolicyView): unknown;
+  /** Higher is better; ties are broken by a seeded per-decision shuffle. */
+  score(node: NodeState, needBytes: number, prepared: unknown, view: PolicyView): number;
+}
+
+const nothing = () => undefined;
+
+/** Free share of the node left after placing the replica: spreads fill evenly across nodes. */
+const leastAllocatedScore = (n: NodeState, need: number) =>
+  n.capacityBytes > 0 ? (n.freeBytes - need) / n.capacityBytes : 0;
+
+function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
+  return { name, description, extentFit: fit, prepare: nothing, score: leastAllocatedScore };
+}
+
+export const meshstorPolicy = meshstor(
+  'best',
+  'meshstor',
+  'least-allocated node by share of its capacity, best-fit extent on it (keeps big holes whole)',
+);
+
+const mostFree: PlacementPolicy = {
+  name: 'most-free',
+  description: 'node with the most free bytes; largest free extent (sgdisk default)',
+  extentFit: 'worst',
+  prepare: nothing,
+  score: (n, need) => n.freeBytes - need,
+};
+
+interface UsageStats {
+  ratios: Float64Array;
+  index: Map<string, number>;
+}
+
+/** Longhorn-style: the node that leaves the smallest (max-min)/mean of node usage ratios. */
+const longhorn: PlacementPolicy = {
+  name: 'longhorn',
+  description: 'minimise the balance score (max-min)/mean of node usage after placing; largest free extent',
+  extentFit: 'worst',
+  prepare(view): UsageStats {
+    const ratios = new Float64Array(view.nodes.length);
+    const index = new Map<string, number>();
+    view.nodes.forEach((n, i) => {
+      ratios[i] = n.capacityBytes > 0 ? 1 - n.freeBytes / n.capacityBytes : 1;
+      index.set(n.name, i);
+    });
+    return { ratios, index };
+  },
+  score(n, need, prepared) {
+    const { ratios, index } = prepared as UsageStats;
+    const me = index.get(n.name) ?? -1;
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    let sum = 0;
+    for (let i = 0; i < ratios.length; i++) {
+      const r = i === me ? 1 - (n.freeBytes - need) / n.capacityBytes : (ratios[i] as number);
+      if (r < min) min = r;
+      if (r > max) max = r;
+      sum += r;
+    }
+    const mean = sum / ratios.length;
+    return mean > 0 ? -(max - min) / mean : 0;
+  },
+};
+
+interface MayastorStats {
+  maxReplicas: number;
+  maxFree: number;
+}
+
+/** Mayastor-style weighted score: replica count 25, free space 40, overcommit 35. */
+const mayastor: PlacementPolicy = {
+  name: 'mayastor',
+  description: 'weights: fewer replicas 25, free space 40, low overcommit 35; largest free extent',
+  extentFit: 'worst',
+  prepare(view): MayastorStats {
+    let maxReplicas = 1;
+    let maxFree = 1;
+    for (const n of view.nodes) {
+      if (n.replicas > maxReplicas) maxReplicas = n.replicas;
+      if (n.freeBytes > maxFree) maxFree = n.freeBytes;
+    }
+    return { maxReplicas, maxFree };
+  },
+  score(n, need, prepared) {
+    const s = prepared as MayastorStats;
+    const replicaTerm = 1 - n.replicas / s.maxReplicas;
+    const freeTerm = (n.freeBytes - need) / s.maxFree;
+    const overcommit = n.capacityBytes > 0 ? 1 - (n.freeBytes - need) / n.capacityBytes : 1;
+    return 25 * replicaTerm + 40 * freeTerm + 35 * (1 - overcommit);
+  },
+};
+
+/** TopoLVM: clamp(log2(freeGiB / divisor), 1, 10), divisor 1; ties (common) break at random. */
+const topolvm: PlacementPolicy = {
+  name: 'topolvm',
+  description:
+    'clamp(log2(free GiB / 1), 1, 10): saturates on large drives, ties at random; largest free extent',
+  extentFit: 'worst',
+  prepare: nothing,
+  score: (n) => {
+    const freeGiB = n.freeBytes / GiB;
+    const raw = freeGiB > 0 ? Math.floor(Math.log2(freeGiB)) : 1;
+    return Math.min(10, Math.max(1, raw));
+  },
+};
+
+const random: PlacementPolicy = {
+  name: 'random',
+  description: 'uniformly random eligible node; largest free extent',
+  extentFit: 'worst',
+  prepare: nothing,
+  score: (_n, _need, _p, view) => view.random(),
+};
+
+/** MeshStor's node choice with other extent choices: the evidence for best-fit. */
+export const meshstorWorstFit = meshstor(
+  'worst',
+  'meshstor-worst-fit',
+  'as meshstor, but the largest free extent on the node',
+);
+export const meshstorFirstFit = meshstor(
+  'first',
+  'meshstor-first-fit',
+  'as meshstor, but the first free extent that fits',
+);
+
+export const POLICIES: readonly PlacementPolicy[] = [
+  meshstorPolicy,
+  meshstorWorstFit,
+  meshstorFirstFit,
+  mostFree,
+  longhorn,
+  mayastor,
+  topolvm,
+  random,
+];
+
+export function policyByName(name: string): PlacementPolicy {
+  const p = POLICIES.find((x) => x.name === name);
+  if (!p) {
+    throw new PlacementError(
+      'invalid',
+      `unknown placement policy "${name}" (known: ${POLICIES.map((x) => x.name).join(', ')})`,
+    );
+  }
+  return p;
+}
