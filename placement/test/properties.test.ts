@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterState } from '../cluster.ts';
 import { PlacementEngine } from '../engine.ts';
 import { replicaExtentBytes } from '../geometry.ts';
-import type { NodeInfo, SpreadMode } from '../model.ts';
+import type { NodeInfo, PartitionInfo, SpreadMode } from '../model.ts';
 import { POLICIES } from '../policies.ts';
 import { GiB, MiB } from '../units.ts';
 
@@ -15,7 +15,7 @@ const arbDrive = (i: number) =>
     sizeBytes: fc.integer({ min: 2, max: 64 }).map((g) => g * GiB + 7 * 4096),
     logicalBlockSize: fc.constantFrom(512, 4096),
     gptSlots: fc.integer({ min: 2, max: 12 }),
-    partitions: fc.constant([]),
+    partitions: fc.constant([] as PartitionInfo[]),
   });
 
 const arbNode = (i: number, zones: number) =>
