@@ -1,0 +1,64 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const cli = join(import.meta.dirname, '..', 'meshstor.ts');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+describe('meshstor CLI', () => {
+  it('lists commands and refuses unknown ones with exit 2', () => {
+    expect(run('--help').stdout).toMatch(/simulate/);
+    const r = run('frobnicate');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it('simulate writes the report files for a scenario file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-cli-'));
+    const scenario = join(dir, 's.yaml');
+    writeFileSync(
+      scenario,
+      `name: tiny
+seed: 1
+durationHours: 200
+cluster:
+  zones: [a, b]
+  nodesPerZone: 2
+  nodeTypes: [{ name: t, drives: [1TB] }]
+workload:
+  arrivalsPerHour: 0.5
+  sizes: [{ value: 10GiB, weight: 1 }]
+  replicaCounts: [{ value: 2, weight: 1 }]
+policies: [meshstor, random]
+`,
+    );
+    const r = run('simulate', scenario, '--out', join(dir, 'out'), '--no-progress');
+    expect(r.stderr).toMatch(/simulated \d+ events/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/meshstor\s+none/);
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual([
+      'fill.svg',
+      'locality.svg',
+      'metrics.csv',
+      'report.md',
+      'timeseries.csv',
+    ]);
+  });
+
+  it('a bad scenario file fails with its problems and exit 1; bad flags exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-cli-'));
+    const scenario = join(dir, 'bad.yaml');
+    writeFileSync(scenario, 'name: Bad Name\nseed: x\n');
+    const r = run('simulate', scenario);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/scenario .*bad.yaml is not valid/);
+    expect(r.stderr).toMatch(/name: lowercase/);
+    expect(run('simulate', join(dir, 'missing.yaml')).stderr).toMatch(/cannot read scenario file .*ENOENT/);
+    const flag = run('simulate', '--bogus');
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toMatch(/bogus/);
+    expect(run('simulate', '--policies', 'nope').stderr).toMatch(/--policies: known policies/);
+  });
+});
