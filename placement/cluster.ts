@@ -14,6 +14,7 @@ import type {
   TopologySegment,
   VolumeInfo,
 } from './model.ts';
+import { hash32 } from './rng.ts';
 
 export class NodeState {
   readonly name: string;
@@ -28,6 +29,13 @@ export class NodeState {
   largestPlaceable = 0;
   /** MeshStor replicas and reservations on this node. */
   replicas = 0;
+  /** Bytes of partitions that are not MeshStor's (the OS, other software). */
+  foreignBytes = 0;
+  /** Stable hash of the name, mixed with a per-decision salt to break score ties. */
+  readonly key: number;
+  /** Small integer ids of the zone and rack, assigned by the ClusterState (cheap to index by). */
+  zoneId = 0;
+  rackId = 0;
 
   constructor(info: NodeInfo) {
     this.name = info.name;
@@ -36,7 +44,12 @@ export class NodeState {
     this.schedulable = info.schedulable;
     this.agentHealthy = info.agentHealthy;
     this.drives = info.drives.map((d) => new DriveState(info.name, d));
+    this.key = hash32(info.name);
     this.refresh();
+  }
+
+  domainId(key: SpreadPolicy['domain']): number {
+    return key === 'zone' ? this.zoneId : this.rackId;
   }
 
   get usable(): boolean {
@@ -64,12 +77,17 @@ export class NodeState {
     let free = 0;
     let largest = 0;
     let reps = 0;
+    let foreign = 0;
     for (const d of this.drives) {
       cap += d.capacityBytes;
       free += d.freeBytes;
       if (d.largestPlaceable > largest) largest = d.largestPlaceable;
-      for (const t of d.extents) if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') reps++;
+      for (const t of d.extents) {
+        if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') reps++;
+        else if (t.claim.kind === 'foreign') foreign += t.end - t.start;
+      }
     }
+    this.foreignBytes = foreign;
     this.capacityBytes = cap;
     this.freeBytes = free;
     this.largestPlaceable = largest;
@@ -110,6 +128,18 @@ export class ClusterState {
   readonly volumes = new Map<string, VolumeState>();
   readonly reservations = new Map<string, Reservation>();
   readonly drift: Drift[] = [];
+  private readonly domainIds = { zone: new Map<string, number>(), rack: new Map<string, number>() };
+
+  /** The integer id of a zone or rack name (ids are never reused). */
+  domainId(key: SpreadPolicy['domain'], name: string): number {
+    const ids = this.domainIds[key];
+    let id = ids.get(name);
+    if (id === undefined) {
+      id = ids.size;
+      ids.set(name, id);
+    }
+    return id;
+  }
 
   static fromSnapshot(snapshot: ClusterSnapshot): ClusterState {
     const c = new ClusterState();
@@ -189,6 +219,8 @@ export class ClusterState {
       ids.add(d.id);
     }
     const n = new NodeState(info);
+    n.zoneId = this.domainId('zone', n.zone);
+    n.rackId = this.domainId('rack', n.rack);
     for (const di of info.drives) {
       const d = n.drive(di.id) as DriveState;
       for (const p of di.partitions) {

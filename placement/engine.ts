@@ -20,7 +20,14 @@ import {
 } from './model.ts';
 import { meshstorPolicy, type PlacementPolicy } from './policies.ts';
 import { Rng } from './rng.ts';
-import { type NodeChoice, pickExtent, type SelectRequest, selectNodes, whyNoRoom } from './select.ts';
+import {
+  type NodeChoice,
+  pickExtent,
+  type ScanCursor,
+  type SelectRequest,
+  selectNodes,
+  whyNoRoom,
+} from './select.ts';
 
 export const MAX_REPLICAS = 5;
 
@@ -110,6 +117,7 @@ export class PlacementEngine {
   readonly cluster: ClusterState;
   readonly policy: PlacementPolicy;
   private readonly rng: Rng;
+  private readonly cursor: ScanCursor = { next: 0 };
 
   constructor(cluster: ClusterState | ClusterSnapshot, opts: EngineOptions = {}) {
     this.cluster = cluster instanceof ClusterState ? cluster : ClusterState.fromSnapshot(cluster);
@@ -164,15 +172,21 @@ export class PlacementEngine {
       };
     }
 
-    const sel = selectNodes(this.cluster, this.policy, this.rng, {
-      needBytes: need,
-      count: req.replicaCount,
-      spread,
-      usedDomains: new Set(),
-      excludeNodes: new Set(),
-      preferredNodes: req.preferredNode ? [req.preferredNode] : [],
-      segment: req.segment,
-    });
+    const sel = selectNodes(
+      this.cluster,
+      this.policy,
+      this.rng,
+      {
+        needBytes: need,
+        count: req.replicaCount,
+        spread,
+        usedDomains: new Set(),
+        excludeNodes: new Set(),
+        preferredNodes: req.preferredNode ? [req.preferredNode] : [],
+        segment: req.segment,
+      },
+      this.cursor,
+    );
     if (!sel.ok) return { ok: false, code: 'exhausted', message: sel.message, nodeReasons: sel.nodeReasons };
     const reservation: Reservation = {
       id: req.volumeId,
@@ -454,7 +468,7 @@ export class PlacementEngine {
       excludeNodes: exclude,
       preferredNodes: v.attachedNode ? [v.attachedNode] : [],
     };
-    const sel = selectNodes(this.cluster, this.policy, this.rng, req);
+    const sel = selectNodes(this.cluster, this.policy, this.rng, req, this.cursor);
     if (!sel.ok) return { ok: false, code: 'exhausted', message: `volume ${v.id}: ${sel.message}` };
     const c = sel.choices[0] as NodeChoice;
     const replicaId = `r${v.nextReplica}`;

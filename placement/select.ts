@@ -4,7 +4,7 @@ import type { ClusterState, NodeState } from './cluster.ts';
 import type { ExtentFit } from './drive.ts';
 import type { Extent, SpreadPolicy, TopologySegment } from './model.ts';
 import type { PlacementPolicy, PolicyView } from './policies.ts';
-import { hash32, mix32, type Rng } from './rng.ts';
+import { mix32, type Rng } from './rng.ts';
 import { formatBytes } from './units.ts';
 
 export interface SelectRequest {
@@ -21,6 +21,23 @@ export interface SelectRequest {
   segment?: TopologySegment | undefined;
 }
 
+/**
+ * How many feasible nodes a decision scores before it stops looking, as kube-scheduler's
+ * percentageOfNodesToScore does: every node up to 100, then 50% minus 1% per 125 nodes, at least
+ * 5% and at least 100. The scan starts where the previous one stopped, so over many decisions
+ * every node gets its turn.
+ */
+export function nodesToScore(total: number): number {
+  if (total <= 100) return total;
+  const pct = Math.max(5, 50 - total / 125);
+  return Math.max(100, Math.floor((total * pct) / 100));
+}
+
+/** Where the next scan starts; kept by the engine between decisions. */
+export interface ScanCursor {
+  next: number;
+}
+
 export interface NodeChoice {
   node: NodeState;
   drive: string;
@@ -35,16 +52,6 @@ interface Candidate {
   node: NodeState;
   score: number;
   tie: number;
-}
-
-const tieKeys = new WeakMap<NodeState, number>();
-function nodeKey(n: NodeState): number {
-  let k = tieKeys.get(n);
-  if (k === undefined) {
-    k = hash32(n.name);
-    tieKeys.set(n, k);
-  }
-  return k;
 }
 
 /** Why `node` cannot take a replica of `needBytes`, or undefined when it can. */
@@ -101,6 +108,7 @@ export function selectNodes(
   policy: PlacementPolicy,
   rng: Rng,
   req: SelectRequest,
+  cursor: ScanCursor = { next: 0 },
 ): SelectResult {
   const salt = rng.nextU32();
   const view: PolicyView = { nodes: cluster.nodes, random: () => rng.next() };
@@ -122,35 +130,57 @@ export function selectNodes(
   }
 
   if (chosen.length < req.count) {
+    // The hot loop: one pass over all nodes, no allocation for a node that does not make a
+    // domain's short list. Per domain we keep the best `limit` candidates, enough for any pick.
     const prepared = policy.prepare(view);
-    const perDomain = new Map<string, Candidate[]>();
     const limit = req.count - chosen.length;
-    for (const n of cluster.nodes) {
-      if (!n.agentHealthy || !n.schedulable || n.largestPlaceable < req.needBytes || taken.has(n.name))
-        continue;
-      if (req.segment && !n.matches(req.segment)) continue;
-      const dom = domainOf(n);
-      if (req.spread.mode === 'required' && used.has(dom)) continue;
-      const c: Candidate = {
-        node: n,
-        score: policy.score(n, req.needBytes, prepared, view),
-        tie: mix32(nodeKey(n), salt),
-      };
-      let list = perDomain.get(dom);
+    const key = req.spread.domain;
+    const required = req.spread.mode === 'required';
+    const usedIds = new Set([...used].map((d) => cluster.domainId(key, d)));
+    const lists: Candidate[][] = [];
+    const need = req.needBytes;
+    const segment = req.segment;
+    const checkTaken = taken.size > 0;
+    const nodes = cluster.nodes;
+    const total = nodes.length;
+    const enough = nodesToScore(total);
+    const start = total > 0 ? cursor.next % total : 0;
+    let found = 0;
+    let freshDomains = 0;
+    let scanned = 0;
+    for (; scanned < total; scanned++) {
+      // Stop early only when what was found can satisfy the request; else scan everything, so
+      // a request fails only when no node anywhere could take it.
+      if (found >= enough && (!spreading || freshDomains >= limit)) break;
+      const n = nodes[(start + scanned) % total] as NodeState;
+      if (!n.agentHealthy || !n.schedulable || n.largestPlaceable < need) continue;
+      if (checkTaken && taken.has(n.name)) continue;
+      if (segment && !n.matches(segment)) continue;
+      const dom = spreading ? n.domainId(key) : 0;
+      if (required && usedIds.has(dom)) continue;
+      const score = policy.score(n, need, prepared, view);
+      const tie = mix32(n.key, salt);
+      found++;
+      let list = lists[dom];
       if (!list) {
         list = [];
-        perDomain.set(dom, list);
+        lists[dom] = list;
+        if (!usedIds.has(dom)) freshDomains++;
+      } else if (list.length === limit) {
+        const last = list[limit - 1] as Candidate;
+        if (score < last.score || (score === last.score && tie <= last.tie)) continue;
       }
-      keepBest(list, c, limit);
+      keepBest(list, { node: n, score, tie }, limit);
     }
+    if (total > 0) cursor.next = (start + scanned) % total;
     while (chosen.length < req.count) {
       let pick: Candidate | undefined;
       let pickFresh = false;
-      for (const [dom, list] of perDomain) {
-        const head = list[0];
+      for (let dom = 0; dom < lists.length; dom++) {
+        const head = lists[dom]?.[0];
         if (!head) continue;
-        const fresh = !used.has(dom);
-        if (req.spread.mode === 'required' && !fresh) continue;
+        const fresh = !usedIds.has(dom);
+        if (required && !fresh) continue;
         // Preferred spread: a domain without a replica beats any score in a used one.
         if (
           !pick ||
@@ -162,11 +192,11 @@ export function selectNodes(
         }
       }
       if (!pick) break;
-      const dom = domainOf(pick.node);
-      (perDomain.get(dom) as Candidate[]).shift();
+      const dom = spreading ? pick.node.domainId(key) : 0;
+      (lists[dom] as Candidate[]).shift();
       chosen.push(pick.node);
       taken.add(pick.node.name);
-      used.add(dom);
+      usedIds.add(dom);
     }
   }
 

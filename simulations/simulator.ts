@@ -95,23 +95,23 @@ export function simulatePolicy(
   let eventsSeen = false;
   const spread = { domain: 'zone' as const, mode: s.workload.spread };
 
+  /** MeshStor's bytes (replicas, reservations, orphans) over the space not used by the OS. */
   const fill = (): number => {
     let raw = 0;
     let used = 0;
     for (const n of c.nodes) {
-      for (const d of n.drives) {
-        raw += d.capacityBytes;
-        for (const t of d.extents) {
-          if (t.claim.kind === 'foreign') raw -= t.end - t.start;
-          else used += t.end - t.start;
-        }
-      }
+      raw += n.capacityBytes - n.foreignBytes;
+      used += n.capacityBytes - n.freeBytes - n.foreignBytes;
     }
     return raw > 0 ? used / raw : 0;
   };
 
-  const isLocal = (p: Pod): boolean =>
-    c.volumes.get(p.volumeId)?.replicas.some((r) => r.node === p.node && r.state === 'InSync') ?? false;
+  const isLocal = (p: Pod): boolean => {
+    const v = c.volumes.get(p.volumeId);
+    if (!v) return false;
+    for (const r of v.replicas) if (r.node === p.node && r.state === 'InSync') return true;
+    return false;
+  };
 
   const locality = (): number => {
     if (pods.size === 0) return 1;
