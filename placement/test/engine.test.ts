@@ -4,6 +4,8 @@ import { DriveState } from '../drive.ts';
 import { PlacementEngine } from '../engine.ts';
 import { PlacementError } from '../errors.ts';
 import { replicaExtentBytes } from '../geometry.ts';
+import type { NodeInfo } from '../model.ts';
+import { nodesToScore } from '../select.ts';
 import { GiB, MiB } from '../units.ts';
 import { cluster, drive, node, osDrive } from './fixtures.ts';
 
@@ -373,5 +375,34 @@ describe('capacity', () => {
     expect(twoRequired).toBeLessThan(50 * GiB);
     expect(e.capacity({ zone: 'b' }, { replicaCount: 2 })).toBe(0);
     expect(e.capacity({}, { replicaCount: 4 })).toBe(0);
+  });
+});
+
+describe('scanning big clusters', () => {
+  it('scores a window like kube-scheduler: all up to 100 nodes, then a shrinking share, at least 100', () => {
+    expect(nodesToScore(80)).toBe(80);
+    expect(nodesToScore(1000)).toBe(420);
+    expect(nodesToScore(5000)).toBe(500);
+    expect(nodesToScore(100_000)).toBe(5000);
+  });
+
+  it('still finds the one node that fits, wherever it is', () => {
+    const nodes = cluster(1000, ['a', 'b', 'c'], [10]);
+    (nodes[777] as NodeInfo).drives = [drive('big', 1000)];
+    const e = engineOf(nodes);
+    for (let i = 0; i < 3; i++) {
+      const r = e.allocate({ volumeId: `v${i}`, sizeBytes: 200 * GiB, replicaCount: 1 });
+      expect(r.ok && r.reservation.replicas[0]?.node).toBe('node-777');
+    }
+  });
+
+  it('rotates its start so every node gets its turn', () => {
+    const e = engineOf(cluster(1000, ['a'], [100]));
+    const used = new Set<string>();
+    for (let i = 0; i < 400; i++) {
+      const r = e.allocate({ volumeId: `v${i}`, sizeBytes: GiB, replicaCount: 1 });
+      if (r.ok) used.add(r.reservation.replicas[0]?.node as string);
+    }
+    expect(used.size).toBeGreaterThan(300);
   });
 });

@@ -15,7 +15,14 @@ const arbDrive = (i: number) =>
     sizeBytes: fc.integer({ min: 2, max: 64 }).map((g) => g * GiB + 7 * 4096),
     logicalBlockSize: fc.constantFrom(512, 4096),
     gptSlots: fc.integer({ min: 2, max: 12 }),
-    partitions: fc.constant([] as PartitionInfo[]),
+    // Some drives are OS drives: foreign partitions at the front, in use.
+    partitions: fc.oneof(
+      fc.constant([] as PartitionInfo[]),
+      fc.integer({ min: 1, max: 1024 }).map((mib): PartitionInfo[] => [
+        { start: MiB, end: 2 * MiB, label: 'EFI' },
+        { start: 2 * MiB, end: (2 + mib) * MiB, label: 'root' },
+      ]),
+    ),
   });
 
 const arbNode = (i: number, zones: number) =>
