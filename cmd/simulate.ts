@@ -18,8 +18,28 @@ options:
   --no-progress      never show it
   -h, --help         this text`;
 
+/** A bar on a terminal; plain lines every 10% elsewhere (a log has no use for redraws). */
 function progressBar(enabled: boolean): Progress | undefined {
   if (!enabled) return undefined;
+  let n = 0;
+  let total = 0;
+  if (!process.stderr.isTTY) {
+    let shown = 0;
+    return {
+      start: (t) => {
+        total = t;
+      },
+      tick: (policy) => {
+        n++;
+        const pct = Math.floor((100 * n) / Math.max(1, total));
+        if (pct >= shown + 10) {
+          shown = pct - (pct % 10);
+          process.stderr.write(`simulating: ${shown}% (${n}/${total} events, ${policy})\n`);
+        }
+      },
+      stop: () => undefined,
+    };
+  }
   const bar = new cliProgress.SingleBar(
     {
       format: 'simulating {bar} {percentage}% | {value}/{total} events | {policy}',
@@ -28,12 +48,11 @@ function progressBar(enabled: boolean): Progress | undefined {
     },
     cliProgress.Presets.shades_classic,
   );
-  let n = 0;
   return {
-    start: (total) => bar.start(total, 0, { policy: '' }),
+    start: (t) => bar.start(t, 0, { policy: '' }),
     tick: (policy) => {
       n++;
-      // Updating the bar on every event would cost more than the simulation itself.
+      // Redrawing on every event would cost more than the simulation itself.
       if (n % 500 === 0) bar.update(n, { policy });
     },
     stop: () => {

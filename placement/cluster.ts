@@ -431,18 +431,6 @@ export class ClusterState {
     if (!d) throw new PlacementError('not-found', `drive ${node}/${drive} is not in the cluster model`);
     return d;
   }
-
-  // -------------------------------------------------------------------- totals --
-
-  totals(): { capacityBytes: number; freeBytes: number; allocatedBytes: number } {
-    let cap = 0;
-    let free = 0;
-    for (const n of this.nodes) {
-      cap += n.capacityBytes;
-      free += n.freeBytes;
-    }
-    return { capacityBytes: cap, freeBytes: free, allocatedBytes: cap - free };
-  }
 }
 
 export function replicaIndex(id: string): number {

@@ -557,18 +557,6 @@ export class PlacementEngine {
     pool.sort((a, b) => b - a);
     return largestVolumeFor(pool[query.replicaCount - 1] as number);
   }
-
-  /** Total free and capacity bytes of a segment (for reports; not what GetCapacity should say). */
-  segmentBytes(segment: TopologySegment): { capacityBytes: number; freeBytes: number } {
-    let capacityBytes = 0;
-    let freeBytes = 0;
-    for (const n of this.cluster.nodes) {
-      if (!n.matches(segment)) continue;
-      capacityBytes += n.capacityBytes;
-      freeBytes += n.freeBytes;
-    }
-    return { capacityBytes, freeBytes };
-  }
 }
 
 function reserved(replicaId: string, c: NodeChoice): ReservedReplica {

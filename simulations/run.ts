@@ -3,7 +3,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { policyByName } from '../placement/policies.ts';
-import { formatBytes } from '../placement/units.ts';
 import { renderCharts } from './charts.ts';
 import { generateCluster } from './cluster-gen.ts';
 import { markdownReport, metricsCsv, seriesCsv, terminalTable } from './report.ts';
@@ -111,8 +110,4 @@ export function writeOutputs(dir: string, files: Record<string, string>): string
       writeFileSync(path, files[name] as string);
       return path;
     });
-}
-
-export function summaryLine(s: Scenario, nodes: number, raw: number): string {
-  return `${s.name}: ${nodes} nodes, ${formatBytes(raw)}, ${s.durationHours} h, seed ${s.seed}`;
 }
