@@ -38,6 +38,10 @@ policies: [meshstor, random]
     expect(r.stderr).toMatch(/simulated \d+ events/);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/meshstor\s+none/);
+    const withProgress = run('simulate', scenario, '--out', join(dir, 'out'), '--progress');
+    expect(withProgress.stderr).toMatch(/simulating: 50% \(\d+\/\d+ events, (meshstor|random)\)/);
+    // progress goes to stderr only: stdout is the same
+    expect(withProgress.stdout).toBe(r.stdout);
     expect(readdirSync(join(dir, 'out')).sort()).toEqual([
       'fill.svg',
       'locality.svg',
