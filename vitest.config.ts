@@ -12,6 +12,7 @@ export default defineConfig({
             'placement/**/*.test.ts',
             'simulations/**/*.test.ts',
             'cmd/**/*.test.ts',
+            'csi/**/*.test.ts',
             'test/unit/**/*.test.ts',
           ],
           environment: 'node',

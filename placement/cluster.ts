@@ -1,7 +1,7 @@
 // The mutable, indexed cluster model the engine decides over: nodes with their drives, volumes
 // with their replicas, and in-flight reservations. Every extent anyone claims is recorded on its
 // drive, so a second claim on the same bytes is refused at one place (DriveState.take).
-import { DriveState } from './drive.ts';
+import { type Claim, DriveState } from './drive.ts';
 import { PlacementError } from './errors.ts';
 import type {
   ClusterSnapshot,
@@ -406,6 +406,34 @@ export class ClusterState {
     v.replicas = v.replicas.filter((x) => x !== r);
   }
 
+  /**
+   * Grows a member's extent in place to end at `newEnd`: the bytes after it must be free. Leaves
+   * everything as it was when it refuses.
+   */
+  growReplica(volumeId: string, replicaId: string, newEnd: number): void {
+    const v = this.mustVolume(volumeId);
+    const r = this.mustReplica(volumeId, replicaId);
+    if (newEnd <= r.extent.end) return;
+    const d = this.mustDrive(r.node, r.drive);
+    if (!d.isFree({ start: r.extent.end, end: newEnd })) {
+      throw new PlacementError(
+        'exhausted',
+        `${r.node}/${r.drive}: the bytes after replica ${volumeId}/${replicaId} are not free`,
+      );
+    }
+    const mine = (c: Claim) => c.kind === 'replica' && c.volumeId === v.id && c.replicaId === r.id;
+    const claim = d.extents.find((t) => t.start === r.extent.start && mine(t.claim))?.claim;
+    if (!claim)
+      throw new PlacementError(
+        'not-found',
+        `replica ${volumeId}/${replicaId} has no extent on ${r.node}/${r.drive}`,
+      );
+    d.drop(r.extent.start, mine);
+    d.load({ start: r.extent.start, end: newEnd }, claim);
+    r.extent = { start: r.extent.start, end: newEnd };
+    this.mustNode(r.node).refresh();
+  }
+
   deleteVolume(volumeId: string): void {
     const v = this.mustVolume(volumeId);
     for (const r of v.replicas) this.freeReplicaExtent(v, r);
@@ -439,5 +467,5 @@ export function replicaIndex(id: string): number {
 }
 
 function isReservation(id: string) {
-  return (c: import('./drive.ts').Claim) => c.kind === 'reservation' && c.reservationId === id;
+  return (c: Claim) => c.kind === 'reservation' && c.reservationId === id;
 }

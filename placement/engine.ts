@@ -533,6 +533,51 @@ export class PlacementEngine {
     if (plan.from) this.cluster.removeReplica(plan.volumeId, plan.from.replicaId);
   }
 
+  // ------------------------------------------------------------------- expand --
+
+  /**
+   * Can every member of `volumeId` grow in place to hold `newSizeBytes`? Each member's partition
+   * keeps its start and takes the free bytes right after it. Members that cannot are named; moving
+   * them to a larger extent first is a relocation (planRelocation) the caller can run.
+   */
+  planExpand(
+    volumeId: string,
+    newSizeBytes: number,
+  ):
+    | { ok: true; grows: { replicaId: string; node: string; drive: string; start: number; newEnd: number }[] }
+    | { ok: false; code: PlacementErrorCode; message: string } {
+    const v = this.cluster.volumes.get(volumeId);
+    if (!v)
+      return { ok: false, code: 'not-found', message: `volume ${volumeId} is not in the cluster model` };
+    if (!Number.isSafeInteger(newSizeBytes) || newSizeBytes <= 0) {
+      return {
+        ok: false,
+        code: 'invalid',
+        message: `new size must be a positive integer (got ${newSizeBytes})`,
+      };
+    }
+    const need = replicaExtentBytes(newSizeBytes);
+    const grows = [];
+    const blocked: string[] = [];
+    for (const r of v.replicas) {
+      if (r.state === 'Removed' || r.state === 'Faulty') continue;
+      const newEnd = r.extent.start + need;
+      if (newEnd <= r.extent.end) continue;
+      const d = this.cluster.node(r.node)?.drive(r.drive);
+      if (d?.isFree({ start: r.extent.end, end: newEnd })) {
+        grows.push({ replicaId: r.id, node: r.node, drive: r.drive, start: r.extent.start, newEnd });
+      } else blocked.push(`${r.id} on ${r.node}/${r.drive}`);
+    }
+    if (blocked.length > 0) {
+      return {
+        ok: false,
+        code: 'exhausted',
+        message: `volume ${volumeId} cannot grow in place to ${newSizeBytes} bytes: the space after ${blocked.join(', ')} is taken`,
+      };
+    }
+    return { ok: true, grows };
+  }
+
   // ----------------------------------------------------------------- capacity --
 
   /**

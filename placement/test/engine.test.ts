@@ -406,3 +406,29 @@ describe('scanning big clusters', () => {
     expect(used.size).toBeGreaterThan(300);
   });
 });
+
+describe('expand in place', () => {
+  it('grows members whose next bytes are free and names the ones that cannot', () => {
+    const e = engineOf(cluster(2, ['a', 'b'], [100]));
+    const mk = (id: string, gib: number) => {
+      const req = { volumeId: id, sizeBytes: gib * GiB, replicaCount: 1, preferredNode: 'node-0' };
+      e.allocate(req);
+      return e.commit(req, 'InSync');
+    };
+    const first = mk('first', 10);
+    mk('second', 10); // best-fit puts it right after "first"
+    const blocked = e.planExpand('first', 20 * GiB);
+    expect(blocked).toMatchObject({ ok: false, code: 'exhausted' });
+    expect(!blocked.ok && blocked.message).toMatch(/the space after r0 on node-0\/d0 is taken/);
+    const ok = e.planExpand('second', 20 * GiB);
+    expect(ok.ok).toBe(true);
+    if (!ok.ok) return;
+    const g = ok.grows[0] as (typeof ok.grows)[number];
+    e.cluster.growReplica('second', g.replicaId, g.newEnd);
+    expect(e.cluster.mustVolume('second').replicas[0]?.extent.end).toBe(g.newEnd);
+    expect(() =>
+      e.cluster.growReplica('first', 'r0', (first.replicas[0]?.extent.end as number) + GiB),
+    ).toThrow(/not free/);
+    expect(e.planExpand('nope', GiB)).toMatchObject({ ok: false, code: 'not-found' });
+  });
+});

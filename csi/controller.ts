@@ -1,0 +1,286 @@
+// The CSI Controller service: CreateVolume asks placement for replicas and records the layout;
+// DeleteVolume marks the record and keeps it (the finalizer) until no agent reports a partition of
+// it; GetCapacity reports what placement can really place; expansion grows extents in place.
+import { createHash } from 'node:crypto';
+import { ClusterState } from '../placement/cluster.ts';
+import { PlacementEngine } from '../placement/engine.ts';
+import type { PlacementPolicy } from '../placement/policies.ts';
+import { GiB, MiB } from '../placement/units.ts';
+import { alreadyExists, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
+import { KeyedLock } from './lock.ts';
+import { parseParameters } from './params.ts';
+import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+import { preferredNode, segmentOf } from './topology.ts';
+import type {
+  CapacityRange,
+  ControllerExpandVolumeRequest,
+  CreateVolumeRequest,
+  DeleteVolumeRequest,
+  GetCapacityRequest,
+  ValidateVolumeCapabilitiesRequest,
+  Volume,
+  VolumeCapability,
+} from './types.ts';
+
+export const DEFAULT_VOLUME_BYTES = GiB;
+const SUPPORTED_MODES = new Set([
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+]);
+
+export interface ControllerOptions {
+  store: VolumeStore;
+  inventory: NodeInventory;
+  policy?: PlacementPolicy;
+  seed?: number;
+}
+
+/** Why a capability cannot be served, or undefined. */
+export function capabilityProblem(c: VolumeCapability): string | undefined {
+  if (!c.access_mode || c.access_mode.mode === 'UNKNOWN') return 'access_mode is required';
+  if (!c.block && !c.mount) return 'access_type (block or mount) is required';
+  if (!SUPPORTED_MODES.has(c.access_mode.mode)) {
+    return `access mode ${c.access_mode.mode} is not supported: a MeshStor volume is used by one node at a time`;
+  }
+  if (c.mount && c.mount.fs_type !== '' && c.mount.fs_type !== 'xfs')
+    return `fs_type ${c.mount.fs_type} is not supported (xfs)`;
+  return undefined;
+}
+
+function checkCapabilities(caps: readonly VolumeCapability[] | undefined): void {
+  if (!caps || caps.length === 0) throw invalid('volume_capabilities is required');
+  for (const c of caps) {
+    const p = capabilityProblem(c);
+    if (p) throw invalid(p);
+  }
+}
+
+function int64(v: string | number | undefined, field: string): number {
+  const n = Number(v ?? 0);
+  if (!Number.isFinite(n) || n < 0) throw invalid(`${field} must not be negative`);
+  if (!Number.isSafeInteger(n)) throw outOfRange(`${field} ${v} is larger than MeshStor can address`);
+  return n;
+}
+
+/** The size to provision for a capacity range: at least required, at most limit, whole MiB. */
+export function sizeFor(range: CapacityRange | null | undefined): number {
+  const required = int64(range?.required_bytes, 'capacity_range.required_bytes');
+  const limit = int64(range?.limit_bytes, 'capacity_range.limit_bytes');
+  if (limit > 0 && required > limit)
+    throw invalid(`required_bytes ${required} is above limit_bytes ${limit}`);
+  const want =
+    required > 0 ? required : limit > 0 ? Math.min(limit, DEFAULT_VOLUME_BYTES) : DEFAULT_VOLUME_BYTES;
+  const size = Math.ceil(want / MiB) * MiB;
+  if (limit > 0 && size > limit) throw outOfRange(`no whole-MiB size between ${required} and ${limit} bytes`);
+  return size;
+}
+
+/** Volume ids are MeshStorVolume names: a DNS label, derived from the CSI name. */
+export function volumeIdFor(name: string): string {
+  if (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) return name;
+  return `ms-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+}
+
+function toVolume(r: VolumeRecord): Volume {
+  return {
+    capacity_bytes: String(r.sizeBytes),
+    volume_id: r.id,
+    volume_context: { replicaCount: String(r.replicaCount), spread: r.spread.mode, fsType: r.fsType },
+    // No accessible_topology: the volume is reachable from every node, so the PV must not pin pods.
+    accessible_topology: [],
+  };
+}
+
+export class ControllerService {
+  private readonly store: VolumeStore;
+  private readonly inventory: NodeInventory;
+  private readonly opts: ControllerOptions;
+  private readonly perVolume = new KeyedLock();
+  /** One allocation at a time in this process: decisions read and write the same free space. */
+  private readonly allocation = new KeyedLock();
+
+  constructor(opts: ControllerOptions) {
+    this.store = opts.store;
+    this.inventory = opts.inventory;
+    this.opts = opts;
+  }
+
+  /** A placement engine over what the agents report and every recorded volume. */
+  private async engine(): Promise<PlacementEngine> {
+    const [nodes, records] = await Promise.all([this.inventory.nodes(), this.store.list()]);
+    const cluster = ClusterState.fromSnapshot({
+      nodes,
+      volumes: records.map((r) => ({
+        id: r.id,
+        sizeBytes: r.sizeBytes,
+        replicaCount: r.replicaCount,
+        spread: r.spread,
+        replicas: r.replicas,
+      })),
+    });
+    return new PlacementEngine(cluster, { policy: this.opts.policy, seed: this.opts.seed });
+  }
+
+  async createVolume(req: CreateVolumeRequest): Promise<{ volume: Volume }> {
+    if (!req.name) throw invalid('name is required');
+    checkCapabilities(req.volume_capabilities);
+    if (req.volume_content_source)
+      throw invalid('volume_content_source is not supported (no snapshots or clones yet)');
+    const params = parseParameters(req.parameters ?? {});
+    const size = sizeFor(req.capacity_range);
+    const id = volumeIdFor(req.name);
+    return this.perVolume.run(id, async () => {
+      const existing = await this.store.get(id);
+      if (existing) {
+        const required = int64(req.capacity_range?.required_bytes, 'required_bytes');
+        const limit = int64(req.capacity_range?.limit_bytes, 'limit_bytes');
+        const fits = existing.sizeBytes >= required && (limit === 0 || existing.sizeBytes <= limit);
+        const same =
+          existing.name === req.name &&
+          existing.replicaCount === params.replicaCount &&
+          existing.spread.mode === params.spread.mode &&
+          existing.spread.domain === params.spread.domain;
+        if (existing.phase === 'Deleting')
+          throw alreadyExists(`volume ${req.name} is being deleted; retry when it is gone`);
+        if (!fits || !same)
+          throw alreadyExists(`volume ${req.name} exists with a different size or parameters`);
+        return { volume: toVolume(existing) };
+      }
+      return this.allocation.run('', async () => {
+        const engine = await this.engine();
+        const r = engine.allocate({
+          volumeId: id,
+          sizeBytes: size,
+          replicaCount: params.replicaCount,
+          spread: params.spread,
+          preferredNode: preferredNode(req.accessibility_requirements?.preferred),
+        });
+        if (!r.ok) {
+          if (r.code === 'exhausted') {
+            const reasons = Object.entries(r.nodeReasons)
+              .slice(0, 10)
+              .map(([n, why]) => `${n}: ${why}`)
+              .join('; ');
+            throw exhausted(`${r.message}${reasons ? ` (${reasons})` : ''}`);
+          }
+          throw toCsiError(new Error(r.message));
+        }
+        const record: VolumeRecord = {
+          id,
+          name: req.name,
+          sizeBytes: size,
+          replicaCount: params.replicaCount,
+          spread: params.spread,
+          fsType: params.fsType,
+          replicas: r.reservation.replicas.map((x) => ({
+            id: x.replicaId,
+            node: x.node,
+            drive: x.drive,
+            extent: x.extent,
+            state: 'Pending',
+          })),
+          phase: 'Active',
+        };
+        await this.store.create(record);
+        return { volume: toVolume(record) };
+      });
+    });
+  }
+
+  async deleteVolume(req: DeleteVolumeRequest): Promise<Record<string, never>> {
+    if (!req.volume_id) throw invalid('volume_id is required');
+    return this.perVolume.run(req.volume_id, async () => {
+      const rec = await this.store.get(req.volume_id);
+      if (!rec) return {};
+      if (rec.phase !== 'Deleting') {
+        rec.phase = 'Deleting';
+        await this.store.replace(rec);
+      }
+      await this.finalizeIfWiped(rec.id);
+      return {};
+    });
+  }
+
+  /** Drops a Deleting record once no agent reports a partition of it: only then are its extents free. */
+  async finalizeIfWiped(id: string): Promise<boolean> {
+    const rec = await this.store.get(id);
+    if (rec?.phase !== 'Deleting') return false;
+    const nodes = await this.inventory.nodes();
+    const onDisk = nodes.some((n) =>
+      n.drives.some((d) => d.partitions.some((p) => p.owner?.volumeId === id)),
+    );
+    if (onDisk) return false;
+    await this.store.remove(id);
+    return true;
+  }
+
+  async validateVolumeCapabilities(req: ValidateVolumeCapabilitiesRequest) {
+    if (!req.volume_id) throw invalid('volume_id is required');
+    if (!req.volume_capabilities || req.volume_capabilities.length === 0)
+      throw invalid('volume_capabilities is required');
+    const rec = await this.store.get(req.volume_id);
+    if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
+    const problems = req.volume_capabilities
+      .map(capabilityProblem)
+      .filter((p): p is string => p !== undefined);
+    if (problems.length > 0) return { message: problems.join('; ') };
+    return {
+      confirmed: {
+        volume_context: req.volume_context,
+        volume_capabilities: req.volume_capabilities,
+        parameters: req.parameters,
+        mutable_parameters: req.mutable_parameters,
+      },
+    };
+  }
+
+  async getCapacity(req: GetCapacityRequest) {
+    for (const c of req.volume_capabilities ?? []) {
+      // An unsupported capability has no capacity; the spec asks for 0, not an error.
+      if (capabilityProblem(c)) return { available_capacity: '0' };
+    }
+    const params = parseParameters(req.parameters ?? {});
+    const engine = await this.engine();
+    const max = engine.capacity(segmentOf(req.accessible_topology), {
+      replicaCount: params.replicaCount,
+      spread: params.spread,
+    });
+    return { available_capacity: String(max), maximum_volume_size: { value: String(max) } };
+  }
+
+  async controllerGetCapabilities() {
+    return {
+      capabilities: ['CREATE_DELETE_VOLUME', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({
+        rpc: { type },
+      })),
+    };
+  }
+
+  async controllerExpandVolume(req: ControllerExpandVolumeRequest) {
+    if (!req.volume_id) throw invalid('volume_id is required');
+    if (!req.capacity_range) throw invalid('capacity_range is required');
+    if (req.volume_capability) checkCapabilities([req.volume_capability]);
+    const size = sizeFor(req.capacity_range);
+    return this.perVolume.run(req.volume_id, async () => {
+      const rec = await this.store.get(req.volume_id);
+      if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
+      const nodeExpansion = !req.volume_capability?.block;
+      if (size <= rec.sizeBytes)
+        return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
+      return this.allocation.run('', async () => {
+        const engine = await this.engine();
+        const plan = engine.planExpand(rec.id, size);
+        if (!plan.ok)
+          throw plan.code === 'exhausted' ? exhausted(plan.message) : toCsiError(new Error(plan.message));
+        for (const g of plan.grows) {
+          const r = rec.replicas.find((x) => x.id === g.replicaId);
+          if (r) r.extent = { start: g.start, end: g.newEnd };
+        }
+        rec.sizeBytes = size;
+        await this.store.replace(rec);
+        return { capacity_bytes: String(size), node_expansion_required: nodeExpansion };
+      });
+    });
+  }
+}

@@ -1,0 +1,54 @@
+// VolumeStore and NodeInventory in memory: for unit tests and `meshstor controller --state memory`.
+import { status } from '@grpc/grpc-js';
+import type { NodeInfo } from '../placement/model.ts';
+import { CsiError } from './errors.ts';
+import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+
+export class MemoryVolumeStore implements VolumeStore {
+  private readonly records = new Map<string, { rec: VolumeRecord; version: number }>();
+  private readonly versions = new WeakMap<VolumeRecord, number>();
+
+  async get(id: string): Promise<VolumeRecord | undefined> {
+    const r = this.records.get(id);
+    return r && this.copy(r.rec, r.version);
+  }
+
+  async list(): Promise<VolumeRecord[]> {
+    return [...this.records.values()].map((r) => this.copy(r.rec, r.version));
+  }
+
+  async create(record: VolumeRecord): Promise<void> {
+    if (this.records.has(record.id))
+      throw new CsiError(status.ALREADY_EXISTS, `volume ${record.id} exists already`);
+    this.records.set(record.id, { rec: structuredClone(record), version: 1 });
+  }
+
+  async replace(record: VolumeRecord): Promise<void> {
+    const cur = this.records.get(record.id);
+    if (!cur) throw new CsiError(status.NOT_FOUND, `volume ${record.id} does not exist`);
+    if (this.versions.get(record) !== cur.version) {
+      throw new CsiError(status.ABORTED, `volume ${record.id} changed since it was read; retry`);
+    }
+    this.records.set(record.id, { rec: structuredClone(record), version: cur.version + 1 });
+  }
+
+  async remove(id: string): Promise<void> {
+    this.records.delete(id);
+  }
+
+  private copy(rec: VolumeRecord, version: number): VolumeRecord {
+    const c = structuredClone(rec);
+    this.versions.set(c, version);
+    return c;
+  }
+}
+
+export class StaticInventory implements NodeInventory {
+  private readonly list: NodeInfo[];
+  constructor(list: NodeInfo[]) {
+    this.list = list;
+  }
+  async nodes(): Promise<NodeInfo[]> {
+    return structuredClone(this.list);
+  }
+}

@@ -1,0 +1,111 @@
+// Serves the CSI services on a unix socket: loads our .proto, maps each RPC to a service method,
+// turns every failure into a gRPC status, and logs requests with secrets redacted.
+import { lstatSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { toCsiError } from './errors.ts';
+import { redact } from './redact.ts';
+
+export const PROTO_PATH = join(import.meta.dirname, 'proto', 'csi.proto');
+
+/** How proto-loader presents messages: field names as in the .proto, int64 as strings, enums by name. */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+interface CsiPackage {
+  csi: { v1: Record<'Identity' | 'Controller' | 'Node', grpc.ServiceClientConstructor> };
+}
+
+export function loadCsi(): CsiPackage {
+  // The loaded definition is untyped by nature; CsiPackage names the three services we use.
+  return grpc.loadPackageDefinition(
+    protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS),
+  ) as unknown as CsiPackage;
+}
+
+export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
+
+// Service objects are plain classes; their async methods are looked up by RPC name.
+type Handlers = object;
+
+const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
+
+function implement(
+  def: grpc.ServiceDefinition,
+  impl: Handlers,
+  log: Logger,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [rpc] of Object.entries(def)) {
+    const fn = (impl as Record<string, unknown>)[lowerFirst(rpc)];
+    if (typeof fn !== 'function') continue; // gRPC answers UNIMPLEMENTED
+    out[rpc] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const t0 = performance.now();
+      Promise.resolve()
+        .then(() => fn.call(impl, call.request))
+        .then(
+          (res) => {
+            log('info', rpc, { ms: Math.round(performance.now() - t0), request: redact(call.request) });
+            callback(null, res);
+          },
+          (e: unknown) => {
+            const err = toCsiError(e);
+            log(err.code === grpc.status.INTERNAL ? 'error' : 'warn', rpc, {
+              code: grpc.status[err.code],
+              error: err.message,
+              request: redact(call.request),
+            });
+            callback({ code: err.code, details: err.message });
+          },
+        );
+    };
+  }
+  return out;
+}
+
+export interface CsiServices {
+  identity: Handlers;
+  controller?: Handlers | undefined;
+  node?: Handlers | undefined;
+}
+
+/** Starts serving on `socketPath` (a stale socket file is replaced; any other file is refused). */
+export async function serveCsi(
+  socketPath: string,
+  services: CsiServices,
+  log: Logger = () => {},
+): Promise<grpc.Server> {
+  const pkg = loadCsi();
+  const server = new grpc.Server();
+  server.addService(
+    pkg.csi.v1.Identity.service,
+    implement(pkg.csi.v1.Identity.service, services.identity, log),
+  );
+  if (services.controller) {
+    server.addService(
+      pkg.csi.v1.Controller.service,
+      implement(pkg.csi.v1.Controller.service, services.controller, log),
+    );
+  }
+  if (services.node)
+    server.addService(pkg.csi.v1.Node.service, implement(pkg.csi.v1.Node.service, services.node, log));
+  try {
+    if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath);
+    else throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  lstatSync(dirname(socketPath)); // a clear ENOENT for a missing directory
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+  return server;
+}
