@@ -14,8 +14,19 @@ export default defineConfig({
             'cmd/**/*.test.ts',
             'csi/**/*.test.ts',
             'test/unit/**/*.test.ts',
+            'agent/**/*.test.ts',
           ],
           environment: 'node',
+        },
+      },
+      {
+        test: {
+          name: 'kernel',
+          include: ['test/kernel/**/*.test.ts'],
+          environment: 'node',
+          // one VM boot serves all the tier's tests; the harness bounds it with its own timeout
+          testTimeout: 20 * 60_000,
+          hookTimeout: 20 * 60_000,
         },
       },
     ],

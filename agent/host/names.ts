@@ -1,0 +1,81 @@
+// Names that tie host objects to their volume replica: GPT partition name and GUID, the NVMe-oF
+// subsystem NQN and the MD array name. Pure functions, shared by both Host implementations, so a
+// partition, an export and an array found on a machine can always be traced back to the replica.
+import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { InvalidArgumentError } from './errors.ts';
+import type { Owner } from './types.ts';
+
+const ID = /^[a-z0-9]([a-z0-9.-]{0,62}[a-z0-9])?$/;
+export const NQN_PREFIX = 'nqn.2024-11.io.meshstor';
+/** GPT partition type GUID marking MeshStor replicas (Linux RAID, what mdadm members use). */
+export const PARTITION_TYPE = 'a19d880f-05fc-4d3b-a006-743f0f84911e';
+
+export function checkId(what: string, id: string): void {
+  if (!ID.test(id)) {
+    throw new InvalidArgumentError(
+      `${what} ${JSON.stringify(id)} is not a valid id (lowercase letters, digits, '.', '-', 1-64 chars)`,
+    );
+  }
+}
+
+export function checkOwner(o: Owner): void {
+  checkId('volume id', o.volumeId);
+  checkId('replica id', o.replicaId);
+}
+
+/** GPT names hold 36 UTF-16 characters: long ids are cut, the GUID below stays exact. */
+export function partitionName(o: Owner): string {
+  checkOwner(o);
+  return `ms:${o.volumeId}:${o.replicaId}`.slice(0, 36);
+}
+
+/** A deterministic GUID from volume + replica (RFC 4122 layout, version 5 style, sha256 based). */
+export function partitionUuid(o: Owner): string {
+  checkOwner(o);
+  const h = createHash('sha256').update(`meshstor-replica\0${o.volumeId}\0${o.replicaId}`).digest();
+  h[6] = ((h[6] ?? 0) & 0x0f) | 0x50;
+  h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+/** The owner a partition name says, when it is a whole (uncut) MeshStor name. */
+export function ownerFromName(name: string): Owner | undefined {
+  const m = /^ms:([a-z0-9.-]+):([a-z0-9.-]+)$/.exec(name);
+  return m?.[1] && m[2] && name.length < 36 ? { volumeId: m[1], replicaId: m[2] } : undefined;
+}
+
+export function subsystemNqn(o: Owner): string {
+  checkOwner(o);
+  return `${NQN_PREFIX}:${o.volumeId}:${o.replicaId}`;
+}
+
+/** MD array names are at most 32 bytes in metadata 1.2. */
+export function arrayName(volumeId: string): string {
+  checkId('volume id', volumeId);
+  if (volumeId.length > 29) {
+    return `ms-${createHash('sha256').update(volumeId).digest('hex').slice(0, 29)}`;
+  }
+  return `ms-${volumeId}`;
+}
+
+export function checkNqn(nqn: string): void {
+  if (!/^nqn\.\d{4}-\d{2}\.[a-z0-9.-]+:[\w.:-]+$/.test(nqn) || nqn.length > 223) {
+    throw new InvalidArgumentError(`${JSON.stringify(nqn)} is not a valid NVMe qualified name`);
+  }
+}
+
+export function checkSecret(secret: string | undefined): void {
+  if (secret !== undefined && !/^DHHC-1:0[0-3]:[A-Za-z0-9+/]+=*:$/.test(secret)) {
+    throw new InvalidArgumentError('DH-HMAC-CHAP secret must look like DHHC-1:0N:<base64>:');
+  }
+}
+
+/** A fresh DH-HMAC-CHAP secret in the NVMe text form: 32 random bytes + their CRC-32, untransformed. */
+export function generateDhchapSecret(): string {
+  const key = randomBytes(32);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32LE(crc32(key));
+  return `DHHC-1:00:${Buffer.concat([key, crc]).toString('base64')}:`;
+}

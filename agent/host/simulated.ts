@@ -1,0 +1,714 @@
+// SimulatedHost: the Host contract in memory, for unit tests, the control-plane tier and
+// simulations. Same semantics and same refusals as LinuxHost (one contract suite proves both).
+// Several SimulatedHosts share a SimFabric: it plays the NVMe/TCP network between them.
+import { alignUp, type Extent, MiB } from '../../placement/index.ts';
+import {
+  CancelledError,
+  ConnectRefusedError,
+  DeviceInUseError,
+  ForeignSuperblockError,
+  InvalidArgumentError,
+  LastInSyncMemberError,
+  NotFoundError,
+} from './errors.ts';
+import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
+import {
+  arrayName,
+  checkNqn,
+  checkOwner,
+  checkSecret,
+  ownerFromName,
+  partitionName,
+  partitionUuid,
+  subsystemNqn,
+} from './names.ts';
+import type {
+  ArrayCreateSpec,
+  ArrayInfo,
+  ArrayMember,
+  ConnectSpec,
+  Drive,
+  ExportInfo,
+  ExportSpec,
+  FsUsage,
+  Host,
+  HostAccess,
+  ListenAddress,
+  OpOptions,
+  Owner,
+  Partition,
+  PartitionSpec,
+} from './types.ts';
+
+/** What lives on a block device: shared by a partition and the remote namespaces exporting it. */
+interface Store {
+  sizeBytes: number;
+  md?: { uuid: string; name: string } | undefined;
+  fs?: string | undefined;
+}
+
+interface SimPartition {
+  number: number;
+  start: number;
+  end: number;
+  name: string;
+  partUuid: string;
+  store: Store;
+}
+
+interface SimDrive {
+  id: string;
+  index: number;
+  sizeBytes: number;
+  lbs: number;
+  gpt: boolean;
+  partitions: SimPartition[];
+}
+
+interface SimExport {
+  nqn: string;
+  devicePath: string;
+  store: Store;
+  listen: ListenAddress;
+  allowed: Map<string, string | undefined>;
+}
+
+interface SimMember {
+  devicePath: string;
+  store: Store;
+  slot: number | undefined;
+  state: ArrayMember['state'];
+}
+
+interface SimArray {
+  name: string;
+  uuid: string;
+  minor: number;
+  raidDevices: number;
+  members: SimMember[];
+  store: Store;
+  mismatch: number;
+}
+
+export interface SimDriveSpec {
+  id: string;
+  sizeBytes: number;
+  logicalBlockSize?: number;
+  /** Foreign (OS) partitions already on the drive; they are treated as mounted. */
+  partitions?: { start: number; end: number; name: string }[];
+}
+
+/** The network between simulated hosts: listen address -> the host exporting there. */
+export class SimFabric {
+  readonly listeners = new Map<string, SimulatedHost>();
+  readonly hosts = new Set<SimulatedHost>();
+}
+
+const key = (l: ListenAddress) => `${l.address}:${l.port}`;
+const MD_OVERHEAD = MiB; // data offset the simulation reserves for the 1.2 superblock + bitmap
+
+export class SimulatedHost implements Host {
+  readonly hostNqn: string;
+  private readonly fabric: SimFabric;
+  private readonly drives: SimDrive[];
+  private readonly exports = new Map<string, SimExport>();
+  private readonly remote = new Map<string, { nqn: string; devicePath: string; store: Store }>();
+  private readonly arrays = new Map<string, SimArray>();
+  private readonly mounts = new Map<string, { devicePath: string; store: Store }>();
+  private readonly busy = new Set<Store>();
+  private nextDev: number;
+  private nextMd = 127;
+  private uuidSeq = 0;
+
+  constructor(opts: { hostNqn: string; fabric?: SimFabric; drives: SimDriveSpec[] }) {
+    checkNqn(opts.hostNqn);
+    this.hostNqn = opts.hostNqn;
+    this.fabric = opts.fabric ?? new SimFabric();
+    this.fabric.hosts.add(this);
+    this.drives = opts.drives.map((d, index) => ({
+      id: d.id,
+      index,
+      sizeBytes: d.sizeBytes,
+      lbs: d.logicalBlockSize ?? 512,
+      gpt: (d.partitions ?? []).length > 0,
+      partitions: (d.partitions ?? []).map((p, i) => {
+        const store: Store = { sizeBytes: p.end - p.start, fs: 'ext4' };
+        this.busy.add(store);
+        return {
+          number: i + 1,
+          ...p,
+          partUuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+          store,
+        };
+      }),
+    }));
+    this.nextDev = this.drives.length;
+  }
+
+  /** A "reboot": arrays stop, connections and exports vanish, device names change. */
+  reboot(): void {
+    for (const a of this.arrays.values()) {
+      this.superblockRaidDevices.set(a.uuid, a.raidDevices);
+      this.arrayStores.set(a.uuid, a.store);
+    }
+    this.arrays.clear();
+    this.mounts.clear();
+    this.remote.clear();
+    for (const e of this.exports.values()) this.dropListener(e);
+    this.exports.clear();
+    this.nextDev += 3;
+    this.drives.reverse();
+    this.drives.forEach((d, i) => {
+      d.index = this.nextDev + i;
+    });
+    this.nextDev += this.drives.length;
+  }
+
+  // --- drives and partitions -------------------------------------------------------------------
+
+  async listDrives(o?: OpOptions): Promise<Drive[]> {
+    check(o);
+    return this.drives.map((d) => this.driveView(d));
+  }
+
+  async createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
+    check(o);
+    const d = this.drive(driveId);
+    const area = usableArea(d.sizeBytes, d.lbs);
+    const planned: SimPartition[] = [];
+    const taken: (Extent & { name: string })[] = d.partitions.map((p) => ({ ...p }));
+    const result: SimPartition[] = [];
+    for (const s of specs) {
+      checkOwner(s);
+      const uuid = partitionUuid(s);
+      const have = d.partitions.find((p) => p.partUuid === uuid);
+      if (have) {
+        if (have.start !== s.extent.start || have.end !== s.extent.end) {
+          throw new InvalidArgumentError(
+            `drive ${driveId}: ${have.name} already exists at [${have.start}, ${have.end}), not at [${s.extent.start}, ${s.extent.end})`,
+          );
+        }
+        result.push(have);
+        continue;
+      }
+      checkNewExtent(driveId, d.lbs, area, taken, s.extent);
+      const used = new Set([...d.partitions, ...planned].map((p) => p.number));
+      let number = 1;
+      while (used.has(number)) number++;
+      if (number > 128) throw new InvalidArgumentError(`drive ${driveId}: all 128 GPT entries are used`);
+      const p: SimPartition = {
+        number,
+        start: s.extent.start,
+        end: s.extent.end,
+        name: partitionName(s),
+        partUuid: uuid,
+        store: { sizeBytes: s.extent.end - s.extent.start },
+      };
+      planned.push(p);
+      taken.push(p);
+      result.push(p);
+    }
+    d.gpt = true;
+    d.partitions.push(...planned);
+    return result.map((p) => this.partView(d, p));
+  }
+
+  async deletePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
+    check(o);
+    const d = this.drive(driveId);
+    const p = this.findPartition(d, owner);
+    if (!p) return;
+    this.refuseInUse(d, p, 'delete');
+    d.partitions = d.partitions.filter((x) => x !== p);
+  }
+
+  async wipePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
+    check(o);
+    const d = this.drive(driveId);
+    const p = this.findPartition(d, owner);
+    if (!p) throw new NotFoundError(`drive ${driveId} has no partition for ${partitionName(owner)}`);
+    this.refuseInUse(d, p, 'wipe');
+    p.store.md = undefined;
+    p.store.fs = undefined;
+  }
+
+  async growPartition(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
+    check(o);
+    const d = this.drive(driveId);
+    const p = this.findPartition(d, owner);
+    if (!p) throw new NotFoundError(`drive ${driveId} has no partition for ${partitionName(owner)}`);
+    if (newEnd === p.end) return this.partView(d, p);
+    if (newEnd < p.end)
+      throw new InvalidArgumentError(`partition ${p.name} cannot shrink (${p.end} -> ${newEnd})`);
+    const others = d.partitions.filter((x) => x !== p);
+    checkNewExtent(driveId, d.lbs, usableArea(d.sizeBytes, d.lbs), others, { start: p.end, end: newEnd });
+    p.end = newEnd;
+    p.store.sizeBytes = newEnd - p.start;
+    return this.partView(d, p);
+  }
+
+  // --- NVMe-oF target ------------------------------------------------------------------------
+
+  async exportReplica(spec: ExportSpec, o?: OpOptions): Promise<ExportInfo> {
+    check(o);
+    const nqn = subsystemNqn(spec);
+    const have = this.exports.get(nqn);
+    if (have) {
+      if (have.devicePath !== spec.devicePath) {
+        throw new InvalidArgumentError(`${nqn} already exports ${have.devicePath}, not ${spec.devicePath}`);
+      }
+      return exportView(have);
+    }
+    const store = this.localStore(spec.devicePath);
+    if (!store) throw new NotFoundError(`no block device ${spec.devicePath}`);
+    const other = this.fabric.listeners.get(key(spec.listen));
+    if (other && other !== this)
+      throw new InvalidArgumentError(`${key(spec.listen)} is another node's address`);
+    const e: SimExport = { nqn, devicePath: spec.devicePath, store, listen: spec.listen, allowed: new Map() };
+    this.exports.set(nqn, e);
+    this.fabric.listeners.set(key(spec.listen), this);
+    return exportView(e);
+  }
+
+  async grantHost(nqn: string, access: HostAccess, o?: OpOptions): Promise<void> {
+    check(o);
+    checkNqn(access.hostNqn);
+    checkSecret(access.dhchapSecret);
+    this.export(nqn).allowed.set(access.hostNqn, access.dhchapSecret);
+  }
+
+  async revokeHost(nqn: string, hostNqn: string, o?: OpOptions): Promise<void> {
+    check(o);
+    this.exports.get(nqn)?.allowed.delete(hostNqn);
+  }
+
+  async unexport(nqn: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const e = this.exports.get(nqn);
+    if (!e) return;
+    this.exports.delete(nqn);
+    this.dropListener(e);
+    for (const h of this.fabric.hosts) h.targetGone(nqn);
+  }
+
+  async listExports(o?: OpOptions): Promise<ExportInfo[]> {
+    check(o);
+    return [...this.exports.values()].map(exportView);
+  }
+
+  // --- NVMe-oF initiator ---------------------------------------------------------------------
+
+  async connect(spec: ConnectSpec, o?: OpOptions): Promise<string> {
+    check(o);
+    checkNqn(spec.subsystemNqn);
+    checkSecret(spec.dhchapSecret);
+    checkCtrlLoss(spec.ctrlLossTmoSec);
+    const have = this.remote.get(spec.subsystemNqn);
+    if (have) return have.devicePath;
+    const target = this.fabric.listeners.get(key(spec.target));
+    const e = target?.exports.get(spec.subsystemNqn);
+    if (!target || !e || key(e.listen) !== key(spec.target)) {
+      throw new ConnectRefusedError(`no subsystem ${spec.subsystemNqn} at ${key(spec.target)}`);
+    }
+    if (!e.allowed.has(this.hostNqn)) {
+      throw new ConnectRefusedError(`${spec.subsystemNqn} does not allow host ${this.hostNqn}`);
+    }
+    const secret = e.allowed.get(this.hostNqn);
+    if (secret !== undefined && secret !== spec.dhchapSecret) {
+      throw new ConnectRefusedError(`DH-HMAC-CHAP authentication to ${spec.subsystemNqn} failed`);
+    }
+    const devicePath = `/dev/nvme${this.nextDev++}n1`;
+    this.remote.set(spec.subsystemNqn, { nqn: spec.subsystemNqn, devicePath, store: e.store });
+    return devicePath;
+  }
+
+  async disconnect(subsystemNqn: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const r = this.remote.get(subsystemNqn);
+    if (!r) return;
+    const user = [...this.arrays.values()].find((a) => a.members.some((m) => m.devicePath === r.devicePath));
+    if (user)
+      throw new DeviceInUseError(`${r.devicePath} (${subsystemNqn}) is a member of array ${user.name}`);
+    this.remote.delete(subsystemNqn);
+  }
+
+  async findDeviceByNqn(subsystemNqn: string, o?: OpOptions): Promise<string | undefined> {
+    check(o);
+    return this.remote.get(subsystemNqn)?.devicePath;
+  }
+
+  /** Called by the fabric when a target removes a subsystem: the controller is lost. */
+  private targetGone(nqn: string): void {
+    const r = this.remote.get(nqn);
+    if (!r) return;
+    this.remote.delete(nqn);
+    for (const a of this.arrays.values()) {
+      for (const m of a.members) if (m.devicePath === r.devicePath) m.state = 'faulty';
+    }
+  }
+
+  // --- MD RAID1 ------------------------------------------------------------------------------
+
+  async createArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const name = arrayName(spec.volumeId);
+    if (spec.devices.length < 1) throw new InvalidArgumentError('an array needs at least one device');
+    const stores = spec.devices.map((p) => this.device(p));
+    const running = this.arrays.get(name);
+    if (running) {
+      const same = spec.devices.every((p) => running.members.some((m) => m.devicePath === p));
+      if (same) return arrayView(running);
+      throw new ForeignSuperblockError(`array ${name} is already running with other members`);
+    }
+    spec.devices.forEach((p, i) => {
+      const s = stores[i] as Store;
+      this.refuseBusyStore(p, s);
+      if (s.md) {
+        throw new ForeignSuperblockError(
+          `${p} carries an MD superblock of array ${s.md.name} (${s.md.uuid}); not creating over it`,
+        );
+      }
+      if (s.fs) throw new ForeignSuperblockError(`${p} carries a ${s.fs} filesystem; not creating over it`);
+    });
+    const uuid = `5a5a5a5a:00000000:00000000:${(++this.uuidSeq).toString(16).padStart(8, '0')}`;
+    for (const s of stores) s.md = { uuid, name };
+    const a: SimArray = {
+      name,
+      uuid,
+      minor: this.nextMd--,
+      raidDevices: spec.devices.length,
+      members: spec.devices.map((p, i) => ({
+        devicePath: p,
+        store: stores[i] as Store,
+        slot: i,
+        state: 'in_sync',
+      })),
+      store: { sizeBytes: 0 },
+      mismatch: 0,
+    };
+    resize(a);
+    this.arrays.set(name, a);
+    return arrayView(a);
+  }
+
+  async assembleArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const name = arrayName(spec.volumeId);
+    const running = this.arrays.get(name);
+    if (running) return arrayView(running);
+    const stores = spec.devices.map((p) => this.device(p));
+    const uuids = new Set(stores.map((s) => s.md?.uuid));
+    spec.devices.forEach((p, i) => {
+      const md = stores[i]?.md;
+      if (!md || md.name !== name) {
+        throw new ForeignSuperblockError(
+          `${p} has no superblock of array ${name} (found ${md?.name ?? 'none'})`,
+        );
+      }
+    });
+    if (uuids.size !== 1) throw new ForeignSuperblockError(`devices of ${name} carry different array UUIDs`);
+    const uuid = stores[0]?.md?.uuid as string;
+    const prior = this.superblockRaidDevices.get(uuid) ?? spec.devices.length;
+    const a: SimArray = {
+      name,
+      uuid,
+      minor: this.nextMd--,
+      raidDevices: prior,
+      members: spec.devices.map((p, i) => ({
+        devicePath: p,
+        store: stores[i] as Store,
+        slot: i,
+        state: 'in_sync',
+      })),
+      store: this.arrayStores.get(uuid) ?? { sizeBytes: 0 },
+      mismatch: 0,
+    };
+    resize(a);
+    this.arrays.set(name, a);
+    return arrayView(a);
+  }
+
+  /** raid-devices and the array's contents per array UUID, as its superblocks would keep them. */
+  private readonly superblockRaidDevices = new Map<string, number>();
+  private readonly arrayStores = new Map<string, Store>();
+
+  async getArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo | undefined> {
+    check(o);
+    const a = this.arrays.get(arrayName(volumeId));
+    return a ? arrayView(a) : undefined;
+  }
+
+  async addMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    if (a.members.some((m) => m.devicePath === devicePath)) return arrayView(a);
+    const s = this.device(devicePath);
+    if (s.md && s.md.uuid !== a.uuid) {
+      throw new ForeignSuperblockError(`${devicePath} carries an MD superblock of array ${s.md.name}`);
+    }
+    this.refuseBusyStore(devicePath, s);
+    s.md = { uuid: a.uuid, name: a.name };
+    const used = new Set(a.members.map((m) => m.slot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    const free = slot < a.raidDevices;
+    a.members.push({
+      devicePath,
+      store: s,
+      slot: free ? slot : undefined,
+      state: free ? 'in_sync' : 'spare',
+    });
+    resize(a);
+    return arrayView(a);
+  }
+
+  async removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    const m = a.members.find((x) => x.devicePath === devicePath);
+    if (!m) return arrayView(a);
+    const inSync = a.members.filter((x) => x.state === 'in_sync');
+    if (m.state === 'in_sync' && inSync.length <= 1) {
+      throw new LastInSyncMemberError(
+        `${devicePath} is the last in-sync member of ${a.name}; not removing it`,
+      );
+    }
+    a.members = a.members.filter((x) => x !== m);
+    return arrayView(a);
+  }
+
+  async setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    if (!Number.isInteger(count) || count < 1)
+      throw new InvalidArgumentError(`raid-devices ${count} is not >= 1`);
+    const slotted = a.members.filter((m) => m.slot !== undefined);
+    if (count < slotted.length) {
+      throw new InvalidArgumentError(
+        `${a.name} has ${slotted.length} active members: remove some before setting raid-devices to ${count}`,
+      );
+    }
+    a.raidDevices = count;
+    for (const m of a.members) {
+      if (m.slot !== undefined) continue;
+      const used = new Set(a.members.map((x) => x.slot));
+      let slot = 0;
+      while (used.has(slot)) slot++;
+      if (slot >= count) break;
+      m.slot = slot;
+      m.state = 'in_sync';
+    }
+    this.superblockRaidDevices.set(a.uuid, count);
+    return arrayView(a);
+  }
+
+  async growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    resize(a, true);
+    return arrayView(a);
+  }
+
+  async stopArray(volumeId: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const a = this.arrays.get(arrayName(volumeId));
+    if (!a) return;
+    const dev = `/dev/md${a.minor}`;
+    for (const [t, m] of this.mounts) {
+      if (m.devicePath === dev) throw new DeviceInUseError(`${dev} (${a.name}) is mounted on ${t}`);
+    }
+    this.superblockRaidDevices.set(a.uuid, a.raidDevices);
+    this.arrayStores.set(a.uuid, a.store);
+    this.arrays.delete(a.name);
+  }
+
+  // --- filesystem ----------------------------------------------------------------------------
+
+  async makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const s = this.device(devicePath);
+    if (s.fs === 'xfs') return;
+    if (s.fs || s.md) {
+      throw new ForeignSuperblockError(
+        `${devicePath} carries ${s.fs ?? 'an MD superblock'}; not formatting it`,
+      );
+    }
+    if (s.sizeBytes < 300 * 1e6)
+      throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
+    s.fs = 'xfs';
+  }
+
+  async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const have = this.mounts.get(target);
+    if (have) {
+      if (have.devicePath === devicePath) return;
+      throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
+    }
+    const s = this.device(devicePath);
+    if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
+    this.mounts.set(target, { devicePath, store: s });
+  }
+
+  async unmount(target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    this.mounts.delete(target);
+  }
+
+  async growFilesystem(target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    if (!this.mounts.has(target)) throw new NotFoundError(`nothing is mounted on ${target}`);
+  }
+
+  async filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
+    check(o);
+    const m = this.mounts.get(target);
+    if (!m) throw new NotFoundError(`nothing is mounted on ${target}`);
+    const size = m.store.sizeBytes;
+    return { sizeBytes: size, usedBytes: 0, freeBytes: size, inodes: 1024, inodesFree: 1021 };
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  private drive(id: string): SimDrive {
+    const d = this.drives.find((x) => x.id === id);
+    if (!d) throw new NotFoundError(`no drive with id ${JSON.stringify(id)}`);
+    return d;
+  }
+
+  private findPartition(d: SimDrive, owner: Owner): SimPartition | undefined {
+    const uuid = partitionUuid(owner);
+    return d.partitions.find((p) => p.partUuid === uuid);
+  }
+
+  private partPath(d: SimDrive, p: SimPartition): string {
+    return `/dev/nvme${d.index}n1p${p.number}`;
+  }
+
+  private partView(d: SimDrive, p: SimPartition): Partition {
+    return {
+      number: p.number,
+      start: p.start,
+      end: p.end,
+      name: p.name,
+      partUuid: p.partUuid,
+      path: this.partPath(d, p),
+      owner: ownerFromName(p.name),
+    };
+  }
+
+  private driveView(d: SimDrive): Drive {
+    const parts = d.partitions.map((p) => this.partView(d, p)).sort((a, b) => a.start - b.start);
+    return {
+      id: d.id,
+      path: `/dev/nvme${d.index}n1`,
+      sizeBytes: d.sizeBytes,
+      logicalBlockSize: d.lbs,
+      gptSlots: d.gpt ? 128 : 0,
+      partitions: parts,
+      free: freeExtents(usableArea(d.sizeBytes, d.lbs), parts),
+    };
+  }
+
+  private localStore(path: string): Store | undefined {
+    for (const d of this.drives) {
+      for (const p of d.partitions) if (this.partPath(d, p) === path) return p.store;
+    }
+    return undefined;
+  }
+
+  private device(path: string): Store {
+    const s =
+      this.localStore(path) ??
+      [...this.remote.values()].find((r) => r.devicePath === path)?.store ??
+      [...this.arrays.values()].find((a) => `/dev/md${a.minor}` === path)?.store;
+    if (!s) throw new NotFoundError(`no block device ${path}`);
+    return s;
+  }
+
+  private export(nqn: string): SimExport {
+    const e = this.exports.get(nqn);
+    if (!e) throw new NotFoundError(`no exported subsystem ${nqn}`);
+    return e;
+  }
+
+  private array(volumeId: string): SimArray {
+    const name = arrayName(volumeId);
+    const a = this.arrays.get(name);
+    if (!a) throw new NotFoundError(`array ${name} is not assembled`);
+    return a;
+  }
+
+  private dropListener(e: SimExport): void {
+    const k = key(e.listen);
+    const still = [...this.exports.values()].some((x) => key(x.listen) === k);
+    if (!still && this.fabric.listeners.get(k) === this) this.fabric.listeners.delete(k);
+  }
+
+  private refuseBusyStore(path: string, s: Store): void {
+    if (this.busy.has(s)) throw new DeviceInUseError(`${path} is in use by the operating system`);
+    for (const a of this.arrays.values()) {
+      if (a.members.some((m) => m.store === s))
+        throw new DeviceInUseError(`${path} is a member of ${a.name}`);
+    }
+    for (const [t, m] of this.mounts)
+      if (m.store === s) throw new DeviceInUseError(`${path} is mounted on ${t}`);
+  }
+
+  private refuseInUse(d: SimDrive, p: SimPartition, what: string): void {
+    const path = this.partPath(d, p);
+    try {
+      this.refuseBusyStore(path, p.store);
+    } catch (e) {
+      throw new DeviceInUseError(`not going to ${what} ${path}: ${(e as Error).message}`);
+    }
+    for (const e of this.exports.values()) {
+      if (e.store === p.store)
+        throw new DeviceInUseError(`not going to ${what} ${path}: exported as ${e.nqn}`);
+    }
+  }
+}
+
+function check(o: OpOptions | undefined): void {
+  if (o?.signal?.aborted) throw new CancelledError('operation cancelled before it started');
+}
+
+export function checkCtrlLoss(sec: number): void {
+  if (!Number.isInteger(sec) || sec < 1 || sec > 3600) {
+    throw new InvalidArgumentError(
+      `ctrl-loss-tmo ${sec} s is not a bounded whole number of seconds (1..3600)`,
+    );
+  }
+}
+
+function resize(a: SimArray, grow = false): void {
+  const live = a.members.filter((m) => m.state !== 'faulty');
+  const min = Math.min(...live.map((m) => m.store.sizeBytes)) - MD_OVERHEAD;
+  if (a.store.sizeBytes === 0 || grow)
+    a.store.sizeBytes = Math.max(a.store.sizeBytes, alignUp(min, 4096) - 4096);
+}
+
+function exportView(e: SimExport): ExportInfo {
+  return {
+    nqn: e.nqn,
+    devicePath: e.devicePath,
+    listen: [e.listen],
+    allowedHosts: [...e.allowed.keys()].sort(),
+  };
+}
+
+function arrayView(a: SimArray): ArrayInfo {
+  const inSync = a.members.filter((m) => m.state === 'in_sync' && m.slot !== undefined).length;
+  return {
+    name: a.name,
+    uuid: a.uuid,
+    devicePath: `/dev/md${a.minor}`,
+    raidDevices: a.raidDevices,
+    members: a.members.map((m) => ({ devicePath: m.devicePath, slot: m.slot, state: m.state })),
+    degraded: inSync < a.raidDevices,
+    syncAction: 'idle',
+    syncProgress: undefined,
+    mismatchCount: a.mismatch,
+    sizeBytes: a.store.sizeBytes,
+  };
+}

@@ -1,0 +1,374 @@
+// The Host contract: one suite, run on SimulatedHost in the unit tier (simulated.test.ts) and on
+// LinuxHost inside the kernel-tier VM (test/kernel/guest/run.ts). Framework-free (node:assert)
+// so the guest can run it without vitest. Each case gets a fresh environment from the factory.
+import assert from 'node:assert/strict';
+import { MiB } from '../../../placement/index.ts';
+import {
+  CancelledError,
+  ConnectRefusedError,
+  DeviceInUseError,
+  ForeignSuperblockError,
+  InvalidArgumentError,
+  LastInSyncMemberError,
+  NotFoundError,
+  PartitionOverlapError,
+} from '../errors.ts';
+import { generateDhchapSecret, subsystemNqn } from '../names.ts';
+import type { Drive, Host, ListenAddress, Owner, PartitionSpec } from '../types.ts';
+
+export interface ContractEnv {
+  /** Node A: the consumer that assembles arrays; owns drive `driveA`. */
+  a: Host;
+  driveA: string;
+  /** Node B: exports a replica to A from drive `driveB`; listens on `listenB`. */
+  b: Host;
+  driveB: string;
+  listenB: ListenAddress;
+  /** A third node that nobody allowed. */
+  foreign: Host;
+  /** A fresh empty directory to mount on. */
+  mountDir: string;
+}
+
+export interface ContractCase {
+  name: string;
+  run(env: ContractEnv): Promise<void>;
+}
+
+const R1: Owner = { volumeId: 'vol-1', replicaId: 'r1' };
+const R2: Owner = { volumeId: 'vol-1', replicaId: 'r2' };
+const R3: Owner = { volumeId: 'vol-1', replicaId: 'r3' };
+const OTHER: Owner = { volumeId: 'vol-2', replicaId: 'r1' };
+const SIZE = 320 * MiB;
+const TMO = 5;
+
+async function drive(h: Host, id: string): Promise<Drive> {
+  const d = (await h.listDrives()).find((x) => x.id === id);
+  assert.ok(d, `drive ${id} listed`);
+  return d;
+}
+
+/** A spec at the start of the drive's first free extent. */
+async function specAtFree(h: Host, id: string, owner: Owner, size = SIZE, skip = 0): Promise<PartitionSpec> {
+  const f = (await drive(h, id)).free[0];
+  assert.ok(f && f.end - f.start >= size + skip, `drive ${id} has ${size + skip} bytes free`);
+  return { ...owner, extent: { start: f.start + skip, end: f.start + skip + size } };
+}
+
+async function partPath(h: Host, id: string, owner: Owner): Promise<string> {
+  const p = (await drive(h, id)).partitions.find(
+    (x) => x.owner?.volumeId === owner.volumeId && x.owner.replicaId === owner.replicaId,
+  );
+  assert.ok(p, `partition of ${owner.volumeId}/${owner.replicaId} on ${id}`);
+  return p.path;
+}
+
+async function throwsA(p: Promise<unknown>, cls: new (...a: never[]) => Error): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+    assert.ok((e as Error).message.length > 10, 'the error explains itself');
+    return true;
+  });
+}
+
+/** B exports R2 to A (optionally with a secret); A connects. Returns A's device for it. */
+async function remoteLeg(env: ContractEnv, secret?: string): Promise<{ nqn: string; dev: string }> {
+  const { a, b } = env;
+  await b.createPartitions(env.driveB, [await specAtFree(b, env.driveB, R2)]);
+  const ex = await b.exportReplica({
+    ...R2,
+    devicePath: await partPath(b, env.driveB, R2),
+    listen: env.listenB,
+  });
+  await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, dhchapSecret: secret });
+  const dev = await a.connect({
+    subsystemNqn: ex.nqn,
+    target: env.listenB,
+    dhchapSecret: secret,
+    ctrlLossTmoSec: TMO,
+  });
+  return { nqn: ex.nqn, dev };
+}
+
+/** A RAID1 of A's local R1 and B's R2 over the fabric. */
+async function twoLegArray(env: ContractEnv) {
+  const { a } = env;
+  await a.createPartitions(env.driveA, [await specAtFree(a, env.driveA, R1)]);
+  const local = await partPath(a, env.driveA, R1);
+  const remote = await remoteLeg(env);
+  const arr = await a.createArray({ volumeId: R1.volumeId, devices: [local, remote.dev] });
+  return { local, remote, arr };
+}
+
+export const CONTRACT: ContractCase[] = [
+  {
+    name: 'lists drives with stable ids, sizes, block size and free extents',
+    async run({ a, driveA }) {
+      const d = await drive(a, driveA);
+      assert.ok(d.sizeBytes >= 1024 * MiB && d.logicalBlockSize >= 512, 'size and block size');
+      assert.ok(d.path.startsWith('/dev/'), 'a device path');
+      const free = d.free.reduce((s, f) => s + f.end - f.start, 0);
+      assert.ok(free > d.sizeBytes - 4 * MiB && free <= d.sizeBytes, `an empty drive is all free (${free})`);
+      for (const f of d.free) assert.equal(f.start % MiB, 0, 'free extents are 1 MiB aligned');
+      assert.deepEqual(await a.listDrives(), await a.listDrives(), 'listing twice gives the same');
+    },
+  },
+  {
+    name: 'creates a batch of partitions traceable to their replicas, idempotently',
+    async run({ a, driveA }) {
+      const s1 = await specAtFree(a, driveA, R1);
+      const s3 = { ...R3, extent: { start: s1.extent.end, end: s1.extent.end + 64 * MiB } };
+      const made = await a.createPartitions(driveA, [s1, s3]);
+      assert.equal(made.length, 2);
+      assert.deepEqual(made[0]?.owner, R1);
+      assert.equal(made[0]?.start, s1.extent.start);
+      assert.equal(made[0]?.end, s1.extent.end);
+      assert.deepEqual(made[1]?.owner, R3);
+      assert.deepEqual(await a.createPartitions(driveA, [s1, s3]), made, 'second call changes nothing');
+      const d = await drive(a, driveA);
+      assert.equal(d.partitions.length, 2);
+      assert.ok(!d.free.some((f) => f.start < s3.extent.end && s1.extent.start < f.end), 'no longer free');
+      assert.notEqual(made[0]?.partUuid, made[1]?.partUuid);
+    },
+  },
+  {
+    name: 'refuses an overlapping partition and bad input, changing nothing',
+    async run({ a, driveA }) {
+      const s1 = await specAtFree(a, driveA, R1);
+      await a.createPartitions(driveA, [s1]);
+      const before = await a.listDrives();
+      const mid = s1.extent.start + 16 * MiB;
+      await throwsA(
+        a.createPartitions(driveA, [{ ...OTHER, extent: { start: mid, end: mid + 64 * MiB } }]),
+        PartitionOverlapError,
+      );
+      const s2 = { ...R2, extent: { start: s1.extent.end, end: s1.extent.end + 8 * MiB } };
+      await throwsA(a.createPartitions(driveA, [s2, { ...s2, ...R3 }]), PartitionOverlapError);
+      await throwsA(
+        a.createPartitions(driveA, [
+          { ...OTHER, extent: { start: s1.extent.end + 1, end: s1.extent.end + MiB } },
+        ]),
+        InvalidArgumentError,
+      );
+      await throwsA(
+        a.createPartitions(driveA, [{ volumeId: 'Bad Id!', replicaId: 'r1', extent: s2.extent }]),
+        InvalidArgumentError,
+      );
+      await throwsA(a.createPartitions('no-such-drive', [s2]), NotFoundError);
+      assert.deepEqual(await a.listDrives(), before, 'nothing changed');
+    },
+  },
+  {
+    name: 'exports to an allow-list only: the allowed host connects, a foreign host is refused',
+    async run(env) {
+      const { a, foreign } = env;
+      const { nqn, dev } = await remoteLeg(env);
+      assert.equal(nqn, subsystemNqn(R2));
+      assert.equal(await a.findDeviceByNqn(nqn), dev, 'found by NQN');
+      assert.equal(
+        await a.connect({ subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO }),
+        dev,
+        'connect is idempotent',
+      );
+      const ex = (await env.b.listExports()).find((e) => e.nqn === nqn);
+      assert.deepEqual(ex?.allowedHosts, [a.hostNqn]);
+      await throwsA(
+        foreign.connect({ subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO }),
+        ConnectRefusedError,
+      );
+      assert.equal(await foreign.findDeviceByNqn(nqn), undefined);
+      await a.disconnect(nqn);
+      await a.disconnect(nqn);
+      assert.equal(await a.findDeviceByNqn(nqn), undefined, 'gone after disconnect');
+      await env.b.revokeHost(nqn, a.hostNqn);
+      await env.b.revokeHost(nqn, a.hostNqn);
+      await throwsA(
+        a.connect({ subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO }),
+        ConnectRefusedError,
+      );
+      await env.b.unexport(nqn);
+      await env.b.unexport(nqn);
+      assert.deepEqual(await env.b.listExports(), []);
+    },
+  },
+  {
+    name: 'DH-HMAC-CHAP: the right secret connects, a wrong one is refused',
+    async run(env) {
+      const secret = generateDhchapSecret();
+      const { nqn, dev } = await remoteLeg(env, secret);
+      assert.ok(dev.startsWith('/dev/'));
+      await env.a.disconnect(nqn);
+      await throwsA(
+        env.a.connect({
+          subsystemNqn: nqn,
+          target: env.listenB,
+          dhchapSecret: generateDhchapSecret(),
+          ctrlLossTmoSec: TMO,
+        }),
+        ConnectRefusedError,
+      );
+      await throwsA(
+        env.a.connect({
+          subsystemNqn: nqn,
+          target: env.listenB,
+          dhchapSecret: 'secret',
+          ctrlLossTmoSec: TMO,
+        }),
+        InvalidArgumentError,
+      );
+      await throwsA(
+        env.a.connect({ subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: 0 }),
+        InvalidArgumentError,
+      );
+    },
+  },
+  {
+    name: 'creates a RAID1 of a local partition and a remote namespace, idempotently',
+    async run(env) {
+      const { local, remote, arr } = await twoLegArray(env);
+      assert.equal(arr.raidDevices, 2);
+      assert.deepEqual(arr.members.map((m) => m.devicePath).sort(), [local, remote.dev].sort());
+      assert.ok(arr.sizeBytes > SIZE - 16 * MiB && arr.sizeBytes <= SIZE, `array size ${arr.sizeBytes}`);
+      const again = await env.a.createArray({ volumeId: R1.volumeId, devices: [local, remote.dev] });
+      assert.equal(again.uuid, arr.uuid, 'same array');
+      assert.equal((await env.a.getArray(R1.volumeId))?.uuid, arr.uuid);
+      assert.equal(await env.a.getArray('vol-9'), undefined);
+    },
+  },
+  {
+    name: "refuses mdadm --create over a busy device or another array's superblock, and adding such a device",
+    async run(env) {
+      const { a, driveA } = env;
+      const { local } = await twoLegArray(env);
+      await throwsA(a.createArray({ volumeId: OTHER.volumeId, devices: [local] }), DeviceInUseError);
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, OTHER)]);
+      const p = await partPath(a, driveA, OTHER);
+      await a.createArray({ volumeId: OTHER.volumeId, devices: [p] });
+      await a.stopArray(OTHER.volumeId);
+      await throwsA(a.addMember(R1.volumeId, p), ForeignSuperblockError);
+      await throwsA(a.createArray({ volumeId: 'vol-3', devices: [p] }), ForeignSuperblockError);
+      await a.stopArray(R1.volumeId);
+      await throwsA(a.createArray({ volumeId: OTHER.volumeId, devices: [local] }), ForeignSuperblockError);
+    },
+  },
+  {
+    name: 'refuses removing the last in-sync member; removes others idempotently',
+    async run(env) {
+      const { a } = env;
+      const { local, remote } = await twoLegArray(env);
+      await waitIdle(a, R1.volumeId);
+      const after = await a.removeMember(R1.volumeId, remote.dev);
+      assert.deepEqual(
+        after.members.map((m) => m.devicePath),
+        [local],
+      );
+      assert.ok(after.degraded, 'one of two slots left');
+      await a.removeMember(R1.volumeId, remote.dev);
+      await throwsA(a.removeMember(R1.volumeId, local), LastInSyncMemberError);
+      assert.equal((await a.getArray(R1.volumeId))?.members.length, 1, 'still there');
+      const one = await a.setRaidDevices(R1.volumeId, 1);
+      assert.equal(one.raidDevices, 1);
+      assert.equal(one.degraded, false);
+      await throwsA(a.setRaidDevices(R1.volumeId, 0), InvalidArgumentError);
+    },
+  },
+  {
+    name: 'refuses deleting or wiping a partition that is an array member or exported',
+    async run(env) {
+      const { a, b } = env;
+      const { remote } = await twoLegArray(env);
+      await throwsA(a.deletePartition(env.driveA, R1), DeviceInUseError);
+      await throwsA(a.wipePartition(env.driveA, R1), DeviceInUseError);
+      await throwsA(b.deletePartition(env.driveB, R2), DeviceInUseError);
+      await throwsA(b.wipePartition(env.driveB, R2), DeviceInUseError);
+      await a.stopArray(R1.volumeId);
+      await a.stopArray(R1.volumeId);
+      await a.wipePartition(env.driveA, R1);
+      await a.deletePartition(env.driveA, R1);
+      await a.deletePartition(env.driveA, R1);
+      assert.equal((await drive(a, env.driveA)).partitions.length, 0);
+      await a.disconnect(remote.nqn);
+      await b.unexport(remote.nqn);
+      await b.wipePartition(env.driveB, R2);
+      await b.deletePartition(env.driveB, R2);
+      assert.equal((await drive(b, env.driveB)).partitions.length, 0);
+    },
+  },
+  {
+    name: 'adds a member, grows raid-devices, stops and re-assembles from explicit devices',
+    async run(env) {
+      const { a, driveA } = env;
+      const { local, remote, arr } = await twoLegArray(env);
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R3)]);
+      const p3 = await partPath(a, driveA, R3);
+      const added = await a.addMember(R1.volumeId, p3);
+      assert.equal(added.members.find((m) => m.devicePath === p3)?.state, 'spare');
+      const three = await a.setRaidDevices(R1.volumeId, 3);
+      assert.equal(three.raidDevices, 3);
+      const synced = await waitIdle(a, R1.volumeId);
+      assert.equal(synced.members.filter((m) => m.state === 'in_sync').length, 3);
+      await a.stopArray(R1.volumeId);
+      assert.equal(await a.getArray(R1.volumeId), undefined);
+      const back = await a.assembleArray({ volumeId: R1.volumeId, devices: [local, remote.dev, p3] });
+      assert.equal(back.uuid, arr.uuid);
+      assert.equal(back.raidDevices, 3);
+      assert.equal((await a.assembleArray({ volumeId: R1.volumeId, devices: [local] })).uuid, arr.uuid);
+      await a.stopArray(R1.volumeId);
+      await throwsA(a.assembleArray({ volumeId: 'vol-2', devices: [local] }), ForeignSuperblockError);
+    },
+  },
+  {
+    name: 'makes, mounts, grows and measures XFS; refuses formatting over a superblock',
+    async run(env) {
+      const { a, driveA, mountDir } = env;
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
+      const p = await partPath(a, driveA, R1);
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [p] });
+      await throwsA(a.makeFilesystem(p), ForeignSuperblockError);
+      await a.makeFilesystem(arr.devicePath);
+      await a.makeFilesystem(arr.devicePath);
+      await a.mount(arr.devicePath, mountDir);
+      await a.mount(arr.devicePath, mountDir);
+      const u1 = await a.filesystemUsage(mountDir);
+      assert.ok(u1.sizeBytes > 0 && u1.freeBytes <= u1.sizeBytes && u1.usedBytes >= 0);
+      await throwsA(a.stopArray(R1.volumeId), DeviceInUseError);
+      const d = await drive(a, driveA);
+      const part = d.partitions[0];
+      assert.ok(part);
+      await a.growPartition(driveA, R1, part.end + 64 * MiB);
+      await a.growArray(R1.volumeId);
+      await a.growFilesystem(mountDir);
+      const u2 = await a.filesystemUsage(mountDir);
+      assert.ok(u2.sizeBytes > u1.sizeBytes, `grown: ${u1.sizeBytes} -> ${u2.sizeBytes}`);
+      await a.unmount(mountDir);
+      await a.unmount(mountDir);
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    name: 'a cancelled operation fails with CancelledError and changes nothing',
+    async run({ a, driveA }) {
+      const ac = new AbortController();
+      ac.abort();
+      const before = await a.listDrives();
+      await throwsA(
+        a.createPartitions(driveA, [await specAtFree(a, driveA, R1)], { signal: ac.signal }),
+        CancelledError,
+      );
+      assert.deepEqual(await a.listDrives(), before);
+    },
+  },
+];
+
+/** Polls until the array is not syncing (bounded: 120 s). */
+export async function waitIdle(h: Host, volumeId: string, timeoutMs = 120_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const arr = await h.getArray(volumeId);
+    assert.ok(arr, `array of ${volumeId} is assembled`);
+    const busy = arr.syncAction !== 'idle' || arr.members.some((m) => m.state === 'rebuilding');
+    if (!busy) return arr;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`array ${arr.name} still syncing after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

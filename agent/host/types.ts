@@ -1,0 +1,169 @@
+// The Host interface: everything the agent does to a machine. Two implementations pass one
+// contract suite (agent/host/test/contract.ts): LinuxHost (real commands and configfs) and
+// SimulatedHost (in memory). Every operation observes state first and does nothing when its
+// result already holds (idempotent), takes an optional AbortSignal, and refuses unsafe requests
+// with the typed errors of errors.ts before changing anything.
+import type { Extent } from '../../placement/index.ts';
+
+export interface OpOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface Owner {
+  volumeId: string;
+  replicaId: string;
+}
+
+export interface Partition extends Extent {
+  number: number;
+  /** GPT partition name (MeshStor's: `ms:<volume>:<replica>`, see names.ts). */
+  name: string;
+  /** GPT partition GUID, lowercase. MeshStor's are derived from volume + replica. */
+  partUuid: string;
+  /** Block device path (may change across reboots: never store it, look it up). */
+  path: string;
+  /** Set when the partition's name or GUID says it holds a MeshStor replica. */
+  owner?: Owner | undefined;
+}
+
+export interface Drive {
+  /** Stable id: the NVMe serial (or WWN when there is no serial). */
+  id: string;
+  path: string;
+  sizeBytes: number;
+  logicalBlockSize: number;
+  /** Entries the GPT holds (0 when the drive has no GPT yet). */
+  gptSlots: number;
+  partitions: Partition[];
+  /** Unallocated byte ranges inside the usable area, 1 MiB aligned, largest first is NOT implied. */
+  free: Extent[];
+}
+
+export interface PartitionSpec extends Owner {
+  extent: Extent;
+}
+
+export interface HostAccess {
+  hostNqn: string;
+  /** DH-HMAC-CHAP secret ("DHHC-1:..") the host must prove; none = no authentication. */
+  dhchapSecret?: string | undefined;
+}
+
+export interface ListenAddress {
+  address: string;
+  port: number;
+}
+
+export interface ExportSpec extends Owner {
+  /** The partition to export (path as listDrives reports it). */
+  devicePath: string;
+  listen: ListenAddress;
+}
+
+export interface ExportInfo {
+  nqn: string;
+  devicePath: string;
+  listen: ListenAddress[];
+  allowedHosts: string[];
+}
+
+export interface ConnectSpec {
+  subsystemNqn: string;
+  target: ListenAddress;
+  dhchapSecret?: string | undefined;
+  /** Seconds before a lost controller is given up and its I/O failed (bounded; kernel default 600). */
+  ctrlLossTmoSec: number;
+}
+
+export type MemberState = 'in_sync' | 'spare' | 'rebuilding' | 'faulty';
+
+export interface ArrayMember {
+  devicePath: string;
+  /** Slot in the array; undefined for spares. */
+  slot: number | undefined;
+  state: MemberState;
+}
+
+export interface ArrayInfo {
+  /** Array name (from the volume, names.ts arrayName). */
+  name: string;
+  uuid: string;
+  /** /dev/mdN as the kernel named it now. */
+  devicePath: string;
+  raidDevices: number;
+  members: ArrayMember[];
+  degraded: boolean;
+  /** 'idle', 'resync', 'recover', 'check', ... */
+  syncAction: string;
+  /** 0..1 while syncing, undefined when idle. */
+  syncProgress: number | undefined;
+  mismatchCount: number;
+  sizeBytes: number;
+}
+
+export interface ArrayCreateSpec {
+  volumeId: string;
+  devices: string[];
+}
+
+export interface FsUsage {
+  sizeBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+  inodes: number;
+  inodesFree: number;
+}
+
+export interface Host {
+  /** This node's NVMe host NQN (what targets allow-list). */
+  readonly hostNqn: string;
+
+  // Drives and partitions
+  listDrives(o?: OpOptions): Promise<Drive[]>;
+  /** Creates all specs on one drive in one table write (idempotent per spec); the kernel sees them. */
+  createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]>;
+  /** Deletes the replica's partition; refused while it is an array member, exported or mounted. */
+  deletePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void>;
+  /** Erases superblocks and signatures on the replica's partition; same refusals as delete. */
+  wipePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void>;
+  /** Moves the partition's end to newEnd (same start, same GUID), online; the next range must be free. */
+  growPartition(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition>;
+
+  // NVMe-oF target
+  /** Subsystem per replica, namespace on the partition, listening on `listen`; nobody allowed yet. */
+  exportReplica(spec: ExportSpec, o?: OpOptions): Promise<ExportInfo>;
+  grantHost(nqn: string, access: HostAccess, o?: OpOptions): Promise<void>;
+  revokeHost(nqn: string, hostNqn: string, o?: OpOptions): Promise<void>;
+  /** Removes the subsystem (all hosts, namespace, port links). */
+  unexport(nqn: string, o?: OpOptions): Promise<void>;
+  listExports(o?: OpOptions): Promise<ExportInfo[]>;
+
+  // NVMe-oF initiator
+  /** Connects with this host's NQN; returns the namespace's block device (found by NQN in sysfs). */
+  connect(spec: ConnectSpec, o?: OpOptions): Promise<string>;
+  disconnect(subsystemNqn: string, o?: OpOptions): Promise<void>;
+  /** Block device of a connected subsystem's namespace, or undefined. */
+  findDeviceByNqn(subsystemNqn: string, o?: OpOptions): Promise<string | undefined>;
+
+  // MD RAID1
+  /** Creates the volume's RAID1 (metadata 1.2, internal bitmap). Refuses another array's superblock. */
+  createArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo>;
+  /** Assembles the volume's array from exactly these devices (runs degraded if some are missing). */
+  assembleArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo>;
+  getArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo | undefined>;
+  addMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
+  /** Fails and removes one member; refuses the last in-sync one. A vanished device: pass its old path. */
+  removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
+  setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo>;
+  /** Grows the array to the smallest member's size. */
+  growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo>;
+  stopArray(volumeId: string, o?: OpOptions): Promise<void>;
+
+  // Filesystem
+  /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */
+  makeFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
+  mount(devicePath: string, target: string, o?: OpOptions): Promise<void>;
+  unmount(target: string, o?: OpOptions): Promise<void>;
+  growFilesystem(target: string, o?: OpOptions): Promise<void>;
+  filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage>;
+}
