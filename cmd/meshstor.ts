@@ -9,6 +9,10 @@ const COMMANDS: Record<string, { about: string; run: (argv: string[]) => Promise
     about: 'compare placement policies on a scenario (default: the embedded one)',
     run: async (argv) => (await import('./simulate.ts')).simulateCommand(argv),
   },
+  controller: {
+    about: 'serve the CSI Identity and Controller services (in-memory state for now)',
+    run: async (argv) => (await import('./controller.ts')).controllerCommand(argv),
+  },
 };
 
 const USAGE = `usage: meshstor <command> [options]

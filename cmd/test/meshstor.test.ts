@@ -66,3 +66,52 @@ policies: [meshstor, random]
     expect(run('simulate', '--policies', 'nope').stderr).toMatch(/--policies: known policies/);
   });
 });
+
+describe('meshstor controller', () => {
+  it('serves CSI on a socket, provisions, and stops cleanly on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const grpc = await import('@grpc/grpc-js');
+    const { loadCsi } = await import('../../csi/server.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-ctl-'));
+    const socket = join(dir, 'csi.sock');
+    const proc = spawn(process.execPath, [cli, 'controller', '--csi-socket', socket], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    proc.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
+    for (let i = 0; i < 100 && !stderr.includes('"msg":"serving"'); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/"msg":"serving".*"nodes":24/);
+    const pkg = loadCsi();
+    const client = new pkg.csi.v1.Controller(`unix:${socket}`, grpc.credentials.createInsecure());
+    const res = await new Promise<{ volume: { volume_id: string } }>((resolve, reject) =>
+      (
+        client as unknown as { CreateVolume: (r: object, cb: (e: Error | null, v: never) => void) => void }
+      ).CreateVolume(
+        {
+          name: 'pvc-cli',
+          capacity_range: { required_bytes: '1073741824' },
+          volume_capabilities: [{ block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+          parameters: { replicaCount: '2' },
+        },
+        (e, v) => (e ? reject(e) : resolve(v)),
+      ),
+    );
+    expect(res.volume.volume_id).toBe('pvc-cli');
+    client.close();
+    const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(stderr).toMatch(/"msg":"CreateVolume"/);
+    expect(stderr).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
+  });
+
+  it('refuses a missing socket flag and an unknown state backend with exit 2', () => {
+    expect(run('controller').status).toBe(2);
+    const r = run('controller', '--csi-socket', '/tmp/x.sock', '--state', 'etcd');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/only "memory" exists so far/);
+  });
+});
