@@ -21,6 +21,15 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'sanity',
+          include: ['test/sanity/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 15 * 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: 'kernel',
           include: ['test/kernel/**/*.test.ts'],
           environment: 'node',

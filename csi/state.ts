@@ -15,6 +15,8 @@ export interface VolumeRecord {
   replicas: ReplicaInfo[];
   /** Deleting: DeleteVolume was called; the record (the finalizer) stays until no agent reports a partition of it. */
   phase: 'Active' | 'Deleting';
+  /** Set once the MD array exists: from then on it is assembled, never created again. */
+  arrayUuid?: string | undefined;
 }
 
 export interface VolumeStore {

@@ -1,6 +1,7 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
-// Later tiers (real control plane, csi-sanity, real kernel) add an entry here.
+// Later tiers (real control plane, real kernel) add an entry here.
+import { missingSanity } from './sanity/paths.ts';
 
 export interface Tier {
   name: string;
@@ -32,5 +33,13 @@ export const TIERS: Tier[] = [
     vitestProject: 'unit',
     requiredInCI: true,
     missing: always,
+  },
+  {
+    name: 'sanity',
+    about: 'csi-sanity (kubernetes-csi/csi-test) against meshstor agent --with-controller on SimulatedHost',
+    command: ['vitest', 'run', '--project', 'sanity'],
+    vitestProject: 'sanity',
+    requiredInCI: true,
+    missing: async () => missingSanity(),
   },
 ];

@@ -1,0 +1,47 @@
+// A NodeInventory read from this node's Host: what the agent publishes as its MeshStorNode.
+import type { Host } from '../agent/host/types.ts';
+import type { NodeInfo } from '../placement/model.ts';
+import type { NodeInventory } from './state.ts';
+
+/** GPT entries a drive will have once MeshStor writes a table on it (sgdisk's default). */
+const DEFAULT_GPT_SLOTS = 128;
+
+export async function nodeInfoFromHost(
+  nodeName: string,
+  zone: string | undefined,
+  host: Host,
+): Promise<NodeInfo> {
+  const drives = await host.listDrives();
+  return {
+    name: nodeName,
+    labels: { zone },
+    schedulable: true,
+    agentHealthy: true,
+    drives: drives.map((d) => ({
+      id: d.id,
+      sizeBytes: d.sizeBytes,
+      logicalBlockSize: d.logicalBlockSize,
+      gptSlots: d.gptSlots || DEFAULT_GPT_SLOTS,
+      partitions: d.partitions.map((p) => ({
+        start: p.start,
+        end: p.end,
+        owner: p.owner,
+        label: p.owner ? undefined : p.name,
+      })),
+    })),
+  };
+}
+
+export class HostInventory implements NodeInventory {
+  private readonly nodeName: string;
+  private readonly zone: string | undefined;
+  private readonly host: Host;
+  constructor(nodeName: string, zone: string | undefined, host: Host) {
+    this.nodeName = nodeName;
+    this.zone = zone;
+    this.host = host;
+  }
+  async nodes(): Promise<NodeInfo[]> {
+    return [await nodeInfoFromHost(this.nodeName, this.zone, this.host)];
+  }
+}

@@ -1,0 +1,178 @@
+// The Node service on SimulatedHost, with the Controller on the same in-memory state.
+import { describe, expect, it } from 'vitest';
+import { SimulatedHost } from '../../agent/host/simulated.ts';
+import { GiB } from '../../placement/units.ts';
+import { ControllerService } from '../controller.ts';
+import type { CsiError } from '../errors.ts';
+import { HostInventory } from '../host-inventory.ts';
+import { MemoryVolumeStore } from '../memory-store.ts';
+import { NodeService } from '../node.ts';
+import { NODE_KEY } from '../topology.ts';
+
+const mountCap = {
+  mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
+  access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
+};
+
+function setup() {
+  const host = new SimulatedHost({
+    hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:test-n1',
+    drives: [{ id: 'SIM0', sizeBytes: 100 * GiB }],
+  });
+  const store = new MemoryVolumeStore();
+  const dirs = new Set<string>();
+  const ctl = new ControllerService({ store, inventory: new HostInventory('n1', 'a', host) });
+  const node = new NodeService({
+    nodeName: 'n1',
+    zone: 'a',
+    host,
+    store,
+    mountPoints: {
+      ensure: async (p) => {
+        dirs.add(p);
+      },
+      remove: async (p) => {
+        dirs.delete(p);
+      },
+    },
+  });
+  const create = (name: string, gib: number) =>
+    ctl.createVolume({
+      name,
+      capacity_range: { required_bytes: String(gib * GiB), limit_bytes: '0' },
+      volume_capabilities: [mountCap],
+      parameters: {},
+      secrets: {},
+      volume_content_source: null,
+      accessibility_requirements: null,
+      mutable_parameters: {},
+    });
+  return { host, store, ctl, node, dirs, create };
+}
+
+const stage = (volume_id: string) => ({
+  volume_id,
+  staging_target_path: '/stage/x',
+  volume_capability: mountCap,
+  volume_context: {},
+});
+const publish = (volume_id: string) => ({ ...stage(volume_id), target_path: '/pods/x', readonly: false });
+const codeOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    return (e as CsiError).code;
+  }
+};
+
+describe('NodeService on SimulatedHost', () => {
+  it('stages, publishes, reports, unpublishes and unstages; every step idempotent', async () => {
+    const { host, node, store, dirs, create } = setup();
+    const { volume } = await create('v1', 2);
+    await node.nodeStageVolume(stage(volume.volume_id));
+    await node.nodeStageVolume(stage(volume.volume_id));
+    const rec = await store.get(volume.volume_id);
+    expect(rec?.arrayUuid).toBeTruthy();
+    expect(rec?.replicas.map((r) => r.state)).toEqual(['InSync']);
+    const part = (await host.listDrives())[0]?.partitions.find((p) => p.owner?.volumeId === volume.volume_id);
+    expect(part?.start).toBe(rec?.replicas[0]?.extent.start);
+    await node.nodePublishVolume(publish(volume.volume_id));
+    await node.nodePublishVolume(publish(volume.volume_id));
+    expect(dirs.has('/pods/x')).toBe(true);
+    const stats = await node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/pods/x' });
+    expect(stats.usage[0]?.unit).toBe('BYTES');
+    expect(Number(stats.usage[0]?.total)).toBeGreaterThan(GiB);
+    expect(stats.volume_condition.abnormal).toBe(false);
+    await node.nodeUnpublishVolume({ volume_id: volume.volume_id, target_path: '/pods/x' });
+    await node.nodeUnpublishVolume({ volume_id: volume.volume_id, target_path: '/pods/x' });
+    expect(dirs.has('/pods/x')).toBe(false);
+    await node.nodeUnstageVolume({ volume_id: volume.volume_id, staging_target_path: '/stage/x' });
+    await node.nodeUnstageVolume({ volume_id: volume.volume_id, staging_target_path: '/stage/x' });
+    expect(await host.getArray(volume.volume_id)).toBeUndefined();
+    // staged again after a stop: assembled from the same member, the filesystem is still there
+    await node.nodeStageVolume(stage(volume.volume_id));
+    expect((await host.getArray(volume.volume_id))?.uuid).toBe(rec?.arrayUuid);
+  });
+
+  it('resumes after a crash between creating the array and recording it', async () => {
+    const { host, node, store, create } = setup();
+    const { volume } = await create('v2', 2);
+    const rec = await store.get(volume.volume_id);
+    const r0 = rec?.replicas[0];
+    if (!rec || !r0) throw new Error('no record');
+    const [part] = await host.createPartitions(r0.drive, [
+      { volumeId: rec.id, replicaId: r0.id, extent: r0.extent },
+    ]);
+    await host.createArray({ volumeId: rec.id, devices: [part?.path as string] });
+    await host.stopArray(rec.id); // "crash": the array exists on disk, the record never heard of it
+    await node.nodeStageVolume(stage(rec.id));
+    expect((await store.get(rec.id))?.arrayUuid).toBeTruthy();
+  });
+
+  it('answers bad calls with the spec codes', async () => {
+    const { node, create } = setup();
+    const { volume } = await create('v3', 1);
+    expect(await codeOf(node.nodeStageVolume({ ...stage(''), volume_id: '' }))).toBe(3);
+    expect(await codeOf(node.nodeStageVolume({ ...stage(volume.volume_id), staging_target_path: '' }))).toBe(
+      3,
+    );
+    expect(await codeOf(node.nodeStageVolume({ ...stage(volume.volume_id), volume_capability: null }))).toBe(
+      3,
+    );
+    expect(await codeOf(node.nodeStageVolume(stage('missing')))).toBe(5);
+    expect(await codeOf(node.nodePublishVolume(publish(volume.volume_id)))).toBe(9); // not staged
+    expect(
+      await codeOf(node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/nowhere' })),
+    ).toBe(5);
+    expect(await codeOf(node.nodePublishVolume({ ...publish(volume.volume_id), readonly: true }))).toBe(3);
+  });
+
+  it('refuses members on other nodes until the NVMe-oF reconciler exists', async () => {
+    const { node, store } = setup();
+    await store.create({
+      id: 'remote',
+      name: 'remote',
+      sizeBytes: GiB,
+      replicaCount: 1,
+      spread: { domain: 'zone', mode: 'none' },
+      fsType: 'xfs',
+      replicas: [{ id: 'r0', node: 'n2', drive: 'X', extent: { start: 0, end: GiB }, state: 'InSync' }],
+      phase: 'Active',
+    });
+    const err = await node.nodeStageVolume(stage('remote')).catch((e: CsiError) => e);
+    expect((err as CsiError).code).toBe(9);
+    expect((err as CsiError).message).toMatch(/members on n2/);
+  });
+
+  it('grows online: controller grows the extents, the node grows partition, array and filesystem', async () => {
+    const { node, ctl, create } = setup();
+    const { volume } = await create('v4', 2);
+    await node.nodeStageVolume(stage(volume.volume_id));
+    await node.nodePublishVolume(publish(volume.volume_id));
+    const before = await node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/pods/x' });
+    await ctl.controllerExpandVolume({
+      volume_id: volume.volume_id,
+      capacity_range: { required_bytes: String(4 * GiB), limit_bytes: '0' },
+      secrets: {},
+      volume_capability: mountCap,
+    });
+    const r = await node.nodeExpandVolume({
+      volume_id: volume.volume_id,
+      volume_path: '/pods/x',
+      capacity_range: null,
+    });
+    expect(Number(r.capacity_bytes)).toBeGreaterThanOrEqual(4 * GiB - 8 * 1024 * 1024);
+    const after = await node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/pods/x' });
+    expect(Number(after.usage[0]?.total)).toBeGreaterThan(Number(before.usage[0]?.total));
+  });
+
+  it('reports its node and zone as topology', async () => {
+    const { node } = setup();
+    expect(await node.nodeGetInfo()).toEqual({
+      node_id: 'n1',
+      max_volumes_per_node: '0',
+      accessible_topology: { segments: { [NODE_KEY]: 'n1', 'topology.kubernetes.io/zone': 'a' } },
+    });
+  });
+});
