@@ -82,16 +82,14 @@ export class NodeState {
       cap += d.capacityBytes;
       free += d.freeBytes;
       if (d.largestPlaceable > largest) largest = d.largestPlaceable;
-      for (const t of d.extents) {
-        if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') reps++;
-        else if (t.claim.kind === 'foreign') foreign += t.end - t.start;
-      }
+      reps += d.meshstorExtents;
+      foreign += d.foreignBytes;
     }
-    this.foreignBytes = foreign;
     this.capacityBytes = cap;
     this.freeBytes = free;
     this.largestPlaceable = largest;
     this.replicas = reps;
+    this.foreignBytes = foreign;
   }
 }
 
@@ -234,7 +232,15 @@ export class ClusterState {
     }
     n.refresh();
     this.nodeMap.set(n.name, n);
-    this.nodes = [...this.nodeMap.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Keep scan order sorted by name: binary search and insert, not a full sort per node.
+    let lo = 0;
+    let hi = this.nodes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.nodes[mid] as NodeState).name < n.name) lo = mid + 1;
+      else hi = mid;
+    }
+    this.nodes.splice(lo, 0, n);
     return n;
   }
 
@@ -375,7 +381,7 @@ export class ClusterState {
       const claim = { kind: 'replica' as const, volumeId: v.id, replicaId: r.id };
       const existing = d.find(r.extent.start, r.extent.end);
       if (existing && existing.claim.kind === 'orphan' && existing.claim.volumeId === v.id) {
-        existing.claim = { ...claim, onDisk: true };
+        d.reclaim(existing.start, (c) => c === existing.claim, { ...claim, onDisk: true });
       } else {
         d.load(r.extent, { ...claim, onDisk: false });
       }

@@ -29,6 +29,9 @@ export class DriveState {
   private freeList: Extent[] = [];
   freeBytes = 0;
   largestFree = 0;
+  /** Extents held by MeshStor replicas and reservations, and bytes of foreign partitions. */
+  meshstorExtents = 0;
+  foreignBytes = 0;
 
   constructor(node: string, info: Pick<DriveInfo, 'id' | 'sizeBytes' | 'logicalBlockSize' | 'gptSlots'>) {
     if (!(info.sizeBytes > 0))
@@ -111,6 +114,7 @@ export class DriveState {
     const t = this.taken.find((x) => x.start === start && matches(x.claim));
     if (!t) return false;
     t.claim = claim;
+    this.recompute();
     return true;
   }
 
@@ -182,10 +186,16 @@ export class DriveState {
       const e = alignDown(Math.min(b, this.usable.end));
       if (e > s) free.push({ start: s, end: e });
     };
+    let mine = 0;
+    let foreign = 0;
     for (const t of this.taken) {
       if (t.start > cursor) push(cursor, t.start);
       if (t.end > cursor) cursor = t.end;
+      if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') mine++;
+      else if (t.claim.kind === 'foreign') foreign += t.end - t.start;
     }
+    this.meshstorExtents = mine;
+    this.foreignBytes = foreign;
     push(cursor, this.usable.end);
     let bytes = 0;
     let largest = 0;

@@ -131,8 +131,12 @@ function run(nodes: NodeInfo[], ops: Op[], seed: number, policy = POLICIES[0]) {
 }
 
 function checkInvariants(c: ClusterState): void {
+  const names = c.nodes.map((n) => n.name);
+  expect(names).toEqual([...names].sort());
   for (const n of c.nodes) {
     let free = 0;
+    let mine = 0;
+    let foreign = 0;
     for (const d of n.drives) {
       // every claim, recomputed from the outside
       const claims: { start: number; end: number; what: string }[] = [];
@@ -161,8 +165,14 @@ function checkInvariants(c: ClusterState): void {
       const used = claims.reduce((s, x) => s + (x.end - x.start), 0);
       expect(d.freeBytes).toBeLessThanOrEqual(d.capacityBytes - used);
       free += d.freeBytes;
+      for (const t of d.extents) {
+        if (t.claim.kind === 'replica' || t.claim.kind === 'reservation') mine++;
+        else if (t.claim.kind === 'foreign') foreign += t.end - t.start;
+      }
     }
     expect(n.freeBytes).toBe(free);
+    expect(n.replicas).toBe(mine);
+    expect(n.foreignBytes).toBe(foreign);
   }
   for (const v of c.volumes.values()) {
     const live = v.replicas.filter((r) => r.state !== 'Faulty' && r.state !== 'Removed');
