@@ -79,3 +79,11 @@ export function generateDhchapSecret(): string {
   crc.writeUInt32LE(crc32(key));
   return `DHHC-1:00:${Buffer.concat([key, crc]).toString('base64')}:`;
 }
+
+export function checkCtrlLoss(sec: number): void {
+  if (!Number.isInteger(sec) || sec < 1 || sec > 3600) {
+    throw new InvalidArgumentError(
+      `ctrl-loss-tmo ${sec} s is not a bounded whole number of seconds (1..3600)`,
+    );
+  }
+}
