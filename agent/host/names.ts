@@ -27,7 +27,8 @@ export function checkOwner(o: Owner): void {
 /** GPT names hold 36 UTF-16 characters: long ids are cut, the GUID below stays exact. */
 export function partitionName(o: Owner): string {
   checkOwner(o);
-  return `ms:${o.volumeId}:${o.replicaId}`.slice(0, 36);
+  // no ':' in it: sgdisk's --change-name=N:NAME cuts the name at its first ':'
+  return `ms/${o.volumeId}/${o.replicaId}`.slice(0, 36);
 }
 
 /** A deterministic GUID from volume + replica (RFC 4122 layout, version 5 style, sha256 based). */
@@ -42,7 +43,7 @@ export function partitionUuid(o: Owner): string {
 
 /** The owner a partition name says, when it is a whole (uncut) MeshStor name. */
 export function ownerFromName(name: string): Owner | undefined {
-  const m = /^ms:([a-z0-9.-]+):([a-z0-9.-]+)$/.exec(name);
+  const m = /^ms\/([a-z0-9.-]+)\/([a-z0-9.-]+)$/.exec(name);
   return m?.[1] && m[2] && name.length < 36 ? { volumeId: m[1], replicaId: m[2] } : undefined;
 }
 
@@ -78,4 +79,12 @@ export function generateDhchapSecret(): string {
   const crc = Buffer.alloc(4);
   crc.writeUInt32LE(crc32(key));
   return `DHHC-1:00:${Buffer.concat([key, crc]).toString('base64')}:`;
+}
+
+export function checkCtrlLoss(sec: number): void {
+  if (!Number.isInteger(sec) || sec < 1 || sec > 3600) {
+    throw new InvalidArgumentError(
+      `ctrl-loss-tmo ${sec} s is not a bounded whole number of seconds (1..3600)`,
+    );
+  }
 }

@@ -14,6 +14,7 @@ import {
 import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
 import {
   arrayName,
+  checkCtrlLoss,
   checkNqn,
   checkOwner,
   checkSecret,
@@ -671,14 +672,6 @@ export class SimulatedHost implements Host {
 
 function check(o: OpOptions | undefined): void {
   if (o?.signal?.aborted) throw new CancelledError('operation cancelled before it started');
-}
-
-export function checkCtrlLoss(sec: number): void {
-  if (!Number.isInteger(sec) || sec < 1 || sec > 3600) {
-    throw new InvalidArgumentError(
-      `ctrl-loss-tmo ${sec} s is not a bounded whole number of seconds (1..3600)`,
-    );
-  }
 }
 
 function resize(a: SimArray, grow = false): void {

@@ -16,7 +16,7 @@ export interface Owner {
 
 export interface Partition extends Extent {
   number: number;
-  /** GPT partition name (MeshStor's: `ms:<volume>:<replica>`, see names.ts). */
+  /** GPT partition name (MeshStor's: `ms/<volume>/<replica>`, see names.ts). */
   name: string;
   /** GPT partition GUID, lowercase. MeshStor's are derived from volume + replica. */
   partUuid: string;

@@ -39,7 +39,8 @@ const R1: Owner = { volumeId: 'vol-1', replicaId: 'r1' };
 const R2: Owner = { volumeId: 'vol-1', replicaId: 'r2' };
 const R3: Owner = { volumeId: 'vol-1', replicaId: 'r3' };
 const OTHER: Owner = { volumeId: 'vol-2', replicaId: 'r1' };
-const SIZE = 320 * MiB;
+const SIZE = 64 * MiB;
+const FS_SIZE = 320 * MiB;
 const TMO = 5;
 
 async function drive(h: Host, id: string): Promise<Drive> {
@@ -321,7 +322,7 @@ export const CONTRACT: ContractCase[] = [
     name: 'makes, mounts, grows and measures XFS; refuses formatting over a superblock',
     async run(env) {
       const { a, driveA, mountDir } = env;
-      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
       const p = await partPath(a, driveA, R1);
       const arr = await a.createArray({ volumeId: R1.volumeId, devices: [p] });
       await throwsA(a.makeFilesystem(p), ForeignSuperblockError);

@@ -1,0 +1,52 @@
+// The VM's drives: node A's "OS drive" (EFI + root partitions already on it, as an installer
+// leaves them) and data drive, node B's two data drives. Serials are the drives' stable ids.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DriveSpec } from './harness.ts';
+
+const GiB = 2 ** 30;
+
+/** Fresh sparse images in `dir`; the OS drive gets its GPT from sgdisk run on the image file. */
+export function freshDrives(dir: string): DriveSpec[] {
+  mkdirSync(dir, { recursive: true });
+  const specs: DriveSpec[] = [
+    { serial: 'MS-A-OS', sizeBytes: 2 * GiB },
+    { serial: 'MS-A-DATA', sizeBytes: GiB },
+    { serial: 'MS-B-DATA', sizeBytes: GiB },
+    { serial: 'MS-B-DATA2', sizeBytes: GiB },
+  ];
+  for (const s of specs) {
+    s.image = join(dir, `${s.serial}.img`);
+    rmSync(s.image, { force: true });
+    writeFileSync(s.image, '');
+    spawnSync('truncate', ['-s', String(s.sizeBytes), s.image]);
+  }
+  const os = specs[0]?.image as string;
+  const r = spawnSync(
+    'sgdisk',
+    [
+      '-n',
+      '1:2048:206847',
+      '-t',
+      '1:EF00',
+      '-c',
+      '1:EFI',
+      '-n',
+      '2:206848:2097151',
+      '-t',
+      '2:8300',
+      '-c',
+      '2:root',
+      os,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`sgdisk on the OS image failed: ${r.stderr}`);
+  return specs;
+}
+
+/** The same images in another order: after a "reboot" the kernel names the drives differently. */
+export function reordered(specs: DriveSpec[]): DriveSpec[] {
+  return [...specs].reverse();
+}

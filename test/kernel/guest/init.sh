@@ -1,0 +1,26 @@
+#!/bin/busybox sh
+# /init of the kernel-tier VM: mount the basics, load the data-path modules, give loopback the
+# addresses the "nodes" listen on, run the suite named on the kernel command line with Node 24,
+# report its exit status and power off. Output goes to the serial console (read by harness.ts).
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/mdadm /run/lock/lvm /run/lvm /root /mnt
+echo "@@MS {\"kind\":\"booted\",\"uptime\":$(cut -d' ' -f1 /proc/uptime),\"kernel\":\"$(uname -r)\"}"
+for m in configfs nvme md_mod raid1 nvmet nvmet_tcp nvme_tcp nvme_fabrics xfs dm_thin_pool; do modprobe $m; done
+mount -t configfs configfs /sys/kernel/config 2>/dev/null
+ip link set lo up
+for a in 127.0.0.2 127.0.0.3; do ip addr add $a/8 dev lo 2>/dev/null; done
+echo 2000000 > /proc/sys/dev/raid/speed_limit_min
+echo 2000000 > /proc/sys/dev/raid/speed_limit_max
+suite=$(sed -n 's/.*meshstor\.suite=\([^ ]*\).*/\1/p' /proc/cmdline)
+cd /project
+rc=0
+node test/kernel/guest/main.ts "$suite" || rc=$?
+echo "@@MS {\"kind\":\"exit\",\"code\":$rc,\"uptime\":$(cut -d' ' -f1 /proc/uptime)}"
+sync
+poweroff -f

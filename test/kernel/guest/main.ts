@@ -1,0 +1,55 @@
+// Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>`. Prints one
+// `@@MS {json}` line per case (harness.ts parses them) and exits non-zero when any case failed.
+import { mkdirSync } from 'node:fs';
+import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
+import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
+import { SCENARIOS } from './scenarios.ts';
+
+export function report(o: Record<string, unknown>): void {
+  process.stdout.write(`@@MS ${JSON.stringify(o)}\n`);
+}
+
+async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolean> {
+  const t0 = performance.now();
+  try {
+    const data = await fn();
+    report({ kind: 'case', name, ok: true, ms: Math.round(performance.now() - t0), data });
+    return true;
+  } catch (e) {
+    const err = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e);
+    report({ kind: 'case', name, ok: false, ms: Math.round(performance.now() - t0), error: err });
+    return false;
+  }
+}
+
+async function contract(): Promise<boolean> {
+  let ok = true;
+  for (const c of CONTRACT) {
+    await reset();
+    const n = nodes();
+    mkdirSync('/mnt/contract', { recursive: true });
+    const env: ContractEnv = {
+      a: n.a,
+      b: n.b,
+      foreign: n.x,
+      driveA: DRIVES.a,
+      driveB: DRIVES.b,
+      listenB: LISTEN_B,
+      mountDir: '/mnt/contract',
+    };
+    ok = (await runCase(c.name, () => c.run(env))) && ok;
+  }
+  return ok;
+}
+
+async function scenarios(names: string[]): Promise<boolean> {
+  let ok = true;
+  for (const s of SCENARIOS.filter((x) => names.includes(x.name) || names.includes('all'))) {
+    ok = (await runCase(s.name, () => s.run())) && ok;
+  }
+  return ok;
+}
+
+const [suite = 'contract', ...rest] = (process.argv[2] ?? 'contract').split(',');
+const ok = suite === 'contract' ? await contract() : await scenarios([suite, ...rest]);
+process.exit(ok ? 0 : 1);

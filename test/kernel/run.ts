@@ -1,0 +1,24 @@
+// `node test/kernel/run.ts <suite>[,<suite>...]`: boots the VM once with fresh drives and prints
+// its console (for debugging the kernel tier by hand; the tier itself is kernel.test.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freshDrives } from './drives.ts';
+import { bootGuest } from './harness.ts';
+
+const suite = process.argv[2] ?? 'contract';
+const dir = mkdtempSync(join(tmpdir(), 'meshstor-run-'));
+const r = await bootGuest({
+  suite,
+  drives: freshDrives(dir),
+  timeoutMs: 15 * 60_000,
+  echo: true,
+  workDir: dir,
+});
+rmSync(dir, { recursive: true, force: true });
+console.log(
+  `\naccel=${r.accel} boot=${r.bootSec}s wall=${r.wallSec.toFixed(1)}s exit=${r.exitCode} timedOut=${r.timedOut}`,
+);
+for (const e of r.events.filter((x) => x.kind === 'case'))
+  console.log(`${e.ok ? 'PASS' : 'FAIL'} ${e.ms}ms ${e.name}`);
+process.exit(r.exitCode === 0 ? 0 : 1);
