@@ -13,6 +13,8 @@ export default defineConfig({
             'simulations/**/*.test.ts',
             'cmd/**/*.test.ts',
             'csi/**/*.test.ts',
+            'scheduler/**/*.test.ts',
+            'kube/**/*.test.ts',
             'test/unit/**/*.test.ts',
             'agent/**/*.test.ts',
           ],
@@ -36,6 +38,19 @@ export default defineConfig({
           // one VM boot serves all the tier's tests; the harness bounds it with its own timeout
           testTimeout: 20 * 60_000,
           hookTimeout: 20 * 60_000,
+        },
+      },
+      {
+        // Real etcd, kube-apiserver, kube-scheduler and kube-controller-manager (npm run setup:cluster),
+        // started once for the tier by the global setup; files run one after another against it.
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/cluster/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],

@@ -13,6 +13,10 @@ const COMMANDS: Record<string, { about: string; run: (argv: string[]) => Promise
     about: 'serve the CSI Identity and Controller services (in-memory state for now)',
     run: async (argv) => (await import('./controller.ts')).controllerCommand(argv),
   },
+  extender: {
+    about: 'the kube-scheduler extender (filter, prioritize) for MeshStor volumes',
+    run: async (argv) => (await import('./extender.ts')).runExtender(argv),
+  },
   agent: {
     about: 'serve the CSI Node service (SimulatedHost for now; --with-controller for one-node trials)',
     run: async (argv) => (await import('./agent.ts')).agentCommand(argv),

@@ -16,6 +16,8 @@ export interface Tier {
   missing(): Promise<string | undefined>;
 }
 
+import { binDir, missingBinaries } from './cluster/binaries.ts';
+
 const always = async () => undefined;
 
 export const TIERS: Tier[] = [
@@ -41,5 +43,19 @@ export const TIERS: Tier[] = [
     vitestProject: 'sanity',
     requiredInCI: true,
     missing: async () => missingSanity(),
+  },
+  {
+    name: 'cluster',
+    about:
+      'CRDs and the scheduler extender against real etcd, kube-apiserver, kube-scheduler, kube-controller-manager',
+    command: ['vitest', 'run', '--project', 'cluster'],
+    vitestProject: 'cluster',
+    requiredInCI: true,
+    missing: async () => {
+      const gone = missingBinaries();
+      return gone.length > 0
+        ? `${gone.join(', ')} not in ${binDir()}: run npm run setup:cluster (or set MESHSTOR_K8S_BIN)`
+        : undefined;
+    },
   },
 ];

@@ -1,0 +1,131 @@
+// TypeScript shapes of the MeshStor custom resources (deploy/crds/), group meshstor.io v1alpha1.
+// The apiserver validates objects against the CRDs' OpenAPI schemas; these types describe what a
+// valid object looks like to the code reading it.
+
+export const GROUP = 'meshstor.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** The CSI driver name: PersistentVolumes with spec.csi.driver equal to it are MeshStor volumes. */
+export const DRIVER_NAME = 'meshstor.io';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  observedGeneration?: number;
+}
+
+export interface Extent {
+  start: number;
+  end: number;
+}
+
+// ------------------------------------------------------------------ MeshStorNode --
+
+export interface MeshStorPartition extends Extent {
+  number?: number;
+  partUUID?: string;
+  label?: string;
+  owner?: { volume: string; replica: string };
+}
+
+export interface MeshStorDrive {
+  id: string;
+  path?: string;
+  sizeBytes: number;
+  logicalBlockSize: 512 | 4096;
+  gptSlots?: number;
+  partitions?: MeshStorPartition[];
+}
+
+export interface MeshStorNodeSpec {
+  nodeName: string;
+  topology?: { zone?: string; rack?: string };
+}
+
+export interface MeshStorNodeStatus {
+  observedGeneration?: number;
+  heartbeatTime?: string;
+  hostNQN?: string;
+  nvmeofAddress?: { transport: 'tcp' | 'rdma'; address: string; port: number };
+  driveCount?: number;
+  capacityBytes?: number;
+  freeBytes?: number;
+  drives?: MeshStorDrive[];
+  conditions?: Condition[];
+}
+
+export interface MeshStorNode {
+  apiVersion: typeof API_VERSION;
+  kind: 'MeshStorNode';
+  metadata: ObjectMeta;
+  spec: MeshStorNodeSpec;
+  status?: MeshStorNodeStatus;
+}
+
+// ---------------------------------------------------------------- MeshStorVolume --
+
+export type MemberPhase = 'Pending' | 'Exported' | 'Connected' | 'Syncing' | 'InSync' | 'Faulty' | 'Removed';
+
+export interface MeshStorReplica {
+  id: string;
+  node: string;
+  drive: string;
+  extent: Extent;
+}
+
+export interface MeshStorVolumeSpec {
+  sizeBytes: number;
+  replicaCount: number;
+  volumeMode?: 'Filesystem' | 'Block';
+  fsType?: 'xfs' | 'ext4';
+  spread?: { domain?: 'zone' | 'rack'; mode?: 'required' | 'preferred' | 'none' };
+  replicas?: MeshStorReplica[];
+  attachment?: { node: string };
+}
+
+export interface MeshStorMember {
+  replicaId: string;
+  node?: string;
+  state: MemberPhase;
+  syncPercent?: number;
+  message?: string;
+}
+
+export interface MeshStorVolumeStatus {
+  observedGeneration?: number;
+  arrayUUID?: string;
+  inSyncMembers?: number;
+  members?: MeshStorMember[];
+  relocation?: {
+    toNode?: string;
+    fromReplica?: string;
+    step?: string;
+    bytesDone?: number;
+    bytesTotal?: number;
+  };
+  conditions?: Condition[];
+}
+
+export interface MeshStorVolume {
+  apiVersion: typeof API_VERSION;
+  kind: 'MeshStorVolume';
+  metadata: ObjectMeta;
+  spec: MeshStorVolumeSpec;
+  status?: MeshStorVolumeStatus;
+}
+
+export const PLURAL = { MeshStorNode: 'meshstornodes', MeshStorVolume: 'meshstorvolumes' } as const;

@@ -1,0 +1,119 @@
+// The extender's HTTP surface (express 5): POST /filter and /prioritize in the kube-scheduler
+// extender wire format, /healthz, /readyz (after the caches synced), /metrics. Bad requests get a
+// 4xx with a message saying what is wrong, and the process keeps serving.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../kube/log.ts';
+import type { ExtenderMetrics } from './metrics.ts';
+import type { ExtenderState } from './state.ts';
+import { candidateNames, describeIssues, type ExtenderArgs, extenderArgsSchema } from './wire.ts';
+
+export interface AppOptions {
+  state: ExtenderState;
+  metrics: ExtenderMetrics;
+  log: Logger;
+  ready: () => { ready: boolean; waitingFor: string[] };
+  /** Largest accepted request body (express/body-parser size string). */
+  bodyLimit?: string;
+  now?: () => number;
+}
+
+class BadRequest extends Error {
+  readonly status = 400;
+}
+
+function parseArgs(body: unknown): ExtenderArgs {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BadRequest('the body must be a JSON object (ExtenderArgs) sent as application/json');
+  }
+  const r = extenderArgsSchema.safeParse(body);
+  if (!r.success) throw new BadRequest(`invalid ExtenderArgs: ${describeIssues(r.error)}`);
+  return r.data;
+}
+
+export function createExtenderApp(opts: AppOptions): express.Express {
+  const { state, metrics, log } = opts;
+  const now = opts.now ?? Date.now;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  const verb =
+    (name: 'filter' | 'prioritize', fn: (args: ExtenderArgs, names: string[]) => unknown) =>
+    (req: Request, res: Response): void => {
+      const end = metrics.latency.startTimer({ verb: name });
+      const args = parseArgs(req.body);
+      const names = candidateNames(args);
+      const out = fn(args, names);
+      res.json(out);
+      end();
+      log.debug({
+        verb: name,
+        pod: `${args.Pod.metadata.namespace}/${args.Pod.metadata.name}`,
+        nodes: names.length,
+      });
+    };
+
+  const json = express.json({ limit: opts.bodyLimit ?? '8mb', type: () => true });
+  app.post(
+    '/filter',
+    json,
+    verb('filter', (args, names) => {
+      const r = state.filter(args.Pod, names, now());
+      if (args.NodeNames != null) return r;
+      // Not nodeCacheCapable: answer with the Node objects that passed, as kube-scheduler expects.
+      const keep = new Set(r.NodeNames);
+      return {
+        Nodes: { ...args.Nodes, items: (args.Nodes?.items ?? []).filter((n) => keep.has(n.metadata.name)) },
+        NodeNames: null,
+        FailedNodes: r.FailedNodes,
+        FailedAndUnresolvableNodes: r.FailedAndUnresolvableNodes,
+        Error: '',
+      };
+    }),
+  );
+  app.post(
+    '/prioritize',
+    json,
+    verb('prioritize', (args, names) => state.prioritize(args.Pod, names, now())),
+  );
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+  app.get('/readyz', (_req, res) => {
+    const r = opts.ready();
+    if (r.ready) res.type('text/plain').send('ok');
+    else
+      res
+        .status(503)
+        .type('text/plain')
+        .send(`caches not synced yet: ${r.waitingFor.join(', ')}`);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use((req, res) => {
+    res
+      .status(404)
+      .json({ Error: `no such endpoint: ${req.method} ${req.path} (use POST /filter, POST /prioritize)` });
+  });
+  // Express 5 forwards thrown errors and rejected promises here: nothing goes unhandled.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; type?: string; message?: string; limit?: number };
+    let status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
+    let message = e.message ?? String(err);
+    if (e.type === 'entity.parse.failed') message = `malformed JSON body: ${message}`;
+    else if (e.type === 'entity.too.large')
+      message = `request body larger than the limit of ${e.limit} bytes`;
+    else if (status === 500) message = `internal error: ${message}`;
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') status = 415;
+    const v = req.path.replace(/^\//, '') || 'unknown';
+    metrics.errors.inc({ verb: v, code: String(status) });
+    (status >= 500 ? log.error : log.warn).call(
+      log,
+      { verb: v, status, err: message },
+      'extender request failed',
+    );
+    if (!res.headersSent) res.status(status).json({ Error: message });
+  });
+  return app;
+}

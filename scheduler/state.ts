@@ -1,0 +1,425 @@
+// The extender's view of the cluster, fed by informer events and indexed so that one filter or
+// prioritize call costs O(candidate nodes + pod volumes), never O(cluster):
+//   pod volume -> PVC (namespace/name) -> PV (name) -> our CSI driver's volume handle
+//   -> MeshStorVolume in the placement model -> replica nodes and member states;
+//   MeshStorNode -> agent health (Ready condition, fresh heartbeat) and drives in the model.
+// Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
+
+import { DRIVER_NAME, type MemberPhase, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
+import {
+  ClusterState,
+  type MemberState,
+  type NodeInfo,
+  PlacementEngine,
+  type PodVolume,
+  type VolumeInfo,
+} from '../placement/index.ts';
+import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
+
+export interface StateOptions {
+  /** A MeshStorNode whose heartbeat is older than this is an unhealthy agent. */
+  heartbeatStaleMs?: number;
+  /** How long an in-flight reservation for a not-yet-provisioned volume lives without news. */
+  reservationTtlMs?: number;
+}
+
+/** What the extender keeps of a PersistentVolumeClaim. */
+export interface PvcInfo {
+  uid: string;
+  volumeName: string;
+  storageClassName: string;
+  requestBytes: number;
+  selectedNode: string;
+}
+
+interface AgentInfo {
+  ready: boolean;
+  reason: string;
+  heartbeatMs: number;
+}
+
+interface InFlight {
+  reservationId: string;
+  node: string;
+  sizeBytes: number;
+  expiresAt: number;
+}
+
+/** Parses a Kubernetes quantity ("10Gi", "500M", "1e9") into bytes; NaN when it is not one. */
+export function quantityBytes(q: string | number | undefined): number {
+  if (typeof q === 'number') return q;
+  if (!q) return Number.NaN;
+  const m = /^([0-9.]+(?:[eE][-+]?[0-9]+)?)([KMGTPE]i?|[kmu]|n)?$/.exec(q.trim());
+  if (!m) return Number.NaN;
+  const mult: Record<string, number> = {
+    '': 1,
+    k: 1e3,
+    K: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    P: 1e15,
+    E: 1e18,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    Pi: 2 ** 50,
+    Ei: 2 ** 60,
+    m: 1e-3,
+    u: 1e-6,
+    n: 1e-9,
+  };
+  return Math.ceil(Number(m[1]) * (mult[m[2] ?? ''] ?? Number.NaN));
+}
+
+const MEMBER_STATE: Record<MemberPhase, MemberState> = {
+  Pending: 'Pending',
+  Exported: 'Pending',
+  Connected: 'Pending',
+  Syncing: 'Syncing',
+  InSync: 'InSync',
+  Faulty: 'Faulty',
+  Removed: 'Removed',
+};
+
+export function nodeInfoFrom(n: MeshStorNode, healthy: boolean): NodeInfo {
+  return {
+    name: n.metadata.name,
+    labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
+    schedulable: true, // cordons are kube-scheduler's business; it never sends a cordoned node
+    agentHealthy: healthy,
+    drives: (n.status?.drives ?? []).map((d) => ({
+      id: d.id,
+      sizeBytes: d.sizeBytes,
+      logicalBlockSize: d.logicalBlockSize,
+      gptSlots: d.gptSlots ?? 128,
+      partitions: (d.partitions ?? []).map((p) => ({
+        start: p.start,
+        end: p.end,
+        label: p.label,
+        owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
+      })),
+    })),
+  };
+}
+
+export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
+  const members = new Map((v.status?.members ?? []).map((m) => [m.replicaId, m.state]));
+  return {
+    id: v.metadata.name,
+    sizeBytes: v.spec.sizeBytes,
+    replicaCount: v.spec.replicaCount,
+    spread: { domain: v.spec.spread?.domain ?? 'zone', mode: v.spec.spread?.mode ?? 'preferred' },
+    replicas: (v.spec.replicas ?? []).map((r) => ({
+      id: r.id,
+      node: r.node,
+      drive: r.drive,
+      extent: { start: r.extent.start, end: r.extent.end },
+      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
+    })),
+    attachedNode: v.spec.attachment?.node,
+  };
+}
+
+/** Fingerprint of what the placement model takes from a MeshStorNode besides health. */
+function modelKey(n: MeshStorNode): string {
+  return JSON.stringify([n.spec.topology ?? {}, n.status?.drives ?? []]);
+}
+
+export class ExtenderState {
+  readonly cluster = new ClusterState();
+  readonly engine = new PlacementEngine(this.cluster);
+  private readonly heartbeatStaleMs: number;
+  private readonly reservationTtlMs: number;
+
+  private readonly pvcs = new Map<string, PvcInfo>(); // namespace/name
+  private readonly pvHandles = new Map<string, string>(); // PV name -> MeshStorVolume name (our driver only)
+  private readonly ourClasses = new Set<string>(); // StorageClasses whose provisioner is ours
+  private readonly agents = new Map<string, AgentInfo>();
+  private readonly nodeKeys = new Map<string, string>();
+  private readonly volumes = new Map<string, VolumeInfo>();
+  /** node -> MeshStorVolume names with a replica there (to re-claim their extents after a node reload). */
+  private readonly volumesByNode = new Map<string, Set<string>>();
+  /** PVC uid -> in-flight reservation for a volume that is not provisioned yet. */
+  private readonly inFlight = new Map<string, InFlight>();
+
+  constructor(opts: StateOptions = {}) {
+    this.heartbeatStaleMs = opts.heartbeatStaleMs ?? 90_000;
+    this.reservationTtlMs = opts.reservationTtlMs ?? 60_000;
+  }
+
+  sizes(): Record<string, number> {
+    return {
+      meshstornodes: this.agents.size,
+      meshstorvolumes: this.volumes.size,
+      persistentvolumeclaims: this.pvcs.size,
+      persistentvolumes: this.pvHandles.size,
+      reservations: this.inFlight.size,
+    };
+  }
+
+  // ------------------------------------------------------------------ informer events --
+
+  setStorageClass(name: string, provisioner: string | undefined): void {
+    if (provisioner === DRIVER_NAME) this.ourClasses.add(name);
+    else this.ourClasses.delete(name);
+  }
+
+  deleteStorageClass(name: string): void {
+    this.ourClasses.delete(name);
+  }
+
+  setPv(name: string, csiDriver: string | undefined, volumeHandle: string | undefined): void {
+    if (csiDriver === DRIVER_NAME && volumeHandle) this.pvHandles.set(name, volumeHandle);
+    else this.pvHandles.delete(name);
+  }
+
+  deletePv(name: string): void {
+    this.pvHandles.delete(name);
+  }
+
+  setPvc(namespace: string, name: string, info: PvcInfo, now: number): void {
+    this.pvcs.set(`${namespace}/${name}`, info);
+    const held = this.inFlight.get(info.uid);
+    if (!held) return;
+    if (info.volumeName) {
+      this.dropInFlight(info.uid); // provisioned: the MeshStorVolume speaks for it now
+    } else if (info.selectedNode && info.selectedNode !== held.node) {
+      // kube-scheduler chose another node than the one we reserved on: follow its choice.
+      this.dropInFlight(info.uid);
+      this.reserveInFlight(info.uid, info.selectedNode, held.sizeBytes, now);
+    }
+  }
+
+  deletePvc(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const info = this.pvcs.get(key);
+    if (info) this.dropInFlight(info.uid);
+    this.pvcs.delete(key);
+  }
+
+  setMeshStorNode(n: MeshStorNode, now: number): void {
+    const name = n.metadata.name;
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+    const hb = n.status?.heartbeatTime ? Date.parse(n.status.heartbeatTime) : Number.NaN;
+    const agent: AgentInfo = {
+      ready: ready?.status === 'True',
+      reason: ready
+        ? `Ready=${ready.status}${ready.reason ? ` (${ready.reason}${ready.message ? `: ${ready.message}` : ''})` : ''}`
+        : 'no Ready condition reported yet',
+      heartbeatMs: Number.isNaN(hb) ? 0 : hb,
+    };
+    this.agents.set(name, agent);
+    const key = modelKey(n);
+    const existing = this.cluster.node(name);
+    if (existing && this.nodeKeys.get(name) === key) {
+      existing.agentHealthy = this.healthy(agent, now);
+      return;
+    }
+    this.nodeKeys.set(name, key);
+    if (existing) this.cluster.removeNode(name); // also drops reservations there; re-made below
+    this.cluster.addNode(nodeInfoFrom(n, this.healthy(agent, now)));
+    this.reloadVolumesOn(name);
+    for (const [uid, r] of [...this.inFlight]) {
+      if (r.node === name) {
+        this.inFlight.delete(uid);
+        this.reserveInFlight(uid, name, r.sizeBytes, now, r.expiresAt);
+      }
+    }
+    this.trimDrift();
+  }
+
+  deleteMeshStorNode(name: string): void {
+    this.agents.delete(name);
+    this.nodeKeys.delete(name);
+    if (this.cluster.node(name)) {
+      this.cluster.removeNode(name);
+      this.reloadVolumesOn(name);
+    }
+    for (const [uid, r] of this.inFlight) if (r.node === name) this.inFlight.delete(uid);
+  }
+
+  setMeshStorVolume(v: MeshStorVolume): void {
+    const info = volumeInfoFrom(v);
+    const old = this.volumes.get(info.id);
+    if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(info.id);
+    for (const r of info.replicas) {
+      let s = this.volumesByNode.get(r.node);
+      if (!s) {
+        s = new Set();
+        this.volumesByNode.set(r.node, s);
+      }
+      s.add(info.id);
+    }
+    this.volumes.set(info.id, info);
+    if (this.cluster.volumes.has(info.id)) this.cluster.deleteVolume(info.id);
+    this.cluster.loadVolume(info);
+    this.trimDrift();
+  }
+
+  deleteMeshStorVolume(name: string): void {
+    const old = this.volumes.get(name);
+    if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(name);
+    this.volumes.delete(name);
+    if (this.cluster.volumes.has(name)) this.cluster.deleteVolume(name);
+  }
+
+  private reloadVolumesOn(node: string): void {
+    for (const id of this.volumesByNode.get(node) ?? []) {
+      const info = this.volumes.get(id);
+      if (!info) continue;
+      if (this.cluster.volumes.has(id)) this.cluster.deleteVolume(id);
+      this.cluster.loadVolume(info);
+    }
+  }
+
+  /** The model's drift list only grows; the agents report drift, the extender need not keep it. */
+  private trimDrift(): void {
+    if (this.cluster.drift.length > 1000) this.cluster.drift.splice(0, this.cluster.drift.length);
+  }
+
+  private healthy(a: AgentInfo | undefined, now: number): boolean {
+    return !!a && a.ready && now - a.heartbeatMs <= this.heartbeatStaleMs;
+  }
+
+  // --------------------------------------------------------------------- pod volumes --
+
+  /**
+   * The pod's MeshStor volumes: bound PVCs whose PV is ours (with the volume id), and pending
+   * PVCs of one of our StorageClasses (size only, plus the PVC uid for in-flight reservations).
+   */
+  podVolumes(pod: WirePod): { volumes: PodVolume[]; pending: { uid: string; sizeBytes: number }[] } {
+    const volumes: PodVolume[] = [];
+    const pending: { uid: string; sizeBytes: number }[] = [];
+    const ns = pod.metadata.namespace || 'default';
+    for (const v of pod.spec?.volumes ?? []) {
+      let claim: string | undefined;
+      if (v.persistentVolumeClaim) claim = v.persistentVolumeClaim.claimName;
+      else if (v.ephemeral) claim = `${pod.metadata.name}-${v.name}`; // generic ephemeral volume's PVC
+      if (!claim) continue;
+      const pvc = this.pvcs.get(`${ns}/${claim}`);
+      if (!pvc) continue;
+      if (pvc.volumeName) {
+        const id = this.pvHandles.get(pvc.volumeName);
+        if (id === undefined) continue; // not a MeshStor PV
+        const known = this.volumes.get(id);
+        volumes.push({ volumeId: id, sizeBytes: known?.sizeBytes ?? pvc.requestBytes });
+      } else if (this.ourClasses.has(pvc.storageClassName) && pvc.requestBytes > 0) {
+        volumes.push({ sizeBytes: pvc.requestBytes });
+        pending.push({ uid: pvc.uid, sizeBytes: pvc.requestBytes });
+      }
+    }
+    return { volumes, pending };
+  }
+
+  // ---------------------------------------------------------------------------- verbs --
+
+  /**
+   * Removes only nodes that cannot serve MeshStor volumes at all: no MeshStorNode, agent not
+   * Ready, or a stale heartbeat. Pods without MeshStor volumes pass everywhere (fast path).
+   */
+  filter(pod: WirePod, names: string[], now: number): ExtenderFilterResult & { NodeNames: string[] } {
+    const { volumes } = this.podVolumes(pod);
+    if (volumes.length === 0) {
+      return { NodeNames: names, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' };
+    }
+    const ok: string[] = [];
+    const failed: Record<string, string> = {};
+    for (const name of names) {
+      const a = this.agents.get(name);
+      if (!a)
+        failed[name] =
+          'MeshStor: no agent on this node (no MeshStorNode), its volumes cannot be attached here';
+      else if (!a.ready) failed[name] = `MeshStor: the node's agent is not ready: ${a.reason}`;
+      else if (now - a.heartbeatMs > this.heartbeatStaleMs) {
+        failed[name] =
+          `MeshStor: the node's agent has not reported for ${Math.round((now - a.heartbeatMs) / 1000)} s`;
+      } else ok.push(name);
+    }
+    // Preemption cannot bring an agent back, so these failures are unresolvable.
+    return { NodeNames: ok, FailedNodes: {}, FailedAndUnresolvableNodes: failed, Error: '' };
+  }
+
+  /**
+   * Scores via placement.scoreNodes (0..10). For volumes not provisioned yet, holds an in-flight
+   * reservation on the best node, so pods created together see that room taken and do not all
+   * pick the same node; it follows the node kube-scheduler records on the PVC, and ends when the
+   * PVC binds, is deleted, or after the TTL.
+   */
+  prioritize(pod: WirePod, names: string[], now: number): HostPriority[] {
+    const { volumes, pending } = this.podVolumes(pod);
+    if (volumes.length === 0) return names.map((Host) => ({ Host, Score: 0 }));
+    this.expire(now);
+    // Score with this pod's own reservations given back, so it is not penalised by itself.
+    const mine: [string, InFlight][] = [];
+    for (const p of pending) {
+      const r = this.inFlight.get(p.uid);
+      if (r) mine.push([p.uid, r]);
+    }
+    for (const [, r] of mine) this.cluster.release(r.reservationId);
+    const scores = this.engine.scoreNodes(volumes, names);
+    for (const [uid, r] of mine) {
+      this.inFlight.delete(uid);
+      this.reserveInFlight(uid, r.node, r.sizeBytes, now, r.expiresAt);
+    }
+    if (pending.length > 0) {
+      let best: { node: string; score: number } | undefined;
+      for (const s of scores) if (!best || s.score > best.score) best = s;
+      if (best) {
+        for (const p of pending) {
+          const held = this.inFlight.get(p.uid);
+          if (held?.node === best.node) held.expiresAt = now + this.reservationTtlMs;
+          else {
+            if (held) this.dropInFlight(p.uid);
+            this.reserveInFlight(p.uid, best.node, p.sizeBytes, now);
+          }
+        }
+      }
+    }
+    return scores.map((s) => ({ Host: s.node, Score: s.score }));
+  }
+
+  // --------------------------------------------------------------------- reservations --
+
+  private reserveInFlight(
+    uid: string,
+    node: string,
+    sizeBytes: number,
+    now: number,
+    expiresAt?: number,
+  ): void {
+    const res = this.engine.allocate({
+      volumeId: `inflight/${uid}`,
+      sizeBytes,
+      replicaCount: 1,
+      spread: { domain: 'zone', mode: 'none' },
+      segment: { node },
+      expiresAt: expiresAt ?? now + this.reservationTtlMs,
+    });
+    // No room on that node: nothing to hold (the pod will relocate data or get a remote replica).
+    if (!res.ok) return;
+    this.inFlight.set(uid, {
+      reservationId: res.reservation.id,
+      node,
+      sizeBytes,
+      expiresAt: expiresAt ?? now + this.reservationTtlMs,
+    });
+  }
+
+  private dropInFlight(uid: string): void {
+    const r = this.inFlight.get(uid);
+    if (!r) return;
+    this.cluster.release(r.reservationId);
+    this.inFlight.delete(uid);
+  }
+
+  /** Drops reservations past their TTL. O(reservations), which are few (pods being scheduled). */
+  expire(now: number): void {
+    for (const [uid, r] of this.inFlight) if (r.expiresAt <= now) this.dropInFlight(uid);
+  }
+
+  reservations(): { pvcUid: string; node: string; sizeBytes: number }[] {
+    return [...this.inFlight].map(([pvcUid, r]) => ({ pvcUid, node: r.node, sizeBytes: r.sizeBytes }));
+  }
+}

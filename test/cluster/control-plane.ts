@@ -1,0 +1,334 @@
+// A real Kubernetes control plane for tests: etcd, kube-apiserver (TLS, RBAC, client-certificate
+// kubeconfigs), kube-scheduler (with a KubeSchedulerConfiguration the caller passes, e.g. ours from
+// deploy/scheduler/) and kube-controller-manager (only the volume controllers), on loopback with
+// free ports. No kubelet: tests create Node and CSINode objects through the API. The admission
+// plugin TaintNodesByCondition is off, so API-created Nodes carry no not-ready taint that only the
+// (absent) node-lifecycle controller would lift; ServiceAccount admission is off as no token
+// controller runs (envtest does the same).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Binary, binPath } from './binaries.ts';
+
+export interface ControlPlane {
+  dir: string;
+  apiUrl: string;
+  /** Admin kubeconfig (client certificate in system:masters). */
+  kubeconfig: string;
+  logs: string;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /** KubeSchedulerConfiguration as an object; clientConnection and leaderElection are filled in. */
+  schedulerConfig: Record<string, unknown>;
+  /** Keep the run directory (logs, certificates) after stop. */
+  keep?: boolean;
+  /** Per-component start timeout. */
+  startTimeoutMs?: number;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
+}
+
+/** CA, apiserver serving cert, admin and scheduler client certs, service-account key pair. */
+function makePki(pki: string): void {
+  mkdirSync(pki, { recursive: true, mode: 0o700 });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(
+    [
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=meshstor-test-ca',
+    ].concat([
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]),
+    pki,
+  );
+  const sign = (name: string, subject: string, ext: string) => {
+    writeFileSync(join(pki, `${name}.ext`), ext);
+    openssl(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], pki);
+    openssl(
+      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial'].concat([
+        '-out',
+        `${name}.crt`,
+        '-days',
+        '30',
+        '-extfile',
+        `${name}.ext`,
+      ]),
+      pki,
+    );
+  };
+  sign(
+    'apiserver',
+    '/CN=kube-apiserver',
+    'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
+      'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n',
+  );
+  const client = 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
+  sign('admin', '/O=system:masters/CN=meshstor-test-admin', client);
+  // The bootstrap RBAC policy grants system:kube-scheduler what the scheduler needs.
+  sign('scheduler', '/CN=system:kube-scheduler', client);
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], pki);
+  openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
+}
+
+function kubeconfig(apiUrl: string, pki: string, user: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: "${apiUrl}", certificate-authority: "${join(pki, 'ca.crt')}"}
+users:
+- name: ${user}
+  user: {client-certificate: "${join(pki, `${user}.crt`)}", client-key: "${join(pki, `${user}.key`)}"}
+contexts:
+- name: test
+  context: {cluster: test, user: ${user}}
+current-context: test
+`;
+}
+
+/** GET over TLS; resolves to [status, body], never rejects (connection errors give status 0). */
+export function httpsGet(
+  url: string,
+  tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; insecure?: boolean; accept?: string },
+): Promise<[number, string]> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+        timeout: 3000,
+        headers: tls.accept ? { accept: tls.accept } : {},
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve([res.statusCode ?? 0, body]));
+        res.on('error', () => resolve([0, body]));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve([0, e.message]));
+    req.end();
+  });
+}
+
+class Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  exited = false;
+  readonly logFile: string;
+
+  constructor(name: Binary, args: string[], logs: string) {
+    this.name = name;
+    this.logFile = join(logs, `${name}.log`);
+    const out = createWriteStream(this.logFile);
+    this.child = spawn(binPath(name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.pipe(out);
+    this.child.stderr?.pipe(out);
+    this.child.on('exit', () => {
+      this.exited = true;
+    });
+    this.child.on('error', () => {
+      this.exited = true;
+    });
+  }
+
+  tail(lines = 30): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.kill('SIGTERM');
+    const t = await Promise.race([gone.then(() => 'gone'), sleep(10_000).then(() => 'late')]);
+    if (t === 'late' && !this.exited) {
+      this.child.kill('SIGKILL');
+      await gone;
+    }
+  }
+}
+
+async function waitFor(proc: Proc, what: string, timeoutMs: number, probe: () => Promise<boolean>) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (proc.exited) throw new Error(`${proc.name} exited before ${what}:\n${proc.tail()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${proc.name}: not ${what} after ${timeoutMs} ms:\n${proc.tail()}`);
+    await sleep(200);
+  }
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const timeout = opts.startTimeoutMs ?? 90_000;
+  const dir = mkdtempSync(join(tmpdir(), 'meshstor-cp-'));
+  const pki = join(dir, 'pki');
+  const logs = join(dir, 'logs');
+  mkdirSync(logs);
+  makePki(pki);
+  const [etcdPort, etcdPeer, apiPort, schedPort, kcmPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const apiUrl = `https://127.0.0.1:${apiPort}`;
+  const adminKubeconfig = join(dir, 'admin.kubeconfig');
+  const schedKubeconfig = join(dir, 'scheduler.kubeconfig');
+  writeFileSync(adminKubeconfig, kubeconfig(apiUrl, pki, 'admin'));
+  writeFileSync(schedKubeconfig, kubeconfig(apiUrl, pki, 'scheduler'));
+  const schedConfig = {
+    ...opts.schedulerConfig,
+    clientConnection: { kubeconfig: schedKubeconfig },
+    leaderElection: { leaderElect: false },
+  };
+  writeFileSync(join(dir, 'scheduler-config.json'), JSON.stringify(schedConfig, null, 2));
+
+  const procs: Proc[] = [];
+  const stop = async () => {
+    for (const p of [...procs].reverse()) await p.stop();
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  const tls = {
+    ca: readFileSync(join(pki, 'ca.crt')),
+    cert: readFileSync(join(pki, 'admin.crt')),
+    key: readFileSync(join(pki, 'admin.key')),
+  };
+  try {
+    const etcd = new Proc(
+      'etcd',
+      [
+        '--name=test',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=test=http://127.0.0.1:${etcdPeer}`,
+        '--unsafe-no-fsync=true', // test data only
+        '--log-level=warn',
+      ],
+      logs,
+    );
+    procs.push(etcd);
+    await waitFor(etcd, 'healthy', timeout, async () => {
+      const r = await fetch(`http://127.0.0.1:${etcdPort}/health`).catch(() => undefined);
+      return r?.ok === true && ((await r.json()) as { health?: string }).health === 'true';
+    });
+
+    const api = new Proc(
+      'kube-apiserver',
+      [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        '--advertise-address=127.0.0.1',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+        `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+        `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+        `--client-ca-file=${join(pki, 'ca.crt')}`,
+        '--authorization-mode=Node,RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(pki, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+        '--v=1',
+      ],
+      logs,
+    );
+    procs.push(api);
+    await waitFor(api, 'ready', timeout, async () => {
+      const [code, body] = await httpsGet(`${apiUrl}/readyz`, tls);
+      return code === 200 && body.trim() === 'ok';
+    });
+
+    const sched = new Proc(
+      'kube-scheduler',
+      [
+        `--config=${join(dir, 'scheduler-config.json')}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${schedPort}`,
+        `--cert-dir=${join(dir, 'scheduler-certs')}`,
+        '--v=2',
+      ],
+      logs,
+    );
+    procs.push(sched);
+    // Without a kubelet nothing would ever lift a not-ready taint, so only the volume controllers
+    // run (never node-lifecycle). --use-service-account-credentials=false: they act as admin.
+    const kcm = new Proc(
+      'kube-controller-manager',
+      [
+        `--kubeconfig=${adminKubeconfig}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${kcmPort}`,
+        `--cert-dir=${join(dir, 'kcm-certs')}`,
+        '--leader-elect=false',
+        '--use-service-account-credentials=false',
+        '--controllers=persistentvolume-binder-controller,persistentvolume-attach-detach-controller,' +
+          'persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,' +
+          'garbage-collector-controller',
+        '--v=1',
+      ],
+      logs,
+    );
+    procs.push(kcm);
+    const healthy = (port: number) => async () =>
+      (await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true }))[0] === 200;
+    await waitFor(sched, 'healthy', timeout, healthy(schedPort));
+    await waitFor(kcm, 'healthy', timeout, healthy(kcmPort));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { dir, apiUrl, kubeconfig: adminKubeconfig, logs, stop };
+}
