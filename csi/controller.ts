@@ -2,11 +2,13 @@
 // DeleteVolume marks the record and keeps it (the finalizer) until no agent reports a partition of
 // it; GetCapacity reports what placement can really place; expansion grows extents in place.
 import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { ClusterState } from '../placement/cluster.ts';
 import { PlacementEngine } from '../placement/engine.ts';
+import type { ReplicaInfo } from '../placement/model.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { GiB, MiB } from '../placement/units.ts';
-import { alreadyExists, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
+import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
 import { KeyedLock } from './lock.ts';
 import { parseParameters } from './params.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
@@ -97,6 +99,8 @@ export class ControllerService {
   private readonly inventory: NodeInventory;
   private readonly opts: ControllerOptions;
   private readonly perVolume = new KeyedLock();
+  /** Records this controller withdrew because another controller's overlapped them (a metric). */
+  collisions = 0;
   /** One allocation at a time in this process: decisions read and write the same free space. */
   private readonly allocation = new KeyedLock();
 
@@ -147,45 +151,119 @@ export class ControllerService {
           throw alreadyExists(`volume ${req.name} exists with a different size or parameters`);
         return { volume: toVolume(existing) };
       }
-      return this.allocation.run('', async () => {
-        const engine = await this.engine();
-        const r = engine.allocate({
-          volumeId: id,
-          sizeBytes: size,
-          replicaCount: params.replicaCount,
-          spread: params.spread,
-          preferredNode: preferredNode(req.accessibility_requirements?.preferred),
-        });
-        if (!r.ok) {
-          if (r.code === 'exhausted') {
-            const reasons = Object.entries(r.nodeReasons)
-              .slice(0, 10)
-              .map(([n, why]) => `${n}: ${why}`)
-              .join('; ');
-            throw exhausted(`${r.message}${reasons ? ` (${reasons})` : ''}`);
-          }
-          throw toCsiError(new Error(r.message));
+      const contested: ReplicaInfo[] = [];
+      for (let attempt = 1; ; attempt++) {
+        const record = await this.allocation.run('', () =>
+          this.allocateRecord(req, id, size, params, contested),
+        );
+        // Another controller may have placed a volume on the same bytes at the same moment. Both
+        // re-read after writing; the later reader always sees the other's record, so at most one
+        // of two overlapping records survives. The one that sees a clash yields and tries again,
+        // away from the contested bytes (the other side may have yielded too).
+        const clash = await this.overlapping(record);
+        if (!clash) return { volume: toVolume(record) };
+        this.collisions++;
+        contested.push(...record.replicas);
+        await this.withdraw(record.id);
+        if (attempt >= 8) {
+          throw new CsiError(
+            status.ABORTED,
+            `volume ${req.name}: extents kept colliding with ${clash}; retry`,
+          );
         }
-        const record: VolumeRecord = {
-          id,
-          name: req.name,
-          sizeBytes: size,
-          replicaCount: params.replicaCount,
-          spread: params.spread,
-          fsType: params.fsType,
-          replicas: r.reservation.replicas.map((x) => ({
-            id: x.replicaId,
-            node: x.node,
-            drive: x.drive,
-            extent: x.extent,
-            state: 'Pending',
-          })),
-          phase: 'Active',
-        };
-        await this.store.create(record);
-        return { volume: toVolume(record) };
-      });
+        // Randomised exponential backoff, so the other side's record is visible before one of us
+        // allocates again. (A fixed tie-break would be unsafe when one side never saw the other.)
+        await new Promise((r) => setTimeout(r, Math.random() * 50 * 2 ** attempt));
+      }
     });
+  }
+
+  private async allocateRecord(
+    req: CreateVolumeRequest,
+    id: string,
+    size: number,
+    params: ReturnType<typeof parseParameters>,
+    avoid: readonly ReplicaInfo[],
+  ): Promise<VolumeRecord> {
+    const engine = await this.engine();
+    avoid.forEach((x, i) => {
+      // Hold contested bytes for this decision only; they may be taken already, which is fine.
+      try {
+        engine.cluster.reserve({
+          id: `contested-${i}`,
+          volumeId: id,
+          replicas: [{ replicaId: x.id, node: x.node, drive: x.drive, extent: x.extent }],
+        });
+      } catch {
+        // already taken (the other side kept it) or the node is gone: nothing to hold
+      }
+    });
+    const r = engine.allocate({
+      volumeId: id,
+      sizeBytes: size,
+      replicaCount: params.replicaCount,
+      spread: params.spread,
+      preferredNode: preferredNode(req.accessibility_requirements?.preferred),
+    });
+    if (!r.ok) {
+      if (r.code === 'exhausted') {
+        const reasons = Object.entries(r.nodeReasons)
+          .slice(0, 10)
+          .map(([n, why]) => `${n}: ${why}`)
+          .join('; ');
+        throw exhausted(`${r.message}${reasons ? ` (${reasons})` : ''}`);
+      }
+      throw toCsiError(new Error(r.message));
+    }
+    const record: VolumeRecord = {
+      id,
+      name: req.name,
+      sizeBytes: size,
+      replicaCount: params.replicaCount,
+      spread: params.spread,
+      fsType: params.fsType,
+      replicas: r.reservation.replicas.map((x) => ({
+        id: x.replicaId,
+        node: x.node,
+        drive: x.drive,
+        extent: x.extent,
+        state: 'Pending',
+      })),
+      phase: 'Active',
+    };
+    await this.store.create(record);
+    return record;
+  }
+
+  /** The id of another record whose extents overlap this one's, if any. */
+  private async overlapping(mine: VolumeRecord): Promise<string | undefined> {
+    for (const other of await this.store.list()) {
+      if (other.id === mine.id) continue;
+      for (const a of mine.replicas) {
+        for (const b of other.replicas) {
+          if (
+            a.node === b.node &&
+            a.drive === b.drive &&
+            a.extent.start < b.extent.end &&
+            b.extent.start < a.extent.end
+          ) {
+            return other.id;
+          }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Takes back a record this controller just wrote (nothing can be on disk for it yet). */
+  private async withdraw(id: string): Promise<void> {
+    const rec = await this.store.get(id);
+    if (!rec) return;
+    if (rec.phase !== 'Deleting') {
+      rec.phase = 'Deleting';
+      await this.store.replace(rec);
+    }
+    await this.finalizeIfWiped(id);
   }
 
   async deleteVolume(req: DeleteVolumeRequest): Promise<Record<string, never>> {

@@ -1,0 +1,226 @@
+// The controller's state in Kubernetes: one MeshStorVolume per volume (spec = the layout placement
+// chose, status = what agents report) and the MeshStorNodes the agents publish.
+// Deleting: the object is deleted with a finalizer on it, so it stays (deletionTimestamp set) until
+// the controller sees no agent reporting a partition of it and drops the finalizer.
+
+import { status } from '@grpc/grpc-js';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { kubeErrorMessage } from '../kube/client.ts';
+import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
+import type { MemberState, NodeInfo } from '../placement/model.ts';
+import { CsiError } from './errors.ts';
+import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+
+export const FINALIZER = 'meshstor.io/partitions-wiped';
+const CSI_NAME = 'meshstor.io/csi-name';
+
+type Stored = MeshStorVolume & { metadata: MeshStorVolume['metadata'] & { deletionTimestamp?: string } };
+
+const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
+
+const MEMBER: Record<string, MemberState> = {
+  Pending: 'Pending',
+  Exported: 'Pending',
+  Connected: 'Pending',
+  Syncing: 'Syncing',
+  InSync: 'InSync',
+  Faulty: 'Faulty',
+  Removed: 'Removed',
+};
+
+function toRecord(o: Stored): VolumeRecord {
+  const members = new Map((o.status?.members ?? []).map((m) => [m.replicaId, m.state]));
+  return {
+    id: o.metadata.name,
+    name: o.metadata.annotations?.[CSI_NAME] ?? o.metadata.name,
+    sizeBytes: o.spec.sizeBytes,
+    replicaCount: o.spec.replicaCount,
+    spread: { domain: o.spec.spread?.domain ?? 'zone', mode: o.spec.spread?.mode ?? 'preferred' },
+    fsType: 'xfs',
+    replicas: (o.spec.replicas ?? []).map((r) => ({
+      id: r.id,
+      node: r.node,
+      drive: r.drive,
+      extent: { ...r.extent },
+      state: MEMBER[members.get(r.id) ?? 'Pending'] ?? 'Pending',
+    })),
+    phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
+    arrayUuid: o.status?.arrayUUID,
+  };
+}
+
+export class KubeVolumeStore implements VolumeStore {
+  private readonly api: CustomObjectsApi;
+  /** The object each record was read from, for resourceVersion-guarded writes. */
+  private readonly origin = new WeakMap<VolumeRecord, Stored>();
+
+  constructor(kc: KubeConfig) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  private readonly all = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume };
+
+  private ref(name: string) {
+    return { ...this.all, name };
+  }
+
+  private wrap(o: Stored): VolumeRecord {
+    const r = toRecord(o);
+    this.origin.set(r, o);
+    return r;
+  }
+
+  async get(id: string): Promise<VolumeRecord | undefined> {
+    try {
+      return this.wrap((await this.api.getClusterCustomObject(this.ref(id))) as Stored);
+    } catch (e) {
+      if (codeOf(e) === 404) return undefined;
+      throw new CsiError(status.UNAVAILABLE, `reading MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
+    }
+  }
+
+  async list(): Promise<VolumeRecord[]> {
+    const l = (await this.api.listClusterCustomObject(this.all)) as { items: Stored[] };
+    return l.items.map((o) => this.wrap(o));
+  }
+
+  async create(r: VolumeRecord): Promise<void> {
+    const body: MeshStorVolume = {
+      apiVersion: API_VERSION,
+      kind: 'MeshStorVolume',
+      metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
+      spec: {
+        sizeBytes: r.sizeBytes,
+        replicaCount: r.replicaCount,
+        fsType: r.fsType,
+        spread: { ...r.spread },
+        replicas: r.replicas.map((x) => ({
+          id: x.id,
+          node: x.node,
+          drive: x.drive,
+          extent: { ...x.extent },
+        })),
+      },
+    };
+    try {
+      await this.api.createClusterCustomObject({ ...this.all, body });
+    } catch (e) {
+      if (codeOf(e) === 409)
+        throw new CsiError(status.ALREADY_EXISTS, `MeshStorVolume ${r.id} exists already`);
+      throw new CsiError(status.UNAVAILABLE, `creating MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
+    }
+  }
+
+  async replace(r: VolumeRecord): Promise<void> {
+    const o = this.origin.get(r);
+    if (!o) throw new Error(`internal: record ${r.id} was not read from this store`);
+    try {
+      if (r.phase === 'Deleting' && !o.metadata.deletionTimestamp) {
+        // The finalizer keeps the object (and so its extents) until the partitions are wiped.
+        await this.api.deleteClusterCustomObject({
+          ...this.ref(r.id),
+          body: { preconditions: { resourceVersion: o.metadata.resourceVersion } },
+        });
+        return;
+      }
+      let cur: Stored = o;
+      const spec = {
+        ...o.spec,
+        sizeBytes: r.sizeBytes,
+        replicas: r.replicas.map((x) => ({
+          id: x.id,
+          node: x.node,
+          drive: x.drive,
+          extent: { ...x.extent },
+        })),
+      };
+      if (JSON.stringify(spec) !== JSON.stringify(o.spec)) {
+        cur = (await this.api.replaceClusterCustomObject({
+          ...this.ref(r.id),
+          body: { ...o, spec },
+        })) as Stored;
+      }
+      const members = r.replicas.map((x) => ({ replicaId: x.id, node: x.node, state: x.state }));
+      const nextStatus = {
+        ...cur.status,
+        arrayUUID: r.arrayUuid,
+        members,
+        inSyncMembers: members.filter((m) => m.state === 'InSync').length,
+      };
+      if (JSON.stringify(nextStatus) !== JSON.stringify(cur.status ?? {})) {
+        await this.api.replaceClusterCustomObjectStatus({
+          ...this.ref(r.id),
+          body: { ...cur, status: nextStatus },
+        });
+      }
+    } catch (e) {
+      if (codeOf(e) === 409)
+        throw new CsiError(status.ABORTED, `MeshStorVolume ${r.id} changed since it was read; retry`);
+      if (codeOf(e) === 404) throw new CsiError(status.NOT_FOUND, `MeshStorVolume ${r.id} does not exist`);
+      throw new CsiError(status.UNAVAILABLE, `writing MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
+    }
+  }
+
+  /** Drops the finalizer: the apiserver then removes the object (its deletion was requested). */
+  async remove(id: string): Promise<void> {
+    try {
+      const o = (await this.api.getClusterCustomObject(this.ref(id))) as Stored;
+      if (!o.metadata.deletionTimestamp) {
+        await this.api.deleteClusterCustomObject({
+          ...this.ref(id),
+          body: { preconditions: { resourceVersion: o.metadata.resourceVersion } },
+        });
+        return this.remove(id);
+      }
+      const finalizers = (o.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+      await this.api.replaceClusterCustomObject({
+        ...this.ref(id),
+        body: { ...o, metadata: { ...o.metadata, finalizers } },
+      });
+    } catch (e) {
+      if (codeOf(e) === 404) return;
+      if (codeOf(e) === 409)
+        throw new CsiError(
+          status.ABORTED,
+          `MeshStorVolume ${id} changed while its finalizer was removed; retry`,
+        );
+      throw new CsiError(status.UNAVAILABLE, `removing MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
+    }
+  }
+}
+
+/** Nodes as their agents publish them in MeshStorNode status. */
+export class KubeNodeInventory implements NodeInventory {
+  private readonly api: CustomObjectsApi;
+  constructor(kc: KubeConfig) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    const l = (await this.api.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL.MeshStorNode,
+    })) as {
+      items: MeshStorNode[];
+    };
+    return l.items.map((n) => ({
+      name: n.spec.nodeName,
+      labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
+      schedulable: true,
+      agentHealthy: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      drives: (n.status?.drives ?? []).map((d) => ({
+        id: d.id,
+        sizeBytes: d.sizeBytes,
+        logicalBlockSize: d.logicalBlockSize,
+        gptSlots: d.gptSlots ?? 128,
+        partitions: (d.partitions ?? []).map((p) => ({
+          start: p.start,
+          end: p.end,
+          label: p.label,
+          owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
+        })),
+      })),
+    }));
+  }
+}
