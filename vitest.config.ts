@@ -19,6 +19,8 @@ export default defineConfig({
             'agent/**/*.test.ts',
           ],
           environment: 'node',
+          // Some unit tests spawn the CLI; on a loaded 2-core machine that exceeds vitest's 5 s default.
+          testTimeout: 30_000,
         },
       },
       {

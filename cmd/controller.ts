@@ -1,22 +1,27 @@
 // `meshstor controller`: the CSI Identity and Controller services on a unix socket.
-// State backends: `memory` (records in this process, nodes from a scenario's cluster section) for
-// tests and trials; the MeshStorVolume/MeshStorNode backend arrives with the CRDs.
+// State backends: `kube` (MeshStorVolume and MeshStorNode objects) and `memory` (records in this
+// process, nodes from a scenario's cluster section) for tests and trials.
 import { parseArgs } from 'node:util';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
+import { KubeNodeInventory, KubeVolumeStore } from '../csi/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../csi/memory-store.ts';
 import { serveCsi } from '../csi/server.ts';
+import type { NodeInventory, VolumeStore } from '../csi/state.ts';
+import { loadKubeConfig } from '../kube/client.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
 import { UsageError } from './simulate.ts';
 
-export const CONTROLLER_USAGE = `usage: meshstor controller --csi-socket PATH [--state memory] [--cluster SCENARIO.yaml]
+export const CONTROLLER_USAGE = `usage: meshstor controller --csi-socket PATH [--state kube|memory] [options]
 
 Serves the CSI Identity and Controller services on a unix socket.
 
 options:
   --csi-socket PATH   the unix socket to serve on (required)
-  --state memory      keep volume records in this process (the only backend so far)
+  --state kube        volumes are MeshStorVolume objects, nodes the MeshStorNodes agents publish (default)
+  --state memory      keep volume records in this process (tests and trials)
+  --kubeconfig FILE   with --state kube: the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --cluster FILE      with --state memory: the nodes are the cluster section of this scenario
                       file (default: the embedded default scenario's 24 nodes)
   -h, --help          this text`;
@@ -26,7 +31,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       'csi-socket': { type: 'string' },
-      state: { type: 'string', default: 'memory' },
+      state: { type: 'string', default: 'kube' },
+      kubeconfig: { type: 'string' },
       cluster: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -37,13 +43,21 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   }
   const socket = values['csi-socket'];
   if (!socket) throw new UsageError('--csi-socket is required');
-  if (values.state !== 'memory') {
-    throw new UsageError(
-      `--state ${values.state}: only "memory" exists so far (the Kubernetes backend comes with the CRDs)`,
-    );
+  let store: VolumeStore;
+  let inventory: NodeInventory;
+  let nodeCount: number | undefined;
+  if (values.state === 'memory') {
+    const nodes = generateCluster(loadScenario(values.cluster).scenario);
+    store = new MemoryVolumeStore();
+    inventory = new StaticInventory(nodes);
+    nodeCount = nodes.length;
+  } else if (values.state === 'kube') {
+    const kc = loadKubeConfig(values.kubeconfig);
+    store = new KubeVolumeStore(kc);
+    inventory = new KubeNodeInventory(kc);
+  } else {
+    throw new UsageError(`--state ${values.state}: use kube or memory`);
   }
-  const { scenario } = loadScenario(values.cluster);
-  const nodes = generateCluster(scenario);
   const log = (level: string, msg: string, fields: Record<string, unknown>) =>
     process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   let ready = false;
@@ -51,15 +65,12 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     socket,
     {
       identity: new IdentityService({ controller: true, ready: () => ready }),
-      controller: new ControllerService({
-        store: new MemoryVolumeStore(),
-        inventory: new StaticInventory(nodes),
-      }),
+      controller: new ControllerService({ store, inventory }),
     },
     log,
   );
   ready = true;
-  log('info', 'serving', { socket, state: values.state, nodes: nodes.length });
+  log('info', 'serving', { socket, state: values.state, nodes: nodeCount });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log('info', 'stopping', { signal });

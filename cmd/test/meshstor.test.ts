@@ -74,7 +74,7 @@ describe('meshstor controller', () => {
     const { loadCsi } = await import('../../csi/server.ts');
     const dir = mkdtempSync(join(tmpdir(), 'meshstor-ctl-'));
     const socket = join(dir, 'csi.sock');
-    const proc = spawn(process.execPath, [cli, 'controller', '--csi-socket', socket], {
+    const proc = spawn(process.execPath, [cli, 'controller', '--csi-socket', socket, '--state', 'memory'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -112,6 +112,6 @@ describe('meshstor controller', () => {
     expect(run('controller').status).toBe(2);
     const r = run('controller', '--csi-socket', '/tmp/x.sock', '--state', 'etcd');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/only "memory" exists so far/);
+    expect(r.stderr).toMatch(/--state etcd: use kube or memory/);
   });
 });
