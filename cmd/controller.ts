@@ -1,10 +1,12 @@
 // `meshstor controller`: the CSI Identity and Controller services on a unix socket.
 // State backends: `kube` (MeshStorVolume and MeshStorNode objects) and `memory` (records in this
 // process, nodes from a scenario's cluster section) for tests and trials.
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../csi/kube-store.ts';
+import { LeaseElector } from '../csi/leader.ts';
 import { MemoryVolumeStore, StaticInventory } from '../csi/memory-store.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { NodeInventory, VolumeStore } from '../csi/state.ts';
@@ -22,6 +24,8 @@ options:
   --state kube        volumes are MeshStorVolume objects, nodes the MeshStorNodes agents publish (default)
   --state memory      keep volume records in this process (tests and trials)
   --kubeconfig FILE   with --state kube: the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)
+  --lease-namespace NS  with --state kube: where the allocator Lease lives (default: $POD_NAMESPACE
+                      or kube-system); only the lease holder allocates, the others answer UNAVAILABLE
   --cluster FILE      with --state memory: the nodes are the cluster section of this scenario
                       file (default: the embedded default scenario's 24 nodes)
   -h, --help          this text`;
@@ -33,6 +37,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'csi-socket': { type: 'string' },
       state: { type: 'string', default: 'kube' },
       kubeconfig: { type: 'string' },
+      'lease-namespace': { type: 'string' },
       cluster: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -43,9 +48,12 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   }
   const socket = values['csi-socket'];
   if (!socket) throw new UsageError('--csi-socket is required');
+  const log = (level: string, msg: string, fields: Record<string, unknown>) =>
+    process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   let store: VolumeStore;
   let inventory: NodeInventory;
   let nodeCount: number | undefined;
+  let elector: LeaseElector | undefined;
   if (values.state === 'memory') {
     const nodes = generateCluster(loadScenario(values.cluster).scenario);
     store = new MemoryVolumeStore();
@@ -55,26 +63,32 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     const kc = loadKubeConfig(values.kubeconfig);
     store = new KubeVolumeStore(kc);
     inventory = new KubeNodeInventory(kc);
+    elector = new LeaseElector(kc, {
+      namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'kube-system',
+      name: 'meshstor-allocator',
+      identity: `${hostname()}-${process.pid}`,
+      onChange: (leading, holder) => log('info', leading ? 'leading' : 'following', { holder }),
+      onError: (message) => log('warn', 'lease', { error: message }),
+    });
   } else {
     throw new UsageError(`--state ${values.state}: use kube or memory`);
   }
-  const log = (level: string, msg: string, fields: Record<string, unknown>) =>
-    process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   let ready = false;
   const server = await serveCsi(
     socket,
     {
       identity: new IdentityService({ controller: true, ready: () => ready }),
-      controller: new ControllerService({ store, inventory }),
+      controller: new ControllerService({ store, inventory, leader: elector }),
     },
     log,
   );
+  elector?.start();
   ready = true;
   log('info', 'serving', { socket, state: values.state, nodes: nodeCount });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log('info', 'stopping', { signal });
-      server.tryShutdown(() => resolve());
+      void (elector?.stop() ?? Promise.resolve()).then(() => server.tryShutdown(() => resolve()));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

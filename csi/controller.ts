@@ -34,6 +34,8 @@ const SUPPORTED_MODES = new Set([
 export interface ControllerOptions {
   store: VolumeStore;
   inventory: NodeInventory;
+  /** When set, only the holder of the allocator lease changes volumes; others answer UNAVAILABLE. */
+  leader?: { isLeader: boolean; currentHolder: string | undefined } | undefined;
   policy?: PlacementPolicy;
   seed?: number;
 }
@@ -110,6 +112,16 @@ export class ControllerService {
     this.opts = opts;
   }
 
+  private requireLeader(): void {
+    const l = this.opts.leader;
+    if (l && !l.isLeader) {
+      throw new CsiError(
+        status.UNAVAILABLE,
+        `this controller is not the active allocator (lease held by ${l.currentHolder ?? 'nobody yet'}); retry`,
+      );
+    }
+  }
+
   /** A placement engine over what the agents report and every recorded volume. */
   private async engine(): Promise<PlacementEngine> {
     const [nodes, records] = await Promise.all([this.inventory.nodes(), this.store.list()]);
@@ -134,6 +146,7 @@ export class ControllerService {
     const params = parseParameters(req.parameters ?? {});
     const size = sizeFor(req.capacity_range);
     const id = volumeIdFor(req.name);
+    this.requireLeader();
     return this.perVolume.run(id, async () => {
       const existing = await this.store.get(id);
       if (existing) {
@@ -268,6 +281,7 @@ export class ControllerService {
 
   async deleteVolume(req: DeleteVolumeRequest): Promise<Record<string, never>> {
     if (!req.volume_id) throw invalid('volume_id is required');
+    this.requireLeader();
     return this.perVolume.run(req.volume_id, async () => {
       const rec = await this.store.get(req.volume_id);
       if (!rec) return {};
@@ -340,6 +354,7 @@ export class ControllerService {
     if (!req.capacity_range) throw invalid('capacity_range is required');
     if (req.volume_capability) checkCapabilities([req.volume_capability]);
     const size = sizeFor(req.capacity_range);
+    this.requireLeader();
     return this.perVolume.run(req.volume_id, async () => {
       const rec = await this.store.get(req.volume_id);
       if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
