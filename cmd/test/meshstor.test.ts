@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MeshstorProcess } from '../../test/support/meshstor-process.ts';
 
 const cli = join(import.meta.dirname, '..', 'meshstor.ts');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -69,21 +70,13 @@ policies: [meshstor, random]
 
 describe('meshstor controller', () => {
   it('serves CSI on a socket, provisions, and stops cleanly on SIGTERM', async () => {
-    const { spawn } = await import('node:child_process');
     const grpc = await import('@grpc/grpc-js');
     const { loadCsi } = await import('../../csi/server.ts');
     const dir = mkdtempSync(join(tmpdir(), 'meshstor-ctl-'));
     const socket = join(dir, 'csi.sock');
-    const proc = spawn(process.execPath, [cli, 'controller', '--csi-socket', socket, '--state', 'memory'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    proc.stderr.on('data', (d) => {
-      stderr += String(d);
-    });
-    for (let i = 0; i < 100 && !stderr.includes('"msg":"serving"'); i++)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(stderr).toMatch(/"msg":"serving".*"nodes":24/);
+    const proc = new MeshstorProcess(['controller', '--csi-socket', socket, '--state', 'memory']);
+    await proc.waitFor('serving');
+    expect(proc.log).toMatch(/"msg":"serving".*"nodes":24/);
     const pkg = loadCsi();
     const client = new pkg.csi.v1.Controller(`unix:${socket}`, grpc.credentials.createInsecure());
     const res = await new Promise<{ volume: { volume_id: string } }>((resolve, reject) =>
@@ -101,11 +94,9 @@ describe('meshstor controller', () => {
     );
     expect(res.volume.volume_id).toBe('pvc-cli');
     client.close();
-    const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    proc.kill('SIGTERM');
-    expect(await exit).toBe(0);
-    expect(stderr).toMatch(/"msg":"CreateVolume"/);
-    expect(stderr).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
+    expect(await proc.stop()).toBe(0);
+    expect(proc.log).toMatch(/"msg":"CreateVolume"/);
+    expect(proc.log).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
   });
 
   it('refuses a missing socket flag and an unknown state backend with exit 2', () => {

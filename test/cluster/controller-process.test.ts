@@ -1,6 +1,5 @@
 // `meshstor controller --state kube` as a process against the real apiserver: it takes the
 // allocator lease, provisions through CSI into a MeshStorVolume, and hands the lease back on SIGTERM.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +8,8 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { describe, expect, inject, it } from 'vitest';
 import { loadCsi } from '../../csi/server.ts';
 import { GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
-import { Kube, until } from './kube.ts';
-
-const cli = join(import.meta.dirname, '..', '..', 'cmd', 'meshstor.ts');
+import { MeshstorProcess } from '../support/meshstor-process.ts';
+import { Kube } from './kube.ts';
 
 describe('meshstor controller --state kube', () => {
   it('leads, provisions a MeshStorVolume over CSI, and releases the lease on SIGTERM', async () => {
@@ -19,18 +17,16 @@ describe('meshstor controller --state kube', () => {
     const k = new Kube(kubeconfig);
     await k.createMeshStorNode('proc-n1', { zone: 'pa' });
     const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-ctl-kube-')), 'csi.sock');
-    const proc = spawn(
-      process.execPath,
-      [cli, 'controller', '--csi-socket', socket, '--kubeconfig', kubeconfig, '--lease-namespace', 'default'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let log = '';
-    proc.stderr?.on('data', (d) => {
-      log += String(d);
-    });
-    await until('the controller to lead', 30_000, async () =>
-      log.includes('"msg":"leading"') ? true : undefined,
-    );
+    const ctl = new MeshstorProcess([
+      'controller',
+      '--csi-socket',
+      socket,
+      '--kubeconfig',
+      kubeconfig,
+      '--lease-namespace',
+      'default',
+    ]);
+    await ctl.waitFor('leading');
 
     const pkg = loadCsi();
     const client = new pkg.csi.v1.Controller(
@@ -64,9 +60,7 @@ describe('meshstor controller --state kube', () => {
     })) as MeshStorVolume;
     expect(obj.spec.replicas?.length).toBe(1);
 
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    proc.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await ctl.stop()).toBe(0);
     const lease = await k.kc
       .makeApiClient(CoordinationV1Api)
       .readNamespacedLease({ name: 'meshstor-allocator', namespace: 'default' });

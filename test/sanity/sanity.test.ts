@@ -1,42 +1,39 @@
 // csi-sanity (the CSI community's conformance suite, real binary) against `meshstor agent
 // --with-controller`: a one-node driver on SimulatedHost serving Identity, Controller and Node.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { csiSanityBinary } from './paths.ts';
 
-const cli = join(import.meta.dirname, '..', '..', 'cmd', 'meshstor.ts');
 const dir = mkdtempSync(join(tmpdir(), 'meshstor-sanity-'));
 const socket = join(dir, 'csi.sock');
-let agent: ReturnType<typeof spawn>;
-let agentLog = '';
+let agent: MeshstorProcess;
 
 /** Capabilities MeshStor does not claim: csi-sanity may skip exactly these. */
 const UNCLAIMED =
   /^(ListSnapshots|ControllerPublishVolume|ControllerUnpublishVolume|Controller Publish, UnpublishVolume|GroupControllerService|ControllerModifyVolume|Modify [Vv]olume|CreateSnapshot|DeleteSnapshot|Snapshot|ListVolumes|Volume Cloning) not supported$/;
 
 beforeAll(async () => {
-  agent = spawn(
-    process.execPath,
-    [cli, 'agent', '--csi-socket', socket, '--node', 'sanity-node', '--zone', 'a', '--with-controller'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  agent.stderr?.on('data', (d) => {
-    agentLog += String(d);
-  });
-  for (let i = 0; i < 100 && !agentLog.includes('"msg":"serving"'); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  if (!agentLog.includes('"msg":"serving"')) throw new Error(`meshstor agent did not start:\n${agentLog}`);
+  agent = new MeshstorProcess([
+    'agent',
+    '--csi-socket',
+    socket,
+    '--node',
+    'sanity-node',
+    '--zone',
+    'a',
+    '--state',
+    'memory',
+    '--with-controller',
+  ]);
+  await agent.waitFor('serving');
 });
 
 afterAll(async () => {
-  const exited = new Promise((r) => agent.once('exit', r));
-  agent.kill('SIGTERM');
-  await exited;
+  await agent.stop();
 });
 
 describe('csi-sanity', () => {

@@ -1,0 +1,38 @@
+// Runs `meshstor <args>` as a child process for tests: collects its JSON log lines from stderr,
+// waits for a log message, and stops it with SIGTERM (returning its exit code).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const MESHSTOR_CLI = join(import.meta.dirname, '..', '..', 'cmd', 'meshstor.ts');
+
+export class MeshstorProcess {
+  readonly proc: ChildProcess;
+  log = '';
+  private readonly exited: Promise<number | null>;
+
+  constructor(args: string[]) {
+    this.proc = spawn(process.execPath, [MESHSTOR_CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc.stderr?.on('data', (d) => {
+      this.log += String(d);
+    });
+    this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
+  }
+
+  /** Resolves when a log line has `"msg":"<msg>"`; rejects on timeout or if the process exits first. */
+  async waitFor(msg: string, timeoutMs = 30_000): Promise<void> {
+    const needle = `"msg":"${msg}"`;
+    const deadline = Date.now() + timeoutMs;
+    while (!this.log.includes(needle)) {
+      if (this.proc.exitCode !== null)
+        throw new Error(`meshstor exited (${this.proc.exitCode}) before "${msg}":\n${this.log}`);
+      if (Date.now() > deadline)
+        throw new Error(`meshstor did not log "${msg}" within ${timeoutMs} ms:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.proc.exitCode === null) this.proc.kill('SIGTERM');
+    return this.exited;
+  }
+}
