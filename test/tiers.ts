@@ -1,6 +1,7 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
-// Later tiers (real control plane, csi-sanity, real kernel) add an entry here.
+// Later tiers (real control plane, csi-sanity) add an entry here.
+import { kernelTierMissing } from './kernel/harness.ts';
 
 export interface Tier {
   name: string;
@@ -32,5 +33,13 @@ export const TIERS: Tier[] = [
     vitestProject: 'unit',
     requiredInCI: true,
     missing: always,
+  },
+  {
+    name: 'kernel',
+    about: 'Host contract + data-path scenarios through LinuxHost on Debian 6.12 in qemu',
+    command: ['vitest', 'run', '--project', 'kernel'],
+    vitestProject: 'kernel',
+    requiredInCI: true,
+    missing: async () => kernelTierMissing(),
   },
 ];
