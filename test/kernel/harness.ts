@@ -21,7 +21,7 @@ import { currentBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** What the guest needs of the project: Node builtins only, no node_modules. */
-const PROJECT_DIRS = ['agent', 'placement', 'test/kernel/guest'];
+const PROJECT_DIRS = ['agent', 'placement', 'test/kernel/guest', 'bench/kernel'];
 
 export interface DriveSpec {
   serial: string;

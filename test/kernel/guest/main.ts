@@ -49,6 +49,15 @@ async function scenarios(list: Scenario[]): Promise<boolean> {
 }
 
 const suite = process.argv[2] ?? 'contract';
+async function benchSuite(): Promise<boolean> {
+  const { bench } = await import('../../../bench/kernel/guest.ts');
+  return runCase('fio', bench);
+}
+
 const ok =
-  suite === 'contract' ? await contract() : await scenarios(suite === 'reboot' ? AFTER_REBOOT : SCENARIOS);
+  suite === 'contract'
+    ? await contract()
+    : suite === 'bench'
+      ? await benchSuite()
+      : await scenarios(suite === 'reboot' ? AFTER_REBOOT : SCENARIOS);
 process.exit(ok ? 0 : 1);
