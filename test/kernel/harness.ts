@@ -154,10 +154,12 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   const initrd = join(work, 'initrd.cpio');
   projectInitrd(build.initrd, initrd, o.files ?? {});
   const images: Record<string, string> = {};
+  const made: string[] = [];
   const driveArgs: string[] = [];
   o.drives.forEach((d, i) => {
     const img = d.image ?? join(work, `${d.serial}.img`);
     if (!d.image || !existsSync(img)) writeFileSync(img, '');
+    if (!d.image) made.push(img);
     spawnSync('truncate', ['-s', String(d.sizeBytes), img]);
     images[d.serial] = img;
     driveArgs.push(
@@ -214,9 +216,9 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     }
   }
   rmSync(initrd, { force: true });
-  if (!o.workDir) {
-    for (const img of Object.values(images)) rmSync(img, { force: true });
-  }
+  // images the caller passed in are theirs (kept for a "reboot"); the ones made here go
+  for (const img of made) rmSync(img, { force: true });
+  if (!o.workDir) rmSync(work, { recursive: true, force: true });
   return {
     accel,
     exitCode: events.find((e) => e.kind === 'exit')?.code,

@@ -1,7 +1,7 @@
 // The kernel tier: the Host contract and the data-path scenarios on a real Debian 6.12 kernel in
 // qemu, through LinuxHost. Each boot's cases come back as events; one vitest test per case.
 // Boot 1: the contract suite. Boot 2: scenarios a, b, c, d, f, e1. Boot 3: the same drive images
-// attached in another order (a "reboot": every device name may change) for e2 and g.
+// attached in another order (a "reboot": every device name may change) for e2, g and g2.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +92,9 @@ describe('data-path scenarios (real kernel)', () => {
   });
   it('g: crash-and-resume: kill -9 of the relocation driver between every two steps', () => {
     expectCase(reboot, 'g-crash-resume');
+  });
+  it('g: crash-and-resume: kill -9 of the rebuild driver between every two steps after a lost member', () => {
+    expectCase(reboot, 'g2-crash-resume-rebuild');
   });
   it('e: stop + re-assemble after a reboot with changed device names', () => {
     expectCase(run, 'e1-prepare-reboot');

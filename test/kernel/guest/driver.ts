@@ -1,15 +1,15 @@
-// A driver process for scenario g: `node driver.ts '<RelocationPlan json>'`. Runs every step of
-// the relocation from the start (each observes first), prints `@@STEP <i> <name>` after each, and
+// A driver process for scenario g: `node driver.ts '<RelocationPlan | RebuildPlan json>'`. Runs
+// every step of the relocation (or rebuild) from the start (each observes first), prints `@@STEP <i> <name>` after each, and
 // with MESHSTOR_PAUSE=1 waits for a line on stdin before the next step, so the scenario can
 // kill -9 it exactly between two steps.
 import { createInterface } from 'node:readline';
 import { nodes } from './env.ts';
-import { type RelocationPlan, relocationSteps } from './relocate.ts';
+import { type RebuildPlan, type RelocationPlan, rebuildSteps, relocationSteps } from './relocate.ts';
 
-const plan = JSON.parse(process.argv[2] ?? '{}') as RelocationPlan;
+const plan = JSON.parse(process.argv[2] ?? '{}') as RelocationPlan | RebuildPlan;
 const n = nodes();
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const steps = relocationSteps(n.a, n.b, plan);
+const steps = 'lost' in plan ? rebuildSteps(n.a, n.b, plan) : relocationSteps(n.a, n.b, plan);
 for (const [i, s] of steps.entries()) {
   await s.run();
   process.stdout.write(`@@STEP ${i + 1} ${s.name}\n`);

@@ -3,6 +3,7 @@
 // and started again converges from observed state alone (no journal). Used by scenario c
 // in-process and by scenario g as a separate process that is killed -9 between steps.
 import assert from 'node:assert/strict';
+import { subsystemNqn } from '../../../agent/host/names.ts';
 import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { Host, Owner } from '../../../agent/host/types.ts';
 
@@ -97,5 +98,86 @@ export function relocationSteps(a: Host, b: Host, plan: RelocationPlan): Step[] 
       },
     },
     { name: 'free', run: () => b.deletePartition(remote.driveId, remote.owner) },
+  ];
+}
+
+export interface RebuildPlan {
+  volumeId: string;
+  /** The lost remote member (its target is gone): B's partition and its subsystem NQN. */
+  lost: { driveId: string; owner: Owner; nqn: string };
+  /** The replacement: a new replica on B, exported to A. */
+  fresh: { driveId: string; owner: Owner; sizeBytes: number };
+  listen: { address: string; port: number };
+  ctrlLossTmoSec: number;
+}
+
+/** Rebuild after a lost member: drop it, carve + export + connect a new one, add, resync, free. */
+export function rebuildSteps(a: Host, b: Host, plan: RebuildPlan): Step[] {
+  const { volumeId, lost, fresh } = plan;
+  const nqn = subsystemNqn(fresh.owner);
+  return [
+    {
+      name: 'remove-faulty-members',
+      async run() {
+        const arr = await a.getArray(volumeId);
+        assert.ok(arr, `array of ${volumeId} is assembled`);
+        for (const m of arr.members) if (m.state === 'faulty') await a.removeMember(volumeId, m.devicePath);
+      },
+    },
+    { name: 'disconnect-lost', run: () => a.disconnect(lost.nqn) },
+    {
+      name: 'create-fresh-partition',
+      async run() {
+        if (await partitionPath(b, fresh.driveId, fresh.owner)) return;
+        const d = (await b.listDrives()).find((x) => x.id === fresh.driveId);
+        const f = d?.free.find((x) => x.end - x.start >= fresh.sizeBytes);
+        assert.ok(f, `room for ${fresh.sizeBytes} bytes on ${fresh.driveId}`);
+        await b.createPartitions(fresh.driveId, [
+          { ...fresh.owner, extent: { start: f.start, end: f.start + fresh.sizeBytes } },
+        ]);
+      },
+    },
+    {
+      name: 'export-fresh',
+      async run() {
+        const p = await partitionPath(b, fresh.driveId, fresh.owner);
+        assert.ok(p, 'the fresh partition exists');
+        await b.exportReplica({ ...fresh.owner, devicePath: p, listen: plan.listen });
+      },
+    },
+    { name: 'grant', run: () => b.grantHost(nqn, { hostNqn: a.hostNqn }) },
+    {
+      name: 'connect',
+      async run() {
+        await a.connect({ subsystemNqn: nqn, target: plan.listen, ctrlLossTmoSec: plan.ctrlLossTmoSec });
+      },
+    },
+    {
+      name: 'add-fresh-member',
+      async run() {
+        const dev = await a.findDeviceByNqn(nqn);
+        assert.ok(dev, 'the fresh replica is connected');
+        await a.addMember(volumeId, dev);
+      },
+    },
+    {
+      name: 'wait-rebuild',
+      async run() {
+        const arr = await waitIdle(a, volumeId, 300_000);
+        assert.equal(
+          arr.members.filter((m) => m.state === 'in_sync').length,
+          arr.raidDevices,
+          'all slots in sync',
+        );
+      },
+    },
+    {
+      name: 'wipe-lost',
+      async run() {
+        if ((await b.listExports()).some((e) => e.nqn === lost.nqn)) await b.unexport(lost.nqn);
+        if (await partitionPath(b, lost.driveId, lost.owner)) await b.wipePartition(lost.driveId, lost.owner);
+      },
+    },
+    { name: 'free-lost', run: () => b.deletePartition(lost.driveId, lost.owner) },
   ];
 }

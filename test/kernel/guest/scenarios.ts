@@ -14,7 +14,7 @@ import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { ArrayInfo, Host, Owner } from '../../../agent/host/types.ts';
 import { MiB } from '../../../placement/index.ts';
 import { DRIVES, diskBySerial, LISTEN_B, nodes } from './env.ts';
-import { type RelocationPlan, relocationSteps } from './relocate.ts';
+import { type RebuildPlan, type RelocationPlan, rebuildSteps, relocationSteps } from './relocate.ts';
 
 export interface Scenario {
   name: string;
@@ -413,7 +413,10 @@ const e2_reassemble: Scenario = {
 };
 
 /** Runs the driver process; when killAfter is set, kill -9 it right after that step is reported. */
-function driver(plan: RelocationPlan, killAfter?: number): Promise<{ steps: string[]; killed: boolean }> {
+function driver(
+  plan: RelocationPlan | RebuildPlan,
+  killAfter?: number,
+): Promise<{ steps: string[]; killed: boolean }> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, MESHSTOR_PAUSE: '1' };
     const p = spawn(process.execPath, ['test/kernel/guest/driver.ts', JSON.stringify(plan)], {
@@ -440,6 +443,21 @@ function driver(plan: RelocationPlan, killAfter?: number): Promise<{ steps: stri
   });
 }
 
+/** kill -9 after step 1, then (a fresh driver resuming from observed state) after step 2, ... */
+async function crashRounds(plan: RelocationPlan | RebuildPlan, n: number): Promise<string[]> {
+  const rounds: string[] = [];
+  for (let k = 1; k < n; k++) {
+    const r = await driver(plan, k);
+    assert.ok(r.killed, `driver round ${k} was killed`);
+    rounds.push(`killed after ${r.steps.at(-1)}`);
+    await verify(MNT, ctx.sums);
+  }
+  const last = await driver(plan);
+  assert.equal(last.steps.length, n, 'the final run completes every step');
+  rounds.push('completed');
+  return rounds;
+}
+
 const g_crashResume: Scenario = {
   name: 'g-crash-resume',
   async run() {
@@ -449,17 +467,7 @@ const g_crashResume: Scenario = {
       remote: { driveId: DRIVES.b, owner: own('r5'), nqn: subsystemNqn(own('r5')) },
       local: { driveId: DRIVES.a, owner: own('r6'), sizeBytes: SIZE + GROW },
     };
-    const n = relocationSteps(a, b, plan).length;
-    const rounds: string[] = [];
-    // kill -9 after step 1, then (a fresh driver resuming from observed state) after step 2, ...
-    for (let k = 1; k < n; k++) {
-      const r = await driver(plan, k);
-      assert.ok(r.killed, `driver round ${k} was killed`);
-      rounds.push(`killed after ${r.steps.at(-1)}`);
-      await verify(MNT, ctx.sums);
-    }
-    const last = await driver(plan);
-    assert.equal(last.steps.length, n, 'the final run completes every step');
+    const rounds = await crashRounds(plan, relocationSteps(a, b, plan).length);
     const arr = await a.getArray(VOL);
     assert.ok(arr);
     assert.equal(arr.raidDevices, 3);
@@ -488,5 +496,56 @@ export const SCENARIOS: Scenario[] = [
   f_grow,
   e1_prepare,
 ];
+const g2_crashRebuild: Scenario = {
+  name: 'g2-crash-resume-rebuild',
+  async run() {
+    const { a, b } = nodes();
+    const size = SIZE + GROW;
+    // a remote fourth leg, then its target vanishes
+    const s7 = await freeStart(b, DRIVES.b, size);
+    await b.createPartitions(DRIVES.b, [{ ...own('r7'), extent: { start: s7, end: s7 + size } }]);
+    const ex = await b.exportReplica({
+      ...own('r7'),
+      devicePath: await partPath(b, DRIVES.b, own('r7')),
+      listen: LISTEN_B,
+    });
+    await b.grantHost(ex.nqn, { hostNqn: a.hostNqn });
+    const dev7 = await a.connect({ subsystemNqn: ex.nqn, target: LISTEN_B, ctrlLossTmoSec: TMO });
+    await a.addMember(VOL, dev7);
+    await a.setRaidDevices(VOL, 4);
+    assert.equal(inSync(await waitIdle(a, VOL, 300_000)), 4);
+    await b.unexport(ex.nqn);
+    await write(MNT, 'blob5', 4, true);
+    await poll(
+      async () => ((await a.getArray(VOL))?.degraded ? true : undefined),
+      'the array to degrade',
+      120_000,
+    );
+    const plan: RebuildPlan = {
+      volumeId: VOL,
+      lost: { driveId: DRIVES.b, owner: own('r7'), nqn: ex.nqn },
+      fresh: { driveId: DRIVES.b2, owner: own('r8'), sizeBytes: size },
+      listen: LISTEN_B,
+      ctrlLossTmoSec: TMO,
+    };
+    const rounds = await crashRounds(plan, rebuildSteps(a, b, plan).length);
+    const arr = await a.getArray(VOL);
+    assert.ok(arr);
+    assert.equal(arr.raidDevices, 4);
+    assert.equal(inSync(arr), 4);
+    assert.equal(arr.degraded, false);
+    assert.deepEqual(
+      (await b.listExports()).map((e) => e.nqn),
+      [subsystemNqn(own('r8'))],
+      'only the fresh replica is exported',
+    );
+    const bParts = (await b.listDrives()).flatMap((d) => d.partitions.map((p) => p.owner?.replicaId));
+    assert.deepEqual(bParts, ['r8'], 'the lost replica was freed, nothing leaked');
+    const files = await verify(MNT, ctx.sums);
+    assert.equal(await mdCheck(a, VOL), 0, 'mismatch_cnt');
+    return { rounds, files };
+  },
+};
+
 /** Run in the second boot, in this order. */
-export const AFTER_REBOOT: Scenario[] = [e2_reassemble, g_crashResume];
+export const AFTER_REBOOT: Scenario[] = [e2_reassemble, g_crashResume, g2_crashRebuild];
