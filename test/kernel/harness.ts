@@ -111,7 +111,8 @@ function kvmUsable(): boolean {
   } catch {
     return false;
   }
-  return /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  // MESHSTOR_ACCEL=kvm tries KVM even when the CPU flags do not show it (it falls back if it faults)
+  return process.env.MESHSTOR_ACCEL === 'kvm' || /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 }
 
 function runQemu(accel: 'kvm' | 'tcg', args: string[], o: BootOptions, bootLimitMs: number) {
@@ -175,7 +176,7 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     '-machine',
     'q35',
     '-smp',
-    '2',
+    process.env.MESHSTOR_SMP ?? '2',
     '-m',
     String(o.memMiB ?? 2048),
     '-display',
@@ -203,6 +204,14 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   if (accel === 'kvm' && r.noBoot) {
     // /dev/kvm exists on some machines whose guests fault: fall back to TCG
     accel = 'tcg';
+    r = await runQemu(accel, args, o, o.timeoutMs);
+  }
+  if (r.noBoot && !r.timedOut) {
+    // seen once under multi-threaded TCG: an int3 oops while the kernel patched its own text,
+    // before /init ran (nothing touched the drives yet): boot once more, and say so
+    console.error(
+      `[kernel] the guest died before /init (${accel}); booting again:\n${r.console.slice(-1500)}`,
+    );
     r = await runQemu(accel, args, o, o.timeoutMs);
   }
   const events: GuestEvent[] = [];
