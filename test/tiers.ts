@@ -1,6 +1,6 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
-// Later tiers (real control plane, real kernel) add an entry here.
+import { kernelTierMissing } from './kernel/harness.ts';
 import { missingSanity } from './sanity/paths.ts';
 
 export interface Tier {
@@ -57,5 +57,13 @@ export const TIERS: Tier[] = [
         ? `${gone.join(', ')} not in ${binDir()}: run npm run setup:cluster (or set MESHSTOR_K8S_BIN)`
         : undefined;
     },
+  },
+  {
+    name: 'kernel',
+    about: 'Host contract + data-path scenarios through LinuxHost on Debian 6.12 in qemu',
+    command: ['vitest', 'run', '--project', 'kernel'],
+    vitestProject: 'kernel',
+    requiredInCI: true,
+    missing: async () => kernelTierMissing(),
   },
 ];

@@ -21,7 +21,7 @@ import { currentBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** What the guest needs of the project: Node builtins only, no node_modules. */
-const PROJECT_DIRS = ['agent', 'placement', 'test/kernel/guest'];
+const PROJECT_DIRS = ['agent', 'placement', 'test/kernel/guest', 'bench/kernel'];
 
 export interface DriveSpec {
   serial: string;
@@ -111,7 +111,8 @@ function kvmUsable(): boolean {
   } catch {
     return false;
   }
-  return /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  // MESHSTOR_ACCEL=kvm tries KVM even when the CPU flags do not show it (it falls back if it faults)
+  return process.env.MESHSTOR_ACCEL === 'kvm' || /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 }
 
 function runQemu(accel: 'kvm' | 'tcg', args: string[], o: BootOptions, bootLimitMs: number) {
@@ -154,10 +155,12 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   const initrd = join(work, 'initrd.cpio');
   projectInitrd(build.initrd, initrd, o.files ?? {});
   const images: Record<string, string> = {};
+  const made: string[] = [];
   const driveArgs: string[] = [];
   o.drives.forEach((d, i) => {
     const img = d.image ?? join(work, `${d.serial}.img`);
     if (!d.image || !existsSync(img)) writeFileSync(img, '');
+    if (!d.image) made.push(img);
     spawnSync('truncate', ['-s', String(d.sizeBytes), img]);
     images[d.serial] = img;
     driveArgs.push(
@@ -173,7 +176,7 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     '-machine',
     'q35',
     '-smp',
-    '2',
+    process.env.MESHSTOR_SMP ?? '2',
     '-m',
     String(o.memMiB ?? 2048),
     '-display',
@@ -203,6 +206,14 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     accel = 'tcg';
     r = await runQemu(accel, args, o, o.timeoutMs);
   }
+  if (r.noBoot && !r.timedOut) {
+    // seen once under multi-threaded TCG: an int3 oops while the kernel patched its own text,
+    // before /init ran (nothing touched the drives yet): boot once more, and say so
+    console.error(
+      `[kernel] the guest died before /init (${accel}); booting again:\n${r.console.slice(-1500)}`,
+    );
+    r = await runQemu(accel, args, o, o.timeoutMs);
+  }
   const events: GuestEvent[] = [];
   for (const line of r.console.split('\n')) {
     const i = line.indexOf('@@MS {');
@@ -214,9 +225,9 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     }
   }
   rmSync(initrd, { force: true });
-  if (!o.workDir) {
-    for (const img of Object.values(images)) rmSync(img, { force: true });
-  }
+  // images the caller passed in are theirs (kept for a "reboot"); the ones made here go
+  for (const img of made) rmSync(img, { force: true });
+  if (!o.workDir) rmSync(work, { recursive: true, force: true });
   return {
     accel,
     exitCode: events.find((e) => e.kind === 'exit')?.code,

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
-import { SCENARIOS } from './scenarios.ts';
+import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 
 export function report(o: Record<string, unknown>): void {
   process.stdout.write(`@@MS ${JSON.stringify(o)}\n`);
@@ -42,14 +42,22 @@ async function contract(): Promise<boolean> {
   return ok;
 }
 
-async function scenarios(names: string[]): Promise<boolean> {
-  let ok = true;
-  for (const s of SCENARIOS.filter((x) => names.includes(x.name) || names.includes('all'))) {
-    ok = (await runCase(s.name, () => s.run())) && ok;
-  }
-  return ok;
+/** Scenarios build on each other (fresh drives, no reset): the first failure skips the rest. */
+async function scenarios(list: Scenario[]): Promise<boolean> {
+  for (const s of list) if (!(await runCase(s.name, () => s.run()))) return false;
+  return true;
 }
 
-const [suite = 'contract', ...rest] = (process.argv[2] ?? 'contract').split(',');
-const ok = suite === 'contract' ? await contract() : await scenarios([suite, ...rest]);
+const suite = process.argv[2] ?? 'contract';
+async function benchSuite(): Promise<boolean> {
+  const { bench } = await import('../../../bench/kernel/guest.ts');
+  return runCase('fio', bench);
+}
+
+const ok =
+  suite === 'contract'
+    ? await contract()
+    : suite === 'bench'
+      ? await benchSuite()
+      : await scenarios(suite === 'reboot' ? AFTER_REBOOT : SCENARIOS);
 process.exit(ok ? 0 : 1);

@@ -1,0 +1,36 @@
+// `npm run bench:kernel`: boots the kernel-tier VM and runs the fio comparison in it (raw
+// partition vs MD RAID1 single member vs LVM thin). Not part of `npm test`: emulated drives under
+// TCG give ratios only, never absolute numbers worth quoting.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freshDrives } from '../../test/kernel/drives.ts';
+import { bootGuest, kernelTierMissing } from '../../test/kernel/harness.ts';
+
+const missing = kernelTierMissing();
+if (missing) {
+  console.error(`bench:kernel cannot run: ${missing}`);
+  process.exit(2);
+}
+const dir = mkdtempSync(join(tmpdir(), 'meshstor-bench-'));
+const r = await bootGuest({ suite: 'bench', drives: freshDrives(dir), timeoutMs: 15 * 60_000, workDir: dir });
+rmSync(dir, { recursive: true, force: true });
+const c = r.events.find((e) => e.kind === 'case' && e.name === 'fio');
+if (!c?.ok) {
+  console.error(c?.error ?? r.console.slice(-3000));
+  process.exit(1);
+}
+const d = c.data as {
+  iops: Record<string, Record<string, number>>;
+  ratioToRaw: Record<string, Record<string, number>>;
+  runtimeSec: number;
+};
+console.log(`fio 4K in the VM (accel=${r.accel}, ${d.runtimeSec} s per job; emulated NVMe: ratios only)`);
+console.log('setup        randread IOPS (x raw)   randwrite O_SYNC IOPS (x raw)');
+for (const k of ['raw', 'md', 'thin']) {
+  const i = d.iops[k] ?? {};
+  const q = d.ratioToRaw[k] ?? { randread: 1, 'randwrite-osync': 1 };
+  console.log(
+    `${k.padEnd(12)} ${String(i.randread).padStart(8)} (${q.randread?.toFixed(2)})      ${String(i['randwrite-osync']).padStart(8)} (${q['randwrite-osync']?.toFixed(2)})`,
+  );
+}
