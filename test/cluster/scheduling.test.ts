@@ -32,7 +32,7 @@ async function extenderKnows(claims: string[]): Promise<void> {
   });
 }
 
-async function volumePod(name: string, volumes: { name: string; nodes: string[]; sizeBytes?: number }[]) {
+async function boundClaims(volumes: { name: string; nodes: string[]; sizeBytes?: number }[]) {
   const claims: string[] = [];
   for (const v of volumes)
     claims.push((await k.createVolume(v.name, v.nodes, { sizeBytes: v.sizeBytes })).pvc);
@@ -73,14 +73,14 @@ afterAll(async () => {
 describe('the real kube-scheduler with the MeshStor extender', () => {
   for (const holder of NODES) {
     it(`binds a pod whose volume has its replica on ${holder} to ${holder}`, async () => {
-      const claims = await volumePod(`p-${holder}`, [{ name: `vol-${holder}`, nodes: [holder] }]);
+      const claims = await boundClaims([{ name: `vol-${holder}`, nodes: [holder] }]);
       await k.createPod(`pod-${holder}`, claims);
       expect(await k.scheduledNode(`pod-${holder}`)).toBe(holder);
     });
   }
 
   it('binds a pod whose two volumes live on different nodes where more of its bytes are local', async () => {
-    const claims = await volumePod('two', [
+    const claims = await boundClaims([
       { name: 'vol-small', nodes: ['node-1'], sizeBytes: 10 * GiB },
       { name: 'vol-big', nodes: ['node-3'], sizeBytes: 40 * GiB },
     ]);
@@ -102,7 +102,7 @@ describe('the real kube-scheduler with the MeshStor extender', () => {
     for (const e of cfg.extenders) e.urlPrefix = `http://127.0.0.1:${cluster.extenderPort}`;
     const second = await startScheduler(cluster, cfg, 'meshstor-scheduler');
     try {
-      const claims = await volumePod('second', [{ name: 'vol-second', nodes: ['node-1'] }]);
+      const claims = await boundClaims([{ name: 'vol-second', nodes: ['node-1'] }]);
       await k.createPod('pod-second', claims, { schedulerName: cfg.profiles[0]?.schedulerName });
       expect(await k.scheduledNode('pod-second')).toBe('node-1');
     } finally {
@@ -122,7 +122,7 @@ describe('the real kube-scheduler with the MeshStor extender', () => {
   });
 
   it('keeps scheduling when the extender is gone (ignorable: true)', async () => {
-    const claims = await volumePod('gone', [{ name: 'vol-gone', nodes: ['node-2'] }]);
+    const claims = await boundClaims([{ name: 'vol-gone', nodes: ['node-2'] }]);
     await ext?.close();
     ext = undefined;
     await k.createPod('pod-gone', claims);
