@@ -346,7 +346,10 @@ export async function startScheduler(
   const file = join(cp.dir, `${name}-config.json`);
   const cfg = {
     ...config,
-    clientConnection: { kubeconfig: join(cp.dir, 'scheduler.kubeconfig') },
+    clientConnection: {
+      ...(config.clientConnection as Record<string, unknown> | undefined),
+      kubeconfig: join(cp.dir, 'scheduler.kubeconfig'),
+    },
     leaderElection: { leaderElect: false },
   };
   writeFileSync(file, JSON.stringify(cfg, null, 2));
