@@ -39,6 +39,11 @@ const name = (i: number) => `node-${String(i).padStart(5, '0')}`;
 const extenderPort = await freePort();
 const cp = await startControlPlane({ schedulerConfig: { ...schedulerConfigFor(extenderPort) } });
 const log = makeLogger('bench', 'warn');
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void cp.stop().finally(() => process.exit(130));
+  });
+}
 try {
   await applyCrds(cp.kubeconfig);
   const k = new Kube(cp.kubeconfig);
@@ -91,7 +96,14 @@ try {
     `created ${vols.length} bound MeshStor volumes (MSV, PV, PVC) in ${((Date.now() - t1) / 1000).toFixed(0)} s`,
   );
 
-  const ext = await startExtender({ kc: k.kc, log, host: '127.0.0.1', port: extenderPort });
+  // No agents run here to heartbeat: do not let the objects made minutes ago count as silent agents.
+  const ext = await startExtender({
+    kc: k.kc,
+    log,
+    host: '127.0.0.1',
+    port: extenderPort,
+    heartbeatStaleMs: 24 * 3600_000,
+  });
   await ext.whenSynced;
   await until('extender caches', 60_000, async () =>
     (ext.state.sizes().persistentvolumeclaims ?? 0) >= vols.length &&
