@@ -40,12 +40,11 @@ export function createExtenderApp(opts: AppOptions): express.Express {
   const verb =
     (name: 'filter' | 'prioritize', fn: (args: ExtenderArgs, names: string[]) => unknown) =>
     (req: Request, res: Response): void => {
-      const end = metrics.latency.startTimer({ verb: name });
       const args = parseArgs(req.body);
       const names = candidateNames(args);
       const out = fn(args, names);
       res.json(out);
-      end();
+      (res.locals.endTimer as (() => void) | undefined)?.();
       log.debug({
         verb: name,
         pod: `${args.Pod.metadata.namespace}/${args.Pod.metadata.name}`,
@@ -53,9 +52,15 @@ export function createExtenderApp(opts: AppOptions): express.Express {
       });
     };
 
+  // Timed from before the body is read and parsed, so the histogram holds the whole call.
+  const timed = (name: 'filter' | 'prioritize') => (_req: Request, res: Response, next: NextFunction) => {
+    res.locals.endTimer = metrics.latency.startTimer({ verb: name });
+    next();
+  };
   const json = express.json({ limit: opts.bodyLimit ?? '8mb', type: () => true });
   app.post(
     '/filter',
+    timed('filter'),
     json,
     verb('filter', (args, names) => {
       const r = state.filter(args.Pod, names, now());
@@ -73,6 +78,7 @@ export function createExtenderApp(opts: AppOptions): express.Express {
   );
   app.post(
     '/prioritize',
+    timed('prioritize'),
     json,
     verb('prioritize', (args, names) => state.prioritize(args.Pod, names, now())),
   );

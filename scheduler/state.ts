@@ -333,8 +333,9 @@ export class ExtenderState {
           'MeshStor: no agent on this node (no MeshStorNode), its volumes cannot be attached here';
       else if (!a.ready) failed[name] = `MeshStor: the node's agent is not ready: ${a.reason}`;
       else if (now - a.heartbeatMs > this.heartbeatStaleMs) {
+        // One text for all such nodes: kube-scheduler groups the reasons of its event by exact text.
         failed[name] =
-          `MeshStor: the node's agent has not reported for ${Math.round((now - a.heartbeatMs) / 1000)} s`;
+          `MeshStor: the node's agent stopped reporting (no heartbeat for over ${this.heartbeatStaleMs / 1000} s)`;
       } else ok.push(name);
     }
     // Preemption cannot bring an agent back, so these failures are unresolvable.

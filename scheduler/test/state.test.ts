@@ -73,7 +73,9 @@ describe('ExtenderState.filter', () => {
     expect(r.NodeNames).toEqual(['node-1', 'node-2']);
     expect(Object.keys(r.FailedAndUnresolvableNodes).sort()).toEqual(['node-3', 'node-4', 'node-5']);
     expect(r.FailedAndUnresolvableNodes['node-3']).toMatch(/not ready: Ready=False \(AgentUp\)/);
-    expect(r.FailedAndUnresolvableNodes['node-4']).toMatch(/has not reported for 300 s/);
+    expect(r.FailedAndUnresolvableNodes['node-4']).toMatch(
+      /stopped reporting \(no heartbeat for over 90 s\)/,
+    );
     expect(r.FailedAndUnresolvableNodes['node-5']).toMatch(/no agent on this node/);
   });
 });

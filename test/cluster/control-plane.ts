@@ -158,9 +158,9 @@ class Proc {
   exited = false;
   readonly logFile: string;
 
-  constructor(name: Binary, args: string[], logs: string) {
-    this.name = name;
-    this.logFile = join(logs, `${name}.log`);
+  constructor(name: Binary, args: string[], logs: string, logName: string = name) {
+    this.name = logName;
+    this.logFile = join(logs, `${logName}.log`);
     const out = createWriteStream(this.logFile);
     this.child = spawn(binPath(name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.pipe(out);
@@ -331,4 +331,47 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw e;
   }
   return { dir, apiUrl, kubeconfig: adminKubeconfig, logs, stop };
+}
+
+/**
+ * Starts one more kube-scheduler against a running control plane (a second scheduler with its own
+ * profile, as deploy/scheduler/second-scheduler.yaml runs one). Its log is logs/<name>.log.
+ */
+export async function startScheduler(
+  cp: { dir: string; logs: string },
+  config: Record<string, unknown>,
+  name: string,
+  timeoutMs = 60_000,
+): Promise<{ stop(): Promise<void> }> {
+  const file = join(cp.dir, `${name}-config.json`);
+  const cfg = {
+    ...config,
+    clientConnection: {
+      ...(config.clientConnection as Record<string, unknown> | undefined),
+      kubeconfig: join(cp.dir, 'scheduler.kubeconfig'),
+    },
+    leaderElection: { leaderElect: false },
+  };
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
+  const port = await freePort();
+  const p = new Proc(
+    'kube-scheduler',
+    [
+      `--config=${file}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(cp.dir, `${name}-certs`)}`,
+    ],
+    cp.logs,
+    name,
+  );
+  try {
+    await waitFor(p, 'healthy', timeoutMs, async () => {
+      return (await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true }))[0] === 200;
+    });
+  } catch (e) {
+    await p.stop();
+    throw e;
+  }
+  return { stop: () => p.stop() };
 }

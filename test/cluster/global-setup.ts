@@ -12,7 +12,7 @@ import { applyCrds } from './kube.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    cluster: { kubeconfig: string; apiUrl: string; extenderPort: number; logs: string };
+    cluster: { kubeconfig: string; apiUrl: string; extenderPort: number; dir: string; logs: string };
   }
 }
 
@@ -40,7 +40,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   await applyCrds(cp.kubeconfig);
   console.log(`control plane up in ${Date.now() - t0} ms (${cp.dir}; logs in ${cp.logs})`);
-  project.provide('cluster', { kubeconfig: cp.kubeconfig, apiUrl: cp.apiUrl, extenderPort, logs: cp.logs });
+  project.provide('cluster', {
+    kubeconfig: cp.kubeconfig,
+    apiUrl: cp.apiUrl,
+    extenderPort,
+    dir: cp.dir,
+    logs: cp.logs,
+  });
   return async () => {
     await cp?.stop();
   };

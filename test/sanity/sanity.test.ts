@@ -1,7 +1,7 @@
 // csi-sanity (the CSI community's conformance suite, real binary) against `meshstor agent
 // --with-controller`: a one-node driver on SimulatedHost serving Identity, Controller and Node.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,21 +41,40 @@ describe('csi-sanity', () => {
     const bin = csiSanityBinary();
     if (!bin) throw new Error('csi-sanity is missing: the tier runner should not have started this tier');
     const junit = join(dir, 'junit.xml');
-    const r = spawnSync(
-      bin,
-      [
-        `--csi.endpoint=unix://${socket}`,
-        `--csi.mountdir=${join(dir, 'mnt')}`,
-        `--csi.stagingdir=${join(dir, 'stage')}`,
-        '--csi.testvolumesize=1073741824',
-        '--csi.testvolumeexpandsize=2147483648',
-        '--ginkgo.no-color',
-        '--ginkgo.v',
-        `--ginkgo.junit-report=${junit}`,
-      ],
-      { encoding: 'utf8', timeout: 10 * 60_000 },
-    );
-    const out = `${r.stdout}${r.stderr}`;
+    const runSanity = () => {
+      const r = spawnSync(
+        bin,
+        [
+          `--csi.endpoint=unix://${socket}`,
+          `--csi.mountdir=${join(dir, 'mnt')}`,
+          `--csi.stagingdir=${join(dir, 'stage')}`,
+          '--csi.testvolumesize=1073741824',
+          '--csi.testvolumeexpandsize=2147483648',
+          '--ginkgo.no-color',
+          '--ginkgo.v',
+          `--ginkgo.junit-report=${junit}`,
+        ],
+        { encoding: 'utf8', timeout: 10 * 60_000 },
+      );
+      return { r, out: `${r.stdout}${r.stderr}` };
+    };
+    let { r, out } = runSanity();
+    // csi-test v5.4.0's utils.Connect waits for the connection to change state *from* whatever
+    // GetState() returns; if it is READY already (a loaded machine makes that likely) it waits a
+    // minute and fails "Connection timed out" in the first spec's BeforeEach, before any RPC. Only
+    // that failure, alone, earns one re-run; any other failure stands.
+    const connectRaceOnly =
+      /Connection timed out/.test(out) &&
+      /\[FAIL\][^\n]*\n\s*\S*sanity\.go:\d+/.test(out) &&
+      /\b1 Failed\b/.test(out);
+    if (r.status !== 0 && connectRaceOnly) {
+      console.log(
+        'csi-sanity: the first run hit csi-test\'s connect race ("Connection timed out" before any RPC); running it again',
+      );
+      writeFileSync(join(dir, 'csi-sanity-first-run.log'), out);
+      ({ r, out } = runSanity());
+    }
+    writeFileSync(join(dir, 'csi-sanity.log'), out);
     const summary =
       /Ran (\d+) of (\d+) Specs[\s\S]*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(
         out,
@@ -64,7 +83,9 @@ describe('csi-sanity', () => {
     expect(summary, 'csi-sanity printed no summary').not.toBeNull();
     const [, ran, , passed, failed, , skipped] = (summary as RegExpExecArray).map(Number);
     const failures = [...out.matchAll(/\[FAIL\] (.*)/g)].map((m) => m[1]);
-    expect(failures, out.slice(-4000)).toEqual([]);
+    expect(failures, `full csi-sanity output: ${join(dir, 'csi-sanity.log')}\n${out.slice(-4000)}`).toEqual(
+      [],
+    );
     expect(failed).toBe(0);
     expect(passed).toBe(ran);
     expect(passed).toBeGreaterThanOrEqual(40);
