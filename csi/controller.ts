@@ -332,7 +332,17 @@ export class ControllerService {
       // An unsupported capability has no capacity; the spec asks for 0, not an error.
       if (capabilityProblem(c)) return { available_capacity: '0' };
     }
-    const params = parseParameters(req.parameters ?? {});
+    // Bad StorageClass parameters are the user's to see on their claim: CreateVolume refuses them
+    // with INVALID_ARGUMENT, which the provisioner turns into a ProvisioningFailed Event on the PVC.
+    // Erroring here instead would leave no CSIStorageCapacity for the class, so the scheduler would
+    // never pick a node, CreateVolume would never run, and the claim would say nothing. So capacity
+    // for such a class is reported as for the default parameters.
+    let params: ReturnType<typeof parseParameters>;
+    try {
+      params = parseParameters(req.parameters ?? {});
+    } catch {
+      params = parseParameters({});
+    }
     const engine = await this.engine();
     const max = engine.capacity(segmentOf(req.accessible_topology), {
       replicaCount: params.replicaCount,

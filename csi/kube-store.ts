@@ -18,6 +18,22 @@ type Stored = MeshStorVolume & { metadata: MeshStorVolume['metadata'] & { deleti
 
 const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
 
+/**
+ * Retries what the apiserver says is temporary (429 "storage is (re)initializing", 5xx) a few
+ * times with backoff; anything else, or the last failure, is thrown as it is.
+ */
+export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await what();
+    } catch (e) {
+      const code = codeOf(e);
+      if (i >= attempts || !(code === 429 || code >= 500)) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
+    }
+  }
+}
+
 const MEMBER: Record<string, MemberState> = {
   Pending: 'Pending',
   Exported: 'Pending',
@@ -72,7 +88,7 @@ export class KubeVolumeStore implements VolumeStore {
 
   async get(id: string): Promise<VolumeRecord | undefined> {
     try {
-      return this.wrap((await this.api.getClusterCustomObject(this.ref(id))) as Stored);
+      return this.wrap((await retryTransient(() => this.api.getClusterCustomObject(this.ref(id)))) as Stored);
     } catch (e) {
       if (codeOf(e) === 404) return undefined;
       throw new CsiError(status.UNAVAILABLE, `reading MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
@@ -80,7 +96,7 @@ export class KubeVolumeStore implements VolumeStore {
   }
 
   async list(): Promise<VolumeRecord[]> {
-    const l = (await this.api.listClusterCustomObject(this.all)) as { items: Stored[] };
+    const l = (await retryTransient(() => this.api.listClusterCustomObject(this.all))) as { items: Stored[] };
     return l.items.map((o) => this.wrap(o));
   }
 
@@ -197,11 +213,8 @@ export class KubeNodeInventory implements NodeInventory {
   }
 
   async nodes(): Promise<NodeInfo[]> {
-    const l = (await this.api.listClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL.MeshStorNode,
-    })) as {
+    const all = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorNode };
+    const l = (await retryTransient(() => this.api.listClusterCustomObject(all))) as {
       items: MeshStorNode[];
     };
     return l.items.map((n) => ({

@@ -1,6 +1,7 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
 import { kernelTierMissing } from './kernel/harness.ts';
+import { provisionerBinary } from './provision/paths.ts';
 import { missingSanity } from './sanity/paths.ts';
 
 export interface Tier {
@@ -53,9 +54,12 @@ export const TIERS: Tier[] = [
     requiredInCI: true,
     missing: async () => {
       const gone = missingBinaries();
-      return gone.length > 0
-        ? `${gone.join(', ')} not in ${binDir()}: run npm run setup:cluster (or set MESHSTOR_K8S_BIN)`
-        : undefined;
+      if (gone.length > 0) {
+        return `${gone.join(', ')} not in ${binDir()}: run npm run setup:cluster (or set MESHSTOR_K8S_BIN)`;
+      }
+      return provisionerBinary()
+        ? undefined
+        : 'csi-provisioner is not built: run npm run setup:provisioner (or set MESHSTOR_CSI_PROVISIONER)';
     },
   },
   {

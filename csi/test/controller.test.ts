@@ -256,6 +256,22 @@ describe('DeleteVolume, Validate, GetCapacity, Expand', () => {
     expect(Number(zoneA?.available_capacity)).toBeGreaterThan(GiB);
   });
 
+  it('reports capacity for a class with bad parameters as for the defaults (CreateVolume refuses it on the claim)', async () => {
+    const bad = await ctl.GetCapacity?.({ parameters: { replicaCount: 'two' } });
+    const def = await ctl.GetCapacity?.({ parameters: {} });
+    expect(bad?.available_capacity).toBe(def?.available_capacity);
+    expect(Number(bad?.available_capacity)).toBeGreaterThan(0);
+    expect(
+      await code(
+        ctl.CreateVolume?.({
+          name: 'x',
+          volume_capabilities: [block],
+          parameters: { replicaCount: 'two' },
+        }) as Promise<unknown>,
+      ),
+    ).toBe('INVALID_ARGUMENT');
+  });
+
   it('expands in place when the bytes after each member are free, idempotently', async () => {
     const svc = new ControllerService({
       store: new MemoryVolumeStore(),
