@@ -8,7 +8,7 @@ import { createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { NODE_KEY } from '../../csi/topology.ts';
+import { NODE_KEY, ZONE_KEY } from '../../csi/topology.ts';
 import { DRIVER_NAME, GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { provisionerBinary } from '../provision/paths.ts';
@@ -17,6 +17,7 @@ import { Kube, until } from './kube.ts';
 
 const E2E_LABEL = 'meshstor.io/e2e-provisioning';
 const NODES = ['prov-n1', 'prov-n2', 'prov-n3'];
+const ZONE = 'prov-zone';
 let k: Kube;
 let controller: MeshstorProcess;
 let provisioner: ChildProcess;
@@ -32,7 +33,7 @@ async function createTopologyNode(name: string, zone: string) {
           'kubernetes.io/hostname': name,
           [NODE_KEY]: name,
           [E2E_LABEL]: 'yes',
-          'topology.kubernetes.io/zone': zone,
+          [ZONE_KEY]: zone,
         },
       },
       status: {
@@ -54,7 +55,7 @@ async function createTopologyNode(name: string, zone: string) {
   await k.storage.createCSINode({
     body: {
       metadata: { name },
-      spec: { drivers: [{ name: DRIVER_NAME, nodeID: name, topologyKeys: [NODE_KEY] }] },
+      spec: { drivers: [{ name: DRIVER_NAME, nodeID: name, topologyKeys: [NODE_KEY, ZONE_KEY] }] },
     },
   });
   await k.createMeshStorNode(name, { driveBytes: 100 * GiB, zone });
@@ -135,7 +136,9 @@ beforeAll(async () => {
     throw new Error(
       'csi-provisioner is missing: run `npm run setup:provisioner` (or set MESHSTOR_CSI_PROVISIONER)',
     );
-  await Promise.all(NODES.map((n, i) => createTopologyNode(n, ['pa', 'pb', 'pc'][i] as string)));
+  // One zone of their own: capacity for a {node, zone} segment is what fits in that zone, so it
+  // follows these nodes' free space whatever other test files put in the shared apiserver.
+  await Promise.all(NODES.map((n) => createTopologyNode(n, ZONE)));
   await k.storage.createCSIDriver({
     body: {
       metadata: { name: DRIVER_NAME },
@@ -191,6 +194,25 @@ beforeAll(async () => {
 afterAll(async () => {
   provisioner?.kill('SIGTERM');
   await controller?.stop();
+  // Leave the shared control plane as we found it: other files schedule onto whatever nodes exist.
+  const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
+  for (const name of ['db-0', 'bad-0'])
+    await quiet(k.core.deleteNamespacedPod({ name, namespace: 'default', gracePeriodSeconds: 0 }));
+  await quiet(k.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-bad', namespace: 'default' }));
+  for (const sc of ['meshstor-wffc', 'meshstor-bad']) await quiet(k.storage.deleteStorageClass({ name: sc }));
+  await quiet(k.storage.deleteCSIDriver({ name: DRIVER_NAME }));
+  for (const n of NODES) {
+    await quiet(k.core.deleteNode({ name: n }));
+    await quiet(k.storage.deleteCSINode({ name: n }));
+    await quiet(
+      k.custom.deleteClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL.MeshStorNode,
+        name: n,
+      }),
+    );
+  }
 });
 
 describe('provisioning through the real external-provisioner', () => {
