@@ -31,7 +31,8 @@ export const TIERS: Tier[] = [
   },
   {
     name: 'unit',
-    about: 'placement engine (incl. fast-check properties), simulations, CLI',
+    about:
+      'placement (incl. fast-check properties), simulations, CLI, CSI services, extender, Host contract on SimulatedHost',
     command: ['vitest', 'run', '--project', 'unit'],
     vitestProject: 'unit',
     requiredInCI: true,
@@ -39,7 +40,8 @@ export const TIERS: Tier[] = [
   },
   {
     name: 'sanity',
-    about: 'csi-sanity (kubernetes-csi/csi-test) against meshstor agent --with-controller on SimulatedHost',
+    about:
+      'csi-sanity (kubernetes-csi/csi-test) against meshstor agent --state memory --with-controller on SimulatedHost',
     command: ['vitest', 'run', '--project', 'sanity'],
     vitestProject: 'sanity',
     requiredInCI: true,
@@ -48,7 +50,7 @@ export const TIERS: Tier[] = [
   {
     name: 'cluster',
     about:
-      'CRDs and the scheduler extender against real etcd, kube-apiserver, kube-scheduler, kube-controller-manager',
+      'real etcd, kube-apiserver, kube-scheduler, kube-controller-manager, external-provisioner: CRDs, extender, CSI provisioning, controller and agent on Kubernetes state',
     command: ['vitest', 'run', '--project', 'cluster'],
     vitestProject: 'cluster',
     requiredInCI: true,
