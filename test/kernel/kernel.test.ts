@@ -69,7 +69,7 @@ describe('data-path scenarios (real kernel)', () => {
       reboot = await bootGuest({
         suite: 'reboot',
         drives: reordered(drives),
-        timeoutMs: 5 * MIN,
+        timeoutMs: 12 * MIN,
         files: { 'state.json': JSON.stringify(state) },
       });
       summary('reboot', reboot);

@@ -450,7 +450,6 @@ async function crashRounds(plan: RelocationPlan | RebuildPlan, n: number): Promi
     const r = await driver(plan, k);
     assert.ok(r.killed, `driver round ${k} was killed`);
     rounds.push(`killed after ${r.steps.at(-1)}`);
-    await verify(MNT, ctx.sums);
   }
   const last = await driver(plan);
   assert.equal(last.steps.length, n, 'the final run completes every step');
