@@ -118,7 +118,9 @@ function kvmUsable(): boolean {
 function runQemu(accel: 'kvm' | 'tcg', args: string[], o: BootOptions, bootLimitMs: number) {
   return new Promise<{ console: string; timedOut: boolean; noBoot: boolean }>((resolve) => {
     const accelArgs =
-      accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
+      accel === 'kvm'
+        ? ['-accel', 'kvm', '-cpu', 'host']
+        : ['-accel', 'tcg,thread=multi', '-cpu', 'max,-pku'];
     const q = spawn('qemu-system-x86_64', [...accelArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let timedOut = false;
