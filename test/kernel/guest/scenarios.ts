@@ -438,7 +438,7 @@ function driver(
     p.on('close', (code, sig) => {
       if (killed && sig === 'SIGKILL') resolve({ steps, killed });
       else if (code === 0) resolve({ steps, killed });
-      // died by a signal we did not send (the emulated CPU has crashed Node once): an unplanned
+      // died by a signal we did not send (Node has crashed at startup in the TCG guest): an unplanned
       // crash at an unknown point, which the next driver must resume from like any other
       else if (sig) resolve({ steps, killed, crashed: `${sig} after [${steps.join(', ')}]` });
       else reject(new Error(`driver exited ${code} after ${steps.join(', ')}`));
