@@ -147,6 +147,12 @@ function runQemu(accel: 'kvm' | 'tcg', args: string[], o: BootOptions, bootLimit
   });
 }
 
+/** Guest Node died (by a signal) before it reported any case. */
+function startupCrash(console: string): boolean {
+  const exit = /@@MS \{"kind":"exit","code":(\d+)/.exec(console);
+  return !console.includes('"kind":"case"') && exit !== null && Number(exit[1]) >= 128;
+}
+
 export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   const build = currentBuild();
   if (!build) throw new Error('run `npm run setup:kernel` first');
@@ -212,6 +218,12 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
     console.error(
       `[kernel] the guest died before /init (${accel}); booting again:\n${r.console.slice(-1500)}`,
     );
+    r = await runQemu(accel, args, o, o.timeoutMs);
+  }
+  for (let retry = 0; retry < 2 && !r.timedOut && startupCrash(r.console); retry++) {
+    // Node 24 in the TCG guest has died at startup in a V8 check ("it->second.Size() > offset",
+    // SIGTRAP) before running any case, i.e. before touching a drive: boot again, and say so
+    console.error(`[kernel] guest Node crashed at startup (${accel}); booting again`);
     r = await runQemu(accel, args, o, o.timeoutMs);
   }
   const events: GuestEvent[] = [];

@@ -19,7 +19,10 @@ function summary(name: string, r: GuestRun): void {
   console.log(
     `[kernel] ${name}: accel=${r.accel} boot=${r.bootSec ?? '?'}s wall=${r.wallSec.toFixed(1)}s exit=${r.exitCode}` +
       cases
-        .map((c) => `\n  ${c.ok ? 'ok  ' : 'FAIL'} ${((c.ms ?? 0) / 1000).toFixed(1)}s ${c.name}`)
+        .map((c) => {
+          const data = c.data === undefined ? '' : `\n       ${JSON.stringify(c.data).slice(0, 400)}`;
+          return `\n  ${c.ok ? 'ok  ' : 'FAIL'} ${((c.ms ?? 0) / 1000).toFixed(1)}s ${c.name}${data}`;
+        })
         .join(''),
   );
 }
@@ -69,7 +72,7 @@ describe('data-path scenarios (real kernel)', () => {
       reboot = await bootGuest({
         suite: 'reboot',
         drives: reordered(drives),
-        timeoutMs: 5 * MIN,
+        timeoutMs: 12 * MIN,
         files: { 'state.json': JSON.stringify(state) },
       });
       summary('reboot', reboot);
