@@ -28,7 +28,7 @@ export const TIERS: Tier[] = [
   },
   {
     name: 'unit',
-    about: 'placement engine (incl. fast-check properties), simulations, CLI',
+    about: 'placement engine (incl. fast-check properties), simulations, CLI, Host contract on SimulatedHost',
     command: ['vitest', 'run', '--project', 'unit'],
     vitestProject: 'unit',
     requiredInCI: true,
