@@ -7,6 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from '../kube/client.ts';
 import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
+import { agentReady, nodeInfoFrom } from '../kube/placement-model.ts';
 import type { MemberState, NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
@@ -217,23 +218,6 @@ export class KubeNodeInventory implements NodeInventory {
     const l = (await retryTransient(() => this.api.listClusterCustomObject(all))) as {
       items: MeshStorNode[];
     };
-    return l.items.map((n) => ({
-      name: n.spec.nodeName,
-      labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
-      schedulable: true,
-      agentHealthy: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-      drives: (n.status?.drives ?? []).map((d) => ({
-        id: d.id,
-        sizeBytes: d.sizeBytes,
-        logicalBlockSize: d.logicalBlockSize,
-        gptSlots: d.gptSlots ?? 128,
-        partitions: (d.partitions ?? []).map((p) => ({
-          start: p.start,
-          end: p.end,
-          label: p.label,
-          owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
-        })),
-      })),
-    }));
+    return l.items.map((n) => nodeInfoFrom(n, agentReady(n)));
   }
 }

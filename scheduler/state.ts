@@ -6,10 +6,10 @@
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
 import { DRIVER_NAME, type MemberPhase, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
+import { nodeInfoFrom } from '../kube/placement-model.ts';
 import {
   ClusterState,
   type MemberState,
-  type NodeInfo,
   PlacementEngine,
   type PodVolume,
   type VolumeInfo,
@@ -82,27 +82,6 @@ const MEMBER_STATE: Record<MemberPhase, MemberState> = {
   Faulty: 'Faulty',
   Removed: 'Removed',
 };
-
-export function nodeInfoFrom(n: MeshStorNode, healthy: boolean): NodeInfo {
-  return {
-    name: n.metadata.name,
-    labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
-    schedulable: true, // cordons are kube-scheduler's business; it never sends a cordoned node
-    agentHealthy: healthy,
-    drives: (n.status?.drives ?? []).map((d) => ({
-      id: d.id,
-      sizeBytes: d.sizeBytes,
-      logicalBlockSize: d.logicalBlockSize,
-      gptSlots: d.gptSlots ?? 128,
-      partitions: (d.partitions ?? []).map((p) => ({
-        start: p.start,
-        end: p.end,
-        label: p.label,
-        owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
-      })),
-    })),
-  };
-}
 
 export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
   const members = new Map((v.status?.members ?? []).map((m) => [m.replicaId, m.state]));

@@ -1,0 +1,30 @@
+// Translates MeshStorNode objects into the placement engine's model. Shared by the extender and
+// the CSI controller so both see a node the same way.
+import type { NodeInfo } from '../placement/model.ts';
+import type { MeshStorNode } from './crds.ts';
+
+/** Whether the node's agent says it is Ready (freshness of the heartbeat is the caller's call). */
+export function agentReady(n: MeshStorNode): boolean {
+  return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+export function nodeInfoFrom(n: MeshStorNode, healthy: boolean): NodeInfo {
+  return {
+    name: n.metadata.name,
+    labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
+    schedulable: true, // cordons are kube-scheduler's business; it never sends a cordoned node
+    agentHealthy: healthy,
+    drives: (n.status?.drives ?? []).map((d) => ({
+      id: d.id,
+      sizeBytes: d.sizeBytes,
+      logicalBlockSize: d.logicalBlockSize,
+      gptSlots: d.gptSlots ?? 128,
+      partitions: (d.partitions ?? []).map((p) => ({
+        start: p.start,
+        end: p.end,
+        label: p.label,
+        owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
+      })),
+    })),
+  };
+}
