@@ -7,8 +7,8 @@ import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from '../kube/client.ts';
 import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
-import { agentReady, nodeInfoFrom } from '../kube/placement-model.ts';
-import type { MemberState, NodeInfo } from '../placement/model.ts';
+import { agentReady, MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
+import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
 
@@ -35,16 +35,6 @@ export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): P
   }
 }
 
-const MEMBER: Record<string, MemberState> = {
-  Pending: 'Pending',
-  Exported: 'Pending',
-  Connected: 'Pending',
-  Syncing: 'Syncing',
-  InSync: 'InSync',
-  Faulty: 'Faulty',
-  Removed: 'Removed',
-};
-
 function toRecord(o: Stored): VolumeRecord {
   const members = new Map((o.status?.members ?? []).map((m) => [m.replicaId, m.state]));
   return {
@@ -59,7 +49,7 @@ function toRecord(o: Stored): VolumeRecord {
       node: r.node,
       drive: r.drive,
       extent: { ...r.extent },
-      state: MEMBER[members.get(r.id) ?? 'Pending'] ?? 'Pending',
+      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
     })),
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
     arrayUuid: o.status?.arrayUUID,

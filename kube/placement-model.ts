@@ -1,7 +1,18 @@
 // Translates MeshStorNode objects into the placement engine's model. Shared by the extender and
 // the CSI controller so both see a node the same way.
-import type { NodeInfo } from '../placement/model.ts';
-import type { MeshStorNode } from './crds.ts';
+import type { MemberState, NodeInfo } from '../placement/model.ts';
+import type { MemberPhase, MeshStorNode } from './crds.ts';
+
+/** The placement model's member state for a phase an agent reports (exported or connected is not yet a copy). */
+export const MEMBER_STATE: Record<MemberPhase, MemberState> = {
+  Pending: 'Pending',
+  Exported: 'Pending',
+  Connected: 'Pending',
+  Syncing: 'Syncing',
+  InSync: 'InSync',
+  Faulty: 'Faulty',
+  Removed: 'Removed',
+};
 
 /** Whether the node's agent says it is Ready (freshness of the heartbeat is the caller's call). */
 export function agentReady(n: MeshStorNode): boolean {

@@ -5,15 +5,9 @@
 //   MeshStorNode -> agent health (Ready condition, fresh heartbeat) and drives in the model.
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
-import { DRIVER_NAME, type MemberPhase, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
-import { nodeInfoFrom } from '../kube/placement-model.ts';
-import {
-  ClusterState,
-  type MemberState,
-  PlacementEngine,
-  type PodVolume,
-  type VolumeInfo,
-} from '../placement/index.ts';
+import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
+import { MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
+import { ClusterState, PlacementEngine, type PodVolume, type VolumeInfo } from '../placement/index.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
 
 export interface StateOptions {
@@ -72,16 +66,6 @@ export function quantityBytes(q: string | number | undefined): number {
   };
   return Math.ceil(Number(m[1]) * (mult[m[2] ?? ''] ?? Number.NaN));
 }
-
-const MEMBER_STATE: Record<MemberPhase, MemberState> = {
-  Pending: 'Pending',
-  Exported: 'Pending',
-  Connected: 'Pending',
-  Syncing: 'Syncing',
-  InSync: 'InSync',
-  Faulty: 'Faulty',
-  Removed: 'Removed',
-};
 
 export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
   const members = new Map((v.status?.members ?? []).map((m) => [m.replicaId, m.state]));

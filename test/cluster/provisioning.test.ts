@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NODE_KEY, ZONE_KEY } from '../../csi/topology.ts';
 import { DRIVER_NAME, GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
+import { quantityBytes } from '../../scheduler/state.ts';
 import { provisionerBinary } from '../provision/paths.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { Kube, until } from './kube.ts';
@@ -106,15 +107,6 @@ async function pod(name: string, pvc: string) {
       },
     },
   });
-}
-
-/** A Kubernetes quantity ("102272Mi", "107240275968", "100G") in bytes. */
-function quantityBytes(q: string | undefined): number {
-  const m = /^(\d+(?:\.\d+)?)([KMGTPE]i?|k)?$/.exec(q ?? '');
-  if (!m) return Number.NaN;
-  const unit = m[2] ?? '';
-  const pow = { '': 0, k: 1, K: 1, M: 2, G: 3, T: 4, P: 5, E: 6 }[unit.replace('i', '')] ?? 0;
-  return Number(m[1]) * (unit.endsWith('i') ? 1024 : 1000) ** pow;
 }
 
 async function capacities(): Promise<Record<string, number>> {
