@@ -1,20 +1,24 @@
 // `meshstor agent`: the node agent. Serves the CSI Node service over the Host interface and, with
-// Kubernetes state, publishes this node's MeshStorNode and cleans up partitions of deleted volumes.
+// Kubernetes state, every --resync-seconds: creates and exports this node's replicas to the node a
+// volume is attached to, reports member states of the arrays it runs, wipes partitions of deleted
+// volumes and publishes this node's MeshStorNode.
 // Today it runs on SimulatedHost (`--host simulated`); with --state memory --with-controller it is
 // a one-node driver (Identity, Controller and Node on one socket) for csi-sanity and trials.
 import { mkdir, rmdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { reconcileExports, reportMemberStates } from '../agent/exports.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import { NodePublisher } from '../agent/publisher.ts';
 import { reconcileDeletions } from '../agent/reconciler.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { HostInventory } from '../csi/host-inventory.ts';
 import { IdentityService } from '../csi/identity.ts';
-import { KubeVolumeStore } from '../csi/kube-store.ts';
+import { KubePeerDirectory, KubeVolumeStore } from '../csi/kube-store.ts';
+import { KeyedLock } from '../csi/lock.ts';
 import { MemoryVolumeStore } from '../csi/memory-store.ts';
 import { NodeService } from '../csi/node.ts';
 import { serveCsi } from '../csi/server.ts';
-import type { VolumeStore } from '../csi/state.ts';
+import type { PeerDirectory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { parseBytes } from '../placement/units.ts';
 import { UsageError } from './simulate.ts';
@@ -32,7 +36,7 @@ options:
   --kubeconfig FILE        with --state kube: the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --address ADDR           NVMe-oF address other nodes reach this node on (default 127.0.0.1)
   --port N                 NVMe-oF TCP port (default 4420)
-  --resync-seconds N       how often to re-publish the node and clean up deleted volumes (default 5)
+  --resync-seconds N       how often to export replicas, clean up deleted volumes and re-publish (default 5)
   --host simulated         the Host implementation (only "simulated" so far)
   --drives LIST            simulated NVMe drives, comma separated sizes (default "100GiB,100GiB")
   --with-controller        with --state memory: also serve the Controller from the same state
@@ -90,14 +94,19 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   let store: VolumeStore;
   let publisher: NodePublisher | undefined;
+  let peers: PeerDirectory | undefined;
   if (values.state === 'kube') {
     const kc = loadKubeConfig(values.kubeconfig);
     store = new KubeVolumeStore(kc);
+    peers = new KubePeerDirectory(kc);
     publisher = new NodePublisher(kc, { nodeName, zone: values.zone, address: values.address, port }, host);
     await publisher.publish();
   } else store = new MemoryVolumeStore();
 
   const withController = values['with-controller'];
+  // One lock per volume shared by the node service and the export pass (agent/exports.ts).
+  const locks = new KeyedLock();
+  const listen = { address: values.address, port };
   const server = await serveCsi(
     socket,
     {
@@ -110,6 +119,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
         zone: values.zone,
         host,
         store,
+        peers,
+        locks,
         mountPoints: {
           ensure: async (path) => {
             await mkdir(path, { recursive: true });
@@ -137,6 +148,13 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const pass = async () => {
     if (!publisher) return;
     try {
+      const x = await reconcileExports({ nodeName, host, store, listen, locks });
+      if (x.created.length) log('info', 'partitions created', { replicas: x.created });
+      if (x.exported.length) log('info', 'exported', { replicas: x.exported });
+      if (x.unexported.length) log('info', 'unexported', { replicas: x.unexported });
+      for (const w of x.waiting) log('info', 'waiting to export', w);
+      const m = await reportMemberStates({ nodeName, host, store, listen, locks });
+      if (m.length) log('info', 'member states reported', { volumes: m });
       const r = await reconcileDeletions(nodeName, host, store);
       if (r.wiped.length) log('info', 'wiped', { partitions: r.wiped });
       for (const w of r.waiting) log('info', 'waiting to wipe', w);

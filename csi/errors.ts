@@ -16,6 +16,7 @@ export const notFound = (message: string) => new CsiError(status.NOT_FOUND, mess
 export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
 export const exhausted = (message: string) => new CsiError(status.RESOURCE_EXHAUSTED, message);
 export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
+export const unavailable = (message: string) => new CsiError(status.UNAVAILABLE, message);
 export const failedPrecondition = (message: string) => new CsiError(status.FAILED_PRECONDITION, message);
 
 const PLACEMENT_CODES: Record<PlacementError['code'], status> = {

@@ -10,7 +10,7 @@ import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VER
 import { agentReady, MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
-import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
 const CSI_NAME = 'meshstor.io/csi-name';
@@ -53,6 +53,9 @@ function toRecord(o: Stored): VolumeRecord {
     })),
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
     arrayUuid: o.status?.arrayUUID,
+    attachment: o.spec.attachment?.hostNQN
+      ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
+      : undefined,
   };
 }
 
@@ -131,7 +134,7 @@ export class KubeVolumeStore implements VolumeStore {
         return;
       }
       let cur: Stored = o;
-      const spec = {
+      const spec: MeshStorVolume['spec'] = {
         ...o.spec,
         sizeBytes: r.sizeBytes,
         replicas: r.replicas.map((x) => ({
@@ -141,6 +144,8 @@ export class KubeVolumeStore implements VolumeStore {
           extent: { ...x.extent },
         })),
       };
+      if (r.attachment) spec.attachment = { node: r.attachment.node, hostNQN: r.attachment.hostNqn };
+      else delete spec.attachment;
       if (JSON.stringify(spec) !== JSON.stringify(o.spec)) {
         cur = (await this.api.replaceClusterCustomObject({
           ...this.ref(r.id),
@@ -209,5 +214,41 @@ export class KubeNodeInventory implements NodeInventory {
       items: MeshStorNode[];
     };
     return l.items.map((n) => nodeInfoFrom(n, agentReady(n)));
+  }
+}
+
+/** Peers from the MeshStorNodes their agents publish; a stale heartbeat means not ready. */
+export class KubePeerDirectory implements PeerDirectory {
+  private readonly api: CustomObjectsApi;
+  private readonly staleMs: number;
+  constructor(kc: KubeConfig, staleMs = 90_000) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.staleMs = staleMs;
+  }
+
+  async peer(node: string): Promise<Peer | undefined> {
+    let n: MeshStorNode;
+    try {
+      n = (await retryTransient(() =>
+        this.api.getClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL.MeshStorNode,
+          name: node,
+        }),
+      )) as MeshStorNode;
+    } catch (e) {
+      if (codeOf(e) === 404) return undefined;
+      throw new CsiError(status.UNAVAILABLE, `reading MeshStorNode ${node}: ${kubeErrorMessage(e)}`);
+    }
+    const s = n.status;
+    if (!s?.hostNQN || !s.nvmeofAddress) return undefined;
+    const beat = s.heartbeatTime ? Date.parse(s.heartbeatTime) : Number.NaN;
+    return {
+      node,
+      hostNqn: s.hostNQN,
+      address: { address: s.nvmeofAddress.address, port: s.nvmeofAddress.port },
+      ready: agentReady(n) && Date.now() - beat <= this.staleMs,
+    };
   }
 }

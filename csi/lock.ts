@@ -21,6 +21,12 @@ export class KeyedLock {
     }
   }
 
+  /** Runs `work` only if nobody holds the key now; otherwise returns `busy` at once. */
+  async tryRun<T, B>(key: string, work: () => Promise<T>, busy: B): Promise<T | B> {
+    if (this.tails.has(key)) return busy;
+    return this.run(key, work);
+  }
+
   get size(): number {
     return this.tails.size;
   }

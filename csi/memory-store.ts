@@ -2,7 +2,7 @@
 import { status } from '@grpc/grpc-js';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
-import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
 
 export class MemoryVolumeStore implements VolumeStore {
   private readonly records = new Map<string, { rec: VolumeRecord; version: number }>();
@@ -50,5 +50,21 @@ export class StaticInventory implements NodeInventory {
   }
   async nodes(): Promise<NodeInfo[]> {
     return structuredClone(this.list);
+  }
+}
+
+/** Peers in memory (tests, trials): a node is ready until marked down. */
+export class StaticPeers implements PeerDirectory {
+  private readonly peers = new Map<string, Peer>();
+  set(p: Peer): void {
+    this.peers.set(p.node, { ...p });
+  }
+  setReady(node: string, ready: boolean): void {
+    const p = this.peers.get(node);
+    if (p) p.ready = ready;
+  }
+  async peer(node: string): Promise<Peer | undefined> {
+    const p = this.peers.get(node);
+    return p && { ...p, address: { ...p.address } };
   }
 }

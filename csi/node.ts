@@ -1,13 +1,22 @@
-// The CSI Node service: stages a volume on this node through the Host interface (partition,
-// MD RAID1, XFS, mount), publishes it to the pod's path, reports usage and grows it.
-// Members on other nodes come over NVMe-oF once the agent's reconciler exports them; until that
-// exists this service stages volumes whose members are all local and says so otherwise.
-import { ForeignSuperblockError, NotFoundError } from '../agent/host/errors.ts';
-import type { Host } from '../agent/host/types.ts';
+// The CSI Node service: stages a volume on this node through the Host interface (partitions,
+// NVMe-oF connections to members on other nodes, MD RAID1, XFS, mount), publishes it to the pod's
+// path, reports usage and grows it. Staging records this node as the volume's attachment; the
+// owners' agents (agent/exports.ts) then export the other members to this node only.
+
+import { ensurePartition, MEMBER_FROM_ARRAY } from '../agent/exports.ts';
+import {
+  CommandError,
+  ConnectRefusedError,
+  ForeignSuperblockError,
+  NotFoundError,
+} from '../agent/host/errors.ts';
+import { subsystemNqn } from '../agent/host/names.ts';
+import type { ArrayInfo, Host } from '../agent/host/types.ts';
+import type { ReplicaInfo } from '../placement/model.ts';
 import { capabilityProblem } from './controller.ts';
-import { failedPrecondition, invalid, notFound } from './errors.ts';
+import { failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
 import { KeyedLock } from './lock.ts';
-import type { VolumeRecord, VolumeStore } from './state.ts';
+import { type PeerDirectory, updateRecord, type VolumeRecord, type VolumeStore } from './state.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
 import type { StringMap, VolumeCapability } from './types.ts';
 
@@ -16,6 +25,12 @@ export interface NodeServiceOptions {
   zone?: string | undefined;
   host: Host;
   store: VolumeStore;
+  /** Other nodes' NVMe-oF addresses and health; without it only volumes with all members here stage. */
+  peers?: PeerDirectory | undefined;
+  /** Shared with the agent's export reconciler, so a volume is never staged and re-exported at once. */
+  locks?: KeyedLock | undefined;
+  /** How long NodeStage waits for remote members' exports before answering UNAVAILABLE (default 30 s). */
+  connectWaitMs?: number | undefined;
   /**
    * Creates and removes mount-point directories: the CO expects the driver to create the publish
    * target and to remove it on unpublish.
@@ -37,10 +52,11 @@ interface PublishRequest extends StageRequest {
 
 export class NodeService {
   private readonly o: NodeServiceOptions;
-  private readonly perVolume = new KeyedLock();
+  private readonly perVolume: KeyedLock;
 
   constructor(o: NodeServiceOptions) {
     this.o = o;
+    this.perVolume = o.locks ?? new KeyedLock();
   }
 
   async nodeGetInfo() {
@@ -63,47 +79,128 @@ export class NodeService {
     return rec;
   }
 
-  /** The local partition of each member, created if the controller's layout has none on disk yet. */
-  private async memberDevices(rec: VolumeRecord): Promise<string[]> {
-    const live = rec.replicas.filter((r) => r.state !== 'Faulty' && r.state !== 'Removed');
-    const remote = live.filter((r) => r.node !== this.o.nodeName);
-    if (remote.length > 0) {
-      throw failedPrecondition(
-        `volume ${rec.id} has members on ${remote.map((r) => r.node).join(', ')}: remote members need the agent's NVMe-oF reconciler, which is not built yet`,
-      );
+  /**
+   * Claims the volume for this node. While another node whose agent is alive holds it, this waits
+   * (UNAVAILABLE, kubelet retries): taking it over would fence a running pod. A holder whose agent
+   * stopped reporting is taken over; the exports' fencing cuts it off its remote members.
+   */
+  private async attach(rec: VolumeRecord): Promise<VolumeRecord> {
+    const me = { node: this.o.nodeName, hostNqn: this.o.host.hostNqn };
+    const holder = rec.attachment;
+    if (holder && holder.node !== me.node) {
+      const peer = await this.o.peers?.peer(holder.node);
+      if (peer?.ready) {
+        throw unavailable(
+          `volume ${rec.id} is staged on node ${holder.node}; waiting for it to be unstaged there`,
+        );
+      }
     }
-    const devices: string[] = [];
-    for (const r of live) {
-      const owner = { volumeId: rec.id, replicaId: r.id };
-      const drive = (await this.o.host.listDrives()).find((d) => d.id === r.drive);
-      if (!drive)
-        throw failedPrecondition(`drive ${r.drive} of replica ${r.id} is not on node ${this.o.nodeName}`);
-      let part = drive.partitions.find((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === r.id);
-      if (!part) [part] = await this.o.host.createPartitions(r.drive, [{ ...owner, extent: r.extent }]);
-      if (!part) throw new Error(`internal: partition for ${rec.id}/${r.id} was not created`);
-      devices.push(part.path);
-    }
-    return devices;
+    const written = await updateRecord(this.o.store, rec.id, (r) => {
+      if (r.attachment?.node === me.node && r.attachment.hostNqn === me.hostNqn) return false;
+      r.attachment = me;
+      return true;
+    });
+    if (!written || written.phase === 'Deleting') throw notFound(`volume ${rec.id} does not exist`);
+    return written;
   }
 
-  /** Assembles the volume's array, creating it only the first time. */
+  /** This node's partition of a member, created at the recorded extent if the disk has none yet. */
+  private async localMember(rec: VolumeRecord, r: ReplicaInfo): Promise<string> {
+    // Exported to the volume's previous node: dropping the export fences that node off it.
+    await this.o.host.unexport(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+    try {
+      return (await ensurePartition(this.o.host, rec, r)).path;
+    } catch (e) {
+      throw failedPrecondition(`replica ${rec.id}/${r.id} on ${this.o.nodeName}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * A member on another node, connected over NVMe-oF. Its owner's agent exports it to this node's
+   * host NQN once it sees the attachment; until then the target refuses us and we retry.
+   * Undefined when the owner's agent is down: the member is missing.
+   */
+  private async remoteMember(rec: VolumeRecord, r: ReplicaInfo): Promise<string | undefined> {
+    const peers = this.o.peers;
+    if (!peers) {
+      throw failedPrecondition(
+        `volume ${rec.id} has a member on ${r.node}, and this agent runs without cluster state (--state memory)`,
+      );
+    }
+    const subsystem = subsystemNqn({ volumeId: rec.id, replicaId: r.id });
+    const have = await this.o.host.findDeviceByNqn(subsystem);
+    if (have) return have;
+    const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
+    let last = '';
+    for (;;) {
+      const peer = await peers.peer(r.node);
+      if (!peer?.ready) return undefined;
+      try {
+        return await this.o.host.connect({
+          subsystemNqn: subsystem,
+          target: peer.address,
+          ctrlLossTmoSec: 30,
+        });
+      } catch (e) {
+        if (!(e instanceof ConnectRefusedError || e instanceof CommandError)) throw e;
+        last = e.message;
+      }
+      if (Date.now() >= deadline) {
+        throw unavailable(
+          `waiting for node ${r.node} to export replica ${rec.id}/${r.id} to ${this.o.nodeName}: ${last}`,
+        );
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  }
+
+  /** Assembles the volume's array, creating it only the first time, and records member states. */
   private async ensureArray(rec: VolumeRecord): Promise<string> {
     const running = await this.o.host.getArray(rec.id);
     if (running) return running.devicePath;
-    const devices = await this.memberDevices(rec);
-    const spec = { volumeId: rec.id, devices };
-    if (rec.arrayUuid) return (await this.o.host.assembleArray(spec)).devicePath;
-    let info: Awaited<ReturnType<Host['createArray']>>;
-    try {
-      info = await this.o.host.createArray(spec);
-    } catch (e) {
-      // A crash after create and before the record was updated: the superblock is ours, assemble.
-      if (!(e instanceof ForeignSuperblockError)) throw e;
-      info = await this.o.host.assembleArray(spec);
+    const live = rec.replicas.filter((r) => r.state !== 'Faulty' && r.state !== 'Removed');
+    const found = await Promise.all(
+      live.map(async (r) => ({
+        r,
+        device: r.node === this.o.nodeName ? await this.localMember(rec, r) : await this.remoteMember(rec, r),
+      })),
+    );
+    const present = found.filter((f): f is { r: ReplicaInfo; device: string } => f.device !== undefined);
+    const missing = found.filter((f) => f.device === undefined).map((f) => f.r);
+    if (missing.length > 0) {
+      const nodes = missing.map((r) => r.node).join(', ');
+      // A new array is made with every member; an old one runs degraded only from a copy known good.
+      if (!rec.arrayUuid)
+        throw unavailable(
+          `volume ${rec.id}: the agent on ${nodes} is not ready; the array is created with every member`,
+        );
+      if (!present.some((f) => f.r.state === 'InSync'))
+        throw unavailable(
+          `volume ${rec.id}: no in-sync copy is reachable (the agent on ${nodes} is not ready)`,
+        );
     }
-    rec.arrayUuid = info.uuid;
-    for (const r of rec.replicas) if (r.state === 'Pending') r.state = 'InSync';
-    await this.o.store.replace(rec);
+    const spec = { volumeId: rec.id, devices: present.map((f) => f.device) };
+    let info: ArrayInfo;
+    if (rec.arrayUuid) info = await this.o.host.assembleArray(spec);
+    else {
+      try {
+        info = await this.o.host.createArray(spec);
+      } catch (e) {
+        // A crash after create and before the record was updated: the superblock is ours, assemble.
+        if (!(e instanceof ForeignSuperblockError)) throw e;
+        info = await this.o.host.assembleArray(spec);
+      }
+    }
+    const stateOf = new Map(info.members.map((m) => [m.devicePath, m.state]));
+    const memberState = new Map<string, ReplicaInfo['state']>();
+    for (const f of present) memberState.set(f.r.id, MEMBER_FROM_ARRAY[stateOf.get(f.device) ?? 'faulty']);
+    for (const r of missing) memberState.set(r.id, 'Faulty');
+    await updateRecord(this.o.store, rec.id, (r) => {
+      const before = JSON.stringify([r.arrayUuid, r.replicas]);
+      r.arrayUuid = info.uuid;
+      for (const x of r.replicas) x.state = memberState.get(x.id) ?? x.state;
+      return JSON.stringify([r.arrayUuid, r.replicas]) !== before;
+    });
     return info.devicePath;
   }
 
@@ -114,7 +211,8 @@ export class NodeService {
     const problem = capabilityProblem(req.volume_capability);
     if (problem) throw invalid(problem);
     return this.perVolume.run(req.volume_id, async () => {
-      const rec = await this.record(req.volume_id);
+      let rec = await this.record(req.volume_id);
+      rec = await this.attach(rec);
       const md = await this.ensureArray(rec);
       if (req.volume_capability?.mount) {
         await this.o.host.makeFilesystem(md);
@@ -130,6 +228,16 @@ export class NodeService {
     return this.perVolume.run(req.volume_id, async () => {
       await this.o.host.unmount(req.staging_target_path);
       await this.o.host.stopArray(req.volume_id);
+      const rec = await this.o.store.get(req.volume_id);
+      if (!rec) return {};
+      for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
+        await this.o.host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+      // Detached: the owners drop their exports to this node.
+      await updateRecord(this.o.store, rec.id, (r) => {
+        if (r.attachment?.node !== this.o.nodeName) return false;
+        r.attachment = undefined;
+        return true;
+      });
       return {};
     });
   }

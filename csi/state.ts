@@ -1,6 +1,7 @@
 // The controller's one state interface (as the CSI host-path driver has one): volume records, the
 // allocation source of truth, and the node inventory the agents report. Implementations: in memory
 // (tests, `--state memory`) and, with the CRDs, MeshStorVolume/MeshStorNode objects.
+import { status } from '@grpc/grpc-js';
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
 
 export interface VolumeRecord {
@@ -17,6 +18,16 @@ export interface VolumeRecord {
   phase: 'Active' | 'Deleting';
   /** Set once the MD array exists: from then on it is assembled, never created again. */
   arrayUuid?: string | undefined;
+  /**
+   * The node that assembles the array (where the consuming pod runs) and its host NQN: the owners
+   * of the other members export their partitions to that host only. Written by NodeStage.
+   */
+  attachment?: Attachment | undefined;
+}
+
+export interface Attachment {
+  node: string;
+  hostNqn: string;
 }
 
 export interface VolumeStore {
@@ -27,6 +38,42 @@ export interface VolumeStore {
   /** Refuses (ABORTED) when the record changed since it was read. */
   replace(record: VolumeRecord): Promise<void>;
   remove(id: string): Promise<void>;
+}
+
+/**
+ * Reads the record, applies `change` and writes it back, re-reading when another writer got there
+ * first (ABORTED). `change` returns false when nothing needs writing. Returns the record as written.
+ */
+export async function updateRecord(
+  store: VolumeStore,
+  id: string,
+  change: (rec: VolumeRecord) => boolean,
+  attempts = 8,
+): Promise<VolumeRecord | undefined> {
+  for (let i = 1; ; i++) {
+    const rec = await store.get(id);
+    if (!rec || !change(rec)) return rec;
+    try {
+      await store.replace(rec);
+      return rec;
+    } catch (e) {
+      if (i >= attempts || (e as { code?: number }).code !== status.ABORTED) throw e;
+      await new Promise((r) => setTimeout(r, 20 * i + Math.random() * 50));
+    }
+  }
+}
+
+/** Another node as the agent on it reports itself: where its NVMe-oF target listens. */
+export interface Peer {
+  node: string;
+  hostNqn: string;
+  address: { address: string; port: number };
+  /** Its agent reports Ready with a fresh heartbeat. */
+  ready: boolean;
+}
+
+export interface PeerDirectory {
+  peer(node: string): Promise<Peer | undefined>;
 }
 
 export interface NodeInventory {

@@ -94,7 +94,8 @@ export interface MeshStorVolumeSpec {
   fsType?: 'xfs' | 'ext4';
   spread?: { domain?: 'zone' | 'rack'; mode?: 'required' | 'preferred' | 'none' };
   replicas?: MeshStorReplica[];
-  attachment?: { node: string };
+  /** hostNQN: the attached node's NVMe host NQN, the one host the other members are exported to. */
+  attachment?: { node: string; hostNQN?: string };
 }
 
 export interface MeshStorMember {

@@ -52,6 +52,12 @@ export function subsystemNqn(o: Owner): string {
   return `${NQN_PREFIX}:${o.volumeId}:${o.replicaId}`;
 }
 
+/** The replica a MeshStor subsystem NQN names, or undefined for anybody else's subsystem. */
+export function ownerFromSubsystemNqn(nqn: string): Owner | undefined {
+  const m = /^nqn\.2024-11\.io\.meshstor:([a-z0-9.-]+):([a-z0-9.-]+)$/.exec(nqn);
+  return m?.[1] && m[2] ? { volumeId: m[1], replicaId: m[2] } : undefined;
+}
+
 /** MD array names are at most 32 bytes in metadata 1.2. */
 export function arrayName(volumeId: string): string {
   checkId('volume id', volumeId);

@@ -8,11 +8,7 @@ import { HostInventory } from '../host-inventory.ts';
 import { MemoryVolumeStore } from '../memory-store.ts';
 import { NodeService } from '../node.ts';
 import { NODE_KEY } from '../topology.ts';
-
-const mountCap = {
-  mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
-  access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
-};
+import { codeOf, mountCap, stageRequest } from './requests.ts';
 
 function setup() {
   const host = new SimulatedHost({
@@ -50,21 +46,8 @@ function setup() {
   return { host, store, ctl, node, dirs, create };
 }
 
-const stage = (volume_id: string) => ({
-  volume_id,
-  staging_target_path: '/stage/x',
-  volume_capability: mountCap,
-  volume_context: {},
-});
+const stage = (volume_id: string) => stageRequest(volume_id);
 const publish = (volume_id: string) => ({ ...stage(volume_id), target_path: '/pods/x', readonly: false });
-const codeOf = async (p: Promise<unknown>) => {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    return (e as CsiError).code;
-  }
-};
 
 describe('NodeService on SimulatedHost', () => {
   it('stages, publishes, reports, unpublishes and unstages; every step idempotent', async () => {
@@ -128,7 +111,7 @@ describe('NodeService on SimulatedHost', () => {
     expect(await codeOf(node.nodePublishVolume({ ...publish(volume.volume_id), readonly: true }))).toBe(3);
   });
 
-  it('refuses members on other nodes until the NVMe-oF reconciler exists', async () => {
+  it('without cluster state (--state memory) refuses a member on another node, saying why', async () => {
     const { node, store } = setup();
     await store.create({
       id: 'remote',
@@ -142,7 +125,7 @@ describe('NodeService on SimulatedHost', () => {
     });
     const err = await node.nodeStageVolume(stage('remote')).catch((e: CsiError) => e);
     expect((err as CsiError).code).toBe(9);
-    expect((err as CsiError).message).toMatch(/members on n2/);
+    expect((err as CsiError).message).toMatch(/a member on n2, and this agent runs without cluster state/);
   });
 
   it('grows online: controller grows the extents, the node grows partition, array and filesystem', async () => {
