@@ -38,6 +38,8 @@ export class NetworkSimFabric implements Fabric {
   private readonly sessions = new Sessions<net.Socket>();
   /** Every socket of this fabric, both sides, for close(). */
   private readonly sockets = new Set<net.Socket>();
+  /** Sessions told `gone`: their requests are no longer served while they hang up. */
+  private readonly dropped = new WeakSet<net.Socket>();
 
   // --- target side -----------------------------------------------------------------------------
 
@@ -72,7 +74,9 @@ export class NetworkSimFabric implements Fabric {
   }
 
   async dropSubsystem(target: SimTarget, subsystemNqn: string): Promise<void> {
-    await Promise.all(this.sessions.take(target, subsystemNqn).map(goodbye));
+    const socks = this.sessions.take(target, subsystemNqn);
+    for (const s of socks) this.dropped.add(s);
+    await Promise.all(socks.map(goodbye));
   }
 
   private serve(target: SimTarget, at: ListenAddress, sock: net.Socket): void {
@@ -95,6 +99,7 @@ export class NetworkSimFabric implements Fabric {
         return;
       }
       if (!store) return sock.destroy();
+      if (this.dropped.has(sock)) return;
       if (m.op === 'write') {
         store.md = m.md ?? undefined;
         store.fs = m.fs ?? undefined;
@@ -116,6 +121,8 @@ export class NetworkSimFabric implements Fabric {
       dhchapSecret: spec.dhchapSecret ?? null,
     });
     await ns.opened;
+    // `gone` may have come in the same packet as `connected`: the subsystem went meanwhile.
+    if (ns.ended) throw noSubsystem(spec.subsystemNqn, spec.target);
     return ns;
   }
 
@@ -166,6 +173,10 @@ class RemoteNamespace implements SimNamespace {
   private seq = 0;
   private connected = false;
   private over = false;
+
+  get ended(): boolean {
+    return this.over;
+  }
 
   constructor(sock: net.Socket, spec: ConnectSpec, lost: () => void) {
     this.sock = sock;

@@ -263,17 +263,12 @@ export class SimulatedHost implements Host, SimTarget {
     check(o);
     const nqn = subsystemNqn(spec);
     const have = this.exports.get(nqn);
-    if (have) {
-      if (have.devicePath !== spec.devicePath) {
-        throw new InvalidArgumentError(`${nqn} already exports ${have.devicePath}, not ${spec.devicePath}`);
-      }
-      return exportView(have);
-    }
+    if (have) return sameExport(have, spec);
     const store = this.localStore(spec.devicePath);
     if (!store) throw new NotFoundError(`no block device ${spec.devicePath}`);
     await this.fabric.listen(this, spec.listen);
     const raced = this.exports.get(nqn);
-    if (raced) return exportView(raced);
+    if (raced) return sameExport(raced, spec);
     const e: SimExport = { nqn, devicePath: spec.devicePath, store, listen: spec.listen, allowed: new Map() };
     this.exports.set(nqn, e);
     return exportView(e);
@@ -723,6 +718,14 @@ function resize(a: SimArray, grow = false): void {
   const min = Math.min(...live.map((m) => m.store.sizeBytes)) - MD_OVERHEAD;
   if (a.store.sizeBytes === 0 || grow)
     a.store.sizeBytes = Math.max(a.store.sizeBytes, alignUp(min, 4096) - 4096);
+}
+
+/** An export that already exists is the answer only if it exports the same device. */
+function sameExport(have: SimExport, spec: ExportSpec): ExportInfo {
+  if (have.devicePath !== spec.devicePath) {
+    throw new InvalidArgumentError(`${have.nqn} already exports ${have.devicePath}, not ${spec.devicePath}`);
+  }
+  return exportView(have);
 }
 
 function exportView(e: SimExport): ExportInfo {

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GiB, MiB } from '../../../placement/index.ts';
-import { ConnectRefusedError, DeviceInUseError } from '../errors.ts';
+import { ConnectRefusedError, DeviceInUseError, InvalidArgumentError } from '../errors.ts';
 import { generateDhchapSecret } from '../names.ts';
 import { NetworkSimFabric } from '../sim-network.ts';
 import { SimulatedHost } from '../simulated.ts';
@@ -194,6 +194,19 @@ describe('a SimulatedHost target in another process', () => {
     );
     expect(await a.findDeviceByNqn(ex.nqn)).toBeUndefined();
     expect(await a.connect(spec)).toMatch(/^\/dev\/nvme\d+n1$/);
+  });
+
+  it('refuses an export at an address another process listens on', async () => {
+    const peer = await startPeer(NQN_B, 'SIM-B');
+    const listen = { address: '127.0.0.1', port: await freePort() };
+    await peerExport(peer, listen, NQN_A);
+    const a = netHost(NQN_A, [{ id: 'SIM-A', sizeBytes: GiB }]);
+    const [p] = await a.createPartitions('SIM-A', [{ ...R1, extent: { start: MiB, end: MiB + SIZE } }]);
+    if (!p) throw new Error('no partition on A');
+    await expect(a.exportReplica({ ...R1, devicePath: p.path, listen })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    expect(await a.listExports()).toEqual([]);
   });
 
   it('an unexport in the target process drops the controller before it returns', async () => {
