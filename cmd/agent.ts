@@ -2,11 +2,14 @@
 // Kubernetes state, every --resync-seconds: creates and exports this node's replicas to the node a
 // volume is attached to, reports member states of the arrays it runs, wipes partitions of deleted
 // volumes and publishes this node's MeshStorNode.
-// Today it runs on SimulatedHost (`--host simulated`); with --state memory --with-controller it is
-// a one-node driver (Identity, Controller and Node on one socket) for csi-sanity and trials.
+// Today it runs on SimulatedHost (`--host simulated`) over NetworkSimFabric, so agents in separate
+// processes reach each other's exports over real TCP at their --address/--port; with --state memory
+// --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
+// csi-sanity and trials, which never exports and so never listens.
 import { mkdir, rmdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { reconcileExports, reportMemberStates } from '../agent/exports.ts';
+import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import { NodePublisher } from '../agent/publisher.ts';
 import { reconcileDeletions } from '../agent/reconciler.ts';
@@ -34,8 +37,10 @@ options:
   --state kube             volumes are MeshStorVolume objects; publishes this node's MeshStorNode (default)
   --state memory           volumes live in this process (with --with-controller: a one-node driver)
   --kubeconfig FILE        with --state kube: the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)
-  --address ADDR           NVMe-oF address other nodes reach this node on (default 127.0.0.1)
-  --port N                 NVMe-oF TCP port (default 4420)
+  --address ADDR           NVMe-oF address other nodes reach this node on: published in its MeshStorNode,
+                           and where the simulated target's TCP listener opens while it exports
+                           a replica (default 127.0.0.1)
+  --port N                 NVMe-oF TCP port of that listener (default 4420)
   --resync-seconds N       how often to export replicas, clean up deleted volumes and re-publish (default 5)
   --host simulated         the Host implementation (only "simulated" so far)
   --drives LIST            simulated NVMe drives, comma separated sizes (default "100GiB,100GiB")
@@ -88,9 +93,12 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const log = (level: string, msg: string, fields: Record<string, unknown>) =>
     process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
 
+  // Real TCP between agent processes: one agent per node, each exporting at its --address/--port.
+  const fabric = new NetworkSimFabric();
   const host = new SimulatedHost({
     hostNqn: `nqn.2014-08.org.nvmexpress:uuid:meshstor-${nodeName}`,
     drives: sizes.map((sizeBytes, i) => ({ id: `SIM${nodeName}-${i}`, sizeBytes })),
+    fabric,
   });
   let store: VolumeStore;
   let publisher: NodePublisher | undefined;
@@ -175,5 +183,6 @@ export async function agentCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await fabric.close();
   return 0;
 }

@@ -1,6 +1,9 @@
 // SimulatedHost: the Host contract in memory, for unit tests, the control-plane tier and
 // simulations. Same semantics and same refusals as LinuxHost (one contract suite proves both).
-// Several SimulatedHosts share a SimFabric: it plays the NVMe/TCP network between them.
+// Exports and connections go through a Fabric (sim-fabric.ts): SimFabric plays the NVMe/TCP network
+// between hosts of one process; NetworkSimFabric (sim-network.ts) is real TCP, so hosts in different
+// processes (one `meshstor agent` per node) reach each other. Remote namespaces are pulled before a
+// method reads their metadata and pushed before it returns.
 import { alignUp, type Extent, MiB } from '../../placement/index.ts';
 import {
   CancelledError,
@@ -23,6 +26,15 @@ import {
   partitionUuid,
   subsystemNqn,
 } from './names.ts';
+import {
+  type Fabric,
+  listenKey as key,
+  noSubsystem,
+  SimFabric,
+  type SimNamespace,
+  type SimTarget,
+  type Store,
+} from './sim-fabric.ts';
 import type {
   ArrayCreateSpec,
   ArrayInfo,
@@ -40,13 +52,6 @@ import type {
   Partition,
   PartitionSpec,
 } from './types.ts';
-
-/** What lives on a block device: shared by a partition and the remote namespaces exporting it. */
-interface Store {
-  sizeBytes: number;
-  md?: { uuid: string; name: string } | undefined;
-  fs?: string | undefined;
-}
 
 interface SimPartition {
   number: number;
@@ -99,21 +104,22 @@ export interface SimDriveSpec {
   partitions?: { start: number; end: number; name: string }[];
 }
 
-/** The network between simulated hosts: listen address -> the host exporting there. */
-export class SimFabric {
-  readonly listeners = new Map<string, SimulatedHost>();
-  readonly hosts = new Set<SimulatedHost>();
+export { SimFabric };
+
+interface SimRemote {
+  nqn: string;
+  devicePath: string;
+  ns: SimNamespace;
 }
 
-const key = (l: ListenAddress) => `${l.address}:${l.port}`;
 const MD_OVERHEAD = MiB; // data offset the simulation reserves for the 1.2 superblock + bitmap
 
-export class SimulatedHost implements Host {
+export class SimulatedHost implements Host, SimTarget {
   readonly hostNqn: string;
-  private readonly fabric: SimFabric;
+  private readonly fabric: Fabric;
   private readonly drives: SimDrive[];
   private readonly exports = new Map<string, SimExport>();
-  private readonly remote = new Map<string, { nqn: string; devicePath: string; store: Store }>();
+  private readonly remote = new Map<string, SimRemote>();
   private readonly arrays = new Map<string, SimArray>();
   private readonly mounts = new Map<string, { devicePath: string; store: Store }>();
   private readonly busy = new Set<Store>();
@@ -121,11 +127,11 @@ export class SimulatedHost implements Host {
   private nextMd = 127;
   private uuidSeq = 0;
 
-  constructor(opts: { hostNqn: string; fabric?: SimFabric; drives: SimDriveSpec[] }) {
+  /** `fabric`: the network to export and connect through (default: a SimFabric of its own). */
+  constructor(opts: { hostNqn: string; fabric?: Fabric; drives: SimDriveSpec[] }) {
     checkNqn(opts.hostNqn);
     this.hostNqn = opts.hostNqn;
     this.fabric = opts.fabric ?? new SimFabric();
-    this.fabric.hosts.add(this);
     this.drives = opts.drives.map((d, index) => ({
       id: d.id,
       index,
@@ -146,17 +152,20 @@ export class SimulatedHost implements Host {
     this.nextDev = this.drives.length;
   }
 
-  /** A "reboot": arrays stop, connections and exports vanish, device names change. */
-  reboot(): void {
+  /** A "reboot": arrays stop, connections and exports vanish (initiators lose them), device names change. */
+  async reboot(): Promise<void> {
     for (const a of this.arrays.values()) {
       this.superblockRaidDevices.set(a.uuid, a.raidDevices);
       this.arrayStores.set(a.uuid, a.store);
     }
     this.arrays.clear();
     this.mounts.clear();
+    for (const r of this.remote.values()) r.ns.close();
     this.remote.clear();
-    for (const e of this.exports.values()) this.dropListener(e);
+    const gone = [...this.exports.values()];
     this.exports.clear();
+    for (const e of gone) this.dropListener(e);
+    await Promise.all(gone.map((e) => this.fabric.dropSubsystem(this, e.nqn)));
     this.nextDev += 3;
     this.drives.reverse();
     this.drives.forEach((d, i) => {
@@ -254,20 +263,14 @@ export class SimulatedHost implements Host {
     check(o);
     const nqn = subsystemNqn(spec);
     const have = this.exports.get(nqn);
-    if (have) {
-      if (have.devicePath !== spec.devicePath) {
-        throw new InvalidArgumentError(`${nqn} already exports ${have.devicePath}, not ${spec.devicePath}`);
-      }
-      return exportView(have);
-    }
+    if (have) return sameExport(have, spec);
     const store = this.localStore(spec.devicePath);
     if (!store) throw new NotFoundError(`no block device ${spec.devicePath}`);
-    const other = this.fabric.listeners.get(key(spec.listen));
-    if (other && other !== this)
-      throw new InvalidArgumentError(`${key(spec.listen)} is another node's address`);
+    await this.fabric.listen(this, spec.listen);
+    const raced = this.exports.get(nqn);
+    if (raced) return sameExport(raced, spec);
     const e: SimExport = { nqn, devicePath: spec.devicePath, store, listen: spec.listen, allowed: new Map() };
     this.exports.set(nqn, e);
-    this.fabric.listeners.set(key(spec.listen), this);
     return exportView(e);
   }
 
@@ -289,7 +292,7 @@ export class SimulatedHost implements Host {
     if (!e) return;
     this.exports.delete(nqn);
     this.dropListener(e);
-    for (const h of this.fabric.hosts) h.targetGone(nqn);
+    await this.fabric.dropSubsystem(this, nqn);
   }
 
   async listExports(o?: OpOptions): Promise<ExportInfo[]> {
@@ -306,21 +309,32 @@ export class SimulatedHost implements Host {
     checkCtrlLoss(spec.ctrlLossTmoSec);
     const have = this.remote.get(spec.subsystemNqn);
     if (have) return have.devicePath;
-    const target = this.fabric.listeners.get(key(spec.target));
-    const e = target?.exports.get(spec.subsystemNqn);
-    if (!target || !e || key(e.listen) !== key(spec.target)) {
-      throw new ConnectRefusedError(`no subsystem ${spec.subsystemNqn} at ${key(spec.target)}`);
+    let mine: SimRemote | undefined;
+    const ns = await this.fabric.connect(this.hostNqn, spec, () => {
+      if (mine && this.remote.get(spec.subsystemNqn) === mine) this.targetGone(spec.subsystemNqn);
+    });
+    const raced = this.remote.get(spec.subsystemNqn);
+    if (raced) {
+      ns.close();
+      return raced.devicePath;
     }
-    if (!e.allowed.has(this.hostNqn)) {
-      throw new ConnectRefusedError(`${spec.subsystemNqn} does not allow host ${this.hostNqn}`);
+    mine = { nqn: spec.subsystemNqn, devicePath: `/dev/nvme${this.nextDev++}n1`, ns };
+    this.remote.set(spec.subsystemNqn, mine);
+    return mine.devicePath;
+  }
+
+  /** The target side of a connect (called by the fabric): nvmet's checks, in its order. */
+  admit(at: ListenAddress, subsystemNqn: string, hostNqn: string, dhchapSecret: string | undefined): Store {
+    const e = this.exports.get(subsystemNqn);
+    if (!e || key(e.listen) !== key(at)) throw noSubsystem(subsystemNqn, at);
+    if (!e.allowed.has(hostNqn)) {
+      throw new ConnectRefusedError(`${subsystemNqn} does not allow host ${hostNqn}`);
     }
-    const secret = e.allowed.get(this.hostNqn);
-    if (secret !== undefined && secret !== spec.dhchapSecret) {
-      throw new ConnectRefusedError(`DH-HMAC-CHAP authentication to ${spec.subsystemNqn} failed`);
+    const secret = e.allowed.get(hostNqn);
+    if (secret !== undefined && secret !== dhchapSecret) {
+      throw new ConnectRefusedError(`DH-HMAC-CHAP authentication to ${subsystemNqn} failed`);
     }
-    const devicePath = `/dev/nvme${this.nextDev++}n1`;
-    this.remote.set(spec.subsystemNqn, { nqn: spec.subsystemNqn, devicePath, store: e.store });
-    return devicePath;
+    return e.store;
   }
 
   async disconnect(subsystemNqn: string, o?: OpOptions): Promise<void> {
@@ -331,6 +345,7 @@ export class SimulatedHost implements Host {
     if (user)
       throw new DeviceInUseError(`${r.devicePath} (${subsystemNqn}) is a member of array ${user.name}`);
     this.remote.delete(subsystemNqn);
+    r.ns.close();
   }
 
   async findDeviceByNqn(subsystemNqn: string, o?: OpOptions): Promise<string | undefined> {
@@ -338,7 +353,7 @@ export class SimulatedHost implements Host {
     return this.remote.get(subsystemNqn)?.devicePath;
   }
 
-  /** Called by the fabric when a target removes a subsystem: the controller is lost. */
+  /** The fabric lost the controller (the target removed the subsystem or went away). */
   private targetGone(nqn: string): void {
     const r = this.remote.get(nqn);
     if (!r) return;
@@ -354,7 +369,7 @@ export class SimulatedHost implements Host {
     check(o);
     const name = arrayName(spec.volumeId);
     if (spec.devices.length < 1) throw new InvalidArgumentError('an array needs at least one device');
-    const stores = spec.devices.map((p) => this.device(p));
+    const stores = await this.fresh(spec.devices);
     const running = this.arrays.get(name);
     if (running) {
       const same = spec.devices.every((p) => running.members.some((m) => m.devicePath === p));
@@ -373,6 +388,7 @@ export class SimulatedHost implements Host {
     });
     const uuid = `5a5a5a5a:00000000:00000000:${(++this.uuidSeq).toString(16).padStart(8, '0')}`;
     for (const s of stores) s.md = { uuid, name };
+    await this.push(stores);
     const a: SimArray = {
       name,
       uuid,
@@ -397,7 +413,7 @@ export class SimulatedHost implements Host {
     const name = arrayName(spec.volumeId);
     const running = this.arrays.get(name);
     if (running) return arrayView(running);
-    const stores = spec.devices.map((p) => this.device(p));
+    const stores = await this.fresh(spec.devices);
     const uuids = new Set(stores.map((s) => s.md?.uuid));
     spec.devices.forEach((p, i) => {
       const md = stores[i]?.md;
@@ -443,12 +459,13 @@ export class SimulatedHost implements Host {
     check(o);
     const a = this.array(volumeId);
     if (a.members.some((m) => m.devicePath === devicePath)) return arrayView(a);
-    const s = this.device(devicePath);
+    const [s] = (await this.fresh([devicePath])) as [Store];
     if (s.md && s.md.uuid !== a.uuid) {
       throw new ForeignSuperblockError(`${devicePath} carries an MD superblock of array ${s.md.name}`);
     }
     this.refuseBusyStore(devicePath, s);
     s.md = { uuid: a.uuid, name: a.name };
+    await this.push([s]);
     const used = new Set(a.members.map((m) => m.slot));
     let slot = 0;
     while (used.has(slot)) slot++;
@@ -506,6 +523,7 @@ export class SimulatedHost implements Host {
   async growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo> {
     check(o);
     const a = this.array(volumeId);
+    await this.pull(a.members.filter((m) => m.state !== 'faulty').map((m) => m.store));
     resize(a, true);
     return arrayView(a);
   }
@@ -527,7 +545,7 @@ export class SimulatedHost implements Host {
 
   async makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
     check(o);
-    const s = this.device(devicePath);
+    const [s] = (await this.fresh([devicePath])) as [Store];
     if (s.fs === 'xfs') return;
     if (s.fs || s.md) {
       throw new ForeignSuperblockError(
@@ -537,6 +555,7 @@ export class SimulatedHost implements Host {
     if (s.sizeBytes < 300 * 1e6)
       throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
     s.fs = 'xfs';
+    await this.push([s]);
   }
 
   async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
@@ -546,7 +565,7 @@ export class SimulatedHost implements Host {
       if (have.devicePath === devicePath) return;
       throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
     }
-    const s = this.device(devicePath);
+    const [s] = (await this.fresh([devicePath])) as [Store];
     if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
     this.mounts.set(target, { devicePath, store: s });
   }
@@ -621,10 +640,30 @@ export class SimulatedHost implements Host {
   private device(path: string): Store {
     const s =
       this.localStore(path) ??
-      [...this.remote.values()].find((r) => r.devicePath === path)?.store ??
+      [...this.remote.values()].find((r) => r.devicePath === path)?.ns.store ??
       [...this.arrays.values()].find((a) => `/dev/md${a.minor}` === path)?.store;
     if (!s) throw new NotFoundError(`no block device ${path}`);
     return s;
+  }
+
+  /** The devices' stores, remote ones refreshed from their targets. */
+  private async fresh(paths: string[]): Promise<Store[]> {
+    const stores = paths.map((p) => this.device(p));
+    await this.pull(stores);
+    return stores;
+  }
+
+  private async pull(stores: Store[]): Promise<void> {
+    await Promise.all(this.namespaces(stores).map((ns) => ns.pull()));
+  }
+
+  /** Writes the stores' metadata through to their targets before the calling method returns. */
+  private async push(stores: Store[]): Promise<void> {
+    await Promise.all(this.namespaces(stores).map((ns) => ns.push()));
+  }
+
+  private namespaces(stores: Store[]): SimNamespace[] {
+    return [...this.remote.values()].filter((r) => stores.includes(r.ns.store)).map((r) => r.ns);
   }
 
   private export(nqn: string): SimExport {
@@ -643,7 +682,7 @@ export class SimulatedHost implements Host {
   private dropListener(e: SimExport): void {
     const k = key(e.listen);
     const still = [...this.exports.values()].some((x) => key(x.listen) === k);
-    if (!still && this.fabric.listeners.get(k) === this) this.fabric.listeners.delete(k);
+    if (!still) this.fabric.unlisten(this, e.listen);
   }
 
   private refuseBusyStore(path: string, s: Store): void {
@@ -679,6 +718,14 @@ function resize(a: SimArray, grow = false): void {
   const min = Math.min(...live.map((m) => m.store.sizeBytes)) - MD_OVERHEAD;
   if (a.store.sizeBytes === 0 || grow)
     a.store.sizeBytes = Math.max(a.store.sizeBytes, alignUp(min, 4096) - 4096);
+}
+
+/** An export that already exists is the answer only if it exports the same device. */
+function sameExport(have: SimExport, spec: ExportSpec): ExportInfo {
+  if (have.devicePath !== spec.devicePath) {
+    throw new InvalidArgumentError(`${have.nqn} already exports ${have.devicePath}, not ${spec.devicePath}`);
+  }
+  return exportView(have);
 }
 
 function exportView(e: SimExport): ExportInfo {
