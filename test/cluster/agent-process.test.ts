@@ -4,15 +4,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { describe, expect, inject, it } from 'vitest';
 import { ControllerService } from '../../csi/controller.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../csi/kube-store.ts';
-import { loadCsi } from '../../csi/server.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
+import { csiNodeClient } from './csi-client.ts';
 import { Kube, until } from './kube.ts';
 
 const mountCap = {
@@ -74,16 +73,8 @@ describe('meshstor agent --state kube', () => {
         ((await k.custom.getClusterCustomObject(volRef)) as MeshStorVolume).spec.replicas?.[0]?.node,
       ).toBe('agent-n1');
 
-      const pkg = loadCsi();
-      const client = new pkg.csi.v1.Node(
-        `unix:${socket}`,
-        grpc.credentials.createInsecure(),
-      ) as unknown as Record<
-        string,
-        (r: object, cb: (e: grpc.ServiceError | null, v: unknown) => void) => void
-      >;
-      const call = (m: string, r: object) =>
-        new Promise((resolve, reject) => client[m]?.call(client, r, (e, v) => (e ? reject(e) : resolve(v))));
+      const client = csiNodeClient(socket);
+      const call = client.call;
       const staging = join(dir, 'stage');
       await call('NodeStageVolume', {
         volume_id: volume.volume_id,
@@ -113,7 +104,7 @@ describe('meshstor agent --state kube', () => {
         }
       });
       expect(agent.log).toMatch(/"msg":"wiped","partitions":\["agent-n1\/SIMagent-n1-0\/pvc-agent\/r0"\]/);
-      (client as unknown as grpc.Client).close();
+      client.close();
     } finally {
       await agent.stop();
     }

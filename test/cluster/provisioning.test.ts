@@ -1,8 +1,11 @@
 // Provisioning through the real external-provisioner sidecar (Topology and capacity tracking on),
-// the real kube-scheduler and kube-controller-manager, and `meshstor controller --state kube`:
+// the real kube-scheduler and kube-controller-manager, `meshstor controller --state kube` and one
+// `meshstor agent` process per node (SimulatedHost, agents reaching each other over TCP):
 // a WaitForFirstConsumer claim gets its first replica on the node the scheduler picked, the PV does
-// not pin pods, CSIStorageCapacity follows free space, deletion frees the extents, and a bad
-// StorageClass parameter leaves the claim Pending with an Event naming it.
+// not pin pods, CSIStorageCapacity follows free space; the test plays kubelet (NodeStage/Publish
+// over each agent's socket): the pod's node stages with a member over NVMe-oF, the pod moves to a
+// node without a replica and stages at once; deletion frees the extents after the agents wipe
+// them, and a bad StorageClass parameter leaves the claim Pending with an Event naming it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,8 @@ import { GiB } from '../../placement/units.ts';
 import { quantityBytes } from '../../scheduler/state.ts';
 import { provisionerBinary } from '../provision/paths.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
+import { freePort } from './control-plane.ts';
+import { type CsiNodeClient, csiNodeClient } from './csi-client.ts';
 import { Kube, until } from './kube.ts';
 
 const E2E_LABEL = 'meshstor.io/e2e-provisioning';
@@ -23,6 +28,13 @@ let k: Kube;
 let controller: MeshstorProcess;
 let provisioner: ChildProcess;
 let logs: string;
+let dir: string;
+const agents = new Map<string, { proc: MeshstorProcess; client: CsiNodeClient }>();
+const agent = (n: string) => {
+  const a = agents.get(n);
+  if (!a) throw new Error(`no agent on ${n}`);
+  return a;
+};
 
 async function createTopologyNode(name: string, zone: string) {
   const now = new Date();
@@ -59,7 +71,32 @@ async function createTopologyNode(name: string, zone: string) {
       spec: { drivers: [{ name: DRIVER_NAME, nodeID: name, topologyKeys: [NODE_KEY, ZONE_KEY] }] },
     },
   });
-  await k.createMeshStorNode(name, { driveBytes: 100 * GiB, zone });
+}
+
+/** One `meshstor agent` process per node, as the DaemonSet would run: its own simulated drive and NVMe-oF port. */
+async function startAgent(name: string, zone: string, kubeconfig: string, dir: string) {
+  const socket = join(dir, `${name}.sock`);
+  const proc = new MeshstorProcess([
+    'agent',
+    '--csi-socket',
+    socket,
+    '--node',
+    name,
+    '--zone',
+    zone,
+    '--kubeconfig',
+    kubeconfig,
+    '--resync-seconds',
+    '1',
+    '--drives',
+    '100GiB',
+    '--address',
+    '127.0.0.1',
+    '--port',
+    String(await freePort()),
+  ]);
+  await proc.waitFor('serving');
+  agents.set(name, { proc, client: csiNodeClient(socket) });
 }
 
 async function storageClass(name: string, parameters: Record<string, string>) {
@@ -89,13 +126,13 @@ async function claim(name: string, sc: string, size: string) {
   });
 }
 
-async function pod(name: string, pvc: string) {
+async function pod(name: string, pvc: string, onNode?: string) {
   await k.core.createNamespacedPod({
     namespace: 'default',
     body: {
       metadata: { name },
       spec: {
-        nodeSelector: { [E2E_LABEL]: 'yes' },
+        nodeSelector: { [E2E_LABEL]: 'yes', ...(onNode ? { 'kubernetes.io/hostname': onNode } : {}) },
         containers: [
           {
             name: 'db',
@@ -120,6 +157,51 @@ async function capacities(): Promise<Record<string, number>> {
   return out;
 }
 
+async function volumeOf(claimName: string): Promise<MeshStorVolume> {
+  const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: 'default' });
+  const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName as string });
+  return (await k.custom.getClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL.MeshStorVolume,
+    name: pv.spec?.csi?.volumeHandle as string,
+  })) as MeshStorVolume;
+}
+
+const mountCap = {
+  mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
+  access_mode: { mode: 'SINGLE_NODE_WRITER' },
+};
+
+/** What kubelet does for a pod on `node`: NodeStageVolume, then NodePublishVolume. */
+async function stageAndPublish(node: string, volumeId: string) {
+  const c = agent(node).client;
+  const staging = join(dir, node, volumeId, 'globalmount');
+  await c.call('NodeStageVolume', {
+    volume_id: volumeId,
+    staging_target_path: staging,
+    volume_capability: mountCap,
+  });
+  await c.call('NodePublishVolume', {
+    volume_id: volumeId,
+    staging_target_path: staging,
+    target_path: join(dir, node, 'pods', volumeId, 'mount'),
+    volume_capability: mountCap,
+  });
+}
+
+async function unpublishAndUnstage(node: string, volumeId: string) {
+  const c = agent(node).client;
+  await c.call('NodeUnpublishVolume', {
+    volume_id: volumeId,
+    target_path: join(dir, node, 'pods', volumeId, 'mount'),
+  });
+  await c.call('NodeUnstageVolume', {
+    volume_id: volumeId,
+    staging_target_path: join(dir, node, volumeId, 'globalmount'),
+  });
+}
+
 beforeAll(async () => {
   const { kubeconfig } = inject('cluster');
   k = new Kube(kubeconfig);
@@ -130,7 +212,9 @@ beforeAll(async () => {
     );
   // One zone of their own: capacity for a {node, zone} segment is what fits in that zone, so it
   // follows these nodes' free space whatever other test files put in the shared apiserver.
+  dir = mkdtempSync(join(tmpdir(), 'meshstor-prov-'));
   await Promise.all(NODES.map((n) => createTopologyNode(n, ZONE)));
+  for (const n of NODES) await startAgent(n, ZONE, kubeconfig, dir);
   await k.storage.createCSIDriver({
     body: {
       metadata: { name: DRIVER_NAME },
@@ -145,7 +229,6 @@ beforeAll(async () => {
   await storageClass('meshstor-wffc', { replicaCount: '2' });
   await storageClass('meshstor-bad', { replicaCount: 'two' });
 
-  const dir = mkdtempSync(join(tmpdir(), 'meshstor-prov-'));
   const socket = join(dir, 'csi.sock');
   logs = join(dir, 'csi-provisioner.log');
   controller = new MeshstorProcess([
@@ -186,6 +269,10 @@ beforeAll(async () => {
 afterAll(async () => {
   provisioner?.kill('SIGTERM');
   await controller?.stop();
+  for (const a of agents.values()) {
+    a.client.close();
+    await a.proc.stop();
+  }
   // Leave the shared control plane as we found it: other files schedule onto whatever nodes exist.
   const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
   for (const name of ['db-0', 'bad-0'])
@@ -238,11 +325,61 @@ describe('provisioning through the real external-provisioner', () => {
     });
   });
 
+  it('kubelet stages on the pod node: its own member and the other over NVMe-oF from its owner agent', async () => {
+    const vol = await volumeOf('data-db-0');
+    const node = await k.scheduledNode('db-0', 5_000);
+    const other = vol.spec.replicas?.[1]?.node as string;
+    expect(other).not.toBe(node);
+    await stageAndPublish(node, vol.metadata.name);
+    const staged = await until('the members to be reported in sync', 30_000, async () => {
+      const v = await volumeOf('data-db-0');
+      return v.status?.members?.every((m) => m.state === 'InSync') ? v : undefined;
+    });
+    expect(staged.spec.attachment?.node).toBe(node);
+    expect(staged.status?.arrayUUID).toBeTruthy();
+    expect(staged.status?.members?.map((m) => m.node)).toEqual([node, other]);
+    expect(agent(other).proc.log).toContain(`"exported","replicas":["${vol.metadata.name}/r1 -> ${node}"]`);
+  });
+
+  it('the pod moves to a node without a replica and uses the volume at once, both members over NVMe-oF', async () => {
+    const vol = await volumeOf('data-db-0');
+    const from = vol.spec.attachment?.node as string;
+    const to = NODES.find((n) => !vol.spec.replicas?.some((r) => r.node === n)) as string;
+    await k.core.deleteNamespacedPod({ name: 'db-0', namespace: 'default', gracePeriodSeconds: 0 });
+    await unpublishAndUnstage(from, vol.metadata.name);
+    expect((await volumeOf('data-db-0')).spec.attachment).toBeUndefined();
+    await until('the pod to be gone', 30_000, async () =>
+      (await k.core.listNamespacedPod({ namespace: 'default' })).items.some(
+        (p) => p.metadata?.name === 'db-0',
+      )
+        ? undefined
+        : true,
+    );
+
+    await pod('db-0', 'data-db-0', to);
+    expect(await k.scheduledNode('db-0', 60_000)).toBe(to);
+    await stageAndPublish(to, vol.metadata.name);
+    const moved = await volumeOf('data-db-0');
+    expect(moved.spec.attachment).toEqual({
+      node: to,
+      hostNQN: `nqn.2014-08.org.nvmexpress:uuid:meshstor-${to}`,
+    });
+    expect(moved.status?.arrayUUID).toBe(vol.status?.arrayUUID); // assembled, never created again
+    expect(moved.status?.members?.map((m) => m.state)).toEqual(['InSync', 'InSync']);
+    for (const r of vol.spec.replicas ?? [])
+      expect(agent(r.node).proc.log).toContain(`${vol.metadata.name}/${r.id} -> ${to}`);
+    // kubelet unstages once the pod is deleted (next test)
+    await k.core.deleteNamespacedPod({ name: 'db-0', namespace: 'default', gracePeriodSeconds: 0 });
+    await unpublishAndUnstage(to, vol.metadata.name);
+  });
+
   it('deleting the claim deletes the PV and the MeshStorVolume, freeing its extents', async () => {
     const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name: 'data-db-0', namespace: 'default' });
     const pvName = pvc.spec?.volumeName as string;
     const handle = (await k.core.readPersistentVolume({ name: pvName })).spec?.csi?.volumeHandle as string;
-    await k.core.deleteNamespacedPod({ name: 'db-0', namespace: 'default', gracePeriodSeconds: 0 });
+    await k.core
+      .deleteNamespacedPod({ name: 'db-0', namespace: 'default', gracePeriodSeconds: 0 })
+      .catch(() => undefined); // the previous test deleted it already
     await k.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-db-0', namespace: 'default' });
     await until('the PV and the MeshStorVolume to be gone', 60_000, async () => {
       const pvs = await k.core.listPersistentVolume();
