@@ -124,7 +124,10 @@ async function serveReplica(
   out.exported.push(`${name} -> ${to.node}`);
 }
 
-/** The replica's partition, created at the recorded extent when the disk has none yet. */
+/**
+ * The replica's partition as the record has it: created at the recorded extent when the disk has
+ * none yet, grown (online, same start) when the controller recorded a larger extent.
+ */
 export async function ensurePartition(
   host: Host,
   rec: VolumeRecord,
@@ -134,6 +137,8 @@ export async function ensurePartition(
   const drive = (await host.listDrives()).find((d) => d.id === r.drive);
   if (!drive) throw new Error(`drive ${r.drive} of replica ${rec.id}/${r.id} is not on this node`);
   const have = drive.partitions.find((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === r.id);
+  if (have && have.end < r.extent.end)
+    return host.growPartition(r.drive, { volumeId: rec.id, replicaId: r.id }, r.extent.end);
   if (have) return have;
   const [made] = await host.createPartitions(r.drive, [
     { volumeId: rec.id, replicaId: r.id, extent: r.extent },

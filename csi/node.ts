@@ -320,17 +320,22 @@ export class NodeService {
       const rec = await this.record(req.volume_id);
       const array = await this.o.host.getArray(rec.id);
       if (!array) throw failedPrecondition(`volume ${rec.id} is not staged on ${this.o.nodeName}`);
-      // The controller recorded the larger extents; grow each local partition to match, then md.
-      const drives = await this.o.host.listDrives();
-      for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty')) {
-        const part = drives
-          .find((d) => d.id === r.drive)
-          ?.partitions.find((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === r.id);
-        if (part && part.end < r.extent.end) {
-          await this.o.host.growPartition(r.drive, { volumeId: rec.id, replicaId: r.id }, r.extent.end);
+      // The controller recorded the larger extents: grow each local partition to match; the owners'
+      // agents grow the remote ones. md grows to its smallest member, so wait for them.
+      for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
+        await ensurePartition(this.o.host, rec, r);
+      const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
+      for (;;) {
+        const grown = await this.o.host.growArray(rec.id);
+        if (grown.sizeBytes >= rec.sizeBytes) break;
+        if (Date.now() >= deadline) {
+          const remote = rec.replicas.filter((x) => x.node !== this.o.nodeName).map((x) => x.node);
+          throw unavailable(
+            `volume ${rec.id}: the array is ${grown.sizeBytes} bytes, below ${rec.sizeBytes}; waiting for the members on ${remote.join(', ') || 'this node'} to grow`,
+          );
         }
+        await new Promise((res) => setTimeout(res, 250));
       }
-      await this.o.host.growArray(rec.id);
       try {
         await this.o.host.growFilesystem(req.volume_path);
       } catch (e) {

@@ -194,4 +194,30 @@ describe('NodeStage with members on other nodes', () => {
     expect(r.unexported).toEqual(['v7/r0']);
     expect(await c.node('n1').host.listExports()).toEqual([]);
   });
+
+  it('grows online when the members are on other nodes: their agents grow the partitions, then md', async () => {
+    const c = cluster();
+    await c.store.create(volume('v8', ['n1', 'n2']));
+    await c.withAgents(c.node('n3').svc.nodeStageVolume(stage('v8')));
+    const before = (await c.node('n3').host.getArray('v8'))?.sizeBytes ?? 0;
+    // What ControllerExpandVolume records: a larger size and each extent grown in place.
+    const rec = (await c.store.get('v8')) as VolumeRecord;
+    rec.sizeBytes += 256 * MiB;
+    for (const r of rec.replicas) r.extent.end += 256 * MiB;
+    await c.store.replace(rec);
+
+    const grown = await c.withAgents(
+      c.node('n3').svc.nodeExpandVolume({
+        volume_id: 'v8',
+        volume_path: '/stage/v8',
+        capacity_range: { required_bytes: String(rec.sizeBytes) },
+      }),
+    );
+    expect(Number(grown.capacity_bytes)).toBeGreaterThanOrEqual(rec.sizeBytes);
+    expect(Number(grown.capacity_bytes)).toBeGreaterThan(before);
+    for (const n of ['n1', 'n2'] as const) {
+      const part = (await c.node(n).host.listDrives())[0]?.partitions.find((p) => p.owner?.volumeId === 'v8');
+      expect(part?.end).toBe(rec.replicas[0]?.extent.end);
+    }
+  });
 });
