@@ -9,6 +9,7 @@ import type { KeyedLock } from '../csi/lock.ts';
 import { updateRecord, type VolumeRecord, type VolumeStore } from '../csi/state.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
 import type { Host, ListenAddress, MemberState, Owner, Partition } from './host/types.ts';
+import { holds, partitionOf } from './owners.ts';
 
 export interface ExportPassResult {
   /** Replica partitions created, as volume/replica. */
@@ -136,7 +137,7 @@ export async function ensurePartition(
 ): Promise<Partition> {
   const drive = (await host.listDrives()).find((d) => d.id === r.drive);
   if (!drive) throw new Error(`drive ${r.drive} of replica ${rec.id}/${r.id} is not on this node`);
-  const have = drive.partitions.find((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === r.id);
+  const have = drive.partitions.find((p) => holds(p, { volumeId: rec.id, replicaId: r.id }));
   if (have && have.end < r.extent.end)
     return host.growPartition(r.drive, { volumeId: rec.id, replicaId: r.id }, r.extent.end);
   if (have) return have;
@@ -164,9 +165,7 @@ export async function reportMemberStates(o: ExportPassOptions): Promise<string[]
     for (const r of rec.replicas) {
       const device =
         r.node === o.nodeName
-          ? drives
-              .flatMap((d) => d.partitions)
-              .find((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === r.id)?.path
+          ? partitionOf(drives, { volumeId: rec.id, replicaId: r.id })?.path
           : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
       const s = device ? stateOf.get(device) : undefined;
       if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);

@@ -1,6 +1,7 @@
 // What this node's agent tells the cluster: its MeshStorNode (drives with their partitions and
 // owners, free space, NVMe-oF identity, a heartbeat and a Ready condition), read from the Host.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { VolumeRecord } from '../csi/state.ts';
 import { kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
@@ -11,6 +12,7 @@ import {
   VERSION,
 } from '../kube/crds.ts';
 import type { Host } from './host/types.ts';
+import { withOwners } from './owners.ts';
 
 export interface NodeIdentity {
   nodeName: string;
@@ -23,12 +25,14 @@ export interface NodeIdentity {
 
 const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
 
+/** `records`: the volume records, so partitions whose GPT name was cut still name their replica. */
 export async function nodeStatus(
   id: NodeIdentity,
   host: Host,
+  records: readonly VolumeRecord[] = [],
   now = new Date(),
 ): Promise<MeshStorNodeStatus> {
-  const drives = await host.listDrives();
+  const drives = withOwners(await host.listDrives(), records);
   let capacity = 0;
   let free = 0;
   for (const d of drives) {
@@ -75,8 +79,11 @@ export class NodePublisher {
     this.host = host;
   }
 
-  /** Creates the MeshStorNode if needed and writes its status from the Host; retries a conflict once. */
-  async publish(): Promise<void> {
+  /**
+   * Creates the MeshStorNode if needed and writes its status from the Host; retries a conflict once.
+   * Pass the volume records: without them a partition whose GPT name was cut is reported as foreign.
+   */
+  async publish(records: readonly VolumeRecord[] = []): Promise<void> {
     const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorNode, name: this.id.nodeName };
     for (let attempt = 0; attempt < 2; attempt++) {
       let obj: MeshStorNode;
@@ -98,7 +105,7 @@ export class NodePublisher {
           body,
         })) as MeshStorNode;
       }
-      const status = await nodeStatus(this.id, this.host);
+      const status = await nodeStatus(this.id, this.host, records);
       // Keep the Ready condition's transition time while it stays True.
       const was = obj.status?.conditions?.find((c) => c.type === 'Ready');
       if (was?.status === 'True' && status.conditions?.[0])

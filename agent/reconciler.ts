@@ -1,10 +1,11 @@
-// The agent's reconcile pass over the volumes that involve this node. Today: a volume being deleted
-// has its local partitions wiped and deleted once nothing uses them (the Host refuses while an
+// The agent's clean-up pass over the volumes that involve this node: a volume being deleted, and a
+// member a relocation removed, have their local partitions wiped and deleted once nothing uses them (the Host refuses while an
 // array, an export or a mount still holds one), then the node is re-published so the controller
 // sees the partitions gone and lets the volume go. Exports to the consuming node come next.
 import type { VolumeStore } from '../csi/state.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
+import { withOwners } from './owners.ts';
 
 export interface ReconcileResult {
   /** Partitions wiped and deleted, as node/drive/volume/replica. */
@@ -19,15 +20,28 @@ export async function reconcileDeletions(
 ): Promise<ReconcileResult> {
   const records = await store.list();
   const deleting = new Set(records.filter((v) => v.phase === 'Deleting').map((v) => v.id));
+  // Members a finished relocation removed (or a cancelled one took back), still on this node.
+  const removed = new Set(
+    records
+      .filter(
+        (v) => v.phase === 'Active' && v.relocation && ['done', 'cancelled'].includes(v.relocation.step),
+      )
+      .flatMap((v) =>
+        v.replicas.filter((r) => r.node === nodeName && r.state === 'Removed').map((r) => `${v.id}/${r.id}`),
+      ),
+  );
   const out: ReconcileResult = { wiped: [], waiting: [] };
-  for (const d of await host.listDrives()) {
+  for (const d of withOwners(await host.listDrives(), records)) {
     for (const p of d.partitions) {
-      // Only partitions of volumes being deleted. One whose volume has no record at all is drift:
-      // it is reported (the MeshStorNode lists it), never deleted on a guess.
-      if (!p.owner || !deleting.has(p.owner.volumeId)) continue;
+      // Only partitions of volumes being deleted and removed members. One whose volume has no
+      // record at all is drift: it is reported (the MeshStorNode lists it), never deleted on a guess.
+      if (!p.owner) continue;
+      const whole = deleting.has(p.owner.volumeId);
+      if (!whole && !removed.has(`${p.owner.volumeId}/${p.owner.replicaId}`)) continue;
       const name = `${nodeName}/${d.id}/${p.owner.volumeId}/${p.owner.replicaId}`;
       try {
-        await host.stopArray(p.owner.volumeId);
+        // A live volume's array is never stopped here: the Host refuses to wipe a member anyway.
+        if (whole) await host.stopArray(p.owner.volumeId);
         await host.wipePartition(d.id, p.owner);
         await host.deletePartition(d.id, p.owner);
         out.wiped.push(name);

@@ -1,7 +1,8 @@
 // `meshstor agent`: the node agent. Serves the CSI Node service over the Host interface and, with
 // Kubernetes state, every --resync-seconds: creates and exports this node's replicas to the node a
-// volume is attached to, reports member states of the arrays it runs, wipes partitions of deleted
-// volumes and publishes this node's MeshStorNode.
+// volume is attached to, reports member states of the arrays it runs, carries out the relocation
+// steps of those arrays, wipes partitions of deleted volumes and of removed members, and publishes
+// this node's MeshStorNode.
 // Today it runs on SimulatedHost (`--host simulated`) over NetworkSimFabric, so agents in separate
 // processes reach each other's exports over real TCP at their --address/--port; with --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
@@ -13,6 +14,7 @@ import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import { NodePublisher } from '../agent/publisher.ts';
 import { reconcileDeletions } from '../agent/reconciler.ts';
+import { advanceRelocations } from '../agent/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { HostInventory } from '../csi/host-inventory.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -24,6 +26,7 @@ import { serveCsi } from '../csi/server.ts';
 import type { PeerDirectory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { parseBytes } from '../placement/units.ts';
+import { every, shutdownServer } from './periodic.ts';
 import { UsageError } from './simulate.ts';
 
 export const AGENT_USAGE = `usage: meshstor agent --csi-socket PATH --node NAME [options]
@@ -108,7 +111,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     store = new KubeVolumeStore(kc);
     peers = new KubePeerDirectory(kc);
     publisher = new NodePublisher(kc, { nodeName, zone: values.zone, address: values.address, port }, host);
-    await publisher.publish();
+    await publisher.publish(await store.list());
   } else store = new MemoryVolumeStore();
 
   const withController = values['with-controller'];
@@ -120,7 +123,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     {
       identity: new IdentityService({ controller: withController, ready: () => true }),
       controller: withController
-        ? new ControllerService({ store, inventory: new HostInventory(nodeName, values.zone, host) })
+        ? new ControllerService({ store, inventory: new HostInventory(nodeName, values.zone, host, store) })
         : undefined,
       node: new NodeService({
         nodeName,
@@ -152,9 +155,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     controller: withController,
   });
 
-  let timer: NodeJS.Timeout | undefined;
-  const pass = async () => {
-    if (!publisher) return;
+  const pass = async (publisher: NodePublisher) => {
     try {
       const x = await reconcileExports({ nodeName, host, store, listen, locks });
       if (x.created.length) log('info', 'partitions created', { replicas: x.created });
@@ -163,22 +164,22 @@ export async function agentCommand(argv: string[]): Promise<number> {
       for (const w of x.waiting) log('info', 'waiting to export', w);
       const m = await reportMemberStates({ nodeName, host, store, listen, locks });
       if (m.length) log('info', 'member states reported', { volumes: m });
+      for (const p of await advanceRelocations({ nodeName, host, store, listen, locks }))
+        log('info', 'relocation', { ...p });
       const r = await reconcileDeletions(nodeName, host, store);
       if (r.wiped.length) log('info', 'wiped', { partitions: r.wiped });
       for (const w of r.waiting) log('info', 'waiting to wipe', w);
-      await publisher.publish();
+      await publisher.publish(await store.list());
     } catch (e) {
       log('warn', 'reconcile', { error: (e as Error).message });
     }
-    timer = setTimeout(pass, resync * 1000);
   };
-  if (publisher) timer = setTimeout(pass, resync * 1000);
+  const passes = publisher ? every(resync * 1000, () => pass(publisher)) : undefined;
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log('info', 'stopping', { signal });
-      if (timer) clearTimeout(timer);
-      server.tryShutdown(() => resolve());
+      void (passes?.stop() ?? Promise.resolve()).then(() => shutdownServer(server)).then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -13,6 +13,7 @@ import type { NodeInventory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
+import { every, shutdownServer } from './periodic.ts';
 import { UsageError } from './simulate.ts';
 
 export const CONTROLLER_USAGE = `usage: meshstor controller --csi-socket PATH [--state kube|memory] [options]
@@ -28,6 +29,9 @@ options:
                       or kube-system); only the lease holder allocates, the others answer UNAVAILABLE
   --cluster FILE      with --state memory: the nodes are the cluster section of this scenario
                       file (default: the embedded default scenario's 24 nodes)
+  --resync-seconds N  how often to release deleted volumes whose partitions the agents wiped, start
+                      moving a member to the node of a pod that has none, and release members
+                      relocations removed (default 10)
   -h, --help          this text`;
 
 export async function controllerCommand(argv: string[]): Promise<number> {
@@ -39,6 +43,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       'lease-namespace': { type: 'string' },
       cluster: { type: 'string' },
+      'resync-seconds': { type: 'string', default: '10' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -48,6 +53,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   }
   const socket = values['csi-socket'];
   if (!socket) throw new UsageError('--csi-socket is required');
+  const resyncEvery = Number(values['resync-seconds']);
+  if (!(resyncEvery > 0)) throw new UsageError(`--resync-seconds ${values['resync-seconds']}: must be > 0`);
   const log = (level: string, msg: string, fields: Record<string, unknown>) =>
     process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   let store: VolumeStore;
@@ -74,21 +81,41 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--state ${values.state}: use kube or memory`);
   }
   let ready = false;
+  const controller = new ControllerService({ store, inventory, leader: elector });
   const server = await serveCsi(
     socket,
     {
       identity: new IdentityService({ controller: true, ready: () => ready }),
-      controller: new ControllerService({ store, inventory, leader: elector }),
+      controller,
     },
     log,
   );
   elector?.start();
   ready = true;
   log('info', 'serving', { socket, state: values.state, nodes: nodeCount });
+
+  const pass = async () => {
+    try {
+      const released = await controller.finalizeDeleted();
+      if (released.length) log('info', 'volumes released', { volumes: released });
+      const r = await controller.relocate();
+      if (r.started.length) log('info', 'relocation started', { volumes: r.started });
+      if (r.finished.length) log('info', 'relocation finished', { volumes: r.finished });
+      for (const b of r.blocked) log('warn', 'relocation blocked', b);
+    } catch (e) {
+      log('warn', 'resync', { error: (e as Error).message });
+    }
+  };
+  const passes = every(resyncEvery * 1000, pass);
+
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log('info', 'stopping', { signal });
-      void (elector?.stop() ?? Promise.resolve()).then(() => server.tryShutdown(() => resolve()));
+      void passes
+        .stop()
+        .then(() => elector?.stop())
+        .then(() => shutdownServer(server))
+        .then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

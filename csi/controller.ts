@@ -11,6 +11,13 @@ import { GiB, MiB } from '../placement/units.ts';
 import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
 import { KeyedLock } from './lock.ts';
 import { parseParameters } from './params.ts';
+import {
+  beginRelocation,
+  cancelRelocation,
+  type RelocationPass,
+  releaseRemoved,
+  relocationTarget,
+} from './relocator.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
 import { preferredNode, segmentOf } from './topology.ts';
 import type {
@@ -294,6 +301,20 @@ export class ControllerService {
     });
   }
 
+  /**
+   * Drops every Deleting record whose partitions no agent reports any more (DeleteVolume returned
+   * long ago; the agents wipe afterwards). Returns the volumes released.
+   */
+  async finalizeDeleted(): Promise<string[]> {
+    if (this.opts.leader && !this.opts.leader.isLeader) return [];
+    const out: string[] = [];
+    for (const rec of await this.store.list()) {
+      if (rec.phase !== 'Deleting') continue;
+      if (await this.perVolume.run(rec.id, () => this.finalizeIfWiped(rec.id))) out.push(rec.id);
+    }
+    return out;
+  }
+
   /** Drops a Deleting record once no agent reports a partition of it: only then are its extents free. */
   async finalizeIfWiped(id: string): Promise<boolean> {
     const rec = await this.store.get(id);
@@ -385,5 +406,56 @@ export class ControllerService {
         return { capacity_bytes: String(size), node_expansion_required: nodeExpansion };
       });
     });
+  }
+
+  /**
+   * One relocation pass (the allocator only): starts moving a member to each healthy volume's
+   * attached node that holds none, and releases the old members of relocations that ended.
+   * The steps on disk are the attached node's agent's (agent/relocation.ts).
+   */
+  async relocate(): Promise<RelocationPass> {
+    const out: RelocationPass = { started: [], finished: [], blocked: [] };
+    if (this.opts.leader && !this.opts.leader.isLeader) return out;
+    const nodes = await this.inventory.nodes();
+    for (const listed of await this.store.list()) {
+      if (listed.phase !== 'Active') continue;
+      await this.perVolume.run(listed.id, async () => {
+        const rec = await this.store.get(listed.id);
+        if (!rec) return;
+        if (releaseRemoved(rec, nodes)) {
+          await this.store.replace(rec);
+          if (!rec.relocation) out.finished.push(rec.id);
+          return;
+        }
+        const to = relocationTarget(rec);
+        if (!to) return;
+        const started = await this.allocation.run('', async () => {
+          const res = (await this.engine()).planRelocation(rec.id, to);
+          if (!res.ok) {
+            out.blocked.push({ volume: rec.id, reason: res.message });
+            return false;
+          }
+          if (res.noop || !beginRelocation(rec, res.plan)) return false;
+          await this.store.replace(rec);
+          return true;
+        });
+        if (!started) return;
+        // As for CreateVolume: re-read after writing; a clash takes the new member back.
+        if (await this.overlapping(rec)) {
+          const again = await this.store.get(rec.id);
+          if (again) {
+            cancelRelocation(again);
+            await this.store.replace(again);
+          }
+          out.blocked.push({
+            volume: rec.id,
+            reason: 'the new extent collided with another record; retrying',
+          });
+          return;
+        }
+        out.started.push(`${rec.id} -> ${to}`);
+      });
+    }
+    return out;
   }
 }

@@ -1,7 +1,8 @@
 // A NodeInventory read from this node's Host: what the agent publishes as its MeshStorNode.
 import type { Host } from '../agent/host/types.ts';
+import { withOwners } from '../agent/owners.ts';
 import type { NodeInfo } from '../placement/model.ts';
-import type { NodeInventory } from './state.ts';
+import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
 
 /** GPT entries a drive will have once MeshStor writes a table on it (sgdisk's default). */
 const DEFAULT_GPT_SLOTS = 128;
@@ -10,8 +11,9 @@ export async function nodeInfoFromHost(
   nodeName: string,
   zone: string | undefined,
   host: Host,
+  records: readonly VolumeRecord[] = [],
 ): Promise<NodeInfo> {
-  const drives = await host.listDrives();
+  const drives = withOwners(await host.listDrives(), records);
   return {
     name: nodeName,
     labels: { zone },
@@ -36,12 +38,16 @@ export class HostInventory implements NodeInventory {
   private readonly nodeName: string;
   private readonly zone: string | undefined;
   private readonly host: Host;
-  constructor(nodeName: string, zone: string | undefined, host: Host) {
+  private readonly store: VolumeStore | undefined;
+  /** `store`: the records that name partitions whose GPT name was cut (see agent/owners.ts). */
+  constructor(nodeName: string, zone: string | undefined, host: Host, store?: VolumeStore) {
     this.nodeName = nodeName;
     this.zone = zone;
     this.host = host;
+    this.store = store;
   }
   async nodes(): Promise<NodeInfo[]> {
-    return [await nodeInfoFromHost(this.nodeName, this.zone, this.host)];
+    const records = this.store ? await this.store.list() : [];
+    return [await nodeInfoFromHost(this.nodeName, this.zone, this.host, records)];
   }
 }

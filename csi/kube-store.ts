@@ -6,11 +6,19 @@
 import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from '../kube/client.ts';
-import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
+import {
+  API_VERSION,
+  GROUP,
+  type MeshStorNode,
+  type MeshStorVolume,
+  type MeshStorVolumeStatus,
+  PLURAL,
+  VERSION,
+} from '../kube/crds.ts';
 import { agentReady, MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
-import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
+import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './state.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
 const CSI_NAME = 'meshstor.io/csi-name';
@@ -35,6 +43,21 @@ export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): P
   }
 }
 
+const STEPS = new Set<Relocation['step']>(['adding', 'syncing', 'removing', 'done', 'cancelled']);
+
+function relocationOf(r: MeshStorVolumeStatus['relocation']): Relocation | undefined {
+  if (!r?.toNode || !r.toReplica || !r.fromReplica || !STEPS.has(r.step as Relocation['step']))
+    return undefined;
+  return {
+    toNode: r.toNode,
+    toReplica: r.toReplica,
+    fromReplica: r.fromReplica,
+    step: r.step as Relocation['step'],
+    bytesDone: r.bytesDone,
+    bytesTotal: r.bytesTotal,
+  };
+}
+
 function toRecord(o: Stored): VolumeRecord {
   const members = new Map((o.status?.members ?? []).map((m) => [m.replicaId, m.state]));
   return {
@@ -53,6 +76,7 @@ function toRecord(o: Stored): VolumeRecord {
     })),
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
     arrayUuid: o.status?.arrayUUID,
+    relocation: relocationOf(o.status?.relocation),
     attachment: o.spec.attachment?.hostNQN
       ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
       : undefined,
@@ -153,8 +177,9 @@ export class KubeVolumeStore implements VolumeStore {
         })) as Stored;
       }
       const members = r.replicas.map((x) => ({ replicaId: x.id, node: x.node, state: x.state }));
-      const nextStatus = {
+      const nextStatus: MeshStorVolumeStatus = {
         ...cur.status,
+        relocation: r.relocation && { ...r.relocation },
         arrayUUID: r.arrayUuid,
         members,
         inSyncMembers: members.filter((m) => m.state === 'InSync').length,

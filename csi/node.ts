@@ -158,7 +158,11 @@ export class NodeService {
   private async ensureArray(rec: VolumeRecord): Promise<string> {
     const running = await this.o.host.getArray(rec.id);
     if (running) return running.devicePath;
-    const live = rec.replicas.filter((r) => r.state !== 'Faulty' && r.state !== 'Removed');
+    // Once the array exists, a Pending member is one a relocation has not added yet: the relocation
+    // adds it to the running array (agent/relocation.ts); assembling with it would find no superblock.
+    const live = rec.replicas.filter(
+      (r) => r.state !== 'Faulty' && r.state !== 'Removed' && !(rec.arrayUuid && r.state === 'Pending'),
+    );
     const found = await Promise.all(
       live.map(async (r) => ({
         r,

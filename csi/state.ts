@@ -23,6 +23,18 @@ export interface VolumeRecord {
    * of the other members export their partitions to that host only. Written by NodeStage.
    */
   attachment?: Attachment | undefined;
+  /** A member moving to the attached node: added first, removed from its old node once in sync. */
+  relocation?: Relocation | undefined;
+}
+
+export interface Relocation {
+  toNode: string;
+  toReplica: string;
+  fromReplica: string;
+  /** adding -> syncing -> removing -> done; `cancelled` when the controller took the new member back. */
+  step: 'adding' | 'syncing' | 'removing' | 'done' | 'cancelled';
+  bytesDone?: number | undefined;
+  bytesTotal?: number | undefined;
 }
 
 export interface Attachment {

@@ -113,6 +113,7 @@ export interface MeshStorVolumeStatus {
   members?: MeshStorMember[];
   relocation?: {
     toNode?: string;
+    toReplica?: string;
     fromReplica?: string;
     step?: string;
     bytesDone?: number;

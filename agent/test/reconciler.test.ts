@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryVolumeStore } from '../../csi/memory-store.ts';
 import type { VolumeRecord } from '../../csi/state.ts';
+import type { Extent } from '../../placement/model.ts';
 import { GiB, MiB } from '../../placement/units.ts';
 import { SimulatedHost } from '../host/simulated.ts';
+import { nodeStatus } from '../publisher.ts';
 import { reconcileDeletions } from '../reconciler.ts';
 
 const record = (id: string, phase: VolumeRecord['phase'], start: number): VolumeRecord => ({
@@ -57,5 +59,33 @@ describe('reconcileDeletions', () => {
     // once unmounted, the next pass finishes the job
     await host.unmount('/mnt/busy');
     expect((await reconcileDeletions('n1', host, store)).wiped).toEqual(['n1/SIM0/busy/r0']);
+  });
+
+  it('a volume id too long for the GPT name (a provisioner pvc-<uuid>) is still known by its GUID', async () => {
+    const id = 'pvc-9768324c-5b3a-401f-9360-b4148a67d8e5';
+    const host = new SimulatedHost({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:rec-n2',
+      drives: [{ id: 'SIM0', sizeBytes: 20 * GiB }],
+    });
+    const store = new MemoryVolumeStore();
+    const r = record(id, 'Active', MiB);
+    await store.create(r);
+    await host.createPartitions('SIM0', [
+      { volumeId: id, replicaId: 'r0', extent: r.replicas[0]?.extent as Extent },
+    ]);
+    // The name was cut: the Host alone cannot say whose it is ...
+    expect((await host.listDrives())[0]?.partitions[0]?.owner).toBeUndefined();
+    // ... the records can, so the node reports it as the volume's and deletion wipes it.
+    const status = await nodeStatus(
+      { nodeName: 'n1', address: '127.0.0.1', port: 4420 },
+      host,
+      await store.list(),
+    );
+    expect(status.drives?.[0]?.partitions?.[0]?.owner).toEqual({ volume: id, replica: 'r0' });
+    const rec = (await store.get(id)) as VolumeRecord;
+    rec.phase = 'Deleting';
+    await store.replace(rec);
+    expect((await reconcileDeletions('n1', host, store)).wiped).toEqual([`n1/SIM0/${id}/r0`]);
+    expect((await host.listDrives())[0]?.partitions).toEqual([]);
   });
 });

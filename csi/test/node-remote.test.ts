@@ -1,90 +1,13 @@
 // Volumes whose members live on other nodes: three simulated nodes on one fabric, each with its
-// node service and its agent's export pass, sharing one in-memory volume store.
+// node service and its agent's passes (csi/test/sim-cluster.ts), sharing one in-memory store.
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { reconcileExports } from '../../agent/exports.ts';
 import { subsystemNqn } from '../../agent/host/names.ts';
-import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
 import { MiB } from '../../placement/units.ts';
 import type { CsiError } from '../errors.ts';
-import { KeyedLock } from '../lock.ts';
-import { MemoryVolumeStore, StaticPeers } from '../memory-store.ts';
-import { NodeService } from '../node.ts';
 import type { VolumeRecord } from '../state.ts';
-import { codeOf, stageRequest } from './requests.ts';
-
-const GiB = 1024 * MiB;
-const NODES = ['n1', 'n2', 'n3'] as const;
-type NodeName = (typeof NODES)[number];
-
-function cluster() {
-  const fabric = new SimFabric();
-  const store = new MemoryVolumeStore();
-  const peers = new StaticPeers();
-  const nodes = new Map(
-    NODES.map((name, i) => {
-      const host = new SimulatedHost({
-        hostNqn: `nqn.2014-08.org.nvmexpress:uuid:${name}`,
-        fabric,
-        drives: [{ id: `D${name}`, sizeBytes: 10 * GiB }],
-      });
-      const listen = { address: `127.0.0.${i + 2}`, port: 4420 };
-      peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
-      const locks = new KeyedLock();
-      const svc = new NodeService({
-        nodeName: name,
-        host,
-        store,
-        peers,
-        locks,
-        connectWaitMs: 2_000,
-        mountPoints: { ensure: async () => {}, remove: async () => {} },
-      });
-      const pass = () => reconcileExports({ nodeName: name, host, store, listen, locks });
-      return [name, { host, svc, pass, listen }] as const;
-    }),
-  );
-  const node = (n: NodeName) => nodes.get(n) as NonNullable<ReturnType<typeof nodes.get>>;
-  /** Runs every live agent's export pass until `work` settles, as the agents' resync loops would. */
-  const withAgents = async <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> => {
-    let done = false;
-    const settled = work.finally(() => {
-      done = true;
-    });
-    while (!done) {
-      for (const n of NODES) if (!down.includes(n)) await node(n).pass();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return settled;
-  };
-  return { fabric, store, peers, node, withAgents };
-}
-
-let nextStart = 64 * MiB;
-function volume(id: string, on: NodeName[]): VolumeRecord {
-  const start = nextStart;
-  nextStart += 2 * GiB;
-  if (nextStart > 9 * GiB) nextStart = 64 * MiB;
-  return {
-    id,
-    name: id,
-    sizeBytes: GiB,
-    replicaCount: on.length,
-    spread: { domain: 'zone', mode: 'none' },
-    fsType: 'xfs',
-    phase: 'Active',
-    replicas: on.map((n, i) => ({
-      id: `r${i}`,
-      node: n,
-      drive: `D${n}`,
-      extent: { start, end: start + GiB + 64 * MiB },
-      state: 'Pending' as const,
-    })),
-  };
-}
-
-const stage = (volume_id: string) => stageRequest(volume_id, `/stage/${volume_id}`);
-const unstage = (volume_id: string) => ({ volume_id, staging_target_path: `/stage/${volume_id}` });
+import { codeOf } from './requests.ts';
+import { cluster, stage, unstage, volume } from './sim-cluster.ts';
 
 describe('NodeStage with members on other nodes', () => {
   it('a node without a replica stages over NVMe-oF; the owners export to it only', async () => {
@@ -190,9 +113,29 @@ describe('NodeStage with members on other nodes', () => {
     const rec = (await c.store.get('v7')) as VolumeRecord;
     rec.phase = 'Deleting';
     await c.store.replace(rec);
+    // Deleted while n2 still has it staged (kubelet can unstage after the claim is gone): nothing on
+    // n1 uses its member, so n1 drops the export and wipes; the record goes once no agent reports it.
     const r = await c.node('n1').pass();
     expect(r.unexported).toEqual(['v7/r0']);
     expect(await c.node('n1').host.listExports()).toEqual([]);
+    expect((await c.node('n1').host.listDrives())[0]?.partitions).toEqual([]);
+    expect(await c.controller.finalizeDeleted()).toEqual(['v7']);
+    expect(await c.store.get('v7')).toBeUndefined();
+  });
+
+  it('a deleted volume is released only after every agent wiped its partition', async () => {
+    const c = cluster();
+    await c.store.create(volume('v9', ['n1', 'n2']));
+    await c.withAgents(c.node('n1').svc.nodeStageVolume(stage('v9')));
+    const rec = (await c.store.get('v9')) as VolumeRecord;
+    rec.phase = 'Deleting';
+    await c.store.replace(rec);
+    await c.node('n2').pass(); // n2's member is wiped; n1 still runs the array (mounted)
+    expect(await c.controller.finalizeDeleted()).toEqual([]);
+    expect((await c.store.get('v9'))?.phase).toBe('Deleting');
+    await c.node('n1').svc.nodeUnstageVolume(unstage('v9'));
+    await c.node('n1').pass();
+    expect(await c.controller.finalizeDeleted()).toEqual(['v9']);
   });
 
   it('grows online when the members are on other nodes: their agents grow the partitions, then md', async () => {

@@ -82,6 +82,19 @@ export class Kube {
   }
 
   /** A Node as kubelet would register it (Ready, allocatable) and the CSINode kubelet would create. */
+  /** A MeshStor object by kind and name (cluster-scoped). */
+  ref(kind: keyof typeof PLURAL, name: string) {
+    return { group: GROUP, version: VERSION, plural: PLURAL[kind], name };
+  }
+
+  async getMeshStorNode(name: string): Promise<MeshStorNode> {
+    return (await this.custom.getClusterCustomObject(this.ref('MeshStorNode', name))) as MeshStorNode;
+  }
+
+  async getMeshStorVolume(name: string): Promise<MeshStorVolume> {
+    return (await this.custom.getClusterCustomObject(this.ref('MeshStorVolume', name))) as MeshStorVolume;
+  }
+
   async createNode(name: string, opts: { zone?: string; cpu?: string } = {}): Promise<void> {
     const now = new Date();
     await this.core.createNode({

@@ -4,15 +4,15 @@
 // a WaitForFirstConsumer claim gets its first replica on the node the scheduler picked, the PV does
 // not pin pods, CSIStorageCapacity follows free space; the test plays kubelet (NodeStage/Publish
 // over each agent's socket): the pod's node stages with a member over NVMe-oF, the pod moves to a
-// node without a replica and stages at once; deletion frees the extents after the agents wipe
+// node without a replica and stages at once, and a member relocates onto it; deletion frees the extents after the agents wipe
 // them, and a bad StorageClass parameter leaves the claim Pending with an Event naming it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NODE_KEY, ZONE_KEY } from '../../csi/topology.ts';
-import { DRIVER_NAME, GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
+import { DRIVER_NAME, type MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { quantityBytes } from '../../scheduler/state.ts';
 import { provisionerBinary } from '../provision/paths.ts';
@@ -160,12 +160,7 @@ async function capacities(): Promise<Record<string, number>> {
 async function volumeOf(claimName: string): Promise<MeshStorVolume> {
   const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: 'default' });
   const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName as string });
-  return (await k.custom.getClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL.MeshStorVolume,
-    name: pv.spec?.csi?.volumeHandle as string,
-  })) as MeshStorVolume;
+  return await k.getMeshStorVolume(pv.spec?.csi?.volumeHandle as string);
 }
 
 const mountCap = {
@@ -239,6 +234,8 @@ beforeAll(async () => {
     kubeconfig,
     '--lease-namespace',
     'default',
+    '--resync-seconds',
+    '1',
   ]);
   await controller.waitFor('leading');
   provisioner = spawn(
@@ -269,10 +266,13 @@ beforeAll(async () => {
 afterAll(async () => {
   provisioner?.kill('SIGTERM');
   await controller?.stop();
-  for (const a of agents.values()) {
+  for (const [name, a] of agents) {
     a.client.close();
     await a.proc.stop();
+    writeFileSync(join(dir, `agent-${name}.log`), a.proc.log);
   }
+  if (controller) writeFileSync(join(dir, 'controller.log'), controller.log);
+  console.log(`provisioning test logs: ${dir}`);
   // Leave the shared control plane as we found it: other files schedule onto whatever nodes exist.
   const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
   for (const name of ['db-0', 'bad-0'])
@@ -283,14 +283,7 @@ afterAll(async () => {
   for (const n of NODES) {
     await quiet(k.core.deleteNode({ name: n }));
     await quiet(k.storage.deleteCSINode({ name: n }));
-    await quiet(
-      k.custom.deleteClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL.MeshStorNode,
-        name: n,
-      }),
-    );
+    await quiet(k.custom.deleteClusterCustomObject(k.ref('MeshStorNode', n)));
   }
 });
 
@@ -310,12 +303,7 @@ describe('provisioning through the real external-provisioner', () => {
     const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName as string });
     expect(pv.spec?.csi?.driver).toBe(DRIVER_NAME);
     expect(pv.spec?.nodeAffinity).toBeUndefined(); // no node pinning: the pod may move
-    const vol = (await k.custom.getClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL.MeshStorVolume,
-      name: pv.spec?.csi?.volumeHandle as string,
-    })) as MeshStorVolume;
+    const vol = await k.getMeshStorVolume(pv.spec?.csi?.volumeHandle as string);
     expect(vol.spec.replicas?.[0]?.node).toBe(node);
     expect(vol.spec.replicas?.length).toBe(2);
     // capacity on the chosen node follows its free space
@@ -365,9 +353,30 @@ describe('provisioning through the real external-provisioner', () => {
       hostNQN: `nqn.2014-08.org.nvmexpress:uuid:meshstor-${to}`,
     });
     expect(moved.status?.arrayUUID).toBe(vol.status?.arrayUUID); // assembled, never created again
-    expect(moved.status?.members?.map((m) => m.state)).toEqual(['InSync', 'InSync']);
+    // (the relocation may have begun already: its new member is the third one)
+    const first = new Set((vol.spec.replicas ?? []).map((r) => r.id));
+    expect(moved.status?.members?.filter((m) => first.has(m.replicaId)).map((m) => m.state)).toEqual([
+      'InSync',
+      'InSync',
+    ]);
     for (const r of vol.spec.replicas ?? [])
       expect(agent(r.node).proc.log).toContain(`${vol.metadata.name}/${r.id} -> ${to}`);
+
+    // The data follows the pod: a member is added on its node, synced, and one elsewhere removed,
+    // wiped, and its extent released.
+    const settled = await until('the relocation to finish', 60_000, async () => {
+      const v = await volumeOf('data-db-0');
+      const nodes = (v.spec.replicas ?? []).map((r) => r.node);
+      return !v.status?.relocation && nodes.length === 2 && nodes.includes(to) ? v : undefined;
+    });
+    expect(settled.status?.members?.map((m) => m.state)).toEqual(['InSync', 'InSync']);
+    expect(settled.status?.arrayUUID).toBe(vol.status?.arrayUUID);
+    const left = (vol.spec.replicas ?? []).find((r) => !settled.spec.replicas?.some((x) => x.id === r.id));
+    expect(left).toBeDefined();
+    expect(controller.log).toContain(`"relocation started","volumes":["${vol.metadata.name} -> ${to}"]`);
+    const leftNode = await k.getMeshStorNode(left?.node as string);
+    const leftParts = leftNode.status?.drives?.flatMap((d) => d.partitions ?? []) ?? [];
+    expect(leftParts.some((p) => p.owner?.volume === vol.metadata.name)).toBe(false);
     // kubelet unstages once the pod is deleted (next test)
     await k.core.deleteNamespacedPod({ name: 'db-0', namespace: 'default', gracePeriodSeconds: 0 });
     await unpublishAndUnstage(to, vol.metadata.name);
@@ -383,17 +392,24 @@ describe('provisioning through the real external-provisioner', () => {
     await k.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-db-0', namespace: 'default' });
     await until('the PV and the MeshStorVolume to be gone', 60_000, async () => {
       const pvs = await k.core.listPersistentVolume();
-      const vols = (await k.custom.listClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL.MeshStorVolume,
-      })) as {
-        items: MeshStorVolume[];
-      };
       const pvGone = !pvs.items.some((p) => p.metadata?.name === pvName);
-      const volGone = !vols.items.some((v) => v.metadata.name === handle);
+      const volGone = await k.getMeshStorVolume(handle).then(
+        () => false,
+        (e: { code?: number }) => e.code === 404,
+      );
       return pvGone && volGone ? true : undefined;
     });
+    // Gone only once every agent had wiped its partition of it.
+    for (const n of NODES) {
+      const parts = (await k.getMeshStorNode(n)).status?.drives?.flatMap((d) => d.partitions ?? []) ?? [];
+      expect(parts.filter((p) => p.owner?.volume === handle)).toEqual([]);
+    }
+    // Every node held a member at some point (two at first, one more by relocation) and wiped it.
+    const wiped = (n: string) =>
+      agent(n)
+        .proc.log.split('\n')
+        .some((l) => l.includes('"msg":"wiped"') && l.includes(`/${handle}/`));
+    expect(NODES.filter(wiped)).toEqual(NODES);
   });
 
   it('a bad StorageClass parameter leaves the claim Pending with an Event naming the parameter', async () => {

@@ -1,0 +1,120 @@
+// The attached node's half of relocation (the controller's is csi/relocator.ts): add the new member
+// to the running array, let md resync it, then remove the leaving member. Add before remove: the
+// leaving member goes only once the new one is in sync, and the Host refuses to remove the last
+// in-sync member whatever the record says. Every step reads the array first and does only what is
+// missing, so a pass killed anywhere resumes on the next one.
+import { updateRecord, type VolumeRecord } from '../csi/state.ts';
+import { type ExportPassOptions, ensurePartition } from './exports.ts';
+import { subsystemNqn } from './host/names.ts';
+import type { ArrayInfo } from './host/types.ts';
+import { partitionOf } from './owners.ts';
+
+export interface RelocationProgress {
+  volume: string;
+  step: string;
+  bytesDone?: number | undefined;
+}
+
+type Replica = VolumeRecord['replicas'][number];
+
+/** One pass over the relocations of volumes whose array runs on this node. */
+export async function advanceRelocations(o: ExportPassOptions): Promise<RelocationProgress[]> {
+  const out: RelocationProgress[] = [];
+  for (const listed of await o.store.list()) {
+    const step = listed.relocation?.step;
+    if (listed.phase !== 'Active' || listed.attachment?.node !== o.nodeName) continue;
+    if (step !== 'adding' && step !== 'syncing' && step !== 'removing' && step !== 'cancelled') continue;
+    const p = await o.locks.tryRun(listed.id, () => advance(o, listed.id), undefined);
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/** The member's block device on this node: its partition here, or its connected namespace. */
+async function deviceOf(o: ExportPassOptions, rec: VolumeRecord, r: Replica): Promise<string | undefined> {
+  if (r.node === o.nodeName) return (await ensurePartition(o.host, rec, r)).path;
+  return o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+}
+
+async function advance(o: ExportPassOptions, id: string): Promise<RelocationProgress | undefined> {
+  const rec = await o.store.get(id);
+  const reloc = rec?.relocation;
+  if (!rec || !reloc || rec.attachment?.node !== o.nodeName) return undefined;
+  const array = await o.host.getArray(rec.id);
+  if (!array) return undefined; // not staged here now: resumes when it is
+  const adding = rec.replicas.find((r) => r.id === reloc.toReplica);
+  const leaving = rec.replicas.find((r) => r.id === reloc.fromReplica);
+  if (!adding || !leaving) return undefined;
+  if (reloc.step === 'cancelled') return takeBack(o, rec, adding);
+  const addDev = await deviceOf(o, rec, adding);
+  if (!addDev) {
+    // A new member on another node: connecting it is NodeStage's job; it is added on a later stage.
+    return { volume: rec.id, step: `waiting for ${adding.node} to be connected` };
+  }
+
+  let info: ArrayInfo = array;
+  const liveCount = rec.replicas.filter((r) => r.state !== 'Removed').length;
+  if (!info.members.some((m) => m.devicePath === addDev)) info = await o.host.addMember(rec.id, addDev);
+  // One more active slot, so md makes the new member active and resyncs onto it.
+  if (info.raidDevices < liveCount && reloc.step !== 'removing')
+    info = await o.host.setRaidDevices(rec.id, liveCount);
+  const added = info.members.find((m) => m.devicePath === addDev);
+  if (added?.state !== 'in_sync') {
+    const done = Math.floor((info.syncProgress ?? 0) * rec.sizeBytes);
+    await record(o, rec.id, (r) => {
+      if (!r.relocation) return false;
+      r.relocation.step = 'syncing';
+      r.relocation.bytesDone = done;
+      const x = r.replicas.find((y) => y.id === adding.id);
+      if (x) x.state = 'Syncing';
+      return true;
+    });
+    return { volume: rec.id, step: 'syncing', bytesDone: done };
+  }
+
+  // The new member is in sync: the leaving one goes (the Host refuses if it is the last copy).
+  await record(o, rec.id, (r) => {
+    if (!r.relocation) return false;
+    r.relocation.step = 'removing';
+    r.relocation.bytesDone = r.sizeBytes;
+    const x = r.replicas.find((y) => y.id === adding.id);
+    if (x) x.state = 'InSync';
+    return true;
+  });
+  const leaveDev = await deviceOf(o, rec, leaving);
+  if (leaveDev && info.members.some((m) => m.devicePath === leaveDev))
+    info = await o.host.removeMember(rec.id, leaveDev);
+  const target = rec.replicaCount;
+  if (info.raidDevices > target) info = await o.host.setRaidDevices(rec.id, target);
+  if (leaving.node !== o.nodeName)
+    await o.host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: leaving.id }));
+  await record(o, rec.id, (r) => {
+    if (!r.relocation) return false;
+    r.relocation.step = 'done';
+    const x = r.replicas.find((y) => y.id === leaving.id);
+    if (x) x.state = 'Removed';
+    return true;
+  });
+  return { volume: rec.id, step: 'done' };
+}
+
+/** The controller took the new member back: out of the array again, if it got in. */
+async function takeBack(
+  o: ExportPassOptions,
+  rec: VolumeRecord,
+  adding: Replica,
+): Promise<RelocationProgress | undefined> {
+  const dev =
+    adding.node === o.nodeName
+      ? partitionOf(await o.host.listDrives(), { volumeId: rec.id, replicaId: adding.id })?.path
+      : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: adding.id }));
+  let info = await o.host.getArray(rec.id);
+  if (!dev || !info?.members.some((m) => m.devicePath === dev)) return undefined;
+  info = await o.host.removeMember(rec.id, dev);
+  if (info.raidDevices > rec.replicaCount) await o.host.setRaidDevices(rec.id, rec.replicaCount);
+  return { volume: rec.id, step: 'cancelled' };
+}
+
+async function record(o: ExportPassOptions, id: string, change: (r: VolumeRecord) => boolean): Promise<void> {
+  await updateRecord(o.store, id, change);
+}

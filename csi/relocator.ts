@@ -1,0 +1,82 @@
+// The controller's half of relocation: a volume attached to a node that holds none of its members
+// gets a new member there (placement picks the extent and which member leaves), and once the
+// attached node's agent has added it, synced it and removed the leaving one (agent/relocation.ts),
+// the leaving member's record is dropped when its owner's agent no longer reports its partition.
+// Only then is its extent free again. One healthy volume moves at a time per volume; a degraded one
+// is a rebuild, not a relocation.
+import type { MovePlan } from '../placement/engine.ts';
+import type { NodeInfo } from '../placement/model.ts';
+import type { VolumeRecord } from './state.ts';
+
+export interface RelocationPass {
+  /** Relocations started, as volume -> node. */
+  started: string[];
+  /** Volumes whose relocation finished and whose old member was released. */
+  finished: string[];
+  /** Volumes that should move but cannot now, and why. */
+  blocked: { volume: string; reason: string }[];
+}
+
+/** The node a volume's member should move to, or undefined when it should stay as it is. */
+export function relocationTarget(rec: VolumeRecord): string | undefined {
+  const to = rec.attachment?.node;
+  if (rec.phase !== 'Active' || !to || rec.relocation) return undefined;
+  const live = rec.replicas.filter((r) => r.state !== 'Removed');
+  if (live.some((r) => r.node === to)) return undefined;
+  if (live.length !== rec.replicaCount || !live.every((r) => r.state === 'InSync')) return undefined;
+  return to;
+}
+
+/** Writes the plan into the record: the new member (Pending) and the relocation, step adding. */
+export function beginRelocation(rec: VolumeRecord, plan: MovePlan): boolean {
+  if (!plan.to || !plan.from) return false;
+  rec.replicas.push({
+    id: plan.to.replicaId,
+    node: plan.to.node,
+    drive: plan.to.drive,
+    extent: { start: plan.to.start, end: plan.to.end },
+    state: 'Pending',
+  });
+  rec.relocation = {
+    toNode: plan.to.node,
+    toReplica: plan.to.replicaId,
+    fromReplica: plan.from.replicaId,
+    step: 'adding',
+    bytesDone: 0,
+    bytesTotal: rec.sizeBytes,
+  };
+  return true;
+}
+
+/**
+ * Takes the new member back (its extent collided with another record): it is marked Removed, so
+ * a partition its node may already have made is wiped before the extent is released.
+ */
+export function cancelRelocation(rec: VolumeRecord): void {
+  const r = rec.relocation;
+  if (!r) return;
+  const added = rec.replicas.find((x) => x.id === r.toReplica);
+  if (added) added.state = 'Removed';
+  r.step = 'cancelled';
+}
+
+/**
+ * After a relocation ended: drops Removed members whose partition no agent reports any more and
+ * then clears the relocation. Returns whether the record changed.
+ */
+export function releaseRemoved(rec: VolumeRecord, nodes: readonly NodeInfo[]): boolean {
+  const r = rec.relocation;
+  if (!r || (r.step !== 'done' && r.step !== 'cancelled')) return false;
+  const onDisk = (replicaId: string) =>
+    nodes.some((n) =>
+      n.drives.some((d) =>
+        d.partitions.some((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === replicaId),
+      ),
+    );
+  const before = rec.replicas.length;
+  rec.replicas = rec.replicas.filter((x) => x.state !== 'Removed' || onDisk(x.id));
+  const changed = rec.replicas.length !== before;
+  if (rec.replicas.some((x) => x.state === 'Removed')) return changed;
+  rec.relocation = undefined;
+  return true;
+}

@@ -1,0 +1,102 @@
+// Three simulated nodes on one fabric, each with its node service and its agent's passes, sharing
+// one in-memory volume store: the test bed for volumes whose members live on other nodes.
+import { reconcileExports } from '../../agent/exports.ts';
+import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
+import { reconcileDeletions } from '../../agent/reconciler.ts';
+import { advanceRelocations } from '../../agent/relocation.ts';
+import { MiB } from '../../placement/units.ts';
+import { ControllerService } from '../controller.ts';
+import { HostInventory } from '../host-inventory.ts';
+import { KeyedLock } from '../lock.ts';
+import { MemoryVolumeStore, StaticPeers } from '../memory-store.ts';
+import { NodeService } from '../node.ts';
+import type { VolumeRecord } from '../state.ts';
+import { stageRequest } from './requests.ts';
+
+export const GiB = 1024 * MiB;
+export const NODES = ['n1', 'n2', 'n3'] as const;
+export type NodeName = (typeof NODES)[number];
+
+export function cluster() {
+  const fabric = new SimFabric();
+  const store = new MemoryVolumeStore();
+  const peers = new StaticPeers();
+  const nodes = new Map(
+    NODES.map((name, i) => {
+      const host = new SimulatedHost({
+        hostNqn: `nqn.2014-08.org.nvmexpress:uuid:${name}`,
+        fabric,
+        drives: [{ id: `D${name}`, sizeBytes: 10 * GiB }],
+      });
+      const listen = { address: `127.0.0.${i + 2}`, port: 4420 };
+      peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
+      const locks = new KeyedLock();
+      const svc = new NodeService({
+        nodeName: name,
+        host,
+        store,
+        peers,
+        locks,
+        connectWaitMs: 2_000,
+        mountPoints: { ensure: async () => {}, remove: async () => {} },
+      });
+      const pass = async () => {
+        const o = { nodeName: name, host, store, listen, locks };
+        const exports = await reconcileExports(o);
+        await advanceRelocations(o);
+        await reconcileDeletions(name, host, store);
+        return exports;
+      };
+      return [name, { host, svc, pass, listen }] as const;
+    }),
+  );
+  const node = (n: NodeName) => nodes.get(n) as NonNullable<ReturnType<typeof nodes.get>>;
+  /** Runs every live agent's export pass until `work` settles, as the agents' resync loops would. */
+  const withAgents = async <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> => {
+    let done = false;
+    const settled = work.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      for (const n of NODES) if (!down.includes(n)) await node(n).pass();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return settled;
+  };
+  const controller = new ControllerService({
+    store,
+    inventory: {
+      nodes: async () =>
+        (
+          await Promise.all(NODES.map((n) => new HostInventory(n, undefined, node(n).host, store).nodes()))
+        ).flat(),
+    },
+  });
+  return { fabric, store, peers, node, withAgents, controller };
+}
+
+let nextStart = 64 * MiB;
+export function volume(id: string, on: NodeName[]): VolumeRecord {
+  const start = nextStart;
+  nextStart += 2 * GiB;
+  if (nextStart > 9 * GiB) nextStart = 64 * MiB;
+  return {
+    id,
+    name: id,
+    sizeBytes: GiB,
+    replicaCount: on.length,
+    spread: { domain: 'zone', mode: 'none' },
+    fsType: 'xfs',
+    phase: 'Active',
+    replicas: on.map((n, i) => ({
+      id: `r${i}`,
+      node: n,
+      drive: `D${n}`,
+      extent: { start, end: start + GiB + 64 * MiB },
+      state: 'Pending' as const,
+    })),
+  };
+}
+
+export const stage = (volume_id: string) => stageRequest(volume_id, `/stage/${volume_id}`);
+export const unstage = (volume_id: string) => ({ volume_id, staging_target_path: `/stage/${volume_id}` });
