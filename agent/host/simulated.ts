@@ -27,6 +27,7 @@ import type {
   ArrayCreateSpec,
   ArrayInfo,
   ArrayMember,
+  BindOptions,
   ConnectSpec,
   Drive,
   ExportInfo,
@@ -35,6 +36,7 @@ import type {
   Host,
   HostAccess,
   ListenAddress,
+  MountInfo,
   OpOptions,
   Owner,
   Partition,
@@ -91,6 +93,13 @@ interface SimArray {
   mismatch: number;
 }
 
+interface SimMount {
+  devicePath: string;
+  store: Store;
+  kind: MountInfo['kind'];
+  readonly: boolean;
+}
+
 export interface SimDriveSpec {
   id: string;
   sizeBytes: number;
@@ -115,7 +124,7 @@ export class SimulatedHost implements Host {
   private readonly exports = new Map<string, SimExport>();
   private readonly remote = new Map<string, { nqn: string; devicePath: string; store: Store }>();
   private readonly arrays = new Map<string, SimArray>();
-  private readonly mounts = new Map<string, { devicePath: string; store: Store }>();
+  private readonly mounts = new Map<string, SimMount>();
   private readonly busy = new Set<Store>();
   private nextDev: number;
   private nextMd = 127;
@@ -516,7 +525,7 @@ export class SimulatedHost implements Host {
     if (!a) return;
     const dev = `/dev/md${a.minor}`;
     for (const [t, m] of this.mounts) {
-      if (m.devicePath === dev) throw new DeviceInUseError(`${dev} (${a.name}) is mounted on ${t}`);
+      if (m.store === a.store) throw new DeviceInUseError(`${dev} (${a.name}) is mounted on ${t}`);
     }
     this.superblockRaidDevices.set(a.uuid, a.raidDevices);
     this.arrayStores.set(a.uuid, a.store);
@@ -541,14 +550,59 @@ export class SimulatedHost implements Host {
 
   async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
     check(o);
+    const s = this.device(devicePath);
     const have = this.mounts.get(target);
     if (have) {
-      if (have.devicePath === devicePath) return;
+      if (have.kind === 'filesystem' && have.store === s) return;
       throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
     }
-    const s = this.device(devicePath);
     if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
-    this.mounts.set(target, { devicePath, store: s });
+    this.mounts.set(target, { devicePath, store: s, kind: 'filesystem', readonly: false });
+  }
+
+  async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const src = this.filesystemAt(mountPoint);
+    if (mountPoint === target) throw new InvalidArgumentError(`not binding ${mountPoint} onto itself`);
+    this.bind(target, { ...src, readonly: o.readonly === true });
+  }
+
+  async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const store = this.device(devicePath);
+    this.bind(target, { devicePath, store, kind: 'device', readonly: o.readonly === true });
+  }
+
+  /** The idempotency and refusals both binds share (see Host). */
+  private bind(target: string, want: SimMount): void {
+    const have = this.mounts.get(target);
+    if (!have) {
+      this.mounts.set(target, want);
+      return;
+    }
+    if (have.store !== want.store || have.kind !== want.kind)
+      throw new DeviceInUseError(
+        `${target} already has ${have.devicePath} ${have.kind === 'device' ? 'bound' : 'mounted'}`,
+      );
+    if (have.readonly && !want.readonly)
+      throw new DeviceInUseError(`${target} is bound read-only; not making it writable`);
+    have.readonly = want.readonly;
+  }
+
+  async getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined> {
+    check(o);
+    const m = this.mounts.get(target);
+    if (!m) return undefined;
+    const a = [...this.arrays.values()].find((x) => x.store === m.store);
+    return { kind: m.kind, devicePath: a ? `/dev/md${a.minor}` : m.devicePath, readonly: m.readonly };
+  }
+
+  /**
+   * Whether creating a file in the directory at `dir` would succeed: false on a read-only mount.
+   * The simulation holds no file data; this is the write the kernel tier makes for real.
+   */
+  canWriteIn(dir: string): boolean {
+    return !this.filesystemAt(dir).readonly;
   }
 
   async unmount(target: string, o?: OpOptions): Promise<void> {
@@ -558,15 +612,19 @@ export class SimulatedHost implements Host {
 
   async growFilesystem(target: string, o?: OpOptions): Promise<void> {
     check(o);
-    if (!this.mounts.has(target)) throw new NotFoundError(`nothing is mounted on ${target}`);
+    this.filesystemAt(target);
   }
 
   async filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
     check(o);
-    const m = this.mounts.get(target);
-    if (!m) throw new NotFoundError(`nothing is mounted on ${target}`);
-    const size = m.store.sizeBytes;
+    const size = this.filesystemAt(target).store.sizeBytes;
     return { sizeBytes: size, usedBytes: 0, freeBytes: size, inodes: 1024, inodesFree: 1021 };
+  }
+
+  private filesystemAt(target: string): SimMount {
+    const m = this.mounts.get(target);
+    if (m?.kind !== 'filesystem') throw new NotFoundError(`no filesystem is mounted on ${target}`);
+    return m;
   }
 
   // --- internals -----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>`. Prints one
 // `@@MS {json}` line per case (harness.ts parses them) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
@@ -22,12 +24,25 @@ async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolea
   }
 }
 
+async function canWriteIn(dir: string): Promise<boolean> {
+  const probe = join(dir, '.meshstor-write-probe');
+  try {
+    await writeFile(probe, 'x');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EROFS') return false;
+    throw e;
+  }
+  await unlink(probe);
+  return true;
+}
+
 async function contract(): Promise<boolean> {
   let ok = true;
-  for (const c of CONTRACT) {
+  for (const [i, c] of CONTRACT.entries()) {
     await reset();
     const n = nodes();
-    mkdirSync('/mnt/contract', { recursive: true });
+    const mountDir = `/mnt/contract/${i}`;
+    mkdirSync(mountDir, { recursive: true });
     const env: ContractEnv = {
       a: n.a,
       b: n.b,
@@ -35,7 +50,8 @@ async function contract(): Promise<boolean> {
       driveA: DRIVES.a,
       driveB: DRIVES.b,
       listenB: LISTEN_B,
-      mountDir: '/mnt/contract',
+      mountDir,
+      canWriteIn,
     };
     ok = (await runCase(c.name, () => c.run(env))) && ok;
   }
