@@ -2,7 +2,6 @@
 // Kubernetes state, publishes this node's MeshStorNode and cleans up partitions of deleted volumes.
 // Today it runs on SimulatedHost (`--host simulated`); with --state memory --with-controller it is
 // a one-node driver (Identity, Controller and Node on one socket) for csi-sanity and trials.
-import { mkdir, rmdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import { NodePublisher } from '../agent/publisher.ts';
@@ -12,6 +11,7 @@ import { HostInventory } from '../csi/host-inventory.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { KubeVolumeStore } from '../csi/kube-store.ts';
 import { MemoryVolumeStore } from '../csi/memory-store.ts';
+import { fsMountPoints } from '../csi/mount-points.ts';
 import { NodeService } from '../csi/node.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { VolumeStore } from '../csi/state.ts';
@@ -110,17 +110,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         zone: values.zone,
         host,
         store,
-        mountPoints: {
-          ensure: async (path) => {
-            await mkdir(path, { recursive: true });
-          },
-          // rmdir, not rm -r: a directory with anything in it is not ours to delete.
-          remove: async (path) => {
-            await rmdir(path).catch((e: NodeJS.ErrnoException) => {
-              if (e.code !== 'ENOENT') throw e;
-            });
-          },
-        },
+        mountPoints: fsMountPoints,
       }),
     },
     log,
