@@ -598,11 +598,14 @@ export class SimulatedHost implements Host {
   }
 
   /**
-   * Whether creating a file in the directory at `dir` would succeed: false on a read-only mount.
-   * The simulation holds no file data; this is the write the kernel tier makes for real.
+   * Whether a write through `path` would succeed: a file in a directory on a read-only mount is
+   * refused; a bound device node takes writes either way, as on Linux (a mount's ro is not applied
+   * to device I/O). The simulation holds no data; this is the write the kernel tier makes for real.
    */
-  canWriteIn(dir: string): boolean {
-    return !this.filesystemAt(dir).readonly;
+  canWrite(path: string): boolean {
+    const m = this.mounts.get(path);
+    if (m?.kind === 'device') return true;
+    return !this.filesystemAt(path).readonly;
   }
 
   async unmount(target: string, o?: OpOptions): Promise<void> {

@@ -148,9 +148,9 @@ describe('NodeService on SimulatedHost', () => {
     const fs = { kind: 'filesystem', devicePath: array?.devicePath };
     expect(await host.getMount('/pods/ro')).toEqual({ ...fs, readonly: true });
     expect(await host.getMount('/pods/rw')).toEqual({ ...fs, readonly: false });
-    expect(host.canWriteIn('/pods/ro')).toBe(false);
-    expect(host.canWriteIn('/pods/rw')).toBe(true);
-    expect(host.canWriteIn('/stage/x')).toBe(true);
+    expect(host.canWrite('/pods/ro')).toBe(false);
+    expect(host.canWrite('/pods/rw')).toBe(true);
+    expect(host.canWrite('/stage/x')).toBe(true);
     // published read-only at this target already: a writable publish there is incompatible
     expect(await codeOf(node.nodePublishVolume(publish(id, '/pods/ro')))).toBe(6);
     const stats = await node.nodeGetVolumeStats({ volume_id: id, volume_path: '/pods/ro' });

@@ -29,10 +29,11 @@ export interface ContractEnv {
   /** A fresh empty directory to mount on. */
   mountDir: string;
   /**
-   * Creates (and removes) a file in the directory `dir` of node A: false when the write is refused
-   * (EROFS). The VM writes for real; the simulation answers from its mount table.
+   * Writes through `path` on node A: a new file (then removed) in a directory, or one 4 KiB block
+   * at offset 0 of a device node. false when the write is refused (EROFS, EPERM). The VM writes
+   * for real; the simulation answers from its mount table.
    */
-  canWriteIn(dir: string): Promise<boolean>;
+  canWrite(path: string): Promise<boolean>;
 }
 
 export interface ContractCase {
@@ -353,7 +354,7 @@ export const CONTRACT: ContractCase[] = [
   },
   {
     name: 'binds the array device onto a file read-write and read-only, idempotently; unmount undoes it',
-    async run({ a, driveA, mountDir }) {
+    async run({ a, driveA, mountDir, canWrite }) {
       await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
       const p = await partPath(a, driveA, R1);
       const arr = await a.createArray({ volumeId: R1.volumeId, devices: [p] });
@@ -365,6 +366,10 @@ export const CONTRACT: ContractCase[] = [
       await a.bindDevice(arr.devicePath, ro, { readonly: true });
       await a.bindDevice(arr.devicePath, ro, { readonly: true });
       assert.deepEqual(await a.getMount(ro), { kind: 'device', devicePath: arr.devicePath, readonly: true });
+      assert.equal(await canWrite(rw), true, 'the read-write bind takes writes');
+      // a fact the node service's docs rest on: the kernel applies a mount's ro to files, not to
+      // device nodes (kubelet's device permission "r" is what keeps a pod from writing)
+      assert.equal(await canWrite(ro), true, 'a read-only bind of a device node does not stop writes');
       await throwsA(a.bindDevice(arr.devicePath, ro), DeviceInUseError);
       await throwsA(a.bindDevice(p, rw), DeviceInUseError);
       await throwsA(a.bindDevice('/dev/no-such-device', `${mountDir}/block/x`), NotFoundError);
@@ -387,7 +392,7 @@ export const CONTRACT: ContractCase[] = [
   },
   {
     name: 'binds a mounted filesystem onto a directory read-write and read-only; the read-only one refuses writes',
-    async run({ a, driveA, mountDir, canWriteIn }) {
+    async run({ a, driveA, mountDir, canWrite }) {
       await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
       const arr = await a.createArray({ volumeId: R1.volumeId, devices: [await partPath(a, driveA, R1)] });
       await a.makeFilesystem(arr.devicePath);
@@ -403,9 +408,9 @@ export const CONTRACT: ContractCase[] = [
       await a.bindMount(stage, ro, { readonly: true });
       await a.bindMount(stage, ro, { readonly: true });
       assert.deepEqual(await a.getMount(ro), { ...fs, readonly: true });
-      assert.equal(await canWriteIn(rw), true, 'the read-write bind takes writes');
-      assert.equal(await canWriteIn(ro), false, 'the read-only bind refuses writes');
-      assert.equal(await canWriteIn(stage), true, 'the staging mount stays writable');
+      assert.equal(await canWrite(rw), true, 'the read-write bind takes writes');
+      assert.equal(await canWrite(ro), false, 'the read-only bind refuses writes');
+      assert.equal(await canWrite(stage), true, 'the staging mount stays writable');
       await throwsA(a.bindMount(stage, ro), DeviceInUseError);
       await throwsA(a.bindDevice(arr.devicePath, rw), DeviceInUseError);
       assert.equal((await a.filesystemUsage(ro)).sizeBytes, (await a.filesystemUsage(stage)).sizeBytes);

@@ -1,7 +1,7 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>`. Prints one
 // `@@MS {json}` line per case (harness.ts parses them) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
@@ -24,13 +24,34 @@ async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolea
   }
 }
 
-async function canWriteIn(dir: string): Promise<boolean> {
-  const probe = join(dir, '.meshstor-write-probe');
+async function canWrite(path: string): Promise<boolean> {
+  const refused = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS' || code === 'EPERM') return false;
+    throw e;
+  };
+  if ((await stat(path)).isBlockDevice()) {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r+');
+    } catch (e) {
+      return refused(e);
+    }
+    try {
+      await fh.write(Buffer.alloc(4096), 0, 4096, 0);
+      await fh.sync();
+      return true;
+    } catch (e) {
+      return refused(e);
+    } finally {
+      await fh.close();
+    }
+  }
+  const probe = join(path, '.meshstor-write-probe');
   try {
     await writeFile(probe, 'x');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EROFS') return false;
-    throw e;
+    return refused(e);
   }
   await unlink(probe);
   return true;
@@ -51,7 +72,7 @@ async function contract(): Promise<boolean> {
       driveB: DRIVES.b,
       listenB: LISTEN_B,
       mountDir,
-      canWriteIn,
+      canWrite,
     };
     ok = (await runCase(c.name, () => c.run(env))) && ok;
   }
