@@ -7,7 +7,6 @@
 // processes reach each other's exports over real TCP at their --address/--port; with --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
-import { mkdir, rmdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { reconcileExports, reportMemberStates } from '../agent/exports.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
@@ -21,6 +20,7 @@ import { IdentityService } from '../csi/identity.ts';
 import { KubePeerDirectory, KubeVolumeStore } from '../csi/kube-store.ts';
 import { KeyedLock } from '../csi/lock.ts';
 import { MemoryVolumeStore } from '../csi/memory-store.ts';
+import { fsMountPoints } from '../csi/mount-points.ts';
 import { NodeService } from '../csi/node.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { PeerDirectory, VolumeStore } from '../csi/state.ts';
@@ -132,17 +132,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
         store,
         peers,
         locks,
-        mountPoints: {
-          ensure: async (path) => {
-            await mkdir(path, { recursive: true });
-          },
-          // rmdir, not rm -r: a directory with anything in it is not ours to delete.
-          remove: async (path) => {
-            await rmdir(path).catch((e: NodeJS.ErrnoException) => {
-              if (e.code !== 'ENOENT') throw e;
-            });
-          },
-        },
+        mountPoints: fsMountPoints,
       }),
     },
     log,

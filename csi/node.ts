@@ -1,20 +1,22 @@
 // The CSI Node service: stages a volume on this node through the Host interface (partitions,
 // NVMe-oF connections to members on other nodes, MD RAID1, XFS, mount), publishes it to the pod's
-// path, reports usage and grows it. Staging records this node as the volume's attachment; the
-// owners' agents (agent/exports.ts) then export the other members to this node only.
-
+// path (a bind of the staged filesystem, or of the array's device node for a raw block volume),
+// reports usage and grows it. Staging records this node as the volume's attachment; the owners'
+// agents (agent/exports.ts) then export the other members to this node only.
 import { ensurePartition, MEMBER_FROM_ARRAY } from '../agent/exports.ts';
 import {
   CommandError,
   ConnectRefusedError,
+  DeviceInUseError,
   ForeignSuperblockError,
+  InvalidArgumentError,
   NotFoundError,
 } from '../agent/host/errors.ts';
 import { subsystemNqn } from '../agent/host/names.ts';
 import type { ArrayInfo, Host } from '../agent/host/types.ts';
 import type { ReplicaInfo } from '../placement/model.ts';
 import { capabilityProblem } from './controller.ts';
-import { failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
+import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
 import { KeyedLock } from './lock.ts';
 import { type PeerDirectory, updateRecord, type VolumeRecord, type VolumeStore } from './state.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
@@ -32,10 +34,14 @@ export interface NodeServiceOptions {
   /** How long NodeStage waits for remote members' exports before answering UNAVAILABLE (default 30 s). */
   connectWaitMs?: number | undefined;
   /**
-   * Creates and removes mount-point directories: the CO expects the driver to create the publish
-   * target and to remove it on unpublish.
+   * Creates and removes publish targets: the CO expects the driver to create the target (a
+   * directory, or a file for a raw block volume) and to delete it on unpublish.
    */
-  mountPoints: { ensure(path: string): Promise<void>; remove(path: string): Promise<void> };
+  mountPoints: {
+    ensure(path: string, kind: 'file' | 'dir'): Promise<void>;
+    /** Deletes the file or the empty directory at path (never anything recursively); gone is fine. */
+    remove(path: string): Promise<void>;
+  };
 }
 
 interface StageRequest {
@@ -65,6 +71,10 @@ export class NodeService {
     return { node_id: this.o.nodeName, max_volumes_per_node: '0', accessible_topology: { segments } };
   }
 
+  // No capability for read-only publishing: the spec's PUBLISH_READONLY is a
+  // ControllerServiceCapability about ControllerPublishVolume.readonly (MeshStor has no
+  // ControllerPublish), and NodeServiceCapability has no counterpart: NodePublishVolume's
+  // `readonly` is always honoured.
   async nodeGetCapabilities() {
     return {
       capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'EXPAND_VOLUME'].map((type) => ({
@@ -231,7 +241,13 @@ export class NodeService {
     if (!req.staging_target_path) throw invalid('staging_target_path is required');
     return this.perVolume.run(req.volume_id, async () => {
       await this.o.host.unmount(req.staging_target_path);
-      await this.o.host.stopArray(req.volume_id);
+      try {
+        await this.o.host.stopArray(req.volume_id);
+      } catch (e) {
+        // still published (a pod's bind holds the array): the CO unpublishes first
+        if (e instanceof DeviceInUseError) throw failedPrecondition(e.message);
+        throw e;
+      }
       const rec = await this.o.store.get(req.volume_id);
       if (!rec) return {};
       for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
@@ -253,18 +269,28 @@ export class NodeService {
     if (!req.volume_capability) throw invalid('volume_capability is required');
     const problem = capabilityProblem(req.volume_capability);
     if (problem) throw invalid(problem);
-    if (req.readonly) throw invalid('read-only publishing is not supported (no PUBLISH_READONLY capability)');
     return this.perVolume.run(req.volume_id, async () => {
       await this.record(req.volume_id);
       const array = await this.o.host.getArray(req.volume_id);
       if (!array) throw failedPrecondition(`volume ${req.volume_id} is not staged on ${this.o.nodeName}`);
-      if (req.volume_capability?.block) {
-        throw failedPrecondition(
-          'publishing a raw block device is not built yet (the Host has no device bind mount)',
-        );
+      const bind = { readonly: req.readonly };
+      try {
+        if (req.volume_capability?.block) {
+          await this.o.mountPoints.ensure(req.target_path, 'file');
+          await this.o.host.bindDevice(array.devicePath, req.target_path, bind);
+        } else {
+          // a bind of the staged mount, not a second mount of the device: a read-only publish is
+          // then a read-only view of the one filesystem the volume has on this node
+          await this.o.mountPoints.ensure(req.target_path, 'dir');
+          await this.o.host.bindMount(req.staging_target_path, req.target_path, bind);
+        }
+      } catch (e) {
+        if (e instanceof NotFoundError)
+          throw failedPrecondition(`volume ${req.volume_id} is not staged at ${req.staging_target_path}`);
+        if (e instanceof DeviceInUseError) throw alreadyExists(e.message);
+        if (e instanceof InvalidArgumentError) throw invalid(e.message);
+        throw e;
       }
-      await this.o.mountPoints.ensure(req.target_path);
-      await this.o.host.mount(array.devicePath, req.target_path);
       return {};
     });
   }
@@ -283,15 +309,17 @@ export class NodeService {
     if (!req.volume_id) throw invalid('volume_id is required');
     if (!req.volume_path) throw invalid('volume_path is required');
     await this.record(req.volume_id);
-    let u: Awaited<ReturnType<Host['filesystemUsage']>>;
-    try {
-      u = await this.o.host.filesystemUsage(req.volume_path);
-    } catch (e) {
-      if (e instanceof NotFoundError)
-        throw notFound(`volume ${req.volume_id} is not mounted at ${req.volume_path}`);
-      throw e;
-    }
     const array = await this.o.host.getArray(req.volume_id);
+    const at = await this.o.host.getMount(req.volume_path);
+    if (!array || at?.devicePath !== array.devicePath)
+      throw notFound(`volume ${req.volume_id} is not mounted at ${req.volume_path}`);
+    const volume_condition = array.degraded
+      ? { abnormal: true, message: `array ${array.name} is degraded` }
+      : { abnormal: false, message: '' };
+    // a raw block volume has no filesystem to count: the spec allows total bytes alone
+    if (at.kind === 'device')
+      return { usage: [{ unit: 'BYTES', total: String(array.sizeBytes) }], volume_condition };
+    const u = await this.o.host.filesystemUsage(req.volume_path);
     return {
       usage: [
         {
@@ -307,9 +335,7 @@ export class NodeService {
           available: String(u.inodesFree),
         },
       ],
-      volume_condition: array?.degraded
-        ? { abnormal: true, message: `array ${array.name} is degraded` }
-        : { abnormal: false, message: '' },
+      volume_condition,
     };
   }
 
@@ -340,13 +366,10 @@ export class NodeService {
         }
         await new Promise((res) => setTimeout(res, 250));
       }
-      try {
-        await this.o.host.growFilesystem(req.volume_path);
-      } catch (e) {
-        if (e instanceof NotFoundError)
-          throw notFound(`nothing of volume ${rec.id} is mounted at ${req.volume_path}`);
-        throw e;
-      }
+      const at = await this.o.host.getMount(req.volume_path);
+      if (!at) throw notFound(`nothing of volume ${rec.id} is mounted at ${req.volume_path}`);
+      // a raw block volume is grown once its device is: the pod's bind is the same device node
+      if (at.kind === 'filesystem') await this.o.host.growFilesystem(req.volume_path);
       return { capacity_bytes: String((await this.o.host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes) };
     });
   }

@@ -13,12 +13,13 @@ import {
   readlink,
   realpath,
   rmdir,
+  stat,
   statfs,
   symlink,
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Extent } from '../../placement/index.ts';
 import {
   CancelledError,
@@ -50,6 +51,7 @@ import type {
   ArrayCreateSpec,
   ArrayInfo,
   ArrayMember,
+  BindOptions,
   ConnectSpec,
   Drive,
   ExportInfo,
@@ -57,6 +59,7 @@ import type {
   FsUsage,
   Host,
   HostAccess,
+  MountInfo,
   OpOptions,
   Owner,
   Partition,
@@ -96,6 +99,55 @@ const exists = (p: string) =>
   );
 const readText = async (p: string) => (await readFile(p, 'utf8')).trim();
 const readOpt = (p: string) => readText(p).catch(() => undefined);
+
+interface MountEntry {
+  /** major:minor of the mounted filesystem's device. */
+  dev: string;
+  /** What of that filesystem the mount shows: '/' unless it binds a subtree or a single file. */
+  root: string;
+  target: string;
+  /** Per-mount options: `ro` here is the mount's own flag (a bind can be read-only alone). */
+  options: string[];
+  fstype: string;
+  source: string;
+}
+
+/** Filesystems a device node we bind comes from (/dev). */
+const NODE_FS = new Set(['devtmpfs', 'tmpfs']);
+
+const unescapeMount = (s: string) =>
+  s.replace(/\\(\d{3})/g, (_m, c: string) => String.fromCharCode(Number.parseInt(c, 8)));
+
+async function readMounts(): Promise<MountEntry[]> {
+  const out: MountEntry[] = [];
+  for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    // id parent major:minor root target options [optional fields...] - fstype source superopts
+    const f = line.split(' ');
+    const sep = f.indexOf('-', 6);
+    const [, , dev, root, target, options] = f;
+    if (sep < 0 || !dev || !root || !target || !options) continue;
+    out.push({
+      dev,
+      root: unescapeMount(root),
+      target: unescapeMount(target),
+      options: options.split(','),
+      fstype: f[sep + 1] ?? '',
+      source: unescapeMount(f[sep + 2] ?? ''),
+    });
+  }
+  return out;
+}
+
+/** "major:minor" of the block device node at path (following symlinks), or undefined. */
+async function nodeDev(path: string): Promise<string | undefined> {
+  const st = await stat(path, { bigint: true }).catch(() => undefined);
+  if (!st?.isBlockDevice()) return undefined;
+  // glibc's dev_t encoding (gnu_dev_major/minor)
+  const r = st.rdev;
+  const major = ((r >> 8n) & 0xfffn) | ((r >> 32n) & ~0xfffn);
+  const minor = (r & 0xffn) | ((r >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
 
 function parseExport(out: string): Record<string, string> {
   const r: Record<string, string> = {};
@@ -379,12 +431,15 @@ export class LinuxHost implements Host {
     return real ? readOpt(`/sys/class/block/${basename(real)}/dev`) : undefined;
   }
 
+  /** Where the device is mounted, or bound (a device node bound onto a file). */
   private async mountsOf(dev: string): Promise<string[]> {
     const out: string[] = [];
-    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
-      const f = line.split(' ');
-      if (f[2] === dev && f[4])
-        out.push(f[4].replace(/\\(\d{3})/g, (_m, c: string) => String.fromCharCode(Number.parseInt(c, 8))));
+    for (const m of await readMounts()) {
+      if (m.dev === dev) out.push(m.target);
+      // a bound device node shows the number of the filesystem holding the node (devtmpfs), and
+      // holds nothing open: without this, mdadm --stop would succeed under a block publish
+      else if (m.root !== '/' && NODE_FS.has(m.fstype) && (await nodeDev(m.target)) === dev)
+        out.push(m.target);
     }
     return out;
   }
@@ -890,41 +945,108 @@ export class LinuxHost implements Host {
     await this.x('mkfs.xfs', ['-q', devicePath], o, { timeoutMs: 300_000 });
   }
 
-  private async mountedDevice(target: string): Promise<string | undefined> {
-    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
-      const f = line.split(' ');
-      if (f[4] === target) return f[2];
-    }
-    return undefined;
+  /** The topmost mount at a path. */
+  private async mountAt(target: string): Promise<MountEntry | undefined> {
+    const path = await realpath(target).catch(() => resolve(target));
+    return (await readMounts()).findLast((m) => m.target === path);
+  }
+
+  /** The mount at target when it is a filesystem (not a bound device node). */
+  private async filesystemAt(target: string): Promise<MountEntry> {
+    const m = await this.mountAt(target);
+    if (!m || (await nodeDev(m.target))) throw new NotFoundError(`no filesystem is mounted on ${target}`);
+    return m;
   }
 
   async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
     check(o);
     const dev = await this.devNumber(devicePath);
     if (!dev) throw new NotFoundError(`no block device ${devicePath}`);
-    const have = await this.mountedDevice(target);
-    if (have === dev) return;
-    if (have) throw new DeviceInUseError(`${target} already has device ${have} mounted`);
+    const have = await this.mountAt(target);
+    if (have?.dev === dev) return;
+    if (have) throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
     await mkdir(target, { recursive: true });
     await this.x('mount', ['-t', 'xfs', devicePath, target], o);
   }
 
+  async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const src = await this.filesystemAt(mountPoint);
+    const have = await this.mountAt(target);
+    if (have?.target === src.target) throw new InvalidArgumentError(`not binding ${mountPoint} onto itself`);
+    if (have) {
+      if (have.dev !== src.dev || have.root !== src.root)
+        throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
+      return this.keepBind(have, o.readonly === true, o);
+    }
+    const st = await stat(target).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new InvalidArgumentError(`${target} exists and is not a directory`);
+    await mkdir(target, { recursive: true });
+    await this.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), src.target, target], o);
+  }
+
+  async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const dev = await nodeDev(devicePath);
+    if (!dev) throw new NotFoundError(`no block device ${devicePath}`);
+    const have = await this.mountAt(target);
+    if (have) {
+      const bound = await nodeDev(have.target);
+      if (bound !== dev) {
+        throw new DeviceInUseError(
+          `${target} already has ${bound ? `device ${bound} bound` : `${have.source} mounted`}`,
+        );
+      }
+      return this.keepBind(have, o.readonly === true, o);
+    }
+    const st = await stat(target).catch(() => undefined);
+    if (st && !st.isFile()) throw new InvalidArgumentError(`${target} exists and is not a file`);
+    if (!st) {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, '', { flag: 'a' });
+    }
+    await this.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), devicePath, target], o);
+  }
+
+  /**
+   * The same source is bound already: make its read-only flag what was asked. util-linux does a
+   * `ro` bind as bind + remount, so a bind left read-write by a crash is finished here; a
+   * read-only one is never made writable under whoever uses it.
+   */
+  private async keepBind(have: MountEntry, readonly: boolean, o: OpOptions): Promise<void> {
+    const ro = have.options.includes('ro');
+    if (ro === readonly) return;
+    if (ro) throw new DeviceInUseError(`${have.target} is bound read-only; not making it writable`);
+    await this.x('mount', ['-o', 'remount,bind,ro', have.target], o);
+  }
+
+  async getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined> {
+    check(o);
+    const m = await this.mountAt(target);
+    if (!m) return undefined;
+    const node = await nodeDev(m.target);
+    const sys = await realpath(`/sys/dev/block/${node ?? m.dev}`).catch(() => undefined);
+    return {
+      kind: node ? 'device' : 'filesystem',
+      devicePath: sys ? `/dev/${basename(sys)}` : m.source,
+      readonly: m.options.includes('ro'),
+    };
+  }
+
   async unmount(target: string, o?: OpOptions): Promise<void> {
     check(o);
-    if (!(await this.mountedDevice(target))) return;
-    await this.x('umount', [target], o);
+    const m = await this.mountAt(target);
+    if (m) await this.x('umount', [m.target], o);
   }
 
   async growFilesystem(target: string, o?: OpOptions): Promise<void> {
     check(o);
-    if (!(await this.mountedDevice(target))) throw new NotFoundError(`nothing is mounted on ${target}`);
-    await this.x('xfs_growfs', [target], o);
+    await this.x('xfs_growfs', [(await this.filesystemAt(target)).target], o);
   }
 
   async filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
     check(o);
-    if (!(await this.mountedDevice(target))) throw new NotFoundError(`nothing is mounted on ${target}`);
-    const s = await statfs(target);
+    const s = await statfs((await this.filesystemAt(target)).target);
     return {
       sizeBytes: s.blocks * s.bsize,
       usedBytes: (s.blocks - s.bfree) * s.bsize,

@@ -39,6 +39,7 @@ import type {
   ArrayCreateSpec,
   ArrayInfo,
   ArrayMember,
+  BindOptions,
   ConnectSpec,
   Drive,
   ExportInfo,
@@ -47,6 +48,7 @@ import type {
   Host,
   HostAccess,
   ListenAddress,
+  MountInfo,
   OpOptions,
   Owner,
   Partition,
@@ -96,6 +98,13 @@ interface SimArray {
   mismatch: number;
 }
 
+interface SimMount {
+  devicePath: string;
+  store: Store;
+  kind: MountInfo['kind'];
+  readonly: boolean;
+}
+
 export interface SimDriveSpec {
   id: string;
   sizeBytes: number;
@@ -121,7 +130,7 @@ export class SimulatedHost implements Host, SimTarget {
   private readonly exports = new Map<string, SimExport>();
   private readonly remote = new Map<string, SimRemote>();
   private readonly arrays = new Map<string, SimArray>();
-  private readonly mounts = new Map<string, { devicePath: string; store: Store }>();
+  private readonly mounts = new Map<string, SimMount>();
   private readonly busy = new Set<Store>();
   private nextDev: number;
   private nextMd = 127;
@@ -534,7 +543,7 @@ export class SimulatedHost implements Host, SimTarget {
     if (!a) return;
     const dev = `/dev/md${a.minor}`;
     for (const [t, m] of this.mounts) {
-      if (m.devicePath === dev) throw new DeviceInUseError(`${dev} (${a.name}) is mounted on ${t}`);
+      if (m.store === a.store) throw new DeviceInUseError(`${dev} (${a.name}) is mounted on ${t}`);
     }
     this.superblockRaidDevices.set(a.uuid, a.raidDevices);
     this.arrayStores.set(a.uuid, a.store);
@@ -560,14 +569,62 @@ export class SimulatedHost implements Host, SimTarget {
 
   async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
     check(o);
+    const [s] = (await this.fresh([devicePath])) as [Store];
     const have = this.mounts.get(target);
     if (have) {
-      if (have.devicePath === devicePath) return;
+      if (have.kind === 'filesystem' && have.store === s) return;
       throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
     }
-    const [s] = (await this.fresh([devicePath])) as [Store];
     if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
-    this.mounts.set(target, { devicePath, store: s });
+    this.mounts.set(target, { devicePath, store: s, kind: 'filesystem', readonly: false });
+  }
+
+  async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const src = this.filesystemAt(mountPoint);
+    if (mountPoint === target) throw new InvalidArgumentError(`not binding ${mountPoint} onto itself`);
+    this.bind(target, { ...src, readonly: o.readonly === true });
+  }
+
+  async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const store = this.device(devicePath);
+    this.bind(target, { devicePath, store, kind: 'device', readonly: o.readonly === true });
+  }
+
+  /** The idempotency and refusals both binds share (see Host). */
+  private bind(target: string, want: SimMount): void {
+    const have = this.mounts.get(target);
+    if (!have) {
+      this.mounts.set(target, want);
+      return;
+    }
+    if (have.store !== want.store || have.kind !== want.kind)
+      throw new DeviceInUseError(
+        `${target} already has ${have.devicePath} ${have.kind === 'device' ? 'bound' : 'mounted'}`,
+      );
+    if (have.readonly && !want.readonly)
+      throw new DeviceInUseError(`${target} is bound read-only; not making it writable`);
+    have.readonly = want.readonly;
+  }
+
+  async getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined> {
+    check(o);
+    const m = this.mounts.get(target);
+    if (!m) return undefined;
+    const a = [...this.arrays.values()].find((x) => x.store === m.store);
+    return { kind: m.kind, devicePath: a ? `/dev/md${a.minor}` : m.devicePath, readonly: m.readonly };
+  }
+
+  /**
+   * Whether a write through `path` would succeed: a file in a directory on a read-only mount is
+   * refused; a bound device node takes writes either way, as on Linux (a mount's ro is not applied
+   * to device I/O). The simulation holds no data; this is the write the kernel tier makes for real.
+   */
+  canWrite(path: string): boolean {
+    const m = this.mounts.get(path);
+    if (m?.kind === 'device') return true;
+    return !this.filesystemAt(path).readonly;
   }
 
   async unmount(target: string, o?: OpOptions): Promise<void> {
@@ -577,15 +634,19 @@ export class SimulatedHost implements Host, SimTarget {
 
   async growFilesystem(target: string, o?: OpOptions): Promise<void> {
     check(o);
-    if (!this.mounts.has(target)) throw new NotFoundError(`nothing is mounted on ${target}`);
+    this.filesystemAt(target);
   }
 
   async filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
     check(o);
-    const m = this.mounts.get(target);
-    if (!m) throw new NotFoundError(`nothing is mounted on ${target}`);
-    const size = m.store.sizeBytes;
+    const size = this.filesystemAt(target).store.sizeBytes;
     return { sizeBytes: size, usedBytes: 0, freeBytes: size, inodes: 1024, inodesFree: 1021 };
+  }
+
+  private filesystemAt(target: string): SimMount {
+    const m = this.mounts.get(target);
+    if (m?.kind !== 'filesystem') throw new NotFoundError(`no filesystem is mounted on ${target}`);
+    return m;
   }
 
   // --- internals -----------------------------------------------------------------------------

@@ -114,6 +114,25 @@ export interface FsUsage {
   inodesFree: number;
 }
 
+export interface BindOptions extends OpOptions {
+  /**
+   * A read-only bind: the mount carries `ro`. Writes into a bound directory fail (EROFS); the
+   * kernel does not apply a mount's `ro` to a device node's I/O (fs/open.c skips the mount write
+   * check for special files), so on a bound device it only marks the target: the CO enforces a
+   * read-only block volume (kubelet grants the container the device with permission "r").
+   */
+  readonly?: boolean | undefined;
+}
+
+/** What is mounted or bound at a path (the topmost mount there). */
+export interface MountInfo {
+  /** 'filesystem': a filesystem on a directory (mounted, or bound from a mount point); 'device': a device node bound onto a file. */
+  kind: 'filesystem' | 'device';
+  /** The block device behind it (/dev/mdN as the kernel names it now). */
+  devicePath: string;
+  readonly: boolean;
+}
+
 export interface Host {
   /** This node's NVMe host NQN (what targets allow-list). */
   readonly hostNqn: string;
@@ -163,6 +182,19 @@ export interface Host {
   /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */
   makeFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
   mount(devicePath: string, target: string, o?: OpOptions): Promise<void>;
+  // Both binds: the same source already there is a no-op; another source there, or a read-write
+  // request on a read-only bind, is DeviceInUseError. A read-only request finding the same source
+  // bound read-write finishes the bind (a `ro` bind is a bind and then a remount: a crash between
+  // the two leaves it read-write).
+  /**
+   * Binds the filesystem mounted at `mountPoint` onto `target` (a directory, created if missing).
+   * Refuses a source that is not a mount point (binding it would publish an empty directory).
+   */
+  bindMount(mountPoint: string, target: string, o?: BindOptions): Promise<void>;
+  /** Binds a block device node onto `target` (a file, created if missing): a raw block publish. */
+  bindDevice(devicePath: string, target: string, o?: BindOptions): Promise<void>;
+  getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined>;
+  /** Undoes mount, bindMount or bindDevice; the target path itself stays (its creator removes it). */
   unmount(target: string, o?: OpOptions): Promise<void>;
   growFilesystem(target: string, o?: OpOptions): Promise<void>;
   filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage>;

@@ -1,5 +1,6 @@
 // The Node service on SimulatedHost, with the Controller on the same in-memory state.
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../agent/host/errors.ts';
 import { SimulatedHost } from '../../agent/host/simulated.ts';
 import { GiB } from '../../placement/units.ts';
 import { ControllerService } from '../controller.ts';
@@ -8,7 +9,9 @@ import { HostInventory } from '../host-inventory.ts';
 import { MemoryVolumeStore } from '../memory-store.ts';
 import { NodeService } from '../node.ts';
 import { NODE_KEY } from '../topology.ts';
-import { codeOf, mountCap, stageRequest } from './requests.ts';
+import { codeOf, mountCap } from './requests.ts';
+
+const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
 
 function setup() {
   const host = new SimulatedHost({
@@ -16,7 +19,7 @@ function setup() {
     drives: [{ id: 'SIM0', sizeBytes: 100 * GiB }],
   });
   const store = new MemoryVolumeStore();
-  const dirs = new Set<string>();
+  const dirs = new Map<string, 'file' | 'dir'>();
   const ctl = new ControllerService({ store, inventory: new HostInventory('n1', 'a', host) });
   const node = new NodeService({
     nodeName: 'n1',
@@ -24,19 +27,19 @@ function setup() {
     host,
     store,
     mountPoints: {
-      ensure: async (p) => {
-        dirs.add(p);
+      ensure: async (p, kind) => {
+        dirs.set(p, kind);
       },
       remove: async (p) => {
         dirs.delete(p);
       },
     },
   });
-  const create = (name: string, gib: number) =>
+  const create = (name: string, gib: number, cap: typeof mountCap | typeof blockCap = mountCap) =>
     ctl.createVolume({
       name,
       capacity_range: { required_bytes: String(gib * GiB), limit_bytes: '0' },
-      volume_capabilities: [mountCap],
+      volume_capabilities: [cap],
       parameters: {},
       secrets: {},
       volume_content_source: null,
@@ -46,8 +49,22 @@ function setup() {
   return { host, store, ctl, node, dirs, create };
 }
 
-const stage = (volume_id: string) => stageRequest(volume_id);
-const publish = (volume_id: string) => ({ ...stage(volume_id), target_path: '/pods/x', readonly: false });
+const stage = (volume_id: string, volume_capability: typeof mountCap | typeof blockCap = mountCap) => ({
+  volume_id,
+  staging_target_path: '/stage/x',
+  volume_capability,
+  volume_context: {},
+});
+const publish = (volume_id: string, target_path = '/pods/x', readonly = false) => ({
+  ...stage(volume_id),
+  target_path,
+  readonly,
+});
+const publishBlock = (volume_id: string, target_path = '/pods/b', readonly = false) => ({
+  ...stage(volume_id, blockCap),
+  target_path,
+  readonly,
+});
 
 describe('NodeService on SimulatedHost', () => {
   it('stages, publishes, reports, unpublishes and unstages; every step idempotent', async () => {
@@ -62,7 +79,7 @@ describe('NodeService on SimulatedHost', () => {
     expect(part?.start).toBe(rec?.replicas[0]?.extent.start);
     await node.nodePublishVolume(publish(volume.volume_id));
     await node.nodePublishVolume(publish(volume.volume_id));
-    expect(dirs.has('/pods/x')).toBe(true);
+    expect(dirs.get('/pods/x')).toBe('dir');
     const stats = await node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/pods/x' });
     expect(stats.usage[0]?.unit).toBe('BYTES');
     expect(Number(stats.usage[0]?.total)).toBeGreaterThan(GiB);
@@ -76,6 +93,95 @@ describe('NodeService on SimulatedHost', () => {
     // staged again after a stop: assembled from the same member, the filesystem is still there
     await node.nodeStageVolume(stage(volume.volume_id));
     expect((await host.getArray(volume.volume_id))?.uuid).toBe(rec?.arrayUuid);
+  });
+
+  it('publishes a raw block volume: the array device bound onto a file, stats in bytes, unpublish undoes it', async () => {
+    const { host, node, dirs, create } = setup();
+    const { volume } = await create('b1', 2, blockCap);
+    const id = volume.volume_id;
+    await node.nodeStageVolume(stage(id, blockCap));
+    const array = await host.getArray(id);
+    if (!array) throw new Error('not staged');
+    expect(await host.getMount('/stage/x')).toBeUndefined();
+    await expect(host.mount(array.devicePath, '/probe')).rejects.toThrow(InvalidArgumentError); // no mkfs
+    await node.nodePublishVolume(publishBlock(id));
+    await node.nodePublishVolume(publishBlock(id));
+    expect(dirs.get('/pods/b')).toBe('file');
+    expect(await host.getMount('/pods/b')).toEqual({
+      kind: 'device',
+      devicePath: array.devicePath,
+      readonly: false,
+    });
+    const stats = await node.nodeGetVolumeStats({ volume_id: id, volume_path: '/pods/b' });
+    expect(stats.usage).toEqual([{ unit: 'BYTES', total: String(array.sizeBytes) }]);
+    // the array stays while a pod has its device
+    expect(await codeOf(node.nodeUnstageVolume({ volume_id: id, staging_target_path: '/stage/x' }))).toBe(9);
+    await node.nodeUnpublishVolume({ volume_id: id, target_path: '/pods/b' });
+    await node.nodeUnpublishVolume({ volume_id: id, target_path: '/pods/b' });
+    expect(await host.getMount('/pods/b')).toBeUndefined();
+    expect(dirs.has('/pods/b')).toBe(false);
+    expect(await codeOf(node.nodeGetVolumeStats({ volume_id: id, volume_path: '/pods/b' }))).toBe(5);
+    await node.nodeUnstageVolume({ volume_id: id, staging_target_path: '/stage/x' });
+    expect(await host.getArray(id)).toBeUndefined();
+  });
+
+  it('publishes read-only as a read-only bind of the staged filesystem, beside a writable one', async () => {
+    const { host, node, create } = setup();
+    const { volume } = await create('r1', 2);
+    const id = volume.volume_id;
+    await node.nodeStageVolume(stage(id));
+    await node.nodePublishVolume(publish(id, '/pods/ro', true));
+    await node.nodePublishVolume(publish(id, '/pods/ro', true));
+    await node.nodePublishVolume(publish(id, '/pods/rw'));
+    const array = await host.getArray(id);
+    const fs = { kind: 'filesystem', devicePath: array?.devicePath };
+    expect(await host.getMount('/pods/ro')).toEqual({ ...fs, readonly: true });
+    expect(await host.getMount('/pods/rw')).toEqual({ ...fs, readonly: false });
+    expect(host.canWrite('/pods/ro')).toBe(false);
+    expect(host.canWrite('/pods/rw')).toBe(true);
+    expect(host.canWrite('/stage/x')).toBe(true);
+    // published read-only at this target already: a writable publish there is incompatible
+    expect(await codeOf(node.nodePublishVolume(publish(id, '/pods/ro')))).toBe(6);
+    const stats = await node.nodeGetVolumeStats({ volume_id: id, volume_path: '/pods/ro' });
+    expect(stats.usage.map((u) => u.unit)).toEqual(['BYTES', 'INODES']);
+    await node.nodeUnpublishVolume({ volume_id: id, target_path: '/pods/ro' });
+    await node.nodeUnpublishVolume({ volume_id: id, target_path: '/pods/rw' });
+    await node.nodeUnstageVolume({ volume_id: id, staging_target_path: '/stage/x' });
+    expect(await host.getArray(id)).toBeUndefined();
+  });
+
+  it('publishes a raw block volume read-only; refuses a target another volume holds and an unmounted staging path', async () => {
+    const { host, node, create } = setup();
+    const b = (await create('b2', 1, blockCap)).volume.volume_id;
+    const m = (await create('m2', 1)).volume.volume_id;
+    await node.nodeStageVolume(stage(b, blockCap));
+    await node.nodePublishVolume(publishBlock(b, '/pods/b', true));
+    expect((await host.getMount('/pods/b'))?.readonly).toBe(true);
+    await node.nodeStageVolume({ ...stage(m), staging_target_path: '/stage/m' });
+    expect(
+      await codeOf(node.nodePublishVolume({ ...publish(m, '/pods/b'), staging_target_path: '/stage/m' })),
+    ).toBe(6);
+    expect(
+      await codeOf(node.nodePublishVolume({ ...publish(m, '/pods/m'), staging_target_path: '/stage/none' })),
+    ).toBe(9);
+    expect(await host.getMount('/pods/m')).toBeUndefined();
+  });
+
+  it('expands a raw block volume: partition and array grow, there is no filesystem to grow', async () => {
+    const { host, node, ctl, create } = setup();
+    const id = (await create('b3', 2, blockCap)).volume.volume_id;
+    await node.nodeStageVolume(stage(id, blockCap));
+    await node.nodePublishVolume(publishBlock(id));
+    await ctl.controllerExpandVolume({
+      volume_id: id,
+      capacity_range: { required_bytes: String(4 * GiB), limit_bytes: '0' },
+      secrets: {},
+      volume_capability: blockCap,
+    });
+    const r = await node.nodeExpandVolume({ volume_id: id, volume_path: '/pods/b', capacity_range: null });
+    expect(Number(r.capacity_bytes)).toBeGreaterThanOrEqual(4 * GiB - 8 * 1024 * 1024);
+    const stats = await node.nodeGetVolumeStats({ volume_id: id, volume_path: '/pods/b' });
+    expect(stats.usage[0]?.total).toBe(String((await host.getArray(id))?.sizeBytes));
   });
 
   it('resumes after a crash between creating the array and recording it', async () => {
@@ -108,7 +214,7 @@ describe('NodeService on SimulatedHost', () => {
     expect(
       await codeOf(node.nodeGetVolumeStats({ volume_id: volume.volume_id, volume_path: '/nowhere' })),
     ).toBe(5);
-    expect(await codeOf(node.nodePublishVolume({ ...publish(volume.volume_id), readonly: true }))).toBe(3);
+    expect(await codeOf(node.nodePublishVolume(publish(volume.volume_id, '/pods/x', true)))).toBe(9);
   });
 
   it('without cluster state (--state memory) refuses a member on another node, saying why', async () => {

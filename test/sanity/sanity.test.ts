@@ -37,63 +37,68 @@ afterAll(async () => {
 });
 
 describe('csi-sanity', () => {
-  it('passes every spec for the capabilities MeshStor claims', () => {
-    const bin = csiSanityBinary();
-    if (!bin) throw new Error('csi-sanity is missing: the tier runner should not have started this tier');
-    const junit = join(dir, 'junit.xml');
-    const runSanity = () => {
-      const r = spawnSync(
-        bin,
-        [
-          `--csi.endpoint=unix://${socket}`,
-          `--csi.mountdir=${join(dir, 'mnt')}`,
-          `--csi.stagingdir=${join(dir, 'stage')}`,
-          '--csi.testvolumesize=1073741824',
-          '--csi.testvolumeexpandsize=2147483648',
-          '--ginkgo.no-color',
-          '--ginkgo.v',
-          `--ginkgo.junit-report=${junit}`,
-        ],
-        { encoding: 'utf8', timeout: 10 * 60_000 },
-      );
-      return { r, out: `${r.stdout}${r.stderr}` };
-    };
-    let { r, out } = runSanity();
-    // csi-test v5.4.0's utils.Connect waits for the connection to change state *from* whatever
-    // GetState() returns; if it is READY already (a loaded machine makes that likely) it waits a
-    // minute and fails "Connection timed out" in the first spec's BeforeEach, before any RPC. Only
-    // that failure, alone, earns one re-run; any other failure stands.
-    const connectRaceOnly =
-      /Connection timed out/.test(out) &&
-      /\[FAIL\][^\n]*\n\s*\S*sanity\.go:\d+/.test(out) &&
-      /\b1 Failed\b/.test(out);
-    if (r.status !== 0 && connectRaceOnly) {
-      console.log(
-        'csi-sanity: the first run hit csi-test\'s connect race ("Connection timed out" before any RPC); running it again',
-      );
-      writeFileSync(join(dir, 'csi-sanity-first-run.log'), out);
-      ({ r, out } = runSanity());
-    }
-    writeFileSync(join(dir, 'csi-sanity.log'), out);
-    const summary =
-      /Ran (\d+) of (\d+) Specs[\s\S]*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(
-        out,
-      );
-    console.log(summary ? `csi-sanity: ${summary[0].replace(/\s+/g, ' ')}` : out.slice(-3000));
-    expect(summary, 'csi-sanity printed no summary').not.toBeNull();
-    const [, ran, , passed, failed, , skipped] = (summary as RegExpExecArray).map(Number);
-    const failures = [...out.matchAll(/\[FAIL\] (.*)/g)].map((m) => m[1]);
-    expect(failures, `full csi-sanity output: ${join(dir, 'csi-sanity.log')}\n${out.slice(-4000)}`).toEqual(
-      [],
-    );
-    expect(failed).toBe(0);
-    expect(passed).toBe(ran);
-    expect(passed).toBeGreaterThanOrEqual(40);
-    const skipReasons = [
-      ...readFileSync(junit, 'utf8').matchAll(/<skipped message="skipped - ([^"]*)"/g),
-    ].map((m) => m[1] as string);
-    expect(skipReasons.length).toBe(skipped);
-    for (const reason of skipReasons) expect(reason, 'a claimed capability was skipped').toMatch(UNCLAIMED);
-    expect(r.status).toBe(0);
-  });
+  // csi-sanity's volumes are mount volumes unless told otherwise: a second run makes every
+  // stage/publish/stats/expand spec use a raw block volume
+  it.each(['mount', 'block'])(
+    'passes every spec for the capabilities MeshStor claims (%s volumes)',
+    (access) => {
+      const bin = csiSanityBinary();
+      if (!bin) throw new Error('csi-sanity is missing: the tier runner should not have started this tier');
+      const junit = join(dir, `junit-${access}.xml`);
+      const runSanity = () => {
+        const r = spawnSync(
+          bin,
+          [
+            `--csi.endpoint=unix://${socket}`,
+            `--csi.mountdir=${join(dir, `mnt-${access}`)}`,
+            `--csi.stagingdir=${join(dir, `stage-${access}`)}`,
+            '--csi.testvolumesize=1073741824',
+            '--csi.testvolumeexpandsize=2147483648',
+            `--csi.testvolumeaccesstype=${access}`,
+            '--ginkgo.no-color',
+            '--ginkgo.v',
+            `--ginkgo.junit-report=${junit}`,
+          ],
+          { encoding: 'utf8', timeout: 10 * 60_000 },
+        );
+        return { r, out: `${r.stdout}${r.stderr}` };
+      };
+      let { r, out } = runSanity();
+      // csi-test v5.4.0's utils.Connect waits for the connection to change state *from* whatever
+      // GetState() returns; if it is READY already (a loaded machine makes that likely) it waits a
+      // minute and fails "Connection timed out" in the first spec's BeforeEach, before any RPC. Only
+      // that failure, alone, earns one re-run; any other failure stands.
+      const connectRaceOnly =
+        /Connection timed out/.test(out) &&
+        /\[FAIL\][^\n]*\n\s*\S*sanity\.go:\d+/.test(out) &&
+        /\b1 Failed\b/.test(out);
+      if (r.status !== 0 && connectRaceOnly) {
+        console.log(
+          'csi-sanity: the first run hit csi-test\'s connect race ("Connection timed out" before any RPC); running it again',
+        );
+        writeFileSync(join(dir, `csi-sanity-${access}-first-run.log`), out);
+        ({ r, out } = runSanity());
+      }
+      const log = join(dir, `csi-sanity-${access}.log`);
+      writeFileSync(log, out);
+      const summary =
+        /Ran (\d+) of (\d+) Specs[\s\S]*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(
+          out,
+        );
+      console.log(summary ? `csi-sanity (${access}): ${summary[0].replace(/\s+/g, ' ')}` : out.slice(-3000));
+      expect(summary, 'csi-sanity printed no summary').not.toBeNull();
+      const [, ran, , passed, failed, , skipped] = (summary as RegExpExecArray).map(Number);
+      const failures = [...out.matchAll(/\[FAIL\] (.*)/g)].map((m) => m[1]);
+      expect(failures, `full csi-sanity output: ${log}\n${out.slice(-4000)}`).toEqual([]);
+      expect(failed).toBe(0);
+      expect(passed).toBe(ran);
+      expect(passed).toBeGreaterThanOrEqual(40);
+      const skipReasons = [
+        ...readFileSync(junit, 'utf8').matchAll(/<skipped message="skipped - ([^"]*)"/g),
+      ].map((m) => m[1] as string);
+      expect(skipReasons.length).toBe(skipped);
+      for (const reason of skipReasons) expect(reason, 'a claimed capability was skipped').toMatch(UNCLAIMED);
+      expect(r.status).toBe(0);
+    },
+  );
 });

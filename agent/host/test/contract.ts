@@ -28,6 +28,12 @@ export interface ContractEnv {
   foreign: Host;
   /** A fresh empty directory to mount on. */
   mountDir: string;
+  /**
+   * Writes through `path` on node A: a new file (then removed) in a directory, or one 4 KiB block
+   * at offset 0 of a device node. false when the write is refused (EROFS, EPERM). The VM writes
+   * for real; the simulation answers from its mount table.
+   */
+  canWrite(path: string): Promise<boolean>;
 }
 
 export interface ContractCase {
@@ -343,6 +349,77 @@ export const CONTRACT: ContractCase[] = [
       assert.ok(u2.sizeBytes > u1.sizeBytes, `grown: ${u1.sizeBytes} -> ${u2.sizeBytes}`);
       await a.unmount(mountDir);
       await a.unmount(mountDir);
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    name: 'binds the array device onto a file read-write and read-only, idempotently; unmount undoes it',
+    async run({ a, driveA, mountDir, canWrite }) {
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
+      const p = await partPath(a, driveA, R1);
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [p] });
+      const rw = `${mountDir}/block/rw`;
+      const ro = `${mountDir}/block/ro`;
+      await a.bindDevice(arr.devicePath, rw);
+      await a.bindDevice(arr.devicePath, rw);
+      assert.deepEqual(await a.getMount(rw), { kind: 'device', devicePath: arr.devicePath, readonly: false });
+      await a.bindDevice(arr.devicePath, ro, { readonly: true });
+      await a.bindDevice(arr.devicePath, ro, { readonly: true });
+      assert.deepEqual(await a.getMount(ro), { kind: 'device', devicePath: arr.devicePath, readonly: true });
+      assert.equal(await canWrite(rw), true, 'the read-write bind takes writes');
+      // a fact the node service's docs rest on: the kernel applies a mount's ro to files, not to
+      // device nodes (kubelet's device permission "r" is what keeps a pod from writing)
+      assert.equal(await canWrite(ro), true, 'a read-only bind of a device node does not stop writes');
+      await throwsA(a.bindDevice(arr.devicePath, ro), DeviceInUseError);
+      await throwsA(a.bindDevice(p, rw), DeviceInUseError);
+      await throwsA(a.bindDevice('/dev/no-such-device', `${mountDir}/block/x`), NotFoundError);
+      await throwsA(a.filesystemUsage(rw), NotFoundError);
+      await throwsA(a.stopArray(R1.volumeId), DeviceInUseError);
+      const ac = new AbortController();
+      ac.abort();
+      await throwsA(
+        a.bindDevice(arr.devicePath, `${mountDir}/block/y`, { signal: ac.signal }),
+        CancelledError,
+      );
+      assert.equal(await a.getMount(`${mountDir}/block/y`), undefined);
+      await a.unmount(rw);
+      await a.unmount(rw);
+      await a.unmount(ro);
+      assert.equal(await a.getMount(rw), undefined);
+      assert.equal(await a.getMount(ro), undefined);
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    name: 'binds a mounted filesystem onto a directory read-write and read-only; the read-only one refuses writes',
+    async run({ a, driveA, mountDir, canWrite }) {
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [await partPath(a, driveA, R1)] });
+      await a.makeFilesystem(arr.devicePath);
+      const stage = `${mountDir}/stage`;
+      const rw = `${mountDir}/rw`;
+      const ro = `${mountDir}/ro`;
+      await throwsA(a.bindMount(stage, rw), NotFoundError);
+      await a.mount(arr.devicePath, stage);
+      await a.bindMount(stage, rw);
+      await a.bindMount(stage, rw);
+      const fs = { kind: 'filesystem', devicePath: arr.devicePath };
+      assert.deepEqual(await a.getMount(rw), { ...fs, readonly: false });
+      await a.bindMount(stage, ro, { readonly: true });
+      await a.bindMount(stage, ro, { readonly: true });
+      assert.deepEqual(await a.getMount(ro), { ...fs, readonly: true });
+      assert.equal(await canWrite(rw), true, 'the read-write bind takes writes');
+      assert.equal(await canWrite(ro), false, 'the read-only bind refuses writes');
+      assert.equal(await canWrite(stage), true, 'the staging mount stays writable');
+      await throwsA(a.bindMount(stage, ro), DeviceInUseError);
+      await throwsA(a.bindDevice(arr.devicePath, rw), DeviceInUseError);
+      assert.equal((await a.filesystemUsage(ro)).sizeBytes, (await a.filesystemUsage(stage)).sizeBytes);
+      await a.unmount(stage);
+      await throwsA(a.stopArray(R1.volumeId), DeviceInUseError);
+      await a.unmount(rw);
+      await a.unmount(ro);
+      await a.unmount(ro);
+      assert.equal(await a.getMount(ro), undefined);
       await a.stopArray(R1.volumeId);
     },
   },

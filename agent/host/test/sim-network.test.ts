@@ -45,14 +45,16 @@ async function freePort(): Promise<number> {
 }
 
 async function netEnv(): Promise<ContractEnv> {
+  const a = netHost(NQN_A, [{ id: 'SIM-A', sizeBytes: GiB }]);
   return {
-    a: netHost(NQN_A, [{ id: 'SIM-A', sizeBytes: GiB }]),
+    a,
     b: netHost(NQN_B, [{ id: 'SIM-B', sizeBytes: GiB }]),
     foreign: netHost(NQN_E, []),
     driveA: 'SIM-A',
     driveB: 'SIM-B',
     listenB: { address: '127.0.0.1', port: await freePort() },
     mountDir: '/mnt/contract',
+    canWrite: async (path) => a.canWrite(path),
   };
 }
 

@@ -30,6 +30,7 @@ function simEnv(): ContractEnv {
     driveB: 'SIM-B',
     listenB: { address: '127.0.0.2', port: 4420 },
     mountDir: '/mnt/contract',
+    canWrite: async (path) => a.canWrite(path),
   };
 }
 

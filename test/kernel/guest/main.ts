@@ -1,6 +1,8 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>`. Prints one
 // `@@MS {json}` line per case (harness.ts parses them) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
+import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
@@ -22,12 +24,46 @@ async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolea
   }
 }
 
+async function canWrite(path: string): Promise<boolean> {
+  const refused = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS' || code === 'EPERM') return false;
+    throw e;
+  };
+  if ((await stat(path)).isBlockDevice()) {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r+');
+    } catch (e) {
+      return refused(e);
+    }
+    try {
+      await fh.write(Buffer.alloc(4096), 0, 4096, 0);
+      await fh.sync();
+      return true;
+    } catch (e) {
+      return refused(e);
+    } finally {
+      await fh.close();
+    }
+  }
+  const probe = join(path, '.meshstor-write-probe');
+  try {
+    await writeFile(probe, 'x');
+  } catch (e) {
+    return refused(e);
+  }
+  await unlink(probe);
+  return true;
+}
+
 async function contract(): Promise<boolean> {
   let ok = true;
-  for (const c of CONTRACT) {
+  for (const [i, c] of CONTRACT.entries()) {
     await reset();
     const n = nodes();
-    mkdirSync('/mnt/contract', { recursive: true });
+    const mountDir = `/mnt/contract/${i}`;
+    mkdirSync(mountDir, { recursive: true });
     const env: ContractEnv = {
       a: n.a,
       b: n.b,
@@ -35,7 +71,8 @@ async function contract(): Promise<boolean> {
       driveA: DRIVES.a,
       driveB: DRIVES.b,
       listenB: LISTEN_B,
-      mountDir: '/mnt/contract',
+      mountDir,
+      canWrite,
     };
     ok = (await runCase(c.name, () => c.run(env))) && ok;
   }
