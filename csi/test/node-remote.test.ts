@@ -2,15 +2,13 @@
 // node service and its agent's export pass, sharing one in-memory volume store.
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { reconcileExports } from '../../agent/exports.ts';
 import { subsystemNqn } from '../../agent/host/names.ts';
 import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
 import { MiB } from '../../placement/units.ts';
 import type { CsiError } from '../errors.ts';
-import { KeyedLock } from '../lock.ts';
 import { MemoryVolumeStore, StaticPeers } from '../memory-store.ts';
-import { NodeService } from '../node.ts';
 import type { VolumeRecord } from '../state.ts';
+import { clusterNode, withAgents as runAgents } from './agents.ts';
 import { codeOf, stageRequest } from './requests.ts';
 
 const GiB = 1024 * MiB;
@@ -29,34 +27,16 @@ function cluster() {
         drives: [{ id: `D${name}`, sizeBytes: 10 * GiB }],
       });
       const listen = { address: `127.0.0.${i + 2}`, port: 4420 };
-      peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
-      const locks = new KeyedLock();
-      const svc = new NodeService({
-        nodeName: name,
-        host,
-        store,
-        peers,
-        locks,
-        connectWaitMs: 2_000,
-        mountPoints: { ensure: async () => {}, remove: async () => {} },
-      });
-      const pass = () => reconcileExports({ nodeName: name, host, store, listen, locks });
-      return [name, { host, svc, pass, listen }] as const;
+      return [name, clusterNode({ name, host, store, peers, listen, connectWaitMs: 2_000 })] as const;
     }),
   );
   const node = (n: NodeName) => nodes.get(n) as NonNullable<ReturnType<typeof nodes.get>>;
   /** Runs every live agent's export pass until `work` settles, as the agents' resync loops would. */
-  const withAgents = async <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> => {
-    let done = false;
-    const settled = work.finally(() => {
-      done = true;
-    });
-    while (!done) {
-      for (const n of NODES) if (!down.includes(n)) await node(n).pass();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return settled;
-  };
+  const withAgents = <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> =>
+    runAgents(
+      NODES.filter((n) => !down.includes(n)).map((n) => node(n).pass),
+      work,
+    );
   return { fabric, store, peers, node, withAgents };
 }
 
