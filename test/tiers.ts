@@ -66,7 +66,8 @@ export const TIERS: Tier[] = [
   },
   {
     name: 'kernel',
-    about: 'Host contract + data-path scenarios through LinuxHost on Debian 6.12 in qemu',
+    about:
+      'Host contract + data-path scenarios + CSI NodeStage across three nodes through LinuxHost on Debian 6.12 in qemu',
     command: ['vitest', 'run', '--project', 'kernel'],
     vitestProject: 'kernel',
     requiredInCI: true,

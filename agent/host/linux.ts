@@ -538,26 +538,33 @@ export class LinuxHost implements Host {
     }
     const link = join(portDir, 'subsystems', nqn);
     if (!(await exists(link))) await symlink(sub, link);
-    return this.readExport(nqn);
+    const info = await this.readExport(nqn);
+    if (!info) throw new NotFoundError(`${nqn} was unexported while being exported`);
+    return info;
   }
 
-  private async readExport(nqn: string): Promise<ExportInfo> {
+  /**
+   * The export as configfs shows it, or undefined when it is removed while being read. Another
+   * caller may unexport at any time (NodeStage fencing while the agent's export pass lists): a
+   * port or subsystem that vanishes mid-read is skipped, never an ENOENT.
+   */
+  private async readExport(nqn: string): Promise<ExportInfo | undefined> {
     const sub = join(this.cfs, 'subsystems', nqn);
     const listen = [];
     for (const id of await readdir(join(this.cfs, 'ports'))) {
       const d = join(this.cfs, 'ports', id);
-      if (await exists(join(d, 'subsystems', nqn))) {
-        listen.push({
-          address: await readText(join(d, 'addr_traddr')),
-          port: Number(await readText(join(d, 'addr_trsvcid'))),
-        });
-      }
+      if (!(await exists(join(d, 'subsystems', nqn)))) continue;
+      const address = await readOpt(join(d, 'addr_traddr'));
+      const port = await readOpt(join(d, 'addr_trsvcid'));
+      if (address !== undefined && port !== undefined) listen.push({ address, port: Number(port) });
     }
+    const allowed = await readdir(join(sub, 'allowed_hosts')).catch(() => undefined);
+    if (!allowed) return undefined;
     return {
       nqn,
       devicePath: (await readOpt(join(sub, 'namespaces', '1', 'device_path'))) ?? '',
       listen,
-      allowedHosts: (await readdir(join(sub, 'allowed_hosts'))).sort(),
+      allowedHosts: allowed.sort(),
     };
   }
 
@@ -622,7 +629,8 @@ export class LinuxHost implements Host {
     const dir = join(this.cfs, 'subsystems');
     if (!(await exists(dir))) return [];
     const mine = (await readdir(dir)).filter((n) => n.startsWith(`${NQN_PREFIX}:`)).sort();
-    return Promise.all(mine.map((n) => this.readExport(n)));
+    const all = await Promise.all(mine.map((n) => this.readExport(n)));
+    return all.filter((e): e is ExportInfo => e !== undefined);
   }
 
   // --- NVMe-oF initiator ---------------------------------------------------------------------

@@ -1,16 +1,12 @@
 // Three simulated nodes on one fabric, each with its node service and its agent's passes, sharing
 // one in-memory volume store: the test bed for volumes whose members live on other nodes.
-import { reconcileExports } from '../../agent/exports.ts';
 import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
-import { reconcileDeletions } from '../../agent/reconciler.ts';
-import { advanceRelocations } from '../../agent/relocation.ts';
 import { MiB } from '../../placement/units.ts';
 import { ControllerService } from '../controller.ts';
 import { HostInventory } from '../host-inventory.ts';
-import { KeyedLock } from '../lock.ts';
 import { MemoryVolumeStore, StaticPeers } from '../memory-store.ts';
-import { NodeService } from '../node.ts';
 import type { VolumeRecord } from '../state.ts';
+import { clusterNode, withAgents as runAgents } from './agents.ts';
 import { stageRequest } from './requests.ts';
 
 export const GiB = 1024 * MiB;
@@ -29,40 +25,16 @@ export function cluster() {
         drives: [{ id: `D${name}`, sizeBytes: 10 * GiB }],
       });
       const listen = { address: `127.0.0.${i + 2}`, port: 4420 };
-      peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
-      const locks = new KeyedLock();
-      const svc = new NodeService({
-        nodeName: name,
-        host,
-        store,
-        peers,
-        locks,
-        connectWaitMs: 2_000,
-        mountPoints: { ensure: async () => {}, remove: async () => {} },
-      });
-      const pass = async () => {
-        const o = { nodeName: name, host, store, listen, locks };
-        const exports = await reconcileExports(o);
-        await advanceRelocations(o);
-        await reconcileDeletions(name, host, store);
-        return exports;
-      };
-      return [name, { host, svc, pass, listen }] as const;
+      return [name, clusterNode({ name, host, store, peers, listen, connectWaitMs: 2_000 })] as const;
     }),
   );
   const node = (n: NodeName) => nodes.get(n) as NonNullable<ReturnType<typeof nodes.get>>;
-  /** Runs every live agent's export pass until `work` settles, as the agents' resync loops would. */
-  const withAgents = async <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> => {
-    let done = false;
-    const settled = work.finally(() => {
-      done = true;
-    });
-    while (!done) {
-      for (const n of NODES) if (!down.includes(n)) await node(n).pass();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return settled;
-  };
+  /** Runs every live agent's passes until `work` settles, as the agents' resync loops would. */
+  const withAgents = <T>(work: Promise<T>, down: NodeName[] = []): Promise<T> =>
+    runAgents(
+      NODES.filter((n) => !down.includes(n)).map((n) => node(n).pass),
+      work,
+    );
   const controller = new ControllerService({
     store,
     inventory: {

@@ -1,5 +1,6 @@
 // The VM's drives: node A's "OS drive" (EFI + root partitions already on it, as an installer
-// leaves them) and data drive, node B's two data drives. Serials are the drives' stable ids.
+// leaves them) and data drive, node B's two data drives, and one data drive each for the staging
+// scenario's nodes n1 and n2. Serials are the drives' stable ids.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,9 @@ export function freshDrives(dir: string): DriveSpec[] {
     { serial: 'MS-A-DATA', sizeBytes: GiB },
     { serial: 'MS-B-DATA', sizeBytes: GiB },
     { serial: 'MS-B-DATA2', sizeBytes: GiB },
+    // the staging scenario's nodes n1 and n2 (n3 has no drive)
+    { serial: 'MS-N1-DATA', sizeBytes: GiB },
+    { serial: 'MS-N2-DATA', sizeBytes: GiB },
   ];
   for (const s of specs) {
     s.image = join(dir, `${s.serial}.img`);

@@ -1,5 +1,5 @@
 // Boots the kernel-tier VM: Debian's kernel + the base initramfs from `npm run setup:kernel`, with
-// the project (agent/, placement/, test/kernel/guest/) appended as a second cpio archive, virtual
+// the project (agent/, placement/, csi/, test/kernel/guest/) appended as a second cpio archive, virtual
 // `-device nvme` drives backed by sparse files, and the console on stdout. The guest runs one
 // suite with Node 24 and prints `@@MS {json}` lines; this returns them with the exit status.
 // A guest that does not finish within its time bound is killed (SIGKILL).
@@ -20,8 +20,13 @@ import { fileURLToPath } from 'node:url';
 import { currentBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** What the guest needs of the project: Node builtins only, no node_modules. */
-const PROJECT_DIRS = ['agent', 'placement', 'test/kernel/guest', 'bench/kernel'];
+/** What the guest needs of the project. */
+const PROJECT_DIRS = ['agent', 'placement', 'csi', 'test/kernel/guest', 'bench/kernel'];
+/**
+ * The only packages the guest loads, with their JavaScript (csi/ takes gRPC status codes from
+ * @grpc/grpc-js, which needs @js-sdsl/ordered-map); everything else is Node builtins.
+ */
+const GUEST_PACKAGES = ['@grpc/grpc-js', '@js-sdsl/ordered-map'];
 
 export interface DriveSpec {
   serial: string;
@@ -74,8 +79,8 @@ export function kernelTierMissing(): string | undefined {
   return undefined;
 }
 
-function listFiles(dir: string): string[] {
-  const r = spawnSync('find', [dir, '-type', 'f', '-name', '*.ts'], { encoding: 'utf8' });
+function listFiles(dir: string, names = ['-name', '*.ts']): string[] {
+  const r = spawnSync('find', [dir, '-type', 'f', '(', ...names, ')'], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean);
 }
 
@@ -92,6 +97,16 @@ function projectInitrd(base: string, out: string, files: Record<string, string>)
     put('project/package.json', JSON.stringify({ type: 'module', private: true }));
     for (const d of PROJECT_DIRS) {
       for (const f of listFiles(join(ROOT, d))) put(join('project', relative(ROOT, f)), readFileSync(f));
+    }
+    for (const p of GUEST_PACKAGES) {
+      const files = listFiles(join(ROOT, 'node_modules', p), [
+        '-name',
+        '*.js',
+        '-o',
+        '-name',
+        'package.json',
+      ]);
+      for (const f of files) put(join('project', relative(ROOT, f)), readFileSync(f));
     }
     for (const [rel, content] of Object.entries(files)) put(join('project', rel), content);
     const r = spawnSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet > "${out}.project"`]);

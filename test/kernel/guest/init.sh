@@ -14,7 +14,7 @@ echo "@@MS {\"kind\":\"booted\",\"uptime\":$(cut -d' ' -f1 /proc/uptime),\"kerne
 for m in configfs nvme md_mod raid1 nvmet nvmet_tcp nvme_tcp nvme_fabrics xfs dm_thin_pool; do modprobe $m; done
 mount -t configfs configfs /sys/kernel/config 2>/dev/null
 ip link set lo up
-for a in 127.0.0.2 127.0.0.3; do ip addr add $a/8 dev lo 2>/dev/null; done
+for a in 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5; do ip addr add $a/8 dev lo 2>/dev/null; done
 echo 2000000 > /proc/sys/dev/raid/speed_limit_min
 echo 2000000 > /proc/sys/dev/raid/speed_limit_max
 suite=$(sed -n 's/.*meshstor\.suite=\([^ ]*\).*/\1/p' /proc/cmdline)

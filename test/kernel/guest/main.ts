@@ -1,11 +1,13 @@
-// Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>`. Prints one
-// `@@MS {json}` line per case (harness.ts parses them) and exits non-zero when any case failed.
+// Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
+// all, reboot, bench, or stage: scenario s alone). Prints one `@@MS {json}` line per case
+// (harness.ts parses them) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
+import { s_csiStaging } from './stage.ts';
 
 export function report(o: Record<string, unknown>): void {
   process.stdout.write(`@@MS ${JSON.stringify(o)}\n`);
@@ -96,5 +98,11 @@ const ok =
     ? await contract()
     : suite === 'bench'
       ? await benchSuite()
-      : await scenarios(suite === 'reboot' ? AFTER_REBOOT : SCENARIOS);
+      : await scenarios(
+          suite === 'reboot'
+            ? AFTER_REBOOT
+            : suite === 'stage'
+              ? [s_csiStaging]
+              : [...SCENARIOS, s_csiStaging],
+        );
 process.exit(ok ? 0 : 1);

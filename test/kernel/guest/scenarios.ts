@@ -33,7 +33,7 @@ const ctx = { sums: new Map<string, string>(), secret: '' };
 
 // --- helpers -------------------------------------------------------------------------------
 
-async function writeRandom(path: string, mib: number, sync = false): Promise<string> {
+export async function writeRandom(path: string, mib: number, sync = false): Promise<string> {
   const f = await open(
     path,
     constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (sync ? constants.O_SYNC : 0),
@@ -52,7 +52,7 @@ async function writeRandom(path: string, mib: number, sync = false): Promise<str
   return h.digest('hex');
 }
 
-async function sha(path: string): Promise<string> {
+export async function sha(path: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(path))
     .digest('hex');
@@ -63,7 +63,7 @@ async function dropCaches(): Promise<void> {
 }
 
 /** Re-reads every file from the devices (caches dropped) and compares its sha256. */
-async function verify(dir: string, sums: Map<string, string>): Promise<number> {
+export async function verify(dir: string, sums: Map<string, string>): Promise<number> {
   await dropCaches();
   for (const [name, want] of sums) assert.equal(await sha(`${dir}/${name}`), want, `checksum of ${name}`);
   return sums.size;
@@ -115,7 +115,7 @@ function inSync(arr: ArrayInfo): number {
   return arr.members.filter((m) => m.state === 'in_sync').length;
 }
 
-async function poll<T>(f: () => Promise<T | undefined>, what: string, ms: number): Promise<T> {
+export async function poll<T>(f: () => Promise<T | undefined>, what: string, ms: number): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await f();

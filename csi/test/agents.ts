@@ -1,0 +1,55 @@
+// Nodes of an in-process cluster: each with its node service and its agent's passes (own
+// KeyedLock) on a shared volume store and peer directory. Used by csi/test/node-remote.test.ts on
+// SimulatedHost and by the kernel tier's scenario s (test/kernel/guest/stage.ts) on LinuxHost.
+import { reconcileExports } from '../../agent/exports.ts';
+import type { Host, ListenAddress } from '../../agent/host/types.ts';
+import { reconcileDeletions } from '../../agent/reconciler.ts';
+import { advanceRelocations } from '../../agent/relocation.ts';
+import { KeyedLock } from '../lock.ts';
+import type { StaticPeers } from '../memory-store.ts';
+import { NodeService } from '../node.ts';
+import type { VolumeStore } from '../state.ts';
+
+export function clusterNode<H extends Host>(o: {
+  name: string;
+  host: H;
+  store: VolumeStore;
+  peers: StaticPeers;
+  listen: ListenAddress;
+  connectWaitMs: number;
+}) {
+  const { name, host, store, listen } = o;
+  o.peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
+  const locks = new KeyedLock();
+  const svc = new NodeService({
+    nodeName: name,
+    host,
+    store,
+    peers: o.peers,
+    locks,
+    connectWaitMs: o.connectWaitMs,
+    mountPoints: { ensure: async () => {}, remove: async () => {} },
+  });
+  /** One round of the agent's resync loop (cmd/agent.ts without the MeshStorNode publish). */
+  const pass = async () => {
+    const opts = { nodeName: name, host, store, listen, locks };
+    const exports = await reconcileExports(opts);
+    await advanceRelocations(opts);
+    await reconcileDeletions(name, host, store);
+    return exports;
+  };
+  return { host, svc, pass, listen };
+}
+
+/** Runs the live agents' export passes, over and over, until `work` settles (their resync loops). */
+export async function withAgents<T>(passes: (() => Promise<unknown>)[], work: Promise<T>): Promise<T> {
+  let done = false;
+  const settled = work.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    for (const pass of passes) await pass();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return settled;
+}
