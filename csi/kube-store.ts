@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from '../kube/client.ts';
 import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
-import { agentReady, MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
 import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
@@ -36,21 +36,15 @@ export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): P
 }
 
 function toRecord(o: Stored): VolumeRecord {
-  const members = new Map((o.status?.members ?? []).map((m) => [m.replicaId, m.state]));
+  const v = volumeInfoFrom(o);
   return {
-    id: o.metadata.name,
+    id: v.id,
     name: o.metadata.annotations?.[CSI_NAME] ?? o.metadata.name,
-    sizeBytes: o.spec.sizeBytes,
-    replicaCount: o.spec.replicaCount,
-    spread: { domain: o.spec.spread?.domain ?? 'zone', mode: o.spec.spread?.mode ?? 'preferred' },
+    sizeBytes: v.sizeBytes,
+    replicaCount: v.replicaCount,
+    spread: v.spread,
     fsType: 'xfs',
-    replicas: (o.spec.replicas ?? []).map((r) => ({
-      id: r.id,
-      node: r.node,
-      drive: r.drive,
-      extent: { ...r.extent },
-      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
-    })),
+    replicas: v.replicas,
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
     arrayUuid: o.status?.arrayUUID,
     attachment: o.spec.attachment?.hostNQN
