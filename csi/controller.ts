@@ -11,6 +11,7 @@ import { GiB, MiB } from '../placement/units.ts';
 import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
 import { KeyedLock } from './lock.ts';
 import { parseParameters } from './params.ts';
+import { PlacementCache } from './placement-cache.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
 import { preferredNode, segmentOf } from './topology.ts';
 import type {
@@ -36,6 +37,16 @@ export interface ControllerOptions {
   inventory: NodeInventory;
   /** When set, only the holder of the allocator lease changes volumes; others answer UNAVAILABLE. */
   leader?: { isLeader: boolean; currentHolder: string | undefined } | undefined;
+  /**
+   * Placement inputs kept current by informers (`--state kube`). Without it every decision lists
+   * every node and volume. Either way the double-booking check re-reads the store.
+   */
+  model?: PlacementCache | undefined;
+  /** With a model: how long CreateVolume and GetCapacity wait for its first lists before UNAVAILABLE. */
+  syncWaitMs?: number;
+  /** Scale of the randomised backoff after a collision (default 50 ms; tests shorten it). */
+  backoffMs?: number;
+  /** Ignored with a model (it has its own). */
   policy?: PlacementPolicy;
   seed?: number;
 }
@@ -122,8 +133,19 @@ export class ControllerService {
     }
   }
 
-  /** A placement engine over what the agents report and every recorded volume. */
+  /**
+   * A placement engine over what the agents report and every recorded volume: the live model when
+   * there is one, else one built from fresh lists.
+   */
   private async engine(): Promise<PlacementEngine> {
+    const model = this.opts.model;
+    if (!model) return this.freshEngine();
+    await model.ensureSynced(this.opts.syncWaitMs ?? 5000);
+    return model.engine;
+  }
+
+  /** An engine built from lists read now: for decisions no later re-read checks. */
+  private async freshEngine(): Promise<PlacementEngine> {
     const [nodes, records] = await Promise.all([this.inventory.nodes(), this.store.list()]);
     const cluster = ClusterState.fromSnapshot({
       nodes,
@@ -178,6 +200,7 @@ export class ControllerService {
         this.collisions++;
         contested.push(...record.replicas);
         await this.withdraw(record.id);
+        this.opts.model?.drop(record.id);
         if (attempt >= 8) {
           throw new CsiError(
             status.ABORTED,
@@ -186,7 +209,7 @@ export class ControllerService {
         }
         // Randomised exponential backoff, so the other side's record is visible before one of us
         // allocates again. (A fixed tie-break would be unsafe when one side never saw the other.)
-        await new Promise((r) => setTimeout(r, Math.random() * 50 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, Math.random() * (this.opts.backoffMs ?? 50) * 2 ** attempt));
       }
     });
   }
@@ -199,25 +222,38 @@ export class ControllerService {
     avoid: readonly ReplicaInfo[],
   ): Promise<VolumeRecord> {
     const engine = await this.engine();
+    const model = this.opts.model;
+    // No record of this id exists (checked, under the volume's lock), so an earlier decision for
+    // it that this controller took back holds nothing any more.
+    model?.prepare(id, Date.now());
+    const held: string[] = [];
     avoid.forEach((x, i) => {
       // Hold contested bytes for this decision only; they may be taken already, which is fine.
       try {
         engine.cluster.reserve({
-          id: `contested-${i}`,
+          id: `contested/${id}/${i}`,
           volumeId: id,
           replicas: [{ replicaId: x.id, node: x.node, drive: x.drive, extent: x.extent }],
         });
+        held.push(`contested/${id}/${i}`);
       } catch {
         // already taken (the other side kept it) or the node is gone: nothing to hold
       }
     });
-    const r = engine.allocate({
-      volumeId: id,
-      sizeBytes: size,
-      replicaCount: params.replicaCount,
-      spread: params.spread,
-      preferredNode: preferredNode(req.accessibility_requirements?.preferred),
-    });
+    let r: ReturnType<PlacementEngine['allocate']>;
+    try {
+      // Under its own reservation id, never the volume's: a stale model may still hold a deleted
+      // volume of this name, and allocate would hand back that layout as if it were this one.
+      r = engine.allocate({
+        volumeId: PlacementCache.reservationId(id),
+        sizeBytes: size,
+        replicaCount: params.replicaCount,
+        spread: params.spread,
+        preferredNode: preferredNode(req.accessibility_requirements?.preferred),
+      });
+    } finally {
+      for (const h of held) engine.cluster.release(h);
+    }
     if (!r.ok) {
       if (r.code === 'exhausted') {
         const reasons = Object.entries(r.nodeReasons)
@@ -244,7 +280,15 @@ export class ControllerService {
       })),
       phase: 'Active',
     };
-    await this.store.create(record);
+    // The live model keeps these extents reserved until the informer delivers the record, so the
+    // next decision never hands them out again from a model that has not seen it yet.
+    model?.hold(id, r.reservation, Date.now());
+    try {
+      await this.store.create(record);
+    } catch (e) {
+      model?.drop(id);
+      throw e;
+    }
     return record;
   }
 
@@ -372,7 +416,9 @@ export class ControllerService {
       if (size <= rec.sizeBytes)
         return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
       return this.allocation.run('', async () => {
-        const engine = await this.engine();
+        // Growth is not re-checked against other records after the write, so it is decided on
+        // fresh lists, never on a model that may lag (expansion is rare; this is not the hot path).
+        const engine = await this.freshEngine();
         const plan = engine.planExpand(rec.id, size);
         if (!plan.ok)
           throw plan.code === 'exhausted' ? exhausted(plan.message) : toCsiError(new Error(plan.message));
@@ -382,8 +428,22 @@ export class ControllerService {
         }
         rec.sizeBytes = size;
         await this.store.replace(rec);
+        this.heldGrowth(rec.id, plan.grows);
         return { capacity_bytes: String(size), node_expansion_required: nodeExpansion };
       });
     });
+  }
+
+  /** Shows growth in the live model now, so the next decision does not wait for the informer. */
+  private heldGrowth(id: string, grows: readonly { replicaId: string; newEnd: number }[]): void {
+    const cluster = this.opts.model?.engine.cluster;
+    if (!cluster?.volumes.has(id)) return;
+    for (const g of grows) {
+      try {
+        cluster.growReplica(id, g.replicaId, g.newEnd);
+      } catch {
+        // the model has not seen those bytes free: it shows them taken already, which is safe
+      }
+    }
   }
 }

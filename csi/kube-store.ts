@@ -7,9 +7,12 @@ import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from '../kube/client.ts';
 import { API_VERSION, GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
+import { startCustomInformer } from '../kube/informers.ts';
+import type { Logger } from '../kube/log.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
+import { PlacementCache } from './placement-cache.ts';
 import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
@@ -53,6 +56,27 @@ function toRecord(o: Stored): VolumeRecord {
   };
 }
 
+/** The MeshStorVolume a new record is created as (status is the agents' to write). */
+export function volumeObject(r: VolumeRecord): MeshStorVolume {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'MeshStorVolume',
+    metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
+    spec: {
+      sizeBytes: r.sizeBytes,
+      replicaCount: r.replicaCount,
+      fsType: r.fsType,
+      spread: { ...r.spread },
+      replicas: r.replicas.map((x) => ({
+        id: x.id,
+        node: x.node,
+        drive: x.drive,
+        extent: { ...x.extent },
+      })),
+    },
+  };
+}
+
 export class KubeVolumeStore implements VolumeStore {
   private readonly api: CustomObjectsApi;
   /** The object each record was read from, for resourceVersion-guarded writes. */
@@ -89,23 +113,7 @@ export class KubeVolumeStore implements VolumeStore {
   }
 
   async create(r: VolumeRecord): Promise<void> {
-    const body: MeshStorVolume = {
-      apiVersion: API_VERSION,
-      kind: 'MeshStorVolume',
-      metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
-      spec: {
-        sizeBytes: r.sizeBytes,
-        replicaCount: r.replicaCount,
-        fsType: r.fsType,
-        spread: { ...r.spread },
-        replicas: r.replicas.map((x) => ({
-          id: x.id,
-          node: x.node,
-          drive: x.drive,
-          extent: { ...x.extent },
-        })),
-      },
-    };
+    const body = volumeObject(r);
     try {
       await this.api.createClusterCustomObject({ ...this.all, body });
     } catch (e) {
@@ -245,4 +253,33 @@ export class KubePeerDirectory implements PeerDirectory {
       ready: agentReady(n) && Date.now() - beat <= this.staleMs,
     };
   }
+}
+
+export interface RunningPlacementCache {
+  cache: PlacementCache;
+  stop(): Promise<void>;
+}
+
+/** Feeds a PlacementCache from MeshStorNode and MeshStorVolume informers; synced after both first lists. */
+export function startPlacementCache(
+  kc: KubeConfig,
+  log: Logger,
+  cache = new PlacementCache(),
+): RunningPlacementCache {
+  const informers = [
+    startCustomInformer<MeshStorNode>(
+      kc,
+      PLURAL.MeshStorNode,
+      { upsert: (n) => cache.setNode(n), remove: (n) => cache.deleteNode(n.metadata.name) },
+      log,
+    ),
+    startCustomInformer<MeshStorVolume>(
+      kc,
+      PLURAL.MeshStorVolume,
+      { upsert: (v) => cache.setVolume(v), remove: (v) => cache.deleteVolume(v.metadata.name) },
+      log,
+    ),
+  ];
+  void Promise.all(informers.map((i) => i.whenSynced)).then(() => cache.markSynced());
+  return { cache, stop: async () => void (await Promise.all(informers.map((i) => i.stop()))) };
 }
