@@ -198,13 +198,15 @@ export class ControllerService {
         const clash = await this.overlapping(record);
         if (!clash) return { volume: toVolume(record) };
         this.collisions++;
-        contested.push(...record.replicas);
+        // Avoid the other record's bytes too: a lagging model may not know it yet, and would
+        // otherwise place next to our own contested bytes and onto it again.
+        contested.push(...record.replicas, ...clash.replicas);
         await this.withdraw(record.id);
         this.opts.model?.drop(record.id);
         if (attempt >= 8) {
           throw new CsiError(
             status.ABORTED,
-            `volume ${req.name}: extents kept colliding with ${clash}; retry`,
+            `volume ${req.name}: extents kept colliding with ${clash.id}; retry`,
           );
         }
         // Randomised exponential backoff, so the other side's record is visible before one of us
@@ -292,8 +294,8 @@ export class ControllerService {
     return record;
   }
 
-  /** The id of another record whose extents overlap this one's, if any. */
-  private async overlapping(mine: VolumeRecord): Promise<string | undefined> {
+  /** Another record whose extents overlap this one's, if any (read fresh from the store). */
+  private async overlapping(mine: VolumeRecord): Promise<VolumeRecord | undefined> {
     for (const other of await this.store.list()) {
       if (other.id === mine.id) continue;
       for (const a of mine.replicas) {
@@ -304,7 +306,7 @@ export class ControllerService {
             a.extent.start < b.extent.end &&
             b.extent.start < a.extent.end
           ) {
-            return other.id;
+            return other;
           }
         }
       }
