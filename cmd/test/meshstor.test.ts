@@ -116,15 +116,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `,
     );
-    const proc = new MeshstorProcess([
-      'controller',
-      '--csi-socket',
-      socket,
-      '--kubeconfig',
-      kubeconfig,
-      '--lease-namespace',
-      'default',
-    ]);
+    const proc = MeshstorProcess.kubeController(socket, kubeconfig);
     await proc.waitFor('serving');
     const identity = new (loadCsi().csi.v1.Identity)(`unix:${socket}`, grpc.credentials.createInsecure());
     const probe = await new Promise<{ ready: { value: boolean } }>((resolve, reject) =>

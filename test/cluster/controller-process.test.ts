@@ -18,15 +18,7 @@ describe('meshstor controller --state kube', () => {
     const k = new Kube(kubeconfig);
     await k.createMeshStorNode('proc-n1', { zone: 'pa' });
     const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-ctl-kube-')), 'csi.sock');
-    const ctl = new MeshstorProcess([
-      'controller',
-      '--csi-socket',
-      socket,
-      '--kubeconfig',
-      kubeconfig,
-      '--lease-namespace',
-      'default',
-    ]);
+    const ctl = MeshstorProcess.kubeController(socket, kubeconfig);
     await ctl.waitFor('leading');
     await ctl.waitFor('caches synced');
 

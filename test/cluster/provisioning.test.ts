@@ -148,15 +148,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshstor-prov-'));
   const socket = join(dir, 'csi.sock');
   logs = join(dir, 'csi-provisioner.log');
-  controller = new MeshstorProcess([
-    'controller',
-    '--csi-socket',
-    socket,
-    '--kubeconfig',
-    kubeconfig,
-    '--lease-namespace',
-    'default',
-  ]);
+  controller = MeshstorProcess.kubeController(socket, kubeconfig);
   await controller.waitFor('leading');
   provisioner = spawn(
     bin,
