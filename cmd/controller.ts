@@ -5,12 +5,18 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
-import { KubeNodeInventory, KubeVolumeStore } from '../csi/kube-store.ts';
+import {
+  KubeNodeInventory,
+  KubeVolumeStore,
+  type RunningPlacementCache,
+  startPlacementCache,
+} from '../csi/kube-store.ts';
 import { LeaseElector } from '../csi/leader.ts';
 import { MemoryVolumeStore, StaticInventory } from '../csi/memory-store.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { NodeInventory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import { makeLogger } from '../kube/log.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
 import { every, shutdownServer } from './periodic.ts';
@@ -22,7 +28,9 @@ Serves the CSI Identity and Controller services on a unix socket.
 
 options:
   --csi-socket PATH   the unix socket to serve on (required)
-  --state kube        volumes are MeshStorVolume objects, nodes the MeshStorNodes agents publish (default)
+  --state kube        volumes are MeshStorVolume objects, nodes the MeshStorNodes agents publish (default);
+                      placement reads both from informer caches, and Probe says not ready until
+                      their first lists are in
   --state memory      keep volume records in this process (tests and trials)
   --kubeconfig FILE   with --state kube: the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --lease-namespace NS  with --state kube: where the allocator Lease lives (default: $POD_NAMESPACE
@@ -61,6 +69,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   let inventory: NodeInventory;
   let nodeCount: number | undefined;
   let elector: LeaseElector | undefined;
+  let cache: RunningPlacementCache | undefined;
   if (values.state === 'memory') {
     const nodes = generateCluster(loadScenario(values.cluster).scenario);
     store = new MemoryVolumeStore();
@@ -69,7 +78,10 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   } else if (values.state === 'kube') {
     const kc = loadKubeConfig(values.kubeconfig);
     store = new KubeVolumeStore(kc);
+    // Still read fresh: DeleteVolume drops a finalizer only when no agent reports a partition.
     inventory = new KubeNodeInventory(kc);
+    cache = startPlacementCache(kc, makeLogger('controller'));
+    cache.cache.whenSynced.then(() => log('info', 'caches synced', cache?.cache.sizes() ?? {}));
     elector = new LeaseElector(kc, {
       namespace: values['lease-namespace'] ?? process.env.POD_NAMESPACE ?? 'kube-system',
       name: 'meshstor-allocator',
@@ -81,11 +93,14 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--state ${values.state}: use kube or memory`);
   }
   let ready = false;
-  const controller = new ControllerService({ store, inventory, leader: elector });
+  const controller = new ControllerService({ store, inventory, leader: elector, model: cache?.cache });
   const server = await serveCsi(
     socket,
     {
-      identity: new IdentityService({ controller: true, ready: () => ready }),
+      identity: new IdentityService({
+        controller: true,
+        ready: () => ready && (cache?.cache.synced() ?? true),
+      }),
       controller,
     },
     log,
@@ -113,7 +128,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       log('info', 'stopping', { signal });
       void passes
         .stop()
-        .then(() => elector?.stop())
+        .then(() => Promise.all([elector?.stop(), cache?.stop()]))
         .then(() => shutdownServer(server))
         .then(resolve);
     };

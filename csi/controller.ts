@@ -11,6 +11,7 @@ import { GiB, MiB } from '../placement/units.ts';
 import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
 import { KeyedLock } from './lock.ts';
 import { parseParameters } from './params.ts';
+import { PlacementCache } from './placement-cache.ts';
 import {
   beginRelocation,
   cancelRelocation,
@@ -43,6 +44,16 @@ export interface ControllerOptions {
   inventory: NodeInventory;
   /** When set, only the holder of the allocator lease changes volumes; others answer UNAVAILABLE. */
   leader?: { isLeader: boolean; currentHolder: string | undefined } | undefined;
+  /**
+   * Placement inputs kept current by informers (`--state kube`). Without it every decision lists
+   * every node and volume. Either way the double-booking check re-reads the store.
+   */
+  model?: PlacementCache | undefined;
+  /** With a model: how long CreateVolume and GetCapacity wait for its first lists before UNAVAILABLE. */
+  syncWaitMs?: number;
+  /** Scale of the randomised backoff after a collision (default 50 ms; tests shorten it). */
+  backoffMs?: number;
+  /** Ignored with a model (it has its own). */
   policy?: PlacementPolicy;
   seed?: number;
 }
@@ -129,8 +140,19 @@ export class ControllerService {
     }
   }
 
-  /** A placement engine over what the agents report and every recorded volume. */
+  /**
+   * A placement engine over what the agents report and every recorded volume: the live model when
+   * there is one, else one built from fresh lists.
+   */
   private async engine(): Promise<PlacementEngine> {
+    const model = this.opts.model;
+    if (!model) return this.freshEngine();
+    await model.ensureSynced(this.opts.syncWaitMs ?? 5000);
+    return model.engine;
+  }
+
+  /** An engine built from lists read now: for decisions no later re-read checks. */
+  private async freshEngine(): Promise<PlacementEngine> {
     const [nodes, records] = await Promise.all([this.inventory.nodes(), this.store.list()]);
     const cluster = ClusterState.fromSnapshot({
       nodes,
@@ -183,17 +205,20 @@ export class ControllerService {
         const clash = await this.overlapping(record);
         if (!clash) return { volume: toVolume(record) };
         this.collisions++;
-        contested.push(...record.replicas);
+        // Avoid the other record's bytes too: a lagging model may not know it yet, and would
+        // otherwise place next to our own contested bytes and onto it again.
+        contested.push(...record.replicas, ...clash.replicas);
         await this.withdraw(record.id);
+        this.opts.model?.drop(record.id);
         if (attempt >= 8) {
           throw new CsiError(
             status.ABORTED,
-            `volume ${req.name}: extents kept colliding with ${clash}; retry`,
+            `volume ${req.name}: extents kept colliding with ${clash.id}; retry`,
           );
         }
         // Randomised exponential backoff, so the other side's record is visible before one of us
         // allocates again. (A fixed tie-break would be unsafe when one side never saw the other.)
-        await new Promise((r) => setTimeout(r, Math.random() * 50 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, Math.random() * (this.opts.backoffMs ?? 50) * 2 ** attempt));
       }
     });
   }
@@ -206,25 +231,38 @@ export class ControllerService {
     avoid: readonly ReplicaInfo[],
   ): Promise<VolumeRecord> {
     const engine = await this.engine();
+    const model = this.opts.model;
+    // No record of this id exists (checked, under the volume's lock), so an earlier decision for
+    // it that this controller took back holds nothing any more.
+    model?.prepare(id, Date.now());
+    const held: string[] = [];
     avoid.forEach((x, i) => {
       // Hold contested bytes for this decision only; they may be taken already, which is fine.
       try {
         engine.cluster.reserve({
-          id: `contested-${i}`,
+          id: `contested/${id}/${i}`,
           volumeId: id,
           replicas: [{ replicaId: x.id, node: x.node, drive: x.drive, extent: x.extent }],
         });
+        held.push(`contested/${id}/${i}`);
       } catch {
         // already taken (the other side kept it) or the node is gone: nothing to hold
       }
     });
-    const r = engine.allocate({
-      volumeId: id,
-      sizeBytes: size,
-      replicaCount: params.replicaCount,
-      spread: params.spread,
-      preferredNode: preferredNode(req.accessibility_requirements?.preferred),
-    });
+    let r: ReturnType<PlacementEngine['allocate']>;
+    try {
+      // Under its own reservation id, never the volume's: a stale model may still hold a deleted
+      // volume of this name, and allocate would hand back that layout as if it were this one.
+      r = engine.allocate({
+        volumeId: PlacementCache.reservationId(id),
+        sizeBytes: size,
+        replicaCount: params.replicaCount,
+        spread: params.spread,
+        preferredNode: preferredNode(req.accessibility_requirements?.preferred),
+      });
+    } finally {
+      for (const h of held) engine.cluster.release(h);
+    }
     if (!r.ok) {
       if (r.code === 'exhausted') {
         const reasons = Object.entries(r.nodeReasons)
@@ -251,12 +289,20 @@ export class ControllerService {
       })),
       phase: 'Active',
     };
-    await this.store.create(record);
+    // The live model keeps these extents reserved until the informer delivers the record, so the
+    // next decision never hands them out again from a model that has not seen it yet.
+    model?.hold(id, r.reservation, Date.now());
+    try {
+      await this.store.create(record);
+    } catch (e) {
+      model?.drop(id);
+      throw e;
+    }
     return record;
   }
 
-  /** The id of another record whose extents overlap this one's, if any. */
-  private async overlapping(mine: VolumeRecord): Promise<string | undefined> {
+  /** Another record whose extents overlap this one's, if any (read fresh from the store). */
+  private async overlapping(mine: VolumeRecord): Promise<VolumeRecord | undefined> {
     for (const other of await this.store.list()) {
       if (other.id === mine.id) continue;
       for (const a of mine.replicas) {
@@ -267,7 +313,7 @@ export class ControllerService {
             a.extent.start < b.extent.end &&
             b.extent.start < a.extent.end
           ) {
-            return other.id;
+            return other;
           }
         }
       }
@@ -393,7 +439,9 @@ export class ControllerService {
       if (size <= rec.sizeBytes)
         return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
       return this.allocation.run('', async () => {
-        const engine = await this.engine();
+        // Growth is not re-checked against other records after the write, so it is decided on
+        // fresh lists, never on a model that may lag (expansion is rare; this is not the hot path).
+        const engine = await this.freshEngine();
         const plan = engine.planExpand(rec.id, size);
         if (!plan.ok)
           throw plan.code === 'exhausted' ? exhausted(plan.message) : toCsiError(new Error(plan.message));
@@ -403,9 +451,23 @@ export class ControllerService {
         }
         rec.sizeBytes = size;
         await this.store.replace(rec);
+        this.heldGrowth(rec.id, plan.grows);
         return { capacity_bytes: String(size), node_expansion_required: nodeExpansion };
       });
     });
+  }
+
+  /** Shows growth in the live model now, so the next decision does not wait for the informer. */
+  private heldGrowth(id: string, grows: readonly { replicaId: string; newEnd: number }[]): void {
+    const cluster = this.opts.model?.engine.cluster;
+    if (!cluster?.volumes.has(id)) return;
+    for (const g of grows) {
+      try {
+        cluster.growReplica(id, g.replicaId, g.newEnd);
+      } catch {
+        // the model has not seen those bytes free: it shows them taken already, which is safe
+      }
+    }
   }
 
   /**
@@ -429,8 +491,9 @@ export class ControllerService {
         }
         const to = relocationTarget(rec);
         if (!to) return;
+        // Decided on fresh lists (relocations are rare; a lagging model would only cost a retry).
         const started = await this.allocation.run('', async () => {
-          const res = (await this.engine()).planRelocation(rec.id, to);
+          const res = (await this.freshEngine()).planRelocation(rec.id, to);
           if (!res.ok) {
             out.blocked.push({ volume: rec.id, reason: res.message });
             return false;

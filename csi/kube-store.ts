@@ -15,9 +15,12 @@ import {
   PLURAL,
   VERSION,
 } from '../kube/crds.ts';
-import { agentReady, MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
+import { startCustomInformer } from '../kube/informers.ts';
+import type { Logger } from '../kube/log.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from './errors.ts';
+import { PlacementCache } from './placement-cache.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './state.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
@@ -59,27 +62,42 @@ function relocationOf(r: MeshStorVolumeStatus['relocation']): Relocation | undef
 }
 
 function toRecord(o: Stored): VolumeRecord {
-  const members = new Map((o.status?.members ?? []).map((m) => [m.replicaId, m.state]));
+  const v = volumeInfoFrom(o);
   return {
-    id: o.metadata.name,
+    id: v.id,
     name: o.metadata.annotations?.[CSI_NAME] ?? o.metadata.name,
-    sizeBytes: o.spec.sizeBytes,
-    replicaCount: o.spec.replicaCount,
-    spread: { domain: o.spec.spread?.domain ?? 'zone', mode: o.spec.spread?.mode ?? 'preferred' },
+    sizeBytes: v.sizeBytes,
+    replicaCount: v.replicaCount,
+    spread: v.spread,
     fsType: 'xfs',
-    replicas: (o.spec.replicas ?? []).map((r) => ({
-      id: r.id,
-      node: r.node,
-      drive: r.drive,
-      extent: { ...r.extent },
-      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
-    })),
+    replicas: v.replicas,
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
     arrayUuid: o.status?.arrayUUID,
     relocation: relocationOf(o.status?.relocation),
     attachment: o.spec.attachment?.hostNQN
       ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
       : undefined,
+  };
+}
+
+/** The MeshStorVolume a new record is created as (status is the agents' to write). */
+export function volumeObject(r: VolumeRecord): MeshStorVolume {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'MeshStorVolume',
+    metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
+    spec: {
+      sizeBytes: r.sizeBytes,
+      replicaCount: r.replicaCount,
+      fsType: r.fsType,
+      spread: { ...r.spread },
+      replicas: r.replicas.map((x) => ({
+        id: x.id,
+        node: x.node,
+        drive: x.drive,
+        extent: { ...x.extent },
+      })),
+    },
   };
 }
 
@@ -119,23 +137,7 @@ export class KubeVolumeStore implements VolumeStore {
   }
 
   async create(r: VolumeRecord): Promise<void> {
-    const body: MeshStorVolume = {
-      apiVersion: API_VERSION,
-      kind: 'MeshStorVolume',
-      metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
-      spec: {
-        sizeBytes: r.sizeBytes,
-        replicaCount: r.replicaCount,
-        fsType: r.fsType,
-        spread: { ...r.spread },
-        replicas: r.replicas.map((x) => ({
-          id: x.id,
-          node: x.node,
-          drive: x.drive,
-          extent: { ...x.extent },
-        })),
-      },
-    };
+    const body = volumeObject(r);
     try {
       await this.api.createClusterCustomObject({ ...this.all, body });
     } catch (e) {
@@ -276,4 +278,33 @@ export class KubePeerDirectory implements PeerDirectory {
       ready: agentReady(n) && Date.now() - beat <= this.staleMs,
     };
   }
+}
+
+export interface RunningPlacementCache {
+  cache: PlacementCache;
+  stop(): Promise<void>;
+}
+
+/** Feeds a PlacementCache from MeshStorNode and MeshStorVolume informers; synced after both first lists. */
+export function startPlacementCache(
+  kc: KubeConfig,
+  log: Logger,
+  cache = new PlacementCache(),
+): RunningPlacementCache {
+  const informers = [
+    startCustomInformer<MeshStorNode>(
+      kc,
+      PLURAL.MeshStorNode,
+      { upsert: (n) => cache.setNode(n), remove: (n) => cache.deleteNode(n.metadata.name) },
+      log,
+    ),
+    startCustomInformer<MeshStorVolume>(
+      kc,
+      PLURAL.MeshStorVolume,
+      { upsert: (v) => cache.setVolume(v), remove: (v) => cache.deleteVolume(v.metadata.name) },
+      log,
+    ),
+  ];
+  void Promise.all(informers.map((i) => i.whenSynced)).then(() => cache.markSynced());
+  return { cache, stop: async () => void (await Promise.all(informers.map((i) => i.stop()))) };
 }

@@ -1,12 +1,15 @@
 // Informers (list + watch caches from @kubernetes/client-node) that restart themselves after an
 // error and report when their first list has been delivered, so /readyz can wait for them.
 import {
+  CustomObjectsApi,
   type KubeConfig,
+  type KubernetesListObject,
   type KubernetesObject,
   type ListPromise,
   makeInformer,
 } from '@kubernetes/client-node';
 import { kubeErrorMessage } from './client.ts';
+import { GROUP, VERSION } from './crds.ts';
 import type { Logger } from './log.ts';
 
 export interface InformerHandlers<T extends KubernetesObject> {
@@ -90,4 +93,28 @@ export function startInformer<T extends KubernetesObject>(
       await informer.stop();
     },
   };
+}
+
+/** An informer over one of MeshStor's cluster-scoped custom resources (its plural names it). */
+export function startCustomInformer<T extends KubernetesObject>(
+  kc: KubeConfig,
+  plural: string,
+  handlers: InformerHandlers<T>,
+  log: Logger,
+): RunningInformer {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return startInformer<T>(
+    kc,
+    plural,
+    `/apis/${GROUP}/${VERSION}/${plural}`,
+    // The generated client types custom objects as `object`; the CRD schema guarantees the shape.
+    async () =>
+      (await custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural,
+      })) as KubernetesListObject<T>,
+    handlers,
+    log,
+  );
 }

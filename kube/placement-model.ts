@@ -1,7 +1,7 @@
-// Translates MeshStorNode objects into the placement engine's model. Shared by the extender and
-// the CSI controller so both see a node the same way.
-import type { MemberState, NodeInfo } from '../placement/model.ts';
-import type { MemberPhase, MeshStorNode } from './crds.ts';
+// Translates MeshStorNode and MeshStorVolume objects into the placement engine's model. Shared by
+// the extender and the CSI controller so both see a node and a volume the same way.
+import type { MemberState, NodeInfo, VolumeInfo } from '../placement/model.ts';
+import type { MemberPhase, MeshStorNode, MeshStorVolume } from './crds.ts';
 
 /** The placement model's member state for a phase an agent reports (exported or connected is not yet a copy). */
 export const MEMBER_STATE: Record<MemberPhase, MemberState> = {
@@ -37,5 +37,23 @@ export function nodeInfoFrom(n: MeshStorNode, healthy: boolean): NodeInfo {
         owner: p.owner ? { volumeId: p.owner.volume, replicaId: p.owner.replica } : undefined,
       })),
     })),
+  };
+}
+
+export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
+  const members = new Map((v.status?.members ?? []).map((m) => [m.replicaId, m.state]));
+  return {
+    id: v.metadata.name,
+    sizeBytes: v.spec.sizeBytes,
+    replicaCount: v.spec.replicaCount,
+    spread: { domain: v.spec.spread?.domain ?? 'zone', mode: v.spec.spread?.mode ?? 'preferred' },
+    replicas: (v.spec.replicas ?? []).map((r) => ({
+      id: r.id,
+      node: r.node,
+      drive: r.drive,
+      extent: { start: r.extent.start, end: r.extent.end },
+      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
+    })),
+    attachedNode: v.spec.attachment?.node,
   };
 }

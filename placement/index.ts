@@ -24,6 +24,7 @@ export {
 } from './engine.ts';
 export { PlacementError, type PlacementErrorCode } from './errors.ts';
 export { largestVolumeFor, replicaExtentBytes, usableRange } from './geometry.ts';
+export { LiveCluster } from './live.ts';
 export * from './model.ts';
 export { meshstorPolicy, type PlacementPolicy, POLICIES, policyByName } from './policies.ts';
 export { Rng } from './rng.ts';

@@ -3,17 +3,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   CoreV1Api,
-  CustomObjectsApi,
   type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
   StorageV1Api,
   type V1PersistentVolume,
   type V1PersistentVolumeClaim,
   type V1StorageClass,
 } from '@kubernetes/client-node';
-import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../kube/crds.ts';
-import { type RunningInformer, startInformer } from '../kube/informers.ts';
+import { type MeshStorNode, type MeshStorVolume, PLURAL } from '../kube/crds.ts';
+import { type RunningInformer, startCustomInformer, startInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
 import { ExtenderMetrics } from './metrics.ts';
 import { createExtenderApp } from './server.ts';
@@ -44,17 +41,6 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
   const metrics = new ExtenderMetrics(() => state.sizes(), opts.defaultMetrics ?? false);
   const core = kc.makeApiClient(CoreV1Api);
   const storage = kc.makeApiClient(StorageV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const customList =
-    <T extends KubernetesObject>(plural: string) =>
-    async (): Promise<KubernetesListObject<T>> =>
-      // The generated client types custom objects as `object`; the CRD schema guarantees the shape.
-      (await custom.listClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural,
-      })) as KubernetesListObject<T>;
-
   const informers: RunningInformer[] = [
     startInformer<V1StorageClass>(
       kc,
@@ -102,22 +88,18 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
       },
       log,
     ),
-    startInformer<MeshStorNode>(
+    startCustomInformer<MeshStorNode>(
       kc,
-      'meshstornodes',
-      `/apis/${GROUP}/${VERSION}/${PLURAL.MeshStorNode}`,
-      customList<MeshStorNode>(PLURAL.MeshStorNode),
+      PLURAL.MeshStorNode,
       {
         upsert: (n) => state.setMeshStorNode(n, Date.now()),
         remove: (n) => state.deleteMeshStorNode(n.metadata.name),
       },
       log,
     ),
-    startInformer<MeshStorVolume>(
+    startCustomInformer<MeshStorVolume>(
       kc,
-      'meshstorvolumes',
-      `/apis/${GROUP}/${VERSION}/${PLURAL.MeshStorVolume}`,
-      customList<MeshStorVolume>(PLURAL.MeshStorVolume),
+      PLURAL.MeshStorVolume,
       {
         upsert: (v) => state.setMeshStorVolume(v),
         remove: (v) => state.deleteMeshStorVolume(v.metadata.name),

@@ -6,8 +6,8 @@
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
 import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
-import { MEMBER_STATE, nodeInfoFrom } from '../kube/placement-model.ts';
-import { ClusterState, PlacementEngine, type PodVolume, type VolumeInfo } from '../placement/index.ts';
+import { nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
+import { LiveCluster, PlacementEngine, type PodVolume } from '../placement/index.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
 
 export interface StateOptions {
@@ -67,31 +67,9 @@ export function quantityBytes(q: string | number | undefined): number {
   return Math.ceil(Number(m[1]) * (mult[m[2] ?? ''] ?? Number.NaN));
 }
 
-export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
-  const members = new Map((v.status?.members ?? []).map((m) => [m.replicaId, m.state]));
-  return {
-    id: v.metadata.name,
-    sizeBytes: v.spec.sizeBytes,
-    replicaCount: v.spec.replicaCount,
-    spread: { domain: v.spec.spread?.domain ?? 'zone', mode: v.spec.spread?.mode ?? 'preferred' },
-    replicas: (v.spec.replicas ?? []).map((r) => ({
-      id: r.id,
-      node: r.node,
-      drive: r.drive,
-      extent: { start: r.extent.start, end: r.extent.end },
-      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
-    })),
-    attachedNode: v.spec.attachment?.node,
-  };
-}
-
-/** Fingerprint of what the placement model takes from a MeshStorNode besides health. */
-function modelKey(n: MeshStorNode): string {
-  return JSON.stringify([n.spec.topology ?? {}, n.status?.drives ?? []]);
-}
-
 export class ExtenderState {
-  readonly cluster = new ClusterState();
+  private readonly live = new LiveCluster();
+  readonly cluster = this.live.cluster;
   readonly engine = new PlacementEngine(this.cluster);
   private readonly heartbeatStaleMs: number;
   private readonly reservationTtlMs: number;
@@ -100,10 +78,6 @@ export class ExtenderState {
   private readonly pvHandles = new Map<string, string>(); // PV name -> MeshStorVolume name (our driver only)
   private readonly ourClasses = new Set<string>(); // StorageClasses whose provisioner is ours
   private readonly agents = new Map<string, AgentInfo>();
-  private readonly nodeKeys = new Map<string, string>();
-  private readonly volumes = new Map<string, VolumeInfo>();
-  /** node -> MeshStorVolume names with a replica there (to re-claim their extents after a node reload). */
-  private readonly volumesByNode = new Map<string, Set<string>>();
   /** PVC uid -> in-flight reservation for a volume that is not provisioned yet. */
   private readonly inFlight = new Map<string, InFlight>();
 
@@ -115,7 +89,7 @@ export class ExtenderState {
   sizes(): Record<string, number> {
     return {
       meshstornodes: this.agents.size,
-      meshstorvolumes: this.volumes.size,
+      meshstorvolumes: this.live.volumeCount,
       persistentvolumeclaims: this.pvcs.size,
       persistentvolumes: this.pvHandles.size,
       reservations: this.inFlight.size,
@@ -174,72 +148,28 @@ export class ExtenderState {
       heartbeatMs: Number.isNaN(hb) ? 0 : hb,
     };
     this.agents.set(name, agent);
-    const key = modelKey(n);
-    const existing = this.cluster.node(name);
-    if (existing && this.nodeKeys.get(name) === key) {
-      existing.agentHealthy = this.healthy(agent, now);
-      return;
-    }
-    this.nodeKeys.set(name, key);
-    if (existing) this.cluster.removeNode(name); // also drops reservations there; re-made below
-    this.cluster.addNode(nodeInfoFrom(n, this.healthy(agent, now)));
-    this.reloadVolumesOn(name);
+    // A reload drops the reservations on the node: re-make the in-flight ones held there.
+    if (!this.live.setNode(nodeInfoFrom(n, this.healthy(agent, now)))) return;
     for (const [uid, r] of [...this.inFlight]) {
       if (r.node === name) {
         this.inFlight.delete(uid);
         this.reserveInFlight(uid, name, r.sizeBytes, now, r.expiresAt);
       }
     }
-    this.trimDrift();
   }
 
   deleteMeshStorNode(name: string): void {
     this.agents.delete(name);
-    this.nodeKeys.delete(name);
-    if (this.cluster.node(name)) {
-      this.cluster.removeNode(name);
-      this.reloadVolumesOn(name);
-    }
+    this.live.deleteNode(name);
     for (const [uid, r] of this.inFlight) if (r.node === name) this.inFlight.delete(uid);
   }
 
   setMeshStorVolume(v: MeshStorVolume): void {
-    const info = volumeInfoFrom(v);
-    const old = this.volumes.get(info.id);
-    if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(info.id);
-    for (const r of info.replicas) {
-      let s = this.volumesByNode.get(r.node);
-      if (!s) {
-        s = new Set();
-        this.volumesByNode.set(r.node, s);
-      }
-      s.add(info.id);
-    }
-    this.volumes.set(info.id, info);
-    if (this.cluster.volumes.has(info.id)) this.cluster.deleteVolume(info.id);
-    this.cluster.loadVolume(info);
-    this.trimDrift();
+    this.live.setVolume(volumeInfoFrom(v));
   }
 
   deleteMeshStorVolume(name: string): void {
-    const old = this.volumes.get(name);
-    if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(name);
-    this.volumes.delete(name);
-    if (this.cluster.volumes.has(name)) this.cluster.deleteVolume(name);
-  }
-
-  private reloadVolumesOn(node: string): void {
-    for (const id of this.volumesByNode.get(node) ?? []) {
-      const info = this.volumes.get(id);
-      if (!info) continue;
-      if (this.cluster.volumes.has(id)) this.cluster.deleteVolume(id);
-      this.cluster.loadVolume(info);
-    }
-  }
-
-  /** The model's drift list only grows; the agents report drift, the extender need not keep it. */
-  private trimDrift(): void {
-    if (this.cluster.drift.length > 1000) this.cluster.drift.splice(0, this.cluster.drift.length);
+    this.live.deleteVolume(name);
   }
 
   private healthy(a: AgentInfo | undefined, now: number): boolean {
@@ -266,7 +196,7 @@ export class ExtenderState {
       if (pvc.volumeName) {
         const id = this.pvHandles.get(pvc.volumeName);
         if (id === undefined) continue; // not a MeshStor PV
-        const known = this.volumes.get(id);
+        const known = this.live.volume(id);
         volumes.push({ volumeId: id, sizeBytes: known?.sizeBytes ?? pvc.requestBytes });
       } else if (this.ourClasses.has(pvc.storageClassName) && pvc.requestBytes > 0) {
         volumes.push({ sizeBytes: pvc.requestBytes });

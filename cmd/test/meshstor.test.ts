@@ -99,6 +99,38 @@ describe('meshstor controller', () => {
     expect(proc.log).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
   });
 
+  it('with --state kube, Probe says not ready while its placement caches have no first list', async () => {
+    const grpc = await import('@grpc/grpc-js');
+    const { loadCsi } = await import('../../csi/server.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-ctl-'));
+    const socket = join(dir, 'csi.sock');
+    const kubeconfig = join(dir, 'kubeconfig');
+    // An apiserver nobody listens on: the informers keep retrying and never sync.
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+    );
+    const proc = MeshstorProcess.kubeController(socket, kubeconfig);
+    await proc.waitFor('serving');
+    const identity = new (loadCsi().csi.v1.Identity)(`unix:${socket}`, grpc.credentials.createInsecure());
+    const probe = await new Promise<{ ready: { value: boolean } }>((resolve, reject) =>
+      (identity as unknown as { Probe: (r: object, cb: (e: Error | null, v: never) => void) => void }).Probe(
+        {},
+        (e, v) => (e ? reject(e) : resolve(v)),
+      ),
+    );
+    identity.close();
+    expect(probe.ready.value).toBe(false);
+    expect(proc.log).not.toMatch(/"msg":"caches synced"/);
+    expect(await proc.stop()).toBe(0);
+  });
+
   it('refuses a missing socket flag and an unknown state backend with exit 2', () => {
     expect(run('controller').status).toBe(2);
     const r = run('controller', '--csi-socket', '/tmp/x.sock', '--state', 'etcd');

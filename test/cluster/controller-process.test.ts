@@ -1,5 +1,6 @@
 // `meshstor controller --state kube` as a process against the real apiserver: it takes the
-// allocator lease, provisions through CSI into a MeshStorVolume, and hands the lease back on SIGTERM.
+// allocator lease, loads its placement caches, provisions through CSI into a MeshStorVolume, and
+// hands the lease back on SIGTERM.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,18 +18,24 @@ describe('meshstor controller --state kube', () => {
     const k = new Kube(kubeconfig);
     await k.createMeshStorNode('proc-n1', { zone: 'pa' });
     const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-ctl-kube-')), 'csi.sock');
-    const ctl = new MeshstorProcess([
-      'controller',
-      '--csi-socket',
-      socket,
-      '--kubeconfig',
-      kubeconfig,
-      '--lease-namespace',
-      'default',
-    ]);
+    const ctl = MeshstorProcess.kubeController(socket, kubeconfig);
     await ctl.waitFor('leading');
+    await ctl.waitFor('caches synced');
 
     const pkg = loadCsi();
+    // Probe says ready only once the informer caches placement reads from have their first lists.
+    const identity = new pkg.csi.v1.Identity(
+      `unix:${socket}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as {
+      Probe: (r: object, cb: (e: grpc.ServiceError | null, v: { ready: { value: boolean } }) => void) => void;
+      close: () => void;
+    };
+    const probe = await new Promise<{ ready: { value: boolean } }>((resolve, reject) =>
+      identity.Probe({}, (e, v) => (e ? reject(e) : resolve(v))),
+    );
+    identity.close();
+    expect(probe.ready.value).toBe(true);
     const client = new pkg.csi.v1.Controller(
       `unix:${socket}`,
       grpc.credentials.createInsecure(),

@@ -5,10 +5,12 @@ import { status } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { ControllerService } from '../../csi/controller.ts';
 import type { CsiError } from '../../csi/errors.ts';
-import { FINALIZER, KubeNodeInventory, KubeVolumeStore } from '../../csi/kube-store.ts';
+import { FINALIZER, KubeNodeInventory, KubeVolumeStore, startPlacementCache } from '../../csi/kube-store.ts';
+import { PlacementCache } from '../../csi/placement-cache.ts';
 import type { VolumeRecord, VolumeStore } from '../../csi/state.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
+import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
 import { Kube } from './kube.ts';
 
@@ -79,6 +81,40 @@ async function reportPartition(
     name: node,
     body: n,
   });
+}
+
+/** Six pairs of creates at once on two controllers; whatever survives must not share a byte. */
+async function race(prefix: string, a: ControllerService, b: ControllerService): Promise<void> {
+  const names = Array.from({ length: 6 }, (_, i) => `${prefix}-${i}`);
+  const results = await Promise.allSettled(
+    names.flatMap((n) => [a.createVolume(createReq(`${n}-a`, 3)), b.createVolume(createReq(`${n}-b`, 3))]),
+  );
+  const failures = results
+    .filter((r) => r.status === 'rejected')
+    .map((r) => (r as PromiseRejectedResult).reason as CsiError);
+  for (const f of failures) expect(f.code, f.message).toBe(status.ABORTED);
+  const l = (await k.custom.listClusterCustomObject(volumes)) as { items: MeshStorVolume[] };
+  const live = l.items.filter(
+    (v) =>
+      v.metadata.name.startsWith(`${prefix}-`) &&
+      !(v.metadata as { deletionTimestamp?: string }).deletionTimestamp,
+  );
+  expect(live.length).toBe(results.length - failures.length);
+  console.log(
+    `${prefix}: two controllers: ${live.length} of ${results.length} volumes kept, ${failures.length} ABORTED, ${a.collisions + b.collisions} collisions withdrawn`,
+  );
+  // Same seed, same state, same moment: the two really collide, so the yield path is exercised.
+  expect(a.collisions + b.collisions).toBeGreaterThan(0);
+  expect(live.length).toBeGreaterThanOrEqual(10);
+  const taken = live.flatMap((v) =>
+    (v.spec.replicas ?? []).map((r) => ({ k: `${r.node}/${r.drive}`, ...r.extent, v: v.metadata.name })),
+  );
+  for (const x of taken) {
+    for (const y of taken) {
+      if (x !== y && x.k === y.k)
+        expect(x.end <= y.start || y.end <= x.start, `${x.v} overlaps ${y.v}`).toBe(true);
+    }
+  }
 }
 
 describe('KubeVolumeStore on the real apiserver', () => {
@@ -157,36 +193,25 @@ describe('ControllerService on Kubernetes state', () => {
   });
 
   it('two controllers racing never keep two volumes on the same bytes', async () => {
-    const [a, b] = [controller(), controller()];
-    const names = Array.from({ length: 6 }, (_, i) => `race-${i}`);
-    const results = await Promise.allSettled(
-      names.flatMap((n) => [a.createVolume(createReq(`${n}-a`, 3)), b.createVolume(createReq(`${n}-b`, 3))]),
-    );
-    const failures = results
-      .filter((r) => r.status === 'rejected')
-      .map((r) => (r as PromiseRejectedResult).reason as CsiError);
-    for (const f of failures) expect(f.code, f.message).toBe(status.ABORTED);
-    const l = (await k.custom.listClusterCustomObject(volumes)) as { items: MeshStorVolume[] };
-    const live = l.items.filter(
-      (v) =>
-        v.metadata.name.startsWith('race-') &&
-        !(v.metadata as { deletionTimestamp?: string }).deletionTimestamp,
-    );
-    expect(live.length).toBe(results.length - failures.length);
-    console.log(
-      `two controllers: ${live.length} of ${results.length} volumes kept, ${failures.length} ABORTED, ${a.collisions + b.collisions} collisions withdrawn`,
-    );
-    // Same seed, same state, same moment: the two really collide, so the yield path is exercised.
-    expect(a.collisions + b.collisions).toBeGreaterThan(0);
-    expect(live.length).toBeGreaterThanOrEqual(10);
-    const taken = live.flatMap((v) =>
-      (v.spec.replicas ?? []).map((r) => ({ k: `${r.node}/${r.drive}`, ...r.extent, v: v.metadata.name })),
-    );
-    for (const x of taken) {
-      for (const y of taken) {
-        if (x !== y && x.k === y.k)
-          expect(x.end <= y.start || y.end <= x.start, `${x.v} overlaps ${y.v}`).toBe(true);
-      }
+    await race('race', controller(), controller());
+  });
+
+  it('two controllers placing from informer caches never keep two volumes on the same bytes either', async () => {
+    const quiet = makeLogger('test', 'silent');
+    const caches = [0, 1].map(() => startPlacementCache(k.kc, quiet, new PlacementCache({ seed: 7 })));
+    try {
+      await Promise.all(caches.map((c) => c.cache.whenSynced));
+      const [a, b] = caches.map(
+        (c) =>
+          new ControllerService({
+            store: new KubeVolumeStore(k.kc),
+            inventory: new KubeNodeInventory(k.kc),
+            model: c.cache,
+          }),
+      ) as [ControllerService, ControllerService];
+      await race('cached-race', a, b);
+    } finally {
+      await Promise.all(caches.map((c) => c.stop()));
     }
   });
 

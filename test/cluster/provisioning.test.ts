@@ -226,17 +226,7 @@ beforeAll(async () => {
 
   const socket = join(dir, 'csi.sock');
   logs = join(dir, 'csi-provisioner.log');
-  controller = new MeshstorProcess([
-    'controller',
-    '--csi-socket',
-    socket,
-    '--kubeconfig',
-    kubeconfig,
-    '--lease-namespace',
-    'default',
-    '--resync-seconds',
-    '1',
-  ]);
+  controller = MeshstorProcess.kubeController(socket, kubeconfig, ['--resync-seconds', '1']);
   await controller.waitFor('leading');
   provisioner = spawn(
     bin,

@@ -18,6 +18,20 @@ export class MeshstorProcess {
     this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }
 
+  /** `meshstor controller --state kube` on a socket, its allocator Lease in namespace default. */
+  static kubeController(socket: string, kubeconfig: string, extra: string[] = []): MeshstorProcess {
+    return new MeshstorProcess([
+      'controller',
+      '--csi-socket',
+      socket,
+      '--kubeconfig',
+      kubeconfig,
+      '--lease-namespace',
+      'default',
+      ...extra,
+    ]);
+  }
+
   /** Resolves when a log line has `"msg":"<msg>"`; rejects on timeout or if the process exits first. */
   async waitFor(msg: string, timeoutMs = 30_000): Promise<void> {
     const needle = `"msg":"${msg}"`;
