@@ -50,7 +50,7 @@ export const TIERS: Tier[] = [
   {
     name: 'cluster',
     about:
-      'real etcd, kube-apiserver, kube-scheduler, kube-controller-manager, external-provisioner: CRDs, extender, CSI provisioning with one agent process per node (staging over NVMe-oF between agents, the pod moving), controller and agent on Kubernetes state',
+      'real etcd, kube-apiserver, kube-scheduler, kube-controller-manager, external-provisioner: CRDs, extender, CSI provisioning with one agent process per node (staging over NVMe-oF between agents, the pod moving, relocation), controller and agent on Kubernetes state',
     command: ['vitest', 'run', '--project', 'cluster'],
     vitestProject: 'cluster',
     requiredInCI: true,
