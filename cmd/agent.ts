@@ -8,6 +8,7 @@
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
 import { parseArgs } from 'node:util';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { reconcileExports, reportMemberStates } from '../agent/exports.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
@@ -17,7 +18,7 @@ import { advanceRelocations } from '../agent/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { HostInventory } from '../csi/host-inventory.ts';
 import { IdentityService } from '../csi/identity.ts';
-import { KubePeerDirectory, KubeVolumeStore } from '../csi/kube-store.ts';
+import { KubePeerDirectory, KubeVolumeStore, WatchedVolumeStore } from '../csi/kube-store.ts';
 import { KeyedLock } from '../csi/lock.ts';
 import { MemoryVolumeStore } from '../csi/memory-store.ts';
 import { fsMountPoints } from '../csi/mount-points.ts';
@@ -25,6 +26,8 @@ import { NodeService } from '../csi/node.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { PeerDirectory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import type { MeshStorVolume } from '../kube/crds.ts';
+import { makeLogger } from '../kube/log.ts';
 import { parseBytes } from '../placement/units.ts';
 import { every, shutdownServer } from './periodic.ts';
 import { UsageError } from './simulate.ts';
@@ -44,7 +47,8 @@ options:
                            and where the simulated target's TCP listener opens while it exports
                            a replica (default 127.0.0.1)
   --port N                 NVMe-oF TCP port of that listener (default 4420)
-  --resync-seconds N       how often to export replicas, clean up deleted volumes and re-publish (default 5)
+  --resync-seconds N       how often to export replicas, clean up deleted volumes and re-publish (default 5);
+                           a change to a volume of this node's runs that pass at once (a watch)
   --host simulated         the Host implementation (only "simulated" so far)
   --drives LIST            simulated NVMe drives, comma separated sizes (default "100GiB,100GiB")
   --with-controller        with --state memory: also serve the Controller from the same state
@@ -106,9 +110,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
   let store: VolumeStore;
   let publisher: NodePublisher | undefined;
   let peers: PeerDirectory | undefined;
+  let watched: { store: WatchedVolumeStore; kc: KubeConfig } | undefined;
   if (values.state === 'kube') {
     const kc = loadKubeConfig(values.kubeconfig);
-    store = new KubeVolumeStore(kc);
+    watched = { store: new WatchedVolumeStore(new KubeVolumeStore(kc)), kc };
+    store = watched.store;
     peers = new KubePeerDirectory(kc);
     publisher = new NodePublisher(kc, { nodeName, zone: values.zone, address: values.address, port }, host);
     await publisher.publish(await store.list());
@@ -165,11 +171,21 @@ export async function agentCommand(argv: string[]): Promise<number> {
     }
   };
   const passes = publisher ? every(resync * 1000, () => pass(publisher)) : undefined;
+  // A change to a volume with a member here or attached here runs a pass at once: exports follow
+  // an attachment (and relocation steps follow each other) without waiting for the period.
+  const involves = (v: MeshStorVolume | undefined) =>
+    !!v && (v.spec.attachment?.node === nodeName || (v.spec.replicas ?? []).some((r) => r.node === nodeName));
+  watched?.store.start(watched.kc, makeLogger('agent'), (before, after) => {
+    if (involves(before) || involves(after)) passes?.kick();
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log('info', 'stopping', { signal });
-      void (passes?.stop() ?? Promise.resolve()).then(() => shutdownServer(server)).then(resolve);
+      void (passes?.stop() ?? Promise.resolve())
+        .then(() => watched?.store.stop())
+        .then(() => shutdownServer(server))
+        .then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -15,7 +15,7 @@ import {
   PLURAL,
   VERSION,
 } from '../kube/crds.ts';
-import { startCustomInformer } from '../kube/informers.ts';
+import { type RunningInformer, startCustomInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
@@ -116,7 +116,8 @@ export class KubeVolumeStore implements VolumeStore {
     return { ...this.all, name };
   }
 
-  private wrap(o: Stored): VolumeRecord {
+  /** A record of an object read elsewhere (a watch), writable under its resourceVersion. */
+  wrap(o: Stored): VolumeRecord {
     const r = toRecord(o);
     this.origin.set(r, o);
     return r;
@@ -307,4 +308,70 @@ export function startPlacementCache(
   ];
   void Promise.all(informers.map((i) => i.whenSynced)).then(() => cache.markSynced());
   return { cache, stop: async () => void (await Promise.all(informers.map((i) => i.stop()))) };
+}
+
+/**
+ * MeshStorVolumes as a watch keeps them, for the agent: its passes list every volume each few
+ * seconds, which read from the apiserver would cost O(cluster) per node per pass. Reading one record
+ * and every write still go to the apiserver (resourceVersion-guarded), so a lagging cache only
+ * delays a pass. `onChange` hears of every change with the object before and after.
+ */
+export class WatchedVolumeStore implements VolumeStore {
+  private readonly inner: KubeVolumeStore;
+  private readonly objects = new Map<string, Stored>();
+  private informer: RunningInformer | undefined;
+
+  constructor(inner: KubeVolumeStore) {
+    this.inner = inner;
+  }
+
+  start(
+    kc: KubeConfig,
+    log: Logger,
+    onChange?: (before: MeshStorVolume | undefined, after: MeshStorVolume | undefined) => void,
+  ) {
+    this.informer = startCustomInformer<MeshStorVolume>(
+      kc,
+      PLURAL.MeshStorVolume,
+      {
+        // deletionTimestamp arrives as the JSON string it is; only its presence is read.
+        upsert: (v) => {
+          const o = v as Stored;
+          const before = this.objects.get(o.metadata.name);
+          this.objects.set(o.metadata.name, o);
+          onChange?.(before, o);
+        },
+        remove: (v) => {
+          const before = this.objects.get(v.metadata.name);
+          this.objects.delete(v.metadata.name);
+          onChange?.(before, undefined);
+        },
+      },
+      log,
+    );
+    return this.informer;
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.stop();
+  }
+
+  async list(): Promise<VolumeRecord[]> {
+    // Until the first list arrived the cache knows nothing: ask the apiserver.
+    if (!this.informer?.synced()) return this.inner.list();
+    return [...this.objects.values()].map((o) => this.inner.wrap(o));
+  }
+
+  get(id: string) {
+    return this.inner.get(id);
+  }
+  create(r: VolumeRecord) {
+    return this.inner.create(r);
+  }
+  replace(r: VolumeRecord) {
+    return this.inner.replace(r);
+  }
+  remove(id: string) {
+    return this.inner.remove(id);
+  }
 }

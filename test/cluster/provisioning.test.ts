@@ -86,8 +86,9 @@ async function startAgent(name: string, zone: string, kubeconfig: string, dir: s
     zone,
     '--kubeconfig',
     kubeconfig,
+    // Long on purpose: exports, relocation steps and wipes must follow the volumes' watch events.
     '--resync-seconds',
-    '1',
+    '30',
     '--drives',
     '100GiB',
     '--address',
