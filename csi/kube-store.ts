@@ -19,6 +19,7 @@ import { type RunningInformer, startCustomInformer } from '../kube/informers.ts'
 import type { Logger } from '../kube/log.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
+import { readyCondition, withCondition } from './conditions.ts';
 import { CsiError } from './errors.ts';
 import { PlacementCache } from './placement-cache.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './state.ts';
@@ -186,6 +187,7 @@ export class KubeVolumeStore implements VolumeStore {
         arrayUUID: r.arrayUuid,
         members,
         inSyncMembers: members.filter((m) => m.state === 'InSync').length,
+        conditions: withCondition(cur.status?.conditions, readyCondition(r)),
       };
       if (JSON.stringify(nextStatus) !== JSON.stringify(cur.status ?? {})) {
         await this.api.replaceClusterCustomObjectStatus({

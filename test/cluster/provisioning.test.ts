@@ -315,6 +315,10 @@ describe('provisioning through the real external-provisioner', () => {
       return v.status?.members?.every((m) => m.state === 'InSync') ? v : undefined;
     });
     expect(staged.spec.attachment?.node).toBe(node);
+    expect(staged.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'InSync',
+    });
     expect(staged.status?.arrayUUID).toBeTruthy();
     expect(staged.status?.members?.map((m) => m.node)).toEqual([node, other]);
     expect(agent(other).proc.log).toContain(`"exported","replicas":["${vol.metadata.name}/r1 -> ${node}"]`);
