@@ -480,7 +480,8 @@ export class ControllerService {
     if (this.opts.leader && !this.opts.leader.isLeader) return out;
     const nodes = await this.inventory.nodes();
     for (const listed of await this.store.list()) {
-      if (listed.phase !== 'Active') continue;
+      // Only volumes with something to do are read again (under their lock).
+      if (listed.phase !== 'Active' || (!listed.relocation && !relocationTarget(listed))) continue;
       await this.perVolume.run(listed.id, async () => {
         const rec = await this.store.get(listed.id);
         if (!rec) return;
