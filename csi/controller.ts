@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { ClusterState } from '../placement/cluster.ts';
 import { PlacementEngine } from '../placement/engine.ts';
-import type { ReplicaInfo } from '../placement/model.ts';
+import type { NodeInfo, ReplicaInfo } from '../placement/model.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { GiB, MiB } from '../placement/units.ts';
 import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
@@ -478,14 +478,16 @@ export class ControllerService {
   async relocate(): Promise<RelocationPass> {
     const out: RelocationPass = { started: [], finished: [], blocked: [] };
     if (this.opts.leader && !this.opts.leader.isLeader) return out;
-    const nodes = await this.inventory.nodes();
+    let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
     for (const listed of await this.store.list()) {
       // Only volumes with something to do are read again (under their lock).
       if (listed.phase !== 'Active' || (!listed.relocation && !relocationTarget(listed))) continue;
       await this.perVolume.run(listed.id, async () => {
         const rec = await this.store.get(listed.id);
         if (!rec) return;
-        if (releaseRemoved(rec, nodes)) {
+        const ended = rec.relocation?.step === 'done' || rec.relocation?.step === 'cancelled';
+        if (ended) nodes ??= await this.inventory.nodes();
+        if (releaseRemoved(rec, nodes ?? [])) {
           await this.store.replace(rec);
           if (!rec.relocation) out.finished.push(rec.id);
           return;
