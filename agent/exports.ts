@@ -18,8 +18,10 @@ export interface ExportPassResult {
   exported: string[];
   /** Exports removed (volume detached, attached here, deleted, or unknown to the records). */
   unexported: string[];
-  /** Replicas that could not be served this pass, and why (retried on the next pass). */
+  /** Replicas that wait for something expected (retried on the next pass), and what. */
   waiting: { replica: string; reason: string }[];
+  /** Replicas whose partition or export failed (retried too, but a user should hear of it). */
+  failed: { volume: string; replica: string; reason: string }[];
 }
 
 export interface ExportPassOptions {
@@ -44,7 +46,7 @@ const live = (r: VolumeRecord['replicas'][number]) => r.state !== 'Faulty' && r.
 
 /** One pass over every volume with a replica on this node. Safe to run at any time, any number of times. */
 export async function reconcileExports(o: ExportPassOptions): Promise<ExportPassResult> {
-  const out: ExportPassResult = { created: [], exported: [], unexported: [], waiting: [] };
+  const out: ExportPassResult = { created: [], exported: [], unexported: [], waiting: [], failed: [] };
   const records = await o.store.list();
   const byId = new Map(records.map((r) => [r.id, r]));
 
@@ -90,7 +92,7 @@ async function serveVolume(o: ExportPassOptions, id: string, out: ExportPassResu
     try {
       await serveReplica(o, rec, r, out);
     } catch (e) {
-      out.waiting.push({ replica: `${rec.id}/${r.id}`, reason: (e as Error).message });
+      out.failed.push({ volume: rec.id, replica: r.id, reason: (e as Error).message });
     }
   }
 }

@@ -27,6 +27,7 @@ import { serveCsi } from '../csi/server.ts';
 import type { PeerDirectory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import type { MeshStorVolume } from '../kube/crds.ts';
+import { EventRecorder } from '../kube/events.ts';
 import { makeLogger } from '../kube/log.ts';
 import { parseBytes } from '../placement/units.ts';
 import { every, shutdownServer } from './periodic.ts';
@@ -111,11 +112,15 @@ export async function agentCommand(argv: string[]): Promise<number> {
   let publisher: NodePublisher | undefined;
   let peers: PeerDirectory | undefined;
   let watched: { store: WatchedVolumeStore; kc: KubeConfig } | undefined;
+  let events: EventRecorder | undefined;
   if (values.state === 'kube') {
     const kc = loadKubeConfig(values.kubeconfig);
     watched = { store: new WatchedVolumeStore(new KubeVolumeStore(kc)), kc };
     store = watched.store;
     peers = new KubePeerDirectory(kc);
+    events = EventRecorder.forCluster(kc, `meshstor-agent/${nodeName}`, (m) =>
+      log('warn', 'event', { error: m }),
+    );
     publisher = new NodePublisher(kc, { nodeName, zone: values.zone, address: values.address, port }, host);
     await publisher.publish(await store.list());
   } else store = new MemoryVolumeStore();
@@ -158,6 +163,14 @@ export async function agentCommand(argv: string[]): Promise<number> {
       if (x.exported.length) log('info', 'exported', { replicas: x.exported });
       if (x.unexported.length) log('info', 'unexported', { replicas: x.unexported });
       for (const w of x.waiting) log('info', 'waiting to export', w);
+      for (const f of x.failed) {
+        log('warn', 'replica not served', f);
+        await events?.warn(
+          { kind: 'MeshStorVolume', name: f.volume },
+          'ReplicaNotServed',
+          `node ${nodeName}, replica ${f.replica}: ${f.reason}`,
+        );
+      }
       const m = await reportMemberStates({ nodeName, host, store, listen, locks });
       if (m.length) log('info', 'member states reported', { volumes: m });
       for (const p of await advanceRelocations({ nodeName, host, store, listen, locks }))

@@ -16,6 +16,7 @@ import { MemoryVolumeStore, StaticInventory } from '../csi/memory-store.ts';
 import { serveCsi } from '../csi/server.ts';
 import type { NodeInventory, VolumeStore } from '../csi/state.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
 import { makeLogger } from '../kube/log.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
@@ -70,6 +71,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   let nodeCount: number | undefined;
   let elector: LeaseElector | undefined;
   let cache: RunningPlacementCache | undefined;
+  let events: EventRecorder | undefined;
   if (values.state === 'memory') {
     const nodes = generateCluster(loadScenario(values.cluster).scenario);
     store = new MemoryVolumeStore();
@@ -77,6 +79,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     nodeCount = nodes.length;
   } else if (values.state === 'kube') {
     const kc = loadKubeConfig(values.kubeconfig);
+    events = EventRecorder.forCluster(kc, 'meshstor-controller', (m) => log('warn', 'event', { error: m }));
     store = new KubeVolumeStore(kc);
     // Still read fresh: DeleteVolume drops a finalizer only when no agent reports a partition.
     inventory = new KubeNodeInventory(kc);
@@ -116,7 +119,10 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       const r = await controller.relocate();
       if (r.started.length) log('info', 'relocation started', { volumes: r.started });
       if (r.finished.length) log('info', 'relocation finished', { volumes: r.finished });
-      for (const b of r.blocked) log('warn', 'relocation blocked', b);
+      for (const b of r.blocked) {
+        log('warn', 'relocation blocked', b);
+        await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RelocationBlocked', b.reason);
+      }
     } catch (e) {
       log('warn', 'resync', { error: (e as Error).message });
     }

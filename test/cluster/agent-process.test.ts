@@ -104,6 +104,45 @@ describe('meshstor agent --state kube', () => {
         }
       });
       expect(agent.log).toMatch(/"msg":"wiped","partitions":\["agent-n1\/SIMagent-n1-0\/pvc-agent\/r0"\]/);
+
+      // A layout the node cannot serve (an extent past its drive's end): a Warning Event on the volume.
+      await k.custom.createClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL.MeshStorVolume,
+        body: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'MeshStorVolume',
+          metadata: { name: 'beyond-the-end' },
+          spec: {
+            sizeBytes: GiB,
+            replicaCount: 1,
+            replicas: [
+              {
+                id: 'r0',
+                node: 'agent-n1',
+                drive: 'SIMagent-n1-0',
+                extent: { start: 60 * GiB, end: 61 * GiB },
+              },
+            ],
+          },
+        },
+      });
+      const event = await until('a ReplicaNotServed event', 20_000, async () => {
+        const l = await k.core.listNamespacedEvent({
+          namespace: 'default',
+          fieldSelector: 'involvedObject.name=beyond-the-end',
+        });
+        return l.items.find((e) => e.reason === 'ReplicaNotServed');
+      });
+      expect(event.type).toBe('Warning');
+      expect(event.message).toMatch(/^node agent-n1, replica r0: /);
+      await k.custom.deleteClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL.MeshStorVolume,
+        name: 'beyond-the-end',
+      });
       client.close();
     } finally {
       await agent.stop();
