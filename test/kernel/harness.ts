@@ -1,5 +1,5 @@
 // Boots the kernel-tier VM: Debian's kernel + the base initramfs from `npm run setup:kernel`, with
-// the project (agent/, placement/, csi/, test/kernel/guest/) appended as a second cpio archive, virtual
+// the project (agent/, placement/, csi/, kube/, test/kernel/guest/) appended as a second cpio archive, virtual
 // `-device nvme` drives backed by sparse files, and the console on stdout. The guest runs one
 // suite with Node 24 and prints `@@MS {json}` lines; this returns them with the exit status.
 // A guest that does not finish within its time bound is killed (SIGKILL).
@@ -21,7 +21,7 @@ import { currentBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** What the guest needs of the project. */
-const PROJECT_DIRS = ['agent', 'placement', 'csi', 'test/kernel/guest', 'bench/kernel'];
+const PROJECT_DIRS = ['agent', 'placement', 'csi', 'kube', 'test/kernel/guest', 'bench/kernel'];
 /**
  * The only packages the guest loads, with their JavaScript (csi/ takes gRPC status codes from
  * @grpc/grpc-js, which needs @js-sdsl/ordered-map); everything else is Node builtins.
