@@ -118,7 +118,7 @@ export const r_agentRelocation: Scenario = {
         ...r.blocked.map((b) => `blocked ${b.reason}`),
       );
       if (r.finished.includes(VOL)) break;
-      if (!cut && syncing.filter((x) => x.step === 'syncing' && (x.bytesDone ?? 0) > 0).length >= 3) {
+      if (!cut && syncing.filter((x) => x.step === 'syncing' && (x.bytesDone ?? 0) > 0).length >= 2) {
         // n3's agent is down for the rest of the resync (md goes on without it), and its next
         // pass dies right after it removed the leaving member, before raid-devices or the record
         const idle = await waitIdle(n3.host, VOL, 300_000);
