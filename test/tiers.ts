@@ -67,7 +67,7 @@ export const TIERS: Tier[] = [
   {
     name: 'kernel',
     about:
-      'Host contract + data-path scenarios + CSI NodeStage across three nodes through LinuxHost on Debian 6.12 in qemu',
+      'Host contract + data-path scenarios + CSI NodeStage and relocation across three nodes through LinuxHost on Debian 6.12 in qemu',
     command: ['vitest', 'run', '--project', 'kernel'],
     vitestProject: 'kernel',
     requiredInCI: true,

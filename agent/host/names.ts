@@ -58,11 +58,19 @@ export function ownerFromSubsystemNqn(nqn: string): Owner | undefined {
   return m?.[1] && m[2] ? { volumeId: m[1], replicaId: m[2] } : undefined;
 }
 
-/** MD array names are at most 32 bytes in metadata 1.2. */
+/**
+ * The 1.2 superblock has 32 bytes for the name, but mdadm --create keeps at most 31 of them (it
+ * cuts the rest silently, and the array is then not found under the name it was created with).
+ * Longer volume ids (a provisioner's `pvc-<uuid>`) are named by a hash.
+ */
+export const MAX_ARRAY_NAME = 31;
 export function arrayName(volumeId: string): string {
   checkId('volume id', volumeId);
-  if (volumeId.length > 29) {
-    return `ms-${createHash('sha256').update(volumeId).digest('hex').slice(0, 29)}`;
+  if (volumeId.length > MAX_ARRAY_NAME - 3) {
+    return `ms-${createHash('sha256')
+      .update(volumeId)
+      .digest('hex')
+      .slice(0, MAX_ARRAY_NAME - 3)}`;
   }
   return `ms-${volumeId}`;
 }

@@ -47,6 +47,8 @@ export async function withAgents<T>(passes: (() => Promise<unknown>)[], work: Pr
   const settled = work.finally(() => {
     done = true;
   });
+  // Handled when returned; until then a rejection must not count as unhandled (it ends the process).
+  settled.catch(() => {});
   while (!done) {
     for (const pass of passes) await pass();
     await new Promise((r) => setTimeout(r, 20));

@@ -16,9 +16,10 @@ export function freshDrives(dir: string): DriveSpec[] {
     { serial: 'MS-A-DATA', sizeBytes: GiB },
     { serial: 'MS-B-DATA', sizeBytes: GiB },
     { serial: 'MS-B-DATA2', sizeBytes: GiB },
-    // the staging scenario's nodes n1 and n2 (n3 has no drive)
+    // the three nodes of scenarios s and r (n3's drive is where r relocates a member to)
     { serial: 'MS-N1-DATA', sizeBytes: GiB },
     { serial: 'MS-N2-DATA', sizeBytes: GiB },
+    { serial: 'MS-N3-DATA', sizeBytes: GiB },
   ];
   for (const s of specs) {
     s.image = join(dir, `${s.serial}.img`);

@@ -1,7 +1,8 @@
 // The kernel tier: the Host contract and the data-path scenarios on a real Debian 6.12 kernel in
 // qemu, through LinuxHost. Each boot's cases come back as events; one vitest test per case.
 // Boot 1: the contract suite. Boot 2: scenarios a, b, c, d, f, e1, then s (the CSI node service
-// and the agents' export passes of three nodes: stage with remote members, move, fence). Boot 3:
+// and the agents' export passes of three nodes: stage with remote members, move, fence) and r
+// (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
 // e2, g and g2.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -97,6 +98,9 @@ describe('data-path scenarios (real kernel)', () => {
   });
   it('s: NodeStage on three nodes: both members over nvme-tcp, moved (assembled, not created), fenced onto a member node', () => {
     expectCase(run, 's-csi-stage-remote-members');
+  });
+  it('r: relocation by the controller and the agents: a member added on the staging node, resynced, the leaving one removed, wiped and released', () => {
+    expectCase(run, 'r-agent-relocation');
   });
   it('g: crash-and-resume: kill -9 of the relocation driver between every two steps', () => {
     expectCase(reboot, 'g-crash-resume');

@@ -74,7 +74,7 @@ async function write(dir: string, name: string, mib: number, sync = false): Prom
 }
 
 /** md's own comparison of the legs: `check`, wait, mismatch_cnt. */
-async function mdCheck(h: Host, volumeId: string): Promise<number> {
+export async function mdCheck(h: Host, volumeId: string): Promise<number> {
   const arr = await h.getArray(volumeId);
   assert.ok(arr);
   await writeFile(`/sys/block/${arr.devicePath.slice(5)}/md/sync_action`, 'check');

@@ -27,9 +27,9 @@ import { poll, verify, writeRandom } from './scenarios.ts';
 
 const VOL = 'vol-s';
 const SIZE = 320 * MiB;
-const NODES = ['n1', 'n2', 'n3'] as const;
-type NodeName = (typeof NODES)[number];
-const NQN: Record<NodeName, string> = {
+export const NODES = ['n1', 'n2', 'n3'] as const;
+export type NodeName = (typeof NODES)[number];
+export const NQN: Record<NodeName, string> = {
   n1: 'nqn.2014-08.org.nvmexpress:uuid:5a5a5a5a-0000-4000-8000-000000000001',
   n2: 'nqn.2014-08.org.nvmexpress:uuid:5a5a5a5a-0000-4000-8000-000000000002',
   n3: 'nqn.2014-08.org.nvmexpress:uuid:5a5a5a5a-0000-4000-8000-000000000003',
@@ -43,7 +43,7 @@ const stagePath = (n: NodeName) => `/mnt/stage-${n}`;
  * namespace it connected), and the exports on its own listen address.
  * `beforeAssemble` lets the scenario look at the kernel between NodeStage's fencing and assembly.
  */
-class GuestNode extends LinuxHost {
+export class GuestNode extends LinuxHost {
   readonly listen: ListenAddress;
   beforeAssemble: (() => Promise<void>) | undefined;
   /** Failed connect attempts by error class (NodeStage retries the refused ones). */
@@ -90,7 +90,7 @@ class GuestNode extends LinuxHost {
 }
 
 /** The kernel's controllers of a subsystem connected with a host NQN, with their state. */
-async function controllers(subsys: string, hostNqn: string): Promise<string[]> {
+export async function controllers(subsys: string, hostNqn: string): Promise<string[]> {
   const out: string[] = [];
   for (const c of await readdir('/sys/class/nvme').catch(() => [] as string[])) {
     const attr = (f: string) =>
@@ -104,7 +104,7 @@ async function controllers(subsys: string, hostNqn: string): Promise<string[]> {
   return out;
 }
 
-function cluster() {
+export function cluster() {
   const store = new MemoryVolumeStore();
   const peers = new StaticPeers();
   const node = (name: NodeName, i: number) => {
@@ -123,20 +123,24 @@ function cluster() {
   return { store, peers, nodes, withAgents };
 }
 
-const stageReq = (n: NodeName) => ({
-  volume_id: VOL,
-  staging_target_path: stagePath(n),
+export const stageReq = (n: NodeName, volume_id = VOL, staging_target_path = stagePath(n)) => ({
+  volume_id,
+  staging_target_path,
   volume_capability: {
     mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
     access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
   },
   volume_context: {},
 });
-const unstageReq = (n: NodeName) => ({ volume_id: VOL, staging_target_path: stagePath(n) });
+export const unstageReq = (n: NodeName, volume_id = VOL, staging_target_path = stagePath(n)) => ({
+  volume_id,
+  staging_target_path,
+});
 
-const record = (): VolumeRecord => ({
-  id: VOL,
-  name: VOL,
+/** A volume of two replicas, on n1 and n2 at the same extent, neither made yet. */
+export const record = (id = VOL, start = MiB): VolumeRecord => ({
+  id,
+  name: id,
   sizeBytes: SIZE - 16 * MiB,
   replicaCount: 2,
   spread: { domain: 'zone', mode: 'none' },
@@ -146,13 +150,13 @@ const record = (): VolumeRecord => ({
     id: `r${i + 1}`,
     node: n,
     drive: `MS-${n.toUpperCase()}-DATA`,
-    extent: { start: MiB, end: MiB + SIZE },
+    extent: { start, end: start + SIZE },
     state: 'Pending' as const,
   })),
 });
 
-const states = (a: ArrayInfo | undefined) => a?.members.map((m) => `${m.devicePath}:${m.state}`);
-const since = (t0: number) => Date.now() - t0;
+export const states = (a: ArrayInfo | undefined) => a?.members.map((m) => `${m.devicePath}:${m.state}`);
+export const since = (t0: number) => Date.now() - t0;
 
 export const s_csiStaging: Scenario = {
   name: 's-csi-stage-remote-members',
