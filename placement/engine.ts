@@ -113,6 +113,17 @@ export interface CapacityQuery {
   spread?: SpreadPolicy | undefined;
 }
 
+/**
+ * Bytes a member added to an existing volume needs: never smaller than the members it joins, as md
+ * refuses a device smaller than the array's members (records made by hand or by an older sizing
+ * may hold more than the volume's own headroom).
+ */
+function memberBytes(v: { sizeBytes: number; replicas: readonly ReplicaInfo[] }): number {
+  let need = replicaExtentBytes(v.sizeBytes);
+  for (const r of v.replicas) if (r.state !== 'Removed') need = Math.max(need, r.extent.end - r.extent.start);
+  return need;
+}
+
 export class PlacementEngine {
   readonly cluster: ClusterState;
   readonly policy: PlacementPolicy;
@@ -292,7 +303,7 @@ export class PlacementEngine {
     let reservationId: string | undefined;
     let bytes = 0;
     if (!here) {
-      const need = replicaExtentBytes(v.sizeBytes);
+      const need = memberBytes(v);
       const why = whyNotTarget(target, need, live);
       if (why)
         return { ok: false, code: 'exhausted', message: `cannot relocate ${volumeId} to ${newNode}: ${why}` };
@@ -461,7 +472,7 @@ export class PlacementEngine {
         .filter((d): d is string => d !== undefined),
     );
     const req: SelectRequest = {
-      needBytes: replicaExtentBytes(v.sizeBytes),
+      needBytes: memberBytes(v),
       count: 1,
       spread: v.spread,
       usedDomains,

@@ -307,6 +307,38 @@ describe('plans', () => {
     expect(again.ok && again.plan.from?.node).toBe('node-0');
   });
 
+  it('a new member is never smaller than the members it joins (md refuses a smaller device)', () => {
+    const nodes = cluster(3, ['a'], [100]);
+    const d0 = nodes[0]?.drives[0]?.id as string;
+    // A record whose member is larger than the volume's own headroom asks for (hand-made, or sized
+    // by an older rule).
+    const e = new PlacementEngine(
+      {
+        nodes,
+        volumes: [
+          {
+            id: 'big-member',
+            sizeBytes: GiB,
+            replicaCount: 1,
+            spread: { domain: 'zone', mode: 'none' },
+            replicas: [
+              {
+                id: 'r0',
+                node: 'node-0',
+                drive: d0,
+                extent: { start: MiB, end: MiB + 5 * GiB },
+                state: 'InSync',
+              },
+            ],
+          },
+        ],
+      },
+      { seed: 7 },
+    );
+    const r = e.planRelocation('big-member', 'node-1');
+    expect(r.ok && r.plan.to && r.plan.to.end - r.plan.to.start).toBe(5 * GiB);
+  });
+
   it('relocation that cannot fit says why', () => {
     const { e } = oneVolume(1);
     const full = e.allocate({
