@@ -5,11 +5,11 @@
 // leave its live connection writing. When the attachment moves, an export that allows anybody but
 // the new host is removed whole (that drops every connected controller) and made again for the new
 // host only; the new node cannot connect before that, because it is not on the old allow-list.
-import type { KeyedLock } from '../csi/lock.ts';
-import { updateRecord, type VolumeRecord, type VolumeStore } from '../csi/state.ts';
+import type { VolumeRecord } from '../csi/state.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
-import type { Host, ListenAddress, MemberState, Owner, Partition } from './host/types.ts';
-import { holds, partitionOf } from './owners.ts';
+import type { Drive, ExportInfo, Host, Owner, Partition } from './host/types.ts';
+import { holds } from './owners.ts';
+import type { AgentPassOptions } from './pass.ts';
 
 export interface ExportPassResult {
   /** Replica partitions created, as volume/replica. */
@@ -24,48 +24,48 @@ export interface ExportPassResult {
   failed: { volume: string; replica: string; reason: string }[];
 }
 
-export interface ExportPassOptions {
-  nodeName: string;
-  host: Host;
-  store: VolumeStore;
-  /** Where this node's NVMe-oF target listens. */
-  listen: ListenAddress;
-  /** Shared with the node service: a volume is never staged and re-exported at the same time. */
-  locks: KeyedLock;
-}
-
-/** What an array member's state means for the volume's record. */
-export const MEMBER_FROM_ARRAY: Record<MemberState, VolumeRecord['replicas'][number]['state']> = {
-  in_sync: 'InSync',
-  rebuilding: 'Syncing',
-  spare: 'Syncing',
-  faulty: 'Faulty',
-};
-
 const live = (r: VolumeRecord['replicas'][number]) => r.state !== 'Faulty' && r.state !== 'Removed';
 
+/**
+ * What this pass read of the host once, instead of once per replica: the drives (a partition is
+ * only looked up here; creating one is idempotent by GUID, so a stale miss costs nothing) and the
+ * exports, kept current as the pass changes them.
+ */
+interface HostView {
+  drives: Drive[];
+  exports: Map<string, ExportInfo>;
+}
+
 /** One pass over every volume with a replica on this node. Safe to run at any time, any number of times. */
-export async function reconcileExports(o: ExportPassOptions): Promise<ExportPassResult> {
+export async function reconcileExports(
+  o: AgentPassOptions,
+  records: readonly VolumeRecord[],
+): Promise<ExportPassResult> {
   const out: ExportPassResult = { created: [], exported: [], unexported: [], waiting: [], failed: [] };
-  const records = await o.store.list();
   const byId = new Map(records.map((r) => [r.id, r]));
+  const view: HostView = {
+    drives: await o.host.listDrives(),
+    exports: new Map((await o.host.listExports()).map((e) => [e.nqn, e])),
+  };
 
   // Exports nobody should have: of volumes that are gone, being deleted, detached, attached here,
   // or of replicas no longer on this node. Removing an export loses no data.
-  for (const e of await o.host.listExports()) {
+  for (const e of [...view.exports.values()]) {
     const owner = ownerFromSubsystemNqn(e.nqn);
     if (!owner) continue; // not MeshStor's
     const rec = byId.get(owner.volumeId);
     if (rec && wantsExport(rec, owner, o.nodeName)) continue;
     const done = await o.locks.tryRun(owner.volumeId, () => o.host.unexport(e.nqn).then(() => true), false);
-    if (done) out.unexported.push(`${owner.volumeId}/${owner.replicaId}`);
+    if (!done) continue;
+    view.exports.delete(e.nqn);
+    out.unexported.push(`${owner.volumeId}/${owner.replicaId}`);
   }
 
   for (const listed of records) {
     if (listed.phase !== 'Active' || !listed.replicas.some((r) => r.node === o.nodeName)) continue;
     // A volume being staged or unstaged here is left to the next pass: waiting for it would hold
     // up every other volume while NodeStage waits for remote exports.
-    const busy = await o.locks.tryRun(listed.id, () => serveVolume(o, listed.id, out), 'busy' as const);
+    const busy = await o.locks.tryRun(listed.id, () => serveVolume(o, view, listed.id, out), 'busy' as const);
     if (busy === 'busy') out.waiting.push({ replica: listed.id, reason: 'being staged or unstaged here' });
   }
   return out;
@@ -83,14 +83,19 @@ function wantsExport(rec: VolumeRecord, owner: Owner, nodeName: string): boolean
   );
 }
 
-async function serveVolume(o: ExportPassOptions, id: string, out: ExportPassResult): Promise<void> {
+async function serveVolume(
+  o: AgentPassOptions,
+  view: HostView,
+  id: string,
+  out: ExportPassResult,
+): Promise<void> {
   // Read again under the lock: the list may predate a stage or unstage that just finished here.
   const rec = await o.store.get(id);
   if (rec?.phase !== 'Active') return;
   for (const r of rec.replicas) {
     if (r.node !== o.nodeName || !live(r)) continue;
     try {
-      await serveReplica(o, rec, r, out);
+      await serveReplica(o, view, rec, r, out);
     } catch (e) {
       out.failed.push({ volume: rec.id, replica: r.id, reason: (e as Error).message });
     }
@@ -98,14 +103,18 @@ async function serveVolume(o: ExportPassOptions, id: string, out: ExportPassResu
 }
 
 async function serveReplica(
-  o: ExportPassOptions,
+  o: AgentPassOptions,
+  view: HostView,
   rec: VolumeRecord,
   r: VolumeRecord['replicas'][number],
   out: ExportPassResult,
 ): Promise<void> {
   const owner = { volumeId: rec.id, replicaId: r.id };
   const name = `${rec.id}/${r.id}`;
-  const part = await ensurePartition(o.host, rec, r, () => out.created.push(name));
+  const part = await ensurePartition(o.host, rec, r, {
+    drives: view.drives,
+    onCreate: () => out.created.push(name),
+  });
   const to = rec.attachment;
   if (!to || to.node === o.nodeName) return; // nothing to export; the pass above removed any export
   // This node still runs the array (the old attachment has not unstaged): exporting its member
@@ -119,11 +128,15 @@ async function serveReplica(
     return;
   }
   const nqn = subsystemNqn(owner);
-  const have = (await o.host.listExports()).find((e) => e.nqn === nqn);
+  const have = view.exports.get(nqn);
   if (have?.allowedHosts.length === 1 && have.allowedHosts[0] === to.hostNqn) return;
-  if (have) await o.host.unexport(nqn); // fencing: drops the previous host's connection
-  await o.host.exportReplica({ ...owner, devicePath: part.path, listen: o.listen });
+  if (have) {
+    await o.host.unexport(nqn); // fencing: drops the previous host's connection
+    view.exports.delete(nqn);
+  }
+  const made = await o.host.exportReplica({ ...owner, devicePath: part.path, listen: o.listen });
   await o.host.grantHost(nqn, { hostNqn: to.hostNqn });
+  view.exports.set(nqn, { ...made, allowedHosts: [to.hostNqn] });
   out.exported.push(`${name} -> ${to.node}`);
 }
 
@@ -135,9 +148,9 @@ export async function ensurePartition(
   host: Host,
   rec: VolumeRecord,
   r: VolumeRecord['replicas'][number],
-  onCreate?: () => void,
+  o: { drives?: readonly Drive[]; onCreate?: () => void } = {},
 ): Promise<Partition> {
-  const drive = (await host.listDrives()).find((d) => d.id === r.drive);
+  const drive = (o.drives ?? (await host.listDrives())).find((d) => d.id === r.drive);
   if (!drive) throw new Error(`drive ${r.drive} of replica ${rec.id}/${r.id} is not on this node`);
   const have = drive.partitions.find((p) => holds(p, { volumeId: rec.id, replicaId: r.id }));
   if (have && have.end < r.extent.end)
@@ -147,43 +160,6 @@ export async function ensurePartition(
     { volumeId: rec.id, replicaId: r.id, extent: r.extent },
   ]);
   if (!made) throw new Error(`internal: partition for ${rec.id}/${r.id} was not created`);
-  onCreate?.();
+  o.onCreate?.();
   return made;
-}
-
-/**
- * On the node that runs a volume's array: the record's member states follow what md reports
- * (a member that failed, or one that is rebuilding). Returns the volumes whose record changed.
- */
-export async function reportMemberStates(o: ExportPassOptions): Promise<string[]> {
-  const changed: string[] = [];
-  for (const rec of await o.store.list()) {
-    if (rec.phase !== 'Active' || rec.attachment?.node !== o.nodeName) continue;
-    const array = await o.host.getArray(rec.id);
-    if (!array) continue;
-    const stateOf = new Map(array.members.map((m) => [m.devicePath, m.state]));
-    const drives = await o.host.listDrives();
-    const next = new Map<string, VolumeRecord['replicas'][number]['state']>();
-    for (const r of rec.replicas) {
-      const device =
-        r.node === o.nodeName
-          ? partitionOf(drives, { volumeId: rec.id, replicaId: r.id })?.path
-          : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
-      const s = device ? stateOf.get(device) : undefined;
-      if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);
-    }
-    const written = await updateRecord(o.store, rec.id, (r) => {
-      let diff = false;
-      for (const x of r.replicas) {
-        const s = next.get(x.id);
-        if (s && s !== x.state) {
-          x.state = s;
-          diff = true;
-        }
-      }
-      return diff;
-    });
-    if (written && JSON.stringify(written.replicas) !== JSON.stringify(rec.replicas)) changed.push(rec.id);
-  }
-  return changed;
 }

@@ -19,13 +19,15 @@ export function partitionOf(drives: readonly Drive[], o: Owner): Partition | und
 }
 
 /**
- * The drives with every partition's owner filled in from the records where its name was cut.
+ * The drives of `nodeName` with every partition's owner filled in from the records where its name
+ * was cut. Only replicas the records place on this node can be here, so only theirs are hashed.
  * A MeshStor partition no record knows keeps no owner: it is reported, never taken for anyone's.
  */
-export function withOwners(drives: Drive[], records: readonly VolumeRecord[]): Drive[] {
+export function withOwners(drives: Drive[], records: readonly VolumeRecord[], nodeName: string): Drive[] {
   const byGuid = new Map<string, Owner>();
   for (const v of records)
     for (const r of v.replicas) {
+      if (r.node !== nodeName) continue;
       const o = { volumeId: v.id, replicaId: r.id };
       byGuid.set(partitionUuid(o), o);
     }

@@ -32,7 +32,7 @@ export async function nodeStatus(
   records: readonly VolumeRecord[] = [],
   now = new Date(),
 ): Promise<MeshStorNodeStatus> {
-  const drives = withOwners(await host.listDrives(), records);
+  const drives = withOwners(await host.listDrives(), records, id.nodeName);
   let capacity = 0;
   let free = 0;
   for (const d of drives) {

@@ -1,8 +1,8 @@
 // The agent's clean-up pass over the volumes that involve this node: a volume being deleted, and a
-// member a relocation removed, have their local partitions wiped and deleted once nothing uses them (the Host refuses while an
-// array, an export or a mount still holds one), then the node is re-published so the controller
-// sees the partitions gone and lets the volume go. Exports to the consuming node come next.
-import type { VolumeStore } from '../csi/state.ts';
+// member a relocation removed, have their local partitions wiped and deleted once nothing uses
+// them (the Host refuses while an array, an export or a mount still holds one); the node is then
+// re-published, so the controller sees the partitions gone and releases their extents.
+import type { VolumeRecord } from '../csi/state.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
 import { withOwners } from './owners.ts';
@@ -16,9 +16,8 @@ export interface ReconcileResult {
 export async function reconcileDeletions(
   nodeName: string,
   host: Host,
-  store: VolumeStore,
+  records: readonly VolumeRecord[],
 ): Promise<ReconcileResult> {
-  const records = await store.list();
   const deleting = new Set(records.filter((v) => v.phase === 'Deleting').map((v) => v.id));
   // Members a finished relocation removed (or a cancelled one took back), still on this node.
   const removed = new Set(
@@ -31,7 +30,7 @@ export async function reconcileDeletions(
       ),
   );
   const out: ReconcileResult = { wiped: [], waiting: [] };
-  for (const d of withOwners(await host.listDrives(), records)) {
+  for (const d of withOwners(await host.listDrives(), records, nodeName)) {
     for (const p of d.partitions) {
       // Only partitions of volumes being deleted and removed members. One whose volume has no
       // record at all is drift: it is reported (the MeshStorNode lists it), never deleted on a guess.

@@ -3,11 +3,12 @@
 // leaving member goes only once the new one is in sync, and the Host refuses to remove the last
 // in-sync member whatever the record says. Every step reads the array first and does only what is
 // missing, so a pass killed anywhere resumes on the next one.
-import { updateRecord, type VolumeRecord } from '../csi/state.ts';
-import { type ExportPassOptions, ensurePartition } from './exports.ts';
+import { type Relocation, updateRecord, type VolumeRecord } from '../csi/state.ts';
+import { ensurePartition } from './exports.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo } from './host/types.ts';
 import { partitionOf } from './owners.ts';
+import type { AgentPassOptions } from './pass.ts';
 
 export interface RelocationProgress {
   volume: string;
@@ -18,9 +19,12 @@ export interface RelocationProgress {
 type Replica = VolumeRecord['replicas'][number];
 
 /** One pass over the relocations of volumes whose array runs on this node. */
-export async function advanceRelocations(o: ExportPassOptions): Promise<RelocationProgress[]> {
+export async function advanceRelocations(
+  o: AgentPassOptions,
+  records: readonly VolumeRecord[],
+): Promise<RelocationProgress[]> {
   const out: RelocationProgress[] = [];
-  for (const listed of await o.store.list()) {
+  for (const listed of records) {
     const step = listed.relocation?.step;
     if (listed.phase !== 'Active' || listed.attachment?.node !== o.nodeName) continue;
     if (step !== 'adding' && step !== 'syncing' && step !== 'removing' && step !== 'cancelled') continue;
@@ -30,13 +34,41 @@ export async function advanceRelocations(o: ExportPassOptions): Promise<Relocati
   return out;
 }
 
-/** The member's block device on this node: its partition here, or its connected namespace. */
-async function deviceOf(o: ExportPassOptions, rec: VolumeRecord, r: Replica): Promise<string | undefined> {
-  if (r.node === o.nodeName) return (await ensurePartition(o.host, rec, r)).path;
-  return o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+/**
+ * The member's block device on this node: its partition here, or its connected namespace.
+ * `create`: make the partition if the disk has none yet (only for the member being added).
+ */
+async function deviceOf(
+  o: AgentPassOptions,
+  rec: VolumeRecord,
+  r: Replica,
+  create: boolean,
+): Promise<string | undefined> {
+  const owner = { volumeId: rec.id, replicaId: r.id };
+  if (r.node !== o.nodeName) return o.host.findDeviceByNqn(subsystemNqn(owner));
+  if (create) return (await ensurePartition(o.host, rec, r)).path;
+  return partitionOf(await o.host.listDrives(), owner)?.path;
 }
 
-async function advance(o: ExportPassOptions, id: string): Promise<RelocationProgress | undefined> {
+/** Writes the relocation's step, and the new state of one member, into the record. */
+async function recordStep(
+  o: AgentPassOptions,
+  id: string,
+  step: Relocation['step'],
+  member: { id: string; state: Replica['state'] },
+  bytesDone?: number,
+): Promise<void> {
+  await updateRecord(o.store, id, (r) => {
+    if (!r.relocation) return false;
+    r.relocation.step = step;
+    if (bytesDone !== undefined) r.relocation.bytesDone = bytesDone;
+    const x = r.replicas.find((y) => y.id === member.id);
+    if (x) x.state = member.state;
+    return true;
+  });
+}
+
+async function advance(o: AgentPassOptions, id: string): Promise<RelocationProgress | undefined> {
   const rec = await o.store.get(id);
   const reloc = rec?.relocation;
   if (!rec || !reloc || rec.attachment?.node !== o.nodeName) return undefined;
@@ -46,7 +78,7 @@ async function advance(o: ExportPassOptions, id: string): Promise<RelocationProg
   const leaving = rec.replicas.find((r) => r.id === reloc.fromReplica);
   if (!adding || !leaving) return undefined;
   if (reloc.step === 'cancelled') return takeBack(o, rec, adding);
-  const addDev = await deviceOf(o, rec, adding);
+  const addDev = await deviceOf(o, rec, adding, true);
   if (!addDev) {
     // A new member on another node: connecting it is NodeStage's job; it is added on a later stage.
     return { volume: rec.id, step: `waiting for ${adding.node} to be connected` };
@@ -61,60 +93,33 @@ async function advance(o: ExportPassOptions, id: string): Promise<RelocationProg
   const added = info.members.find((m) => m.devicePath === addDev);
   if (added?.state !== 'in_sync') {
     const done = Math.floor((info.syncProgress ?? 0) * rec.sizeBytes);
-    await record(o, rec.id, (r) => {
-      if (!r.relocation) return false;
-      r.relocation.step = 'syncing';
-      r.relocation.bytesDone = done;
-      const x = r.replicas.find((y) => y.id === adding.id);
-      if (x) x.state = 'Syncing';
-      return true;
-    });
+    await recordStep(o, rec.id, 'syncing', { id: adding.id, state: 'Syncing' }, done);
     return { volume: rec.id, step: 'syncing', bytesDone: done };
   }
 
   // The new member is in sync: the leaving one goes (the Host refuses if it is the last copy).
-  await record(o, rec.id, (r) => {
-    if (!r.relocation) return false;
-    r.relocation.step = 'removing';
-    r.relocation.bytesDone = r.sizeBytes;
-    const x = r.replicas.find((y) => y.id === adding.id);
-    if (x) x.state = 'InSync';
-    return true;
-  });
-  const leaveDev = await deviceOf(o, rec, leaving);
+  await recordStep(o, rec.id, 'removing', { id: adding.id, state: 'InSync' }, rec.sizeBytes);
+  const leaveDev = await deviceOf(o, rec, leaving, false);
   if (leaveDev && info.members.some((m) => m.devicePath === leaveDev))
     info = await o.host.removeMember(rec.id, leaveDev);
   const target = rec.replicaCount;
   if (info.raidDevices > target) info = await o.host.setRaidDevices(rec.id, target);
   if (leaving.node !== o.nodeName)
     await o.host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: leaving.id }));
-  await record(o, rec.id, (r) => {
-    if (!r.relocation) return false;
-    r.relocation.step = 'done';
-    const x = r.replicas.find((y) => y.id === leaving.id);
-    if (x) x.state = 'Removed';
-    return true;
-  });
+  await recordStep(o, rec.id, 'done', { id: leaving.id, state: 'Removed' });
   return { volume: rec.id, step: 'done' };
 }
 
 /** The controller took the new member back: out of the array again, if it got in. */
 async function takeBack(
-  o: ExportPassOptions,
+  o: AgentPassOptions,
   rec: VolumeRecord,
   adding: Replica,
 ): Promise<RelocationProgress | undefined> {
-  const dev =
-    adding.node === o.nodeName
-      ? partitionOf(await o.host.listDrives(), { volumeId: rec.id, replicaId: adding.id })?.path
-      : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: adding.id }));
+  const dev = await deviceOf(o, rec, adding, false);
   let info = await o.host.getArray(rec.id);
   if (!dev || !info?.members.some((m) => m.devicePath === dev)) return undefined;
   info = await o.host.removeMember(rec.id, dev);
   if (info.raidDevices > rec.replicaCount) await o.host.setRaidDevices(rec.id, rec.replicaCount);
   return { volume: rec.id, step: 'cancelled' };
-}
-
-async function record(o: ExportPassOptions, id: string, change: (r: VolumeRecord) => boolean): Promise<void> {
-  await updateRecord(o.store, id, change);
 }

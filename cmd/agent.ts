@@ -1,20 +1,17 @@
 // `meshstor agent`: the node agent. Serves the CSI Node service over the Host interface and, with
-// Kubernetes state, every --resync-seconds: creates and exports this node's replicas to the node a
-// volume is attached to, reports member states of the arrays it runs, carries out the relocation
-// steps of those arrays, wipes partitions of deleted volumes and of removed members, and publishes
-// this node's MeshStorNode.
+// Kubernetes state, every --resync-seconds and on every change to a volume of this node, runs the
+// agent's pass (agent/pass.ts: exports, member states, relocation steps, wipes) and publishes this
+// node's MeshStorNode.
 // Today it runs on SimulatedHost (`--host simulated`) over NetworkSimFabric, so agents in separate
 // processes reach each other's exports over real TCP at their --address/--port; with --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
 import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { reconcileExports, reportMemberStates } from '../agent/exports.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
+import { agentPass } from '../agent/pass.ts';
 import { NodePublisher } from '../agent/publisher.ts';
-import { reconcileDeletions } from '../agent/reconciler.ts';
-import { advanceRelocations } from '../agent/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { HostInventory } from '../csi/host-inventory.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -158,7 +155,19 @@ export async function agentCommand(argv: string[]): Promise<number> {
 
   const pass = async (publisher: NodePublisher) => {
     try {
-      const x = await reconcileExports({ nodeName, host, store, listen, locks });
+      const {
+        records,
+        exports: x,
+        members,
+        relocations,
+        deletions: r,
+      } = await agentPass({
+        nodeName,
+        host,
+        store,
+        listen,
+        locks,
+      });
       if (x.created.length) log('info', 'partitions created', { replicas: x.created });
       if (x.exported.length) log('info', 'exported', { replicas: x.exported });
       if (x.unexported.length) log('info', 'unexported', { replicas: x.unexported });
@@ -171,14 +180,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
           `node ${nodeName}, replica ${f.replica}: ${f.reason}`,
         );
       }
-      const m = await reportMemberStates({ nodeName, host, store, listen, locks });
-      if (m.length) log('info', 'member states reported', { volumes: m });
-      for (const p of await advanceRelocations({ nodeName, host, store, listen, locks }))
-        log('info', 'relocation', { ...p });
-      const r = await reconcileDeletions(nodeName, host, store);
+      if (members.length) log('info', 'member states reported', { volumes: members });
+      for (const p of relocations) log('info', 'relocation', { ...p });
       if (r.wiped.length) log('info', 'wiped', { partitions: r.wiped });
       for (const w of r.waiting) log('info', 'waiting to wipe', w);
-      await publisher.publish(await store.list());
+      await publisher.publish(records);
     } catch (e) {
       log('warn', 'reconcile', { error: (e as Error).message });
     }

@@ -13,7 +13,7 @@ export async function nodeInfoFromHost(
   host: Host,
   records: readonly VolumeRecord[] = [],
 ): Promise<NodeInfo> {
-  const drives = withOwners(await host.listDrives(), records);
+  const drives = withOwners(await host.listDrives(), records, nodeName);
   return {
     name: nodeName,
     labels: { zone },

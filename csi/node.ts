@@ -3,7 +3,7 @@
 // path (a bind of the staged filesystem, or of the array's device node for a raw block volume),
 // reports usage and grows it. Staging records this node as the volume's attachment; the owners'
 // agents (agent/exports.ts) then export the other members to this node only.
-import { ensurePartition, MEMBER_FROM_ARRAY } from '../agent/exports.ts';
+import { ensurePartition } from '../agent/exports.ts';
 import {
   CommandError,
   ConnectRefusedError,
@@ -14,6 +14,7 @@ import {
 } from '../agent/host/errors.ts';
 import { subsystemNqn } from '../agent/host/names.ts';
 import type { ArrayInfo, Host } from '../agent/host/types.ts';
+import { MEMBER_FROM_ARRAY } from '../agent/members.ts';
 import type { ReplicaInfo } from '../placement/model.ts';
 import { capabilityProblem } from './controller.ts';
 import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from './errors.ts';

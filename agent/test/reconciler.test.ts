@@ -51,14 +51,14 @@ describe('reconcileDeletions', () => {
       r.phase = 'Deleting';
       await store.replace(r);
     }
-    const res = await reconcileDeletions('n1', host, store);
+    const res = await reconcileDeletions('n1', host, await store.list());
     expect(res.wiped).toEqual(['n1/SIM0/gone/r0']);
     expect(res.waiting.map((w) => w.partition)).toEqual(['n1/SIM0/busy/r0']);
     const owners = (await host.listDrives())[0]?.partitions.map((p) => p.owner?.volumeId).sort();
     expect(owners).toEqual(['busy', 'keep', 'stranger']);
     // once unmounted, the next pass finishes the job
     await host.unmount('/mnt/busy');
-    expect((await reconcileDeletions('n1', host, store)).wiped).toEqual(['n1/SIM0/busy/r0']);
+    expect((await reconcileDeletions('n1', host, await store.list())).wiped).toEqual(['n1/SIM0/busy/r0']);
   });
 
   it('a volume id too long for the GPT name (a provisioner pvc-<uuid>) is still known by its GUID', async () => {
@@ -85,7 +85,7 @@ describe('reconcileDeletions', () => {
     const rec = (await store.get(id)) as VolumeRecord;
     rec.phase = 'Deleting';
     await store.replace(rec);
-    expect((await reconcileDeletions('n1', host, store)).wiped).toEqual([`n1/SIM0/${id}/r0`]);
+    expect((await reconcileDeletions('n1', host, await store.list())).wiped).toEqual([`n1/SIM0/${id}/r0`]);
     expect((await host.listDrives())[0]?.partitions).toEqual([]);
   });
 });

@@ -1,10 +1,8 @@
 // Nodes of an in-process cluster: each with its node service and its agent's passes (own
 // KeyedLock) on a shared volume store and peer directory. Used by csi/test/node-remote.test.ts on
 // SimulatedHost and by the kernel tier's scenario s (test/kernel/guest/stage.ts) on LinuxHost.
-import { reconcileExports } from '../../agent/exports.ts';
 import type { Host, ListenAddress } from '../../agent/host/types.ts';
-import { reconcileDeletions } from '../../agent/reconciler.ts';
-import { advanceRelocations } from '../../agent/relocation.ts';
+import { agentPass } from '../../agent/pass.ts';
 import { KeyedLock } from '../lock.ts';
 import type { StaticPeers } from '../memory-store.ts';
 import { NodeService } from '../node.ts';
@@ -30,14 +28,8 @@ export function clusterNode<H extends Host>(o: {
     connectWaitMs: o.connectWaitMs,
     mountPoints: { ensure: async () => {}, remove: async () => {} },
   });
-  /** One round of the agent's resync loop (cmd/agent.ts without the MeshStorNode publish). */
-  const pass = async () => {
-    const opts = { nodeName: name, host, store, listen, locks };
-    const exports = await reconcileExports(opts);
-    await advanceRelocations(opts);
-    await reconcileDeletions(name, host, store);
-    return exports;
-  };
+  /** One round of the agent's resync loop (what cmd/agent.ts runs, without the MeshStorNode publish). */
+  const pass = async () => (await agentPass({ nodeName: name, host, store, listen, locks })).exports;
   return { host, svc, pass, listen };
 }
 

@@ -1,0 +1,54 @@
+// On the node that runs a volume's array: the record's member states follow what md reports (a
+// member that failed, or one that is rebuilding).
+import { updateRecord, type VolumeRecord } from '../csi/state.ts';
+import { subsystemNqn } from './host/names.ts';
+import type { Drive, MemberState } from './host/types.ts';
+import { partitionOf } from './owners.ts';
+import type { AgentPassOptions } from './pass.ts';
+
+/** What an array member's state means for the volume's record. */
+export const MEMBER_FROM_ARRAY: Record<MemberState, VolumeRecord['replicas'][number]['state']> = {
+  in_sync: 'InSync',
+  rebuilding: 'Syncing',
+  spare: 'Syncing',
+  faulty: 'Faulty',
+};
+
+/** Returns the volumes whose record changed. */
+export async function reportMemberStates(
+  o: AgentPassOptions,
+  records: readonly VolumeRecord[],
+): Promise<string[]> {
+  const changed: string[] = [];
+  let drives: Drive[] | undefined; // read once, and only if an array runs here
+  for (const rec of records) {
+    if (rec.phase !== 'Active' || rec.attachment?.node !== o.nodeName) continue;
+    const array = await o.host.getArray(rec.id);
+    if (!array) continue;
+    drives ??= await o.host.listDrives();
+    const stateOf = new Map(array.members.map((m) => [m.devicePath, m.state]));
+    const next = new Map<string, VolumeRecord['replicas'][number]['state']>();
+    for (const r of rec.replicas) {
+      const device =
+        r.node === o.nodeName
+          ? partitionOf(drives, { volumeId: rec.id, replicaId: r.id })?.path
+          : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+      const s = device ? stateOf.get(device) : undefined;
+      if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);
+    }
+    let wrote = false;
+    await updateRecord(o.store, rec.id, (r) => {
+      wrote = false;
+      for (const x of r.replicas) {
+        const s = next.get(x.id);
+        if (s && s !== x.state) {
+          x.state = s;
+          wrote = true;
+        }
+      }
+      return wrote;
+    });
+    if (wrote) changed.push(rec.id);
+  }
+  return changed;
+}
