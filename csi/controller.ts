@@ -17,9 +17,10 @@ import {
   cancelRelocation,
   type RelocationPass,
   releaseRemoved,
+  relocationEnded,
   relocationTarget,
 } from './relocator.ts';
-import type { NodeInventory, VolumeRecord, VolumeStore } from './state.ts';
+import { type NodeInventory, reportsPartition, type VolumeRecord, type VolumeStore } from './state.ts';
 import { preferredNode, segmentOf } from './topology.ts';
 import type {
   CapacityRange,
@@ -354,22 +355,25 @@ export class ControllerService {
   async finalizeDeleted(): Promise<string[]> {
     if (this.opts.leader && !this.opts.leader.isLeader) return [];
     const out: string[] = [];
+    let nodes: NodeInfo[] | undefined; // read once per pass, and only if a volume is being deleted
     for (const rec of await this.store.list()) {
       if (rec.phase !== 'Deleting') continue;
-      if (await this.perVolume.run(rec.id, () => this.finalizeIfWiped(rec.id))) out.push(rec.id);
+      nodes ??= await this.inventory.nodes();
+      const seen = nodes;
+      if (await this.perVolume.run(rec.id, () => this.finalizeIfWiped(rec.id, seen))) out.push(rec.id);
     }
     return out;
   }
 
-  /** Drops a Deleting record once no agent reports a partition of it: only then are its extents free. */
-  async finalizeIfWiped(id: string): Promise<boolean> {
+  /**
+   * Drops a Deleting record once no agent reports a partition of it: only then are its extents free.
+   * `nodes`: the agents' reports, when the caller read them already (read after the records, so a
+   * wipe they show happened after the deletion was recorded).
+   */
+  async finalizeIfWiped(id: string, nodes?: readonly NodeInfo[]): Promise<boolean> {
     const rec = await this.store.get(id);
     if (rec?.phase !== 'Deleting') return false;
-    const nodes = await this.inventory.nodes();
-    const onDisk = nodes.some((n) =>
-      n.drives.some((d) => d.partitions.some((p) => p.owner?.volumeId === id)),
-    );
-    if (onDisk) return false;
+    if (reportsPartition(nodes ?? (await this.inventory.nodes()), id)) return false;
     await this.store.remove(id);
     return true;
   }
@@ -485,8 +489,7 @@ export class ControllerService {
       await this.perVolume.run(listed.id, async () => {
         const rec = await this.store.get(listed.id);
         if (!rec) return;
-        const ended = rec.relocation?.step === 'done' || rec.relocation?.step === 'cancelled';
-        if (ended) nodes ??= await this.inventory.nodes();
+        if (relocationEnded(rec)) nodes ??= await this.inventory.nodes();
         if (releaseRemoved(rec, nodes ?? [])) {
           await this.store.replace(rec);
           if (!rec.relocation) out.finished.push(rec.id);

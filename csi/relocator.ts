@@ -6,7 +6,7 @@
 // is a rebuild, not a relocation.
 import type { MovePlan } from '../placement/engine.ts';
 import type { NodeInfo } from '../placement/model.ts';
-import type { VolumeRecord } from './state.ts';
+import { reportsPartition, type VolumeRecord } from './state.ts';
 
 export interface RelocationPass {
   /** Relocations started, as volume -> node. */
@@ -15,6 +15,11 @@ export interface RelocationPass {
   finished: string[];
   /** Volumes that should move but cannot now, and why. */
   blocked: { volume: string; reason: string }[];
+}
+
+/** Whether the volume's relocation is over (done or cancelled) and only its release is left. */
+export function relocationEnded(rec: VolumeRecord): boolean {
+  return rec.relocation?.step === 'done' || rec.relocation?.step === 'cancelled';
 }
 
 /** The node a volume's member should move to, or undefined when it should stay as it is. */
@@ -65,16 +70,9 @@ export function cancelRelocation(rec: VolumeRecord): void {
  * then clears the relocation. Returns whether the record changed.
  */
 export function releaseRemoved(rec: VolumeRecord, nodes: readonly NodeInfo[]): boolean {
-  const r = rec.relocation;
-  if (!r || (r.step !== 'done' && r.step !== 'cancelled')) return false;
-  const onDisk = (replicaId: string) =>
-    nodes.some((n) =>
-      n.drives.some((d) =>
-        d.partitions.some((p) => p.owner?.volumeId === rec.id && p.owner.replicaId === replicaId),
-      ),
-    );
+  if (!relocationEnded(rec)) return false;
   const before = rec.replicas.length;
-  rec.replicas = rec.replicas.filter((x) => x.state !== 'Removed' || onDisk(x.id));
+  rec.replicas = rec.replicas.filter((x) => x.state !== 'Removed' || reportsPartition(nodes, rec.id, x.id));
   const changed = rec.replicas.length !== before;
   if (rec.replicas.some((x) => x.state === 'Removed')) return changed;
   rec.relocation = undefined;

@@ -88,6 +88,17 @@ export interface PeerDirectory {
   peer(node: string): Promise<Peer | undefined>;
 }
 
+/** Whether any agent reports a partition of the volume (of one replica, when given). */
+export function reportsPartition(nodes: readonly NodeInfo[], volumeId: string, replicaId?: string): boolean {
+  return nodes.some((n) =>
+    n.drives.some((d) =>
+      d.partitions.some(
+        (p) => p.owner?.volumeId === volumeId && (replicaId === undefined || p.owner.replicaId === replicaId),
+      ),
+    ),
+  );
+}
+
 export interface NodeInventory {
   /** Nodes as their agents last reported them: drives, partitions on disk, health. */
   nodes(): Promise<NodeInfo[]>;
