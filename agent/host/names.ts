@@ -54,8 +54,11 @@ export function subsystemNqn(o: Owner): string {
 
 /** The replica a MeshStor subsystem NQN names, or undefined for anybody else's subsystem. */
 export function ownerFromSubsystemNqn(nqn: string): Owner | undefined {
-  const m = /^nqn\.2024-11\.io\.meshstor:([a-z0-9.-]+):([a-z0-9.-]+)$/.exec(nqn);
-  return m?.[1] && m[2] ? { volumeId: m[1], replicaId: m[2] } : undefined;
+  if (!nqn.startsWith(`${NQN_PREFIX}:`)) return undefined;
+  const [volumeId, replicaId, ...rest] = nqn.slice(NQN_PREFIX.length + 1).split(':');
+  if (!volumeId || !replicaId || rest.length > 0 || !ID.test(volumeId) || !ID.test(replicaId))
+    return undefined;
+  return { volumeId, replicaId };
 }
 
 /**

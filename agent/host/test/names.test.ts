@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrayName, MAX_ARRAY_NAME } from '../names.ts';
+import { arrayName, MAX_ARRAY_NAME, ownerFromSubsystemNqn, subsystemNqn } from '../names.ts';
 
 describe('arrayName', () => {
   it('keeps a short volume id readable', () => {
@@ -14,5 +14,14 @@ describe('arrayName', () => {
       expect(n.length).toBe(MAX_ARRAY_NAME);
     }
     expect(arrayName('a'.repeat(29))).not.toBe(arrayName('a'.repeat(30)));
+  });
+});
+
+describe('ownerFromSubsystemNqn', () => {
+  it('reads back the replica of a MeshStor subsystem NQN, and nothing from anybody else’s', () => {
+    const o = { volumeId: 'pvc-9768324c-5b3a-401f-9360-b4148a67d8e5', replicaId: 'r2' };
+    expect(ownerFromSubsystemNqn(subsystemNqn(o))).toEqual(o);
+    expect(ownerFromSubsystemNqn('nqn.2014-08.org.nvmexpress:uuid:foreign')).toBeUndefined();
+    expect(ownerFromSubsystemNqn(`${subsystemNqn(o)}:extra`)).toBeUndefined();
   });
 });
