@@ -7,17 +7,13 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { ControllerService } from '../../csi/controller.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../csi/kube-store.ts';
+import { mountCap } from '../../csi/test/requests.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { csiNodeClient } from './csi-client.ts';
 import { Kube, until } from './kube.ts';
-
-const mountCap = {
-  mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
-  access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
-};
 
 describe('meshstor agent --state kube', () => {
   it('publishes its node, stages a volume the controller placed on it, and wipes it on deletion', async () => {

@@ -11,6 +11,7 @@ import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { mountCap } from '../../csi/test/requests.ts';
 import { NODE_KEY, ZONE_KEY } from '../../csi/topology.ts';
 import { DRIVER_NAME, type MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
@@ -163,11 +164,6 @@ async function volumeOf(claimName: string): Promise<MeshStorVolume> {
   const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName as string });
   return await k.getMeshStorVolume(pv.spec?.csi?.volumeHandle as string);
 }
-
-const mountCap = {
-  mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
-  access_mode: { mode: 'SINGLE_NODE_WRITER' },
-};
 
 /** What kubelet does for a pod on `node`: NodeStageVolume, then NodePublishVolume. */
 async function stageAndPublish(node: string, volumeId: string) {
