@@ -1,6 +1,6 @@
 // On the node that runs a volume's array: the record's member states follow what md reports (a
 // member that failed, or one that is rebuilding).
-import { updateRecord, type VolumeRecord } from '../csi/state.ts';
+import { updateRecord, type VolumeRecord, type VolumeStore } from '../csi/state.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { Drive, MemberState } from './host/types.ts';
 import { partitionOf } from './owners.ts';
@@ -36,19 +36,33 @@ export async function reportMemberStates(
       const s = device ? stateOf.get(device) : undefined;
       if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);
     }
-    let wrote = false;
-    await updateRecord(o.store, rec.id, (r) => {
-      wrote = false;
-      for (const x of r.replicas) {
-        const s = next.get(x.id);
-        if (s && s !== x.state) {
-          x.state = s;
-          wrote = true;
-        }
-      }
-      return wrote;
-    });
-    if (wrote) changed.push(rec.id);
+    if (await writeMemberStates(o.store, rec.id, next)) changed.push(rec.id);
   }
   return changed;
+}
+
+/**
+ * Writes members' states (and the array's UUID, once it exists) into the record; returns whether
+ * anything changed. Members not in `states` keep theirs.
+ */
+export async function writeMemberStates(
+  store: VolumeStore,
+  id: string,
+  states: ReadonlyMap<string, VolumeRecord['replicas'][number]['state']>,
+  arrayUuid?: string,
+): Promise<boolean> {
+  let wrote = false;
+  await updateRecord(store, id, (r) => {
+    wrote = arrayUuid !== undefined && r.arrayUuid !== arrayUuid;
+    if (arrayUuid !== undefined) r.arrayUuid = arrayUuid;
+    for (const x of r.replicas) {
+      const s = states.get(x.id);
+      if (s && s !== x.state) {
+        x.state = s;
+        wrote = true;
+      }
+    }
+    return wrote;
+  });
+  return wrote;
 }

@@ -14,7 +14,7 @@ import {
 } from '../agent/host/errors.ts';
 import { subsystemNqn } from '../agent/host/names.ts';
 import type { ArrayInfo, Host } from '../agent/host/types.ts';
-import { MEMBER_FROM_ARRAY } from '../agent/members.ts';
+import { MEMBER_FROM_ARRAY, writeMemberStates } from '../agent/members.ts';
 import type { ReplicaInfo } from '../placement/model.ts';
 import { capabilityProblem } from './controller.ts';
 import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
@@ -210,12 +210,7 @@ export class NodeService {
     const memberState = new Map<string, ReplicaInfo['state']>();
     for (const f of present) memberState.set(f.r.id, MEMBER_FROM_ARRAY[stateOf.get(f.device) ?? 'faulty']);
     for (const r of missing) memberState.set(r.id, 'Faulty');
-    await updateRecord(this.o.store, rec.id, (r) => {
-      const before = JSON.stringify([r.arrayUuid, r.replicas]);
-      r.arrayUuid = info.uuid;
-      for (const x of r.replicas) x.state = memberState.get(x.id) ?? x.state;
-      return JSON.stringify([r.arrayUuid, r.replicas]) !== before;
-    });
+    await writeMemberStates(this.o.store, rec.id, memberState, info.uuid);
     return info.devicePath;
   }
 
