@@ -13,6 +13,8 @@ export default defineConfig({
             'simulations/**/*.test.ts',
             'cmd/**/*.test.ts',
             'csi/**/*.test.ts',
+            'state/**/*.test.ts',
+            'controller/**/*.test.ts',
             'scheduler/**/*.test.ts',
             'kube/**/*.test.ts',
             'test/unit/**/*.test.ts',

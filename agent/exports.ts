@@ -5,7 +5,7 @@
 // leave its live connection writing. When the attachment moves, an export that allows anybody but
 // the new host is removed whole (that drops every connected controller) and made again for the new
 // host only; the new node cannot connect before that, because it is not on the old allow-list.
-import type { VolumeRecord } from '../csi/state.ts';
+import type { VolumeRecord } from '../state/store.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
 import type { Drive, ExportInfo, Host, Owner, Partition } from './host/types.ts';
 import { holds } from './owners.ts';

@@ -1,6 +1,6 @@
 // On the node that runs a volume's array: the record's member states follow what md reports (a
 // member that failed, or one that is rebuilding).
-import { updateRecord, type VolumeRecord, type VolumeStore } from '../csi/state.ts';
+import { updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { Drive, MemberState } from './host/types.ts';
 import { partitionOf } from './owners.ts';

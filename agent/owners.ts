@@ -2,7 +2,7 @@
 // is cut for long volume ids (a provisioner's `pvc-<uuid>` is 40 on its own) and the Host cannot
 // read the owner back from it. The partition GUID is derived from volume + replica (names.ts), so
 // the records say it exactly: match GUIDs, never (cut) names.
-import type { VolumeRecord } from '../csi/state.ts';
+import type { VolumeRecord } from '../state/store.ts';
 import { partitionUuid } from './host/names.ts';
 import type { Drive, Owner, Partition } from './host/types.ts';
 

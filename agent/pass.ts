@@ -1,8 +1,8 @@
 // One round of the agent's resync loop: every step over ONE list of the volumes (from the watch
 // cache in `meshstor agent`), in an order where each step's writes are seen by the next round.
 // `meshstor agent` and the in-process test clusters run exactly this.
-import type { KeyedLock } from '../csi/lock.ts';
-import type { VolumeRecord, VolumeStore } from '../csi/state.ts';
+import type { KeyedLock } from '../state/lock.ts';
+import type { VolumeRecord, VolumeStore } from '../state/store.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import type { Host, ListenAddress } from './host/types.ts';
 import { reportMemberStates } from './members.ts';

@@ -2,7 +2,7 @@
 // member a relocation removed, have their local partitions wiped and deleted once nothing uses
 // them (the Host refuses while an array, an export or a mount still holds one); the node is then
 // re-published, so the controller sees the partitions gone and releases their extents.
-import type { VolumeRecord } from '../csi/state.ts';
+import type { VolumeRecord } from '../state/store.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
 import { withOwners } from './owners.ts';

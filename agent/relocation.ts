@@ -3,7 +3,7 @@
 // leaving member goes only once the new one is in sync, and the Host refuses to remove the last
 // in-sync member whatever the record says. Every step reads the array first and does only what is
 // missing, so a pass killed anywhere resumes on the next one.
-import { type Relocation, updateRecord, type VolumeRecord } from '../csi/state.ts';
+import { type Relocation, updateRecord, type VolumeRecord } from '../state/store.ts';
 import { ensurePartition } from './exports.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo } from './host/types.ts';

@@ -10,11 +10,11 @@ import {
   KubeVolumeStore,
   type RunningPlacementCache,
   startPlacementCache,
-} from '../csi/kube-store.ts';
-import { LeaseElector } from '../csi/leader.ts';
-import { MemoryVolumeStore, StaticInventory } from '../csi/memory-store.ts';
+} from '../state/kube-store.ts';
+import { LeaseElector } from '../controller/leader.ts';
+import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
 import { serveCsi } from '../csi/server.ts';
-import type { NodeInventory, VolumeStore } from '../csi/state.ts';
+import type { NodeInventory, VolumeStore } from '../state/store.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { makeLogger } from '../kube/log.ts';

@@ -9,9 +9,9 @@ import type { NodeInfo, ReplicaInfo } from '../placement/model.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { GiB, MiB } from '../placement/units.ts';
 import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
-import { KeyedLock } from './lock.ts';
+import { KeyedLock } from '../state/lock.ts';
 import { parseParameters } from './params.ts';
-import { PlacementCache } from './placement-cache.ts';
+import { PlacementCache } from '../controller/placement-cache.ts';
 import {
   beginRelocation,
   cancelRelocation,
@@ -19,8 +19,8 @@ import {
   releaseRemoved,
   relocationEnded,
   relocationTarget,
-} from './relocator.ts';
-import { type NodeInventory, reportsPartition, type VolumeRecord, type VolumeStore } from './state.ts';
+} from '../controller/relocator.ts';
+import { type NodeInventory, reportsPartition, type VolumeRecord, type VolumeStore } from '../state/store.ts';
 import { preferredNode, segmentOf } from './topology.ts';
 import type {
   CapacityRange,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryVolumeStore } from '../../csi/memory-store.ts';
-import type { VolumeRecord } from '../../csi/state.ts';
+import { MemoryVolumeStore } from '../../state/memory-store.ts';
+import type { VolumeRecord } from '../../state/store.ts';
 import type { Extent } from '../../placement/model.ts';
 import { GiB, MiB } from '../../placement/units.ts';
 import { SimulatedHost } from '../host/simulated.ts';

@@ -3,10 +3,10 @@
 // SimulatedHost and by the kernel tier's scenario s (test/kernel/guest/stage.ts) on LinuxHost.
 import type { Host, ListenAddress } from '../../agent/host/types.ts';
 import { agentPass } from '../../agent/pass.ts';
-import { KeyedLock } from '../lock.ts';
-import type { StaticPeers } from '../memory-store.ts';
+import { KeyedLock } from '../../state/lock.ts';
+import type { StaticPeers } from '../../state/memory-store.ts';
 import { NodeService } from '../node.ts';
-import type { VolumeStore } from '../state.ts';
+import type { VolumeStore } from '../../state/store.ts';
 
 export function clusterNode<H extends Host>(o: {
   name: string;

@@ -8,7 +8,7 @@ import { cluster, drive, node } from '../../placement/test/fixtures.ts';
 import { GiB, MiB } from '../../placement/units.ts';
 import { ControllerService } from '../controller.ts';
 import { IdentityService } from '../identity.ts';
-import { MemoryVolumeStore, StaticInventory } from '../memory-store.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { loadCsi, serveCsi } from '../server.ts';
 import { NODE_KEY, ZONE_KEY } from '../topology.ts';
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { subsystemNqn } from '../../agent/host/names.ts';
 import { MiB } from '../../placement/units.ts';
 import type { CsiError } from '../errors.ts';
-import type { VolumeRecord } from '../state.ts';
+import type { VolumeRecord } from '../../state/store.ts';
 import { codeOf } from './requests.ts';
 import { cluster, stage, unstage, volume } from './sim-cluster.ts';
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { cluster } from '../../placement/test/fixtures.ts';
 import { ControllerService } from '../controller.ts';
 import { IdentityService } from '../identity.ts';
-import { MemoryVolumeStore, StaticInventory } from '../memory-store.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { redact } from '../redact.ts';
 import { loadCsi, serveCsi } from '../server.ts';
 

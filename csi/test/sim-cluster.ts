@@ -3,9 +3,9 @@
 import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
 import { MiB } from '../../placement/units.ts';
 import { ControllerService } from '../controller.ts';
-import { HostInventory } from '../host-inventory.ts';
-import { MemoryVolumeStore, StaticPeers } from '../memory-store.ts';
-import type { VolumeRecord } from '../state.ts';
+import { HostInventory } from '../../agent/host-inventory.ts';
+import { MemoryVolumeStore, StaticPeers } from '../../state/memory-store.ts';
+import type { VolumeRecord } from '../../state/store.ts';
 import { clusterNode, withAgents as runAgents } from './agents.ts';
 import { stageRequest } from './requests.ts';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { ControllerService } from '../../csi/controller.ts';
-import { KubeNodeInventory, KubeVolumeStore } from '../../csi/kube-store.ts';
+import { KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
 import { mountCap } from '../../csi/test/requests.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';

@@ -18,8 +18,8 @@ import type {
   ListenAddress,
   OpOptions,
 } from '../../../agent/host/types.ts';
-import { MemoryVolumeStore, StaticPeers } from '../../../csi/memory-store.ts';
-import type { VolumeRecord } from '../../../csi/state.ts';
+import { MemoryVolumeStore, StaticPeers } from '../../../state/memory-store.ts';
+import type { VolumeRecord } from '../../../state/store.ts';
 import { clusterNode, withAgents as runAgents } from '../../../csi/test/agents.ts';
 import { MiB } from '../../../placement/index.ts';
 import type { Scenario } from './scenarios.ts';

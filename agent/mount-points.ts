@@ -2,7 +2,7 @@
 // (a directory, or a file for a raw block volume) and to delete it on unpublish.
 import { lstat, mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { NodeServiceOptions } from './node.ts';
+import type { NodeServiceOptions } from '../csi/node.ts';
 
 export const fsMountPoints: NodeServiceOptions['mountPoints'] = {
   async ensure(path, kind) {

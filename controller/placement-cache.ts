@@ -10,9 +10,9 @@
 // records stay reserved here ("overlays") from the decision until the informer delivers them.
 import { status } from '@grpc/grpc-js';
 import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
-import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import { LiveCluster, PlacementEngine, type PlacementPolicy, type Reservation } from '../placement/index.ts';
-import { CsiError } from './errors.ts';
+import { CsiError } from '../csi/errors.ts';
 
 export interface PlacementCacheOptions {
   policy?: PlacementPolicy | undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readyCondition, withCondition } from '../conditions.ts';
-import type { VolumeRecord } from '../state.ts';
+import type { VolumeRecord } from '../store.ts';
 
 const rec = (
   states: VolumeRecord['replicas'][number]['state'][],

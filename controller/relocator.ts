@@ -6,7 +6,7 @@
 // is a rebuild, not a relocation.
 import type { MovePlan } from '../placement/engine.ts';
 import type { NodeInfo } from '../placement/model.ts';
-import { reportsPartition, type VolumeRecord } from './state.ts';
+import { reportsPartition, type VolumeRecord } from '../state/store.ts';
 
 export interface RelocationPass {
   /** Relocations started, as volume -> node. */

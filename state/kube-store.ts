@@ -17,12 +17,12 @@ import {
 } from '../kube/crds.ts';
 import { type RunningInformer, startCustomInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
-import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../kube/placement-model.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
-import { CsiError } from './errors.ts';
-import { PlacementCache } from './placement-cache.ts';
-import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './state.ts';
+import { CsiError } from '../csi/errors.ts';
+import { PlacementCache } from '../controller/placement-cache.ts';
+import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
 const CSI_NAME = 'meshstor.io/csi-name';

@@ -7,12 +7,12 @@ import { describe, expect, it } from 'vitest';
 import type { MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { msNode, msVolume } from '../../scheduler/test/fixtures.ts';
-import { ControllerService } from '../controller.ts';
-import type { CsiError } from '../errors.ts';
-import { volumeObject } from '../kube-store.ts';
-import { MemoryVolumeStore, StaticInventory } from '../memory-store.ts';
+import { ControllerService } from '../../csi/controller.ts';
+import type { CsiError } from '../../csi/errors.ts';
+import { volumeObject } from '../../state/kube-store.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { PlacementCache } from '../placement-cache.ts';
-import type { VolumeRecord, VolumeStore } from '../state.ts';
+import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
 
 const capQuery = { replicaCount: 1, spread: { domain: 'zone' as const, mode: 'none' as const } };
 

@@ -1,7 +1,7 @@
 // The Ready condition of a MeshStorVolume, from its record: what `kubectl get meshstorvolumes`
 // shows in its Ready column and what a user reads first when something is wrong.
 import type { Condition } from '../kube/crds.ts';
-import type { VolumeRecord } from './state.ts';
+import type { VolumeRecord } from './store.ts';
 
 export function readyCondition(r: VolumeRecord): Omit<Condition, 'lastTransitionTime'> {
   const live = r.replicas.filter((x) => x.state !== 'Removed');

@@ -1,8 +1,8 @@
 // VolumeStore and NodeInventory in memory: for unit tests and `meshstor controller --state memory`.
 import { status } from '@grpc/grpc-js';
 import type { NodeInfo } from '../placement/model.ts';
-import { CsiError } from './errors.ts';
-import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './state.ts';
+import { CsiError } from '../csi/errors.ts';
+import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './store.ts';
 
 export class MemoryVolumeStore implements VolumeStore {
   private readonly records = new Map<string, { rec: VolumeRecord; version: number }>();
