@@ -1,8 +1,9 @@
 // A NodeInventory read from this node's Host: what the agent publishes as its MeshStorNode.
-import type { Host } from './host/types.ts';
-import { withOwners } from './owners.ts';
+
 import type { NodeInfo } from '../placement/model.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
+import type { Host } from './host/types.ts';
+import { withOwners } from './owners.ts';
 
 /** GPT entries a drive will have once MeshStor writes a table on it (sgdisk's default). */
 const DEFAULT_GPT_SLOTS = 128;

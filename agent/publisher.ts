@@ -1,7 +1,6 @@
 // What this node's agent tells the cluster: its MeshStorNode (drives with their partitions and
 // owners, free space, NVMe-oF identity, a heartbeat and a Ready condition), read from the Host.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import type { VolumeRecord } from '../state/store.ts';
 import { kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
@@ -11,6 +10,7 @@ import {
   PLURAL,
   VERSION,
 } from '../kube/crds.ts';
+import type { VolumeRecord } from '../state/store.ts';
 import type { Host } from './host/types.ts';
 import { withOwners } from './owners.ts';
 

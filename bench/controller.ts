@@ -9,15 +9,15 @@
 // decision alone on the live model, to show what of CreateVolume is placement and what is the store.
 //   node bench/controller.ts [--nodes 5000] [--volumes 100000] [--before 3] [--after 40]
 import { parseArgs } from 'node:util';
-import { ControllerService } from '../csi/controller.ts';
-import { volumeObject } from '../state/kube-store.ts';
-import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
 import { PlacementCache } from '../controller/placement-cache.ts';
-import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
+import { ControllerService } from '../csi/controller.ts';
 import type { GetCapacityRequest } from '../csi/types.ts';
-import { agentReady, nodeInfoFrom } from '../state/placement-model.ts';
 import { GiB, MiB } from '../placement/units.ts';
 import { msNode } from '../scheduler/test/fixtures.ts';
+import { volumeObject } from '../state/kube-store.ts';
+import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
+import { agentReady, nodeInfoFrom } from '../state/placement-model.ts';
+import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
 import { fmt, measure, type Summary, summarize } from './stats.ts';
 
 const { values } = parseArgs({

@@ -3,23 +3,23 @@
 // process, nodes from a scenario's cluster section) for tests and trials.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { LeaseElector } from '../controller/leader.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
+import { serveCsi } from '../csi/server.ts';
+import { loadKubeConfig } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { makeLogger } from '../kube/log.ts';
+import { generateCluster } from '../simulations/cluster-gen.ts';
+import { loadScenario } from '../simulations/run.ts';
 import {
   KubeNodeInventory,
   KubeVolumeStore,
   type RunningPlacementCache,
   startPlacementCache,
 } from '../state/kube-store.ts';
-import { LeaseElector } from '../controller/leader.ts';
 import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
-import { serveCsi } from '../csi/server.ts';
 import type { NodeInventory, VolumeStore } from '../state/store.ts';
-import { loadKubeConfig } from '../kube/client.ts';
-import { EventRecorder } from '../kube/events.ts';
-import { makeLogger } from '../kube/log.ts';
-import { generateCluster } from '../simulations/cluster-gen.ts';
-import { loadScenario } from '../simulations/run.ts';
 import { every, shutdownServer } from './periodic.ts';
 import { UsageError } from './simulate.ts';
 

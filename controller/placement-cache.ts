@@ -9,10 +9,10 @@
 // make that check fire and the controller retry. To keep even that rare, the controller's own
 // records stay reserved here ("overlays") from the decision until the informer delivers them.
 import { status } from '@grpc/grpc-js';
-import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
-import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
-import { LiveCluster, PlacementEngine, type PlacementPolicy, type Reservation } from '../placement/index.ts';
 import { CsiError } from '../csi/errors.ts';
+import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
+import { LiveCluster, PlacementEngine, type PlacementPolicy, type Reservation } from '../placement/index.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 
 export interface PlacementCacheOptions {
   policy?: PlacementPolicy | undefined;

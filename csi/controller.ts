@@ -3,14 +3,6 @@
 // it; GetCapacity reports what placement can really place; expansion grows extents in place.
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { ClusterState } from '../placement/cluster.ts';
-import { PlacementEngine } from '../placement/engine.ts';
-import type { NodeInfo, ReplicaInfo } from '../placement/model.ts';
-import type { PlacementPolicy } from '../placement/policies.ts';
-import { GiB, MiB } from '../placement/units.ts';
-import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
-import { KeyedLock } from '../state/lock.ts';
-import { parseParameters } from './params.ts';
 import { PlacementCache } from '../controller/placement-cache.ts';
 import {
   beginRelocation,
@@ -20,7 +12,15 @@ import {
   relocationEnded,
   relocationTarget,
 } from '../controller/relocator.ts';
+import { ClusterState } from '../placement/cluster.ts';
+import { PlacementEngine } from '../placement/engine.ts';
+import type { NodeInfo, ReplicaInfo } from '../placement/model.ts';
+import type { PlacementPolicy } from '../placement/policies.ts';
+import { GiB, MiB } from '../placement/units.ts';
+import { KeyedLock } from '../state/lock.ts';
 import { type NodeInventory, reportsPartition, type VolumeRecord, type VolumeStore } from '../state/store.ts';
+import { alreadyExists, CsiError, exhausted, invalid, notFound, outOfRange, toCsiError } from './errors.ts';
+import { parseParameters } from './params.ts';
 import { preferredNode, segmentOf } from './topology.ts';
 import type {
   CapacityRange,

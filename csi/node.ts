@@ -16,10 +16,10 @@ import { subsystemNqn } from '../agent/host/names.ts';
 import type { ArrayInfo, Host } from '../agent/host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from '../agent/members.ts';
 import type { ReplicaInfo } from '../placement/model.ts';
-import { capabilityProblem } from './controller.ts';
-import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
 import { KeyedLock } from '../state/lock.ts';
 import { type PeerDirectory, updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
+import { capabilityProblem } from './controller.ts';
+import { alreadyExists, failedPrecondition, invalid, notFound, unavailable } from './errors.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
 import type { StringMap, VolumeCapability } from './types.ts';
 

@@ -6,8 +6,8 @@
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
 import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
-import { nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import { LiveCluster, PlacementEngine, type PodVolume } from '../placement/index.ts';
+import { nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
 
 export interface StateOptions {

@@ -5,6 +5,8 @@
 
 import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { PlacementCache } from '../controller/placement-cache.ts';
+import { CsiError } from '../csi/errors.ts';
 import { kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
@@ -17,11 +19,9 @@ import {
 } from '../kube/crds.ts';
 import { type RunningInformer, startCustomInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
-import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
-import { CsiError } from '../csi/errors.ts';
-import { PlacementCache } from '../controller/placement-cache.ts';
+import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';

@@ -1,7 +1,7 @@
 // VolumeStore and NodeInventory in memory: for unit tests and `meshstor controller --state memory`.
 import { status } from '@grpc/grpc-js';
-import type { NodeInfo } from '../placement/model.ts';
 import { CsiError } from '../csi/errors.ts';
+import type { NodeInfo } from '../placement/model.ts';
 import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './store.ts';
 
 export class MemoryVolumeStore implements VolumeStore {

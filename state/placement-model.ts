@@ -1,7 +1,8 @@
 // Translates MeshStorNode and MeshStorVolume objects into the placement engine's model. Shared by
 // the extender and the CSI controller so both see a node and a volume the same way.
-import type { MemberState, NodeInfo, VolumeInfo } from '../placement/model.ts';
+
 import type { MemberPhase, MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
+import type { MemberState, NodeInfo, VolumeInfo } from '../placement/model.ts';
 
 /** The placement model's member state for a phase an agent reports (exported or connected is not yet a copy). */
 export const MEMBER_STATE: Record<MemberPhase, MemberState> = {

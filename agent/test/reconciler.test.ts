@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryVolumeStore } from '../../state/memory-store.ts';
-import type { VolumeRecord } from '../../state/store.ts';
 import type { Extent } from '../../placement/model.ts';
 import { GiB, MiB } from '../../placement/units.ts';
+import { MemoryVolumeStore } from '../../state/memory-store.ts';
+import type { VolumeRecord } from '../../state/store.ts';
 import { SimulatedHost } from '../host/simulated.ts';
 import { nodeStatus } from '../publisher.ts';
 import { reconcileDeletions } from '../reconciler.ts';

@@ -4,15 +4,15 @@
 import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ControllerService } from '../../csi/controller.ts';
+import type { CsiError } from '../../csi/errors.ts';
 import type { MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { msNode, msVolume } from '../../scheduler/test/fixtures.ts';
-import { ControllerService } from '../../csi/controller.ts';
-import type { CsiError } from '../../csi/errors.ts';
 import { volumeObject } from '../../state/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
-import { PlacementCache } from '../placement-cache.ts';
 import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
+import { PlacementCache } from '../placement-cache.ts';
 
 const capQuery = { replicaCount: 1, spread: { domain: 'zone' as const, mode: 'none' as const } };
 

@@ -5,8 +5,8 @@ import type { Host, ListenAddress } from '../../agent/host/types.ts';
 import { agentPass } from '../../agent/pass.ts';
 import { KeyedLock } from '../../state/lock.ts';
 import type { StaticPeers } from '../../state/memory-store.ts';
-import { NodeService } from '../node.ts';
 import type { VolumeStore } from '../../state/store.ts';
+import { NodeService } from '../node.ts';
 
 export function clusterNode<H extends Host>(o: {
   name: string;

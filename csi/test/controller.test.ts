@@ -6,9 +6,9 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cluster, drive, node } from '../../placement/test/fixtures.ts';
 import { GiB, MiB } from '../../placement/units.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
 import { IdentityService } from '../identity.ts';
-import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { loadCsi, serveCsi } from '../server.ts';
 import { NODE_KEY, ZONE_KEY } from '../topology.ts';
 

@@ -4,8 +4,8 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { subsystemNqn } from '../../agent/host/names.ts';
 import { MiB } from '../../placement/units.ts';
-import type { CsiError } from '../errors.ts';
 import type { VolumeRecord } from '../../state/store.ts';
+import type { CsiError } from '../errors.ts';
 import { codeOf } from './requests.ts';
 import { cluster, stage, unstage, volume } from './sim-cluster.ts';
 

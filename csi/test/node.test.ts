@@ -2,11 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../agent/host/errors.ts';
 import { SimulatedHost } from '../../agent/host/simulated.ts';
+import { HostInventory } from '../../agent/host-inventory.ts';
 import { GiB } from '../../placement/units.ts';
+import { MemoryVolumeStore } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
 import type { CsiError } from '../errors.ts';
-import { HostInventory } from '../../agent/host-inventory.ts';
-import { MemoryVolumeStore } from '../../state/memory-store.ts';
 import { NodeService } from '../node.ts';
 import { NODE_KEY } from '../topology.ts';
 import { codeOf, mountCap } from './requests.ts';

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { cluster } from '../../placement/test/fixtures.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
 import { IdentityService } from '../identity.ts';
-import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { redact } from '../redact.ts';
 import { loadCsi, serveCsi } from '../server.ts';
 

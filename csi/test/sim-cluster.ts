@@ -1,11 +1,11 @@
 // Three simulated nodes on one fabric, each with its node service and its agent's passes, sharing
 // one in-memory volume store: the test bed for volumes whose members live on other nodes.
 import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
-import { MiB } from '../../placement/units.ts';
-import { ControllerService } from '../controller.ts';
 import { HostInventory } from '../../agent/host-inventory.ts';
+import { MiB } from '../../placement/units.ts';
 import { MemoryVolumeStore, StaticPeers } from '../../state/memory-store.ts';
 import type { VolumeRecord } from '../../state/store.ts';
+import { ControllerService } from '../controller.ts';
 import { clusterNode, withAgents as runAgents } from './agents.ts';
 import { stageRequest } from './requests.ts';
 

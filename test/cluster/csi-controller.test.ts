@@ -3,15 +3,20 @@
 // and a controller that dies right after writing its record.
 import { status } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { PlacementCache } from '../../controller/placement-cache.ts';
 import { ControllerService } from '../../csi/controller.ts';
 import type { CsiError } from '../../csi/errors.ts';
-import { FINALIZER, KubeNodeInventory, KubeVolumeStore, startPlacementCache } from '../../state/kube-store.ts';
-import { PlacementCache } from '../../controller/placement-cache.ts';
-import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
+import {
+  FINALIZER,
+  KubeNodeInventory,
+  KubeVolumeStore,
+  startPlacementCache,
+} from '../../state/kube-store.ts';
+import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
 import { Kube } from './kube.ts';
 
 let k: Kube;

@@ -1,13 +1,13 @@
 // One active allocator: controllers elect a leader through a real coordination.k8s.io Lease.
 import { status } from '@grpc/grpc-js';
 import { describe, expect, inject, it } from 'vitest';
+import { LeaseElector } from '../../controller/leader.ts';
 import { ControllerService } from '../../csi/controller.ts';
 import type { CsiError } from '../../csi/errors.ts';
-import { LeaseElector } from '../../controller/leader.ts';
-import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { loadKubeConfig } from '../../kube/client.ts';
 import { cluster } from '../../placement/test/fixtures.ts';
 import { GiB } from '../../placement/units.ts';
+import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 
 const opts = (identity: string) => ({
   namespace: 'default',

@@ -22,7 +22,16 @@ import { currentBuild } from './paths.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** What the guest needs of the project. */
 // kube/: csi/ reads MeshStor objects through kube/placement-model.ts (no Kubernetes client is loaded).
-const PROJECT_DIRS = ['agent', 'placement', 'csi', 'kube', 'state', 'controller', 'test/kernel/guest', 'bench/kernel'];
+const PROJECT_DIRS = [
+  'agent',
+  'placement',
+  'csi',
+  'kube',
+  'state',
+  'controller',
+  'test/kernel/guest',
+  'bench/kernel',
+];
 /**
  * The only packages the guest loads, with their JavaScript (csi/ takes gRPC status codes from
  * @grpc/grpc-js, which needs @js-sdsl/ordered-map); everything else is Node builtins.

@@ -13,11 +13,11 @@ import { ensurePartition } from '../../../agent/exports.ts';
 import { subsystemNqn } from '../../../agent/host/names.ts';
 import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { ArrayInfo } from '../../../agent/host/types.ts';
+import { HostInventory } from '../../../agent/host-inventory.ts';
 import { partitionOf } from '../../../agent/owners.ts';
 import { ControllerService } from '../../../csi/controller.ts';
-import { HostInventory } from '../../../agent/host-inventory.ts';
-import { updateRecord } from '../../../state/store.ts';
 import { largestVolumeFor, MiB, replicaExtentBytes } from '../../../placement/index.ts';
+import { updateRecord } from '../../../state/store.ts';
 import type { Scenario } from './scenarios.ts';
 import { mdCheck, verify, writeRandom } from './scenarios.ts';
 import {

@@ -18,10 +18,10 @@ import type {
   ListenAddress,
   OpOptions,
 } from '../../../agent/host/types.ts';
-import { MemoryVolumeStore, StaticPeers } from '../../../state/memory-store.ts';
-import type { VolumeRecord } from '../../../state/store.ts';
 import { clusterNode, withAgents as runAgents } from '../../../csi/test/agents.ts';
 import { MiB } from '../../../placement/index.ts';
+import { MemoryVolumeStore, StaticPeers } from '../../../state/memory-store.ts';
+import type { VolumeRecord } from '../../../state/store.ts';
 import type { Scenario } from './scenarios.ts';
 import { poll, verify, writeRandom } from './scenarios.ts';
 
