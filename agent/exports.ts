@@ -6,10 +6,10 @@
 // the new host is removed whole (that drops every connected controller) and made again for the new
 // host only; the new node cannot connect before that, because it is not on the old allow-list.
 import type { VolumeRecord } from '../state/store.ts';
+import type { AgentContext } from './context.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
 import type { Drive, ExportInfo, Host, Owner, Partition } from './host/types.ts';
 import { holds } from './owners.ts';
-import type { AgentPassOptions } from './pass.ts';
 
 export interface ExportPassResult {
   /** Replica partitions created, as volume/replica. */
@@ -38,7 +38,7 @@ interface HostView {
 
 /** One pass over every volume with a replica on this node. Safe to run at any time, any number of times. */
 export async function reconcileExports(
-  o: AgentPassOptions,
+  o: AgentContext,
   records: readonly VolumeRecord[],
 ): Promise<ExportPassResult> {
   const out: ExportPassResult = { created: [], exported: [], unexported: [], waiting: [], failed: [] };
@@ -55,7 +55,13 @@ export async function reconcileExports(
     if (!owner) continue; // not MeshStor's
     const rec = byId.get(owner.volumeId);
     if (rec && wantsExport(rec, owner, o.nodeName)) continue;
-    const done = await o.locks.tryRun(owner.volumeId, () => o.host.unexport(e.nqn).then(() => true), false);
+    let done: boolean;
+    try {
+      done = await o.locks.tryRun(owner.volumeId, () => o.host.unexport(e.nqn).then(() => true), false);
+    } catch (err) {
+      out.failed.push({ volume: owner.volumeId, replica: owner.replicaId, reason: (err as Error).message });
+      continue;
+    }
     if (!done) continue;
     view.exports.delete(e.nqn);
     out.unexported.push(`${owner.volumeId}/${owner.replicaId}`);
@@ -65,7 +71,14 @@ export async function reconcileExports(
     if (listed.phase !== 'Active' || !listed.replicas.some((r) => r.node === o.nodeName)) continue;
     // A volume being staged or unstaged here is left to the next pass: waiting for it would hold
     // up every other volume while NodeStage waits for remote exports.
-    const busy = await o.locks.tryRun(listed.id, () => serveVolume(o, view, listed.id, out), 'busy' as const);
+    let busy: unknown;
+    try {
+      busy = await o.locks.tryRun(listed.id, () => serveVolume(o, view, listed.id, out), 'busy' as const);
+    } catch (e) {
+      // the record could not be read again: this volume waits for the next pass, the others go on
+      out.failed.push({ volume: listed.id, replica: '*', reason: (e as Error).message });
+      continue;
+    }
     if (busy === 'busy') out.waiting.push({ replica: listed.id, reason: 'being staged or unstaged here' });
   }
   return out;
@@ -84,7 +97,7 @@ function wantsExport(rec: VolumeRecord, owner: Owner, nodeName: string): boolean
 }
 
 async function serveVolume(
-  o: AgentPassOptions,
+  o: AgentContext,
   view: HostView,
   id: string,
   out: ExportPassResult,
@@ -103,7 +116,7 @@ async function serveVolume(
 }
 
 async function serveReplica(
-  o: AgentPassOptions,
+  o: AgentContext,
   view: HostView,
   rec: VolumeRecord,
   r: VolumeRecord['replicas'][number],

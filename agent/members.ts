@@ -1,10 +1,10 @@
 // On the node that runs a volume's array: the record's member states follow what md reports (a
 // member that failed, or one that is rebuilding).
 import { updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
+import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { Drive, MemberState } from './host/types.ts';
 import { partitionOf } from './owners.ts';
-import type { AgentPassOptions } from './pass.ts';
 
 /** What an array member's state means for the volume's record. */
 export const MEMBER_FROM_ARRAY: Record<MemberState, VolumeRecord['replicas'][number]['state']> = {
@@ -14,17 +14,17 @@ export const MEMBER_FROM_ARRAY: Record<MemberState, VolumeRecord['replicas'][num
   faulty: 'Faulty',
 };
 
-/** Returns the volumes whose record changed. */
+/** Returns the volumes whose record changed; a volume that fails is in `failures`, the others go on. */
 export async function reportMemberStates(
-  o: AgentPassOptions,
+  o: AgentContext,
   records: readonly VolumeRecord[],
+  failures: VolumeFailure[],
 ): Promise<string[]> {
-  const changed: string[] = [];
   let drives: Drive[] | undefined; // read once, and only if an array runs here
-  for (const rec of records) {
-    if (rec.phase !== 'Active' || rec.attachment?.node !== o.nodeName) continue;
+  const attachedHere = records.filter((r) => r.phase === 'Active' && r.attachment?.node === o.nodeName);
+  return eachVolume(o, 'members', attachedHere, failures, async (rec) => {
     const array = await o.host.getArray(rec.id);
-    if (!array) continue;
+    if (!array) return undefined;
     drives ??= await o.host.listDrives();
     const stateOf = new Map(array.members.map((m) => [m.devicePath, m.state]));
     const next = new Map<string, VolumeRecord['replicas'][number]['state']>();
@@ -36,9 +36,8 @@ export async function reportMemberStates(
       const s = device ? stateOf.get(device) : undefined;
       if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);
     }
-    if (await writeMemberStates(o.store, rec.id, next)) changed.push(rec.id);
-  }
-  return changed;
+    return (await writeMemberStates(o.store, rec.id, next)) ? rec.id : undefined;
+  });
 }
 
 /**

@@ -2,9 +2,9 @@
 // (a directory, or a file for a raw block volume) and to delete it on unpublish.
 import { lstat, mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { NodeServiceOptions } from '../csi/node.ts';
+import type { MountPoints } from './node-volumes.ts';
 
-export const fsMountPoints: NodeServiceOptions['mountPoints'] = {
+export const fsMountPoints: MountPoints = {
   async ensure(path, kind) {
     if (kind === 'dir') {
       await mkdir(path, { recursive: true });

@@ -1,23 +1,15 @@
 // One round of the agent's resync loop: every step over ONE list of the volumes (from the watch
 // cache in `meshstor agent`), in an order where each step's writes are seen by the next round.
-// `meshstor agent` and the in-process test clusters run exactly this.
-import type { KeyedLock } from '../state/lock.ts';
-import type { VolumeRecord, VolumeStore } from '../state/store.ts';
+// Each step works volume by volume: one volume that fails is reported and the others go on, and a
+// step that fails as a whole (its host read failed) does not stop the next step.
+// `meshstor agent` (through AgentLoop) and the in-process test clusters run exactly this.
+import type { VolumeRecord } from '../state/store.ts';
+import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
-import type { Host, ListenAddress } from './host/types.ts';
+import { withSignal } from './host/signalled.ts';
 import { reportMemberStates } from './members.ts';
 import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
 import { advanceRelocations, type RelocationProgress } from './relocation.ts';
-
-export interface AgentPassOptions {
-  nodeName: string;
-  host: Host;
-  store: VolumeStore;
-  /** Where this node's NVMe-oF target listens. */
-  listen: ListenAddress;
-  /** Shared with the node service: a volume is never staged and worked on here at the same time. */
-  locks: KeyedLock;
-}
 
 export interface AgentPassResult {
   /** The volumes the pass worked from (the MeshStorNode report names partitions by them). */
@@ -27,13 +19,31 @@ export interface AgentPassResult {
   members: string[];
   relocations: RelocationProgress[];
   deletions: ReconcileResult;
+  /** Volumes a step could not finish (and steps that failed whole, as volume '*'), with why. */
+  failures: VolumeFailure[];
 }
 
-export async function agentPass(o: AgentPassOptions): Promise<AgentPassResult> {
+const NO_EXPORTS: ExportPassResult = { created: [], exported: [], unexported: [], waiting: [], failed: [] };
+
+export async function agentPass(context: AgentContext): Promise<AgentPassResult> {
+  const o: AgentContext = { ...context, host: withSignal(context.host, context.signal) };
   const records = await o.store.list();
-  const exports = await reconcileExports(o, records);
-  const members = await reportMemberStates(o, records);
-  const relocations = await advanceRelocations(o, records);
-  const deletions = await reconcileDeletions(o.nodeName, o.host, records);
-  return { records, exports, members, relocations, deletions };
+  const failures: VolumeFailure[] = [];
+  const whole = async <T>(step: VolumeFailure['step'], empty: T, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      failures.push({ step, volume: '*', reason: reasonOf(e) });
+      return empty;
+    }
+  };
+  const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
+  const members = await whole('members', [], () => reportMemberStates(o, records, failures));
+  const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
+  const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
+    reconcileDeletions(o.nodeName, o.host, records),
+  );
+  for (const f of deletions.failed)
+    failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });
+  return { records, exports, members, relocations, deletions, failures };
 }

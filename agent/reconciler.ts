@@ -11,6 +11,8 @@ export interface ReconcileResult {
   /** Partitions wiped and deleted, as node/drive/volume/replica. */
   wiped: string[];
   waiting: { partition: string; reason: string }[];
+  /** Partitions whose wipe failed for another reason; the others were still worked on. */
+  failed: { partition: string; reason: string }[];
 }
 
 export async function reconcileDeletions(
@@ -29,7 +31,7 @@ export async function reconcileDeletions(
         v.replicas.filter((r) => r.node === nodeName && r.state === 'Removed').map((r) => `${v.id}/${r.id}`),
       ),
   );
-  const out: ReconcileResult = { wiped: [], waiting: [] };
+  const out: ReconcileResult = { wiped: [], waiting: [], failed: [] };
   for (const d of withOwners(await host.listDrives(), records, nodeName)) {
     for (const p of d.partitions) {
       // Only partitions of volumes being deleted and removed members. One whose volume has no
@@ -45,8 +47,9 @@ export async function reconcileDeletions(
         await host.deletePartition(d.id, p.owner);
         out.wiped.push(name);
       } catch (e) {
-        if (!(e instanceof DeviceInUseError)) throw e;
-        out.waiting.push({ partition: name, reason: e.message });
+        // In use is expected (retried next pass); anything else is this partition's failure alone.
+        if (e instanceof DeviceInUseError) out.waiting.push({ partition: name, reason: e.message });
+        else out.failed.push({ partition: name, reason: (e as Error).message });
       }
     }
   }

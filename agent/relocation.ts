@@ -1,14 +1,14 @@
-// The attached node's half of relocation (the controller's is csi/relocator.ts): add the new member
+// The attached node's half of relocation (the controller's is controller/relocator.ts): add the new member
 // to the running array, let md resync it, then remove the leaving member. Add before remove: the
 // leaving member goes only once the new one is in sync, and the Host refuses to remove the last
 // in-sync member whatever the record says. Every step reads the array first and does only what is
 // missing, so a pass killed anywhere resumes on the next one.
 import { type Relocation, updateRecord, type VolumeRecord } from '../state/store.ts';
+import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { ensurePartition } from './exports.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo } from './host/types.ts';
 import { partitionOf } from './owners.ts';
-import type { AgentPassOptions } from './pass.ts';
 
 export interface RelocationProgress {
   volume: string;
@@ -20,18 +20,18 @@ type Replica = VolumeRecord['replicas'][number];
 
 /** One pass over the relocations of volumes whose array runs on this node. */
 export async function advanceRelocations(
-  o: AgentPassOptions,
+  o: AgentContext,
   records: readonly VolumeRecord[],
+  failures: VolumeFailure[],
 ): Promise<RelocationProgress[]> {
-  const out: RelocationProgress[] = [];
-  for (const listed of records) {
+  const moving = records.filter((listed) => {
     const step = listed.relocation?.step;
-    if (listed.phase !== 'Active' || listed.attachment?.node !== o.nodeName) continue;
-    if (step !== 'adding' && step !== 'syncing' && step !== 'removing' && step !== 'cancelled') continue;
-    const p = await o.locks.tryRun(listed.id, () => advance(o, listed.id), undefined);
-    if (p) out.push(p);
-  }
-  return out;
+    if (listed.phase !== 'Active' || listed.attachment?.node !== o.nodeName) return false;
+    return step === 'adding' || step === 'syncing' || step === 'removing' || step === 'cancelled';
+  });
+  return eachVolume(o, 'relocation', moving, failures, (listed) =>
+    o.locks.tryRun(listed.id, () => advance(o, listed.id), undefined),
+  );
 }
 
 /**
@@ -39,7 +39,7 @@ export async function advanceRelocations(
  * `create`: make the partition if the disk has none yet (only for the member being added).
  */
 async function deviceOf(
-  o: AgentPassOptions,
+  o: AgentContext,
   rec: VolumeRecord,
   r: Replica,
   create: boolean,
@@ -52,7 +52,7 @@ async function deviceOf(
 
 /** Writes the relocation's step, and the new state of one member, into the record. */
 async function recordStep(
-  o: AgentPassOptions,
+  o: AgentContext,
   id: string,
   step: Relocation['step'],
   member: { id: string; state: Replica['state'] },
@@ -68,7 +68,7 @@ async function recordStep(
   });
 }
 
-async function advance(o: AgentPassOptions, id: string): Promise<RelocationProgress | undefined> {
+async function advance(o: AgentContext, id: string): Promise<RelocationProgress | undefined> {
   const rec = await o.store.get(id);
   const reloc = rec?.relocation;
   if (!rec || !reloc || rec.attachment?.node !== o.nodeName) return undefined;
@@ -112,7 +112,7 @@ async function advance(o: AgentPassOptions, id: string): Promise<RelocationProgr
 
 /** The controller took the new member back: out of the array again, if it got in. */
 async function takeBack(
-  o: AgentPassOptions,
+  o: AgentContext,
   rec: VolumeRecord,
   adding: Replica,
 ): Promise<RelocationProgress | undefined> {

@@ -3,7 +3,10 @@
 // process, nodes from a scenario's cluster section) for tests and trials.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { DeletionReconciler } from '../controller/deletion.ts';
 import { LeaseElector } from '../controller/leader.ts';
+import { type RunningPlacementCache, startPlacementCache } from '../controller/live-model.ts';
+import { RelocationReconciler } from '../controller/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { serveCsi } from '../csi/server.ts';
@@ -12,12 +15,7 @@ import { EventRecorder } from '../kube/events.ts';
 import { makeLogger } from '../kube/log.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
-import {
-  KubeNodeInventory,
-  KubeVolumeStore,
-  type RunningPlacementCache,
-  startPlacementCache,
-} from '../state/kube-store.ts';
+import { KubeNodeInventory, KubeVolumeStore } from '../state/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
 import type { NodeInventory, VolumeStore } from '../state/store.ts';
 import { every, shutdownServer } from './periodic.ts';
@@ -97,6 +95,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   }
   let ready = false;
   const controller = new ControllerService({ store, inventory, leader: elector, model: cache?.cache });
+  const deletion = new DeletionReconciler(controller.allocator);
+  const relocation = new RelocationReconciler(controller.allocator);
   const server = await serveCsi(
     socket,
     {
@@ -114,9 +114,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
 
   const pass = async () => {
     try {
-      const released = await controller.finalizeDeleted();
+      const released = await deletion.pass();
       if (released.length) log('info', 'volumes released', { volumes: released });
-      const r = await controller.relocate();
+      const r = await relocation.pass();
       if (r.started.length) log('info', 'relocation started', { volumes: r.started });
       if (r.finished.length) log('info', 'relocation finished', { volumes: r.finished });
       for (const b of r.blocked) {

@@ -8,11 +8,11 @@
 // from the apiserver, withdrawing its own on any overlap (controller.ts). A stale cache can only
 // make that check fire and the controller retry. To keep even that rare, the controller's own
 // records stay reserved here ("overlays") from the decision until the informer delivers them.
-import { status } from '@grpc/grpc-js';
-import { CsiError } from '../csi/errors.ts';
+
 import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
 import { LiveCluster, PlacementEngine, type PlacementPolicy, type Reservation } from '../placement/index.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
+import { AllocatorRefusal } from './errors.ts';
 
 export interface PlacementCacheOptions {
   policy?: PlacementPolicy | undefined;
@@ -71,8 +71,8 @@ export class PlacementCache {
     await Promise.race([this.whenSynced, timeout]);
     clearTimeout(timer);
     if (!this.isSynced) {
-      throw new CsiError(
-        status.UNAVAILABLE,
+      throw new AllocatorRefusal(
+        'unavailable',
         'the controller is still loading MeshStorNodes and MeshStorVolumes; retry',
       );
     }

@@ -1,6 +1,23 @@
-// Errors that reach a CSI caller as a gRPC status with the code the spec asks for.
+// Errors that reach a CSI caller as a gRPC status with the code the spec asks for. The layers below
+// throw their own typed errors; this file is the one table that gives them codes.
 import { status } from '@grpc/grpc-js';
+import { VolumeRefusal, type VolumeRefusalKind } from '../agent/errors.ts';
+import {
+  CancelledError,
+  CommandError,
+  CommandTimeoutError,
+  ConnectRefusedError,
+  DeviceInUseError,
+  ForeignSuperblockError,
+  HostError,
+  InvalidArgumentError,
+  LastInSyncMemberError,
+  NotFoundError,
+  PartitionOverlapError,
+} from '../agent/host/errors.ts';
+import { AllocatorRefusal, type AllocatorRefusalKind } from '../controller/errors.ts';
 import { PlacementError } from '../placement/errors.ts';
+import { StateError, type StateErrorKind } from '../state/errors.ts';
 
 export class CsiError extends Error {
   readonly code: status;
@@ -14,10 +31,7 @@ export class CsiError extends Error {
 export const invalid = (message: string) => new CsiError(status.INVALID_ARGUMENT, message);
 export const notFound = (message: string) => new CsiError(status.NOT_FOUND, message);
 export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
-export const exhausted = (message: string) => new CsiError(status.RESOURCE_EXHAUSTED, message);
 export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
-export const unavailable = (message: string) => new CsiError(status.UNAVAILABLE, message);
-export const failedPrecondition = (message: string) => new CsiError(status.FAILED_PRECONDITION, message);
 
 const PLACEMENT_CODES: Record<PlacementError['code'], status> = {
   invalid: status.INVALID_ARGUMENT,
@@ -27,9 +41,57 @@ const PLACEMENT_CODES: Record<PlacementError['code'], status> = {
   unsafe: status.FAILED_PRECONDITION,
 };
 
-/** Any thrown value as a CsiError: ours keep their code, placement's are mapped, the rest INTERNAL. */
+const STATE_CODES: Record<StateErrorKind, status> = {
+  exists: status.ALREADY_EXISTS,
+  changed: status.ABORTED,
+  'not-found': status.NOT_FOUND,
+  unavailable: status.UNAVAILABLE,
+};
+
+const VOLUME_CODES: Record<VolumeRefusalKind, status> = {
+  invalid: status.INVALID_ARGUMENT,
+  'not-found': status.NOT_FOUND,
+  exists: status.ALREADY_EXISTS,
+  precondition: status.FAILED_PRECONDITION,
+  unavailable: status.UNAVAILABLE,
+};
+
+const ALLOCATOR_CODES: Record<AllocatorRefusalKind, status> = {
+  unavailable: status.UNAVAILABLE,
+  contended: status.ABORTED,
+};
+
+/**
+ * Host refusals by class, most specific first (CommandTimeoutError is a CommandError). A refusal
+ * that protects data (last in-sync copy, a foreign superblock, a device in use) is a precondition
+ * the caller can change, never INTERNAL.
+ */
+const HOST_CODES: [new (...args: never[]) => HostError, status][] = [
+  [CommandTimeoutError, status.DEADLINE_EXCEEDED],
+  [CancelledError, status.CANCELLED],
+  [InvalidArgumentError, status.INVALID_ARGUMENT],
+  [NotFoundError, status.NOT_FOUND],
+  [LastInSyncMemberError, status.FAILED_PRECONDITION],
+  [ForeignSuperblockError, status.FAILED_PRECONDITION],
+  [PartitionOverlapError, status.FAILED_PRECONDITION],
+  [DeviceInUseError, status.FAILED_PRECONDITION],
+  [ConnectRefusedError, status.UNAVAILABLE],
+  [CommandError, status.INTERNAL],
+];
+
+/** The gRPC code for any thrown value; what no layer typed is INTERNAL. */
+export function codeFor(e: unknown): status {
+  if (e instanceof CsiError) return e.code;
+  if (e instanceof PlacementError) return PLACEMENT_CODES[e.code];
+  if (e instanceof StateError) return STATE_CODES[e.kind];
+  if (e instanceof VolumeRefusal) return VOLUME_CODES[e.kind];
+  if (e instanceof AllocatorRefusal) return ALLOCATOR_CODES[e.kind];
+  if (e instanceof HostError) return HOST_CODES.find(([cls]) => e instanceof cls)?.[1] ?? status.INTERNAL;
+  return status.INTERNAL;
+}
+
+/** Any thrown value as a CsiError with its code from the table above. */
 export function toCsiError(e: unknown): CsiError {
   if (e instanceof CsiError) return e;
-  if (e instanceof PlacementError) return new CsiError(PLACEMENT_CODES[e.code], e.message);
-  return new CsiError(status.INTERNAL, e instanceof Error ? e.message : String(e));
+  return new CsiError(codeFor(e), e instanceof Error ? e.message : String(e));
 }

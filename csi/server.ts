@@ -36,10 +36,39 @@ type Handlers = object;
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
+/**
+ * A signal that aborts when the caller cancels, when the call's deadline passes, or when the server
+ * is stopping: handlers pass it down to the Host, whose commands are killed when it aborts.
+ * `done` releases the deadline timer once the call has ended.
+ */
+export function callSignal(
+  call: grpc.ServerUnaryCall<unknown, unknown>,
+  stopping: AbortSignal | undefined,
+): { signal: AbortSignal; done: () => void } {
+  const ac = new AbortController();
+  const onCancel = () => ac.abort(new Error('the call was cancelled by its caller'));
+  call.on('cancelled', onCancel);
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  const timer =
+    Number.isFinite(at) && at > 0
+      ? setTimeout(() => ac.abort(new Error('the call passed its deadline')), Math.max(0, at - Date.now()))
+      : undefined;
+  const signal = stopping ? AbortSignal.any([ac.signal, stopping]) : ac.signal;
+  return {
+    signal,
+    done: () => {
+      clearTimeout(timer);
+      call.off('cancelled', onCancel);
+    },
+  };
+}
+
 function implement(
   def: grpc.ServiceDefinition,
   impl: Handlers,
   log: Logger,
+  stopping: AbortSignal | undefined,
 ): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const [rpc] of Object.entries(def)) {
@@ -47,8 +76,10 @@ function implement(
     if (typeof fn !== 'function') continue; // gRPC answers UNIMPLEMENTED
     out[rpc] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const t0 = performance.now();
+      const { signal, done } = callSignal(call, stopping);
       Promise.resolve()
-        .then(() => fn.call(impl, call.request))
+        .then(() => fn.call(impl, call.request, signal))
+        .finally(done)
         .then(
           (res) => {
             log('info', rpc, { ms: Math.round(performance.now() - t0), request: redact(call.request) });
@@ -73,6 +104,8 @@ export interface CsiServices {
   identity: Handlers;
   controller?: Handlers | undefined;
   node?: Handlers | undefined;
+  /** Aborts every call in flight (the process is stopping): their host commands are killed. */
+  stopping?: AbortSignal | undefined;
 }
 
 /** Starts serving on `socketPath` (a stale socket file is replaced; any other file is refused). */
@@ -85,16 +118,19 @@ export async function serveCsi(
   const server = new grpc.Server();
   server.addService(
     pkg.csi.v1.Identity.service,
-    implement(pkg.csi.v1.Identity.service, services.identity, log),
+    implement(pkg.csi.v1.Identity.service, services.identity, log, services.stopping),
   );
   if (services.controller) {
     server.addService(
       pkg.csi.v1.Controller.service,
-      implement(pkg.csi.v1.Controller.service, services.controller, log),
+      implement(pkg.csi.v1.Controller.service, services.controller, log, services.stopping),
     );
   }
   if (services.node)
-    server.addService(pkg.csi.v1.Node.service, implement(pkg.csi.v1.Node.service, services.node, log));
+    server.addService(
+      pkg.csi.v1.Node.service,
+      implement(pkg.csi.v1.Node.service, services.node, log, services.stopping),
+    );
   try {
     if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath);
     else throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);

@@ -3,10 +3,7 @@
 // Deleting: the object is deleted with a finalizer on it, so it stays (deletionTimestamp set) until
 // the controller sees no agent reporting a partition of it and drops the finalizer.
 
-import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { PlacementCache } from '../controller/placement-cache.ts';
-import { CsiError } from '../csi/errors.ts';
 import { kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
@@ -21,6 +18,7 @@ import { type RunningInformer, startCustomInformer } from '../kube/informers.ts'
 import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
+import { StateError } from './errors.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
@@ -129,7 +127,7 @@ export class KubeVolumeStore implements VolumeStore {
       return this.wrap((await retryTransient(() => this.api.getClusterCustomObject(this.ref(id)))) as Stored);
     } catch (e) {
       if (codeOf(e) === 404) return undefined;
-      throw new CsiError(status.UNAVAILABLE, `reading MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
+      throw new StateError('unavailable', `reading MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
     }
   }
 
@@ -143,9 +141,8 @@ export class KubeVolumeStore implements VolumeStore {
     try {
       await this.api.createClusterCustomObject({ ...this.all, body });
     } catch (e) {
-      if (codeOf(e) === 409)
-        throw new CsiError(status.ALREADY_EXISTS, `MeshStorVolume ${r.id} exists already`);
-      throw new CsiError(status.UNAVAILABLE, `creating MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
+      if (codeOf(e) === 409) throw new StateError('exists', `MeshStorVolume ${r.id} exists already`);
+      throw new StateError('unavailable', `creating MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
     }
   }
 
@@ -197,9 +194,9 @@ export class KubeVolumeStore implements VolumeStore {
       }
     } catch (e) {
       if (codeOf(e) === 409)
-        throw new CsiError(status.ABORTED, `MeshStorVolume ${r.id} changed since it was read; retry`);
-      if (codeOf(e) === 404) throw new CsiError(status.NOT_FOUND, `MeshStorVolume ${r.id} does not exist`);
-      throw new CsiError(status.UNAVAILABLE, `writing MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
+        throw new StateError('changed', `MeshStorVolume ${r.id} changed since it was read; retry`);
+      if (codeOf(e) === 404) throw new StateError('not-found', `MeshStorVolume ${r.id} does not exist`);
+      throw new StateError('unavailable', `writing MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
     }
   }
 
@@ -222,11 +219,11 @@ export class KubeVolumeStore implements VolumeStore {
     } catch (e) {
       if (codeOf(e) === 404) return;
       if (codeOf(e) === 409)
-        throw new CsiError(
-          status.ABORTED,
+        throw new StateError(
+          'changed',
           `MeshStorVolume ${id} changed while its finalizer was removed; retry`,
         );
-      throw new CsiError(status.UNAVAILABLE, `removing MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
+      throw new StateError('unavailable', `removing MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
     }
   }
 }
@@ -269,7 +266,7 @@ export class KubePeerDirectory implements PeerDirectory {
       )) as MeshStorNode;
     } catch (e) {
       if (codeOf(e) === 404) return undefined;
-      throw new CsiError(status.UNAVAILABLE, `reading MeshStorNode ${node}: ${kubeErrorMessage(e)}`);
+      throw new StateError('unavailable', `reading MeshStorNode ${node}: ${kubeErrorMessage(e)}`);
     }
     const s = n.status;
     if (!s?.hostNQN || !s.nvmeofAddress) return undefined;
@@ -281,35 +278,6 @@ export class KubePeerDirectory implements PeerDirectory {
       ready: agentReady(n) && Date.now() - beat <= this.staleMs,
     };
   }
-}
-
-export interface RunningPlacementCache {
-  cache: PlacementCache;
-  stop(): Promise<void>;
-}
-
-/** Feeds a PlacementCache from MeshStorNode and MeshStorVolume informers; synced after both first lists. */
-export function startPlacementCache(
-  kc: KubeConfig,
-  log: Logger,
-  cache = new PlacementCache(),
-): RunningPlacementCache {
-  const informers = [
-    startCustomInformer<MeshStorNode>(
-      kc,
-      PLURAL.MeshStorNode,
-      { upsert: (n) => cache.setNode(n), remove: (n) => cache.deleteNode(n.metadata.name) },
-      log,
-    ),
-    startCustomInformer<MeshStorVolume>(
-      kc,
-      PLURAL.MeshStorVolume,
-      { upsert: (v) => cache.setVolume(v), remove: (v) => cache.deleteVolume(v.metadata.name) },
-      log,
-    ),
-  ];
-  void Promise.all(informers.map((i) => i.whenSynced)).then(() => cache.markSynced());
-  return { cache, stop: async () => void (await Promise.all(informers.map((i) => i.stop()))) };
 }
 
 /**

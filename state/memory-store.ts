@@ -1,7 +1,6 @@
 // VolumeStore and NodeInventory in memory: for unit tests and `meshstor controller --state memory`.
-import { status } from '@grpc/grpc-js';
-import { CsiError } from '../csi/errors.ts';
 import type { NodeInfo } from '../placement/model.ts';
+import { StateError } from './errors.ts';
 import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './store.ts';
 
 export class MemoryVolumeStore implements VolumeStore {
@@ -18,16 +17,15 @@ export class MemoryVolumeStore implements VolumeStore {
   }
 
   async create(record: VolumeRecord): Promise<void> {
-    if (this.records.has(record.id))
-      throw new CsiError(status.ALREADY_EXISTS, `volume ${record.id} exists already`);
+    if (this.records.has(record.id)) throw new StateError('exists', `volume ${record.id} exists already`);
     this.records.set(record.id, { rec: structuredClone(record), version: 1 });
   }
 
   async replace(record: VolumeRecord): Promise<void> {
     const cur = this.records.get(record.id);
-    if (!cur) throw new CsiError(status.NOT_FOUND, `volume ${record.id} does not exist`);
+    if (!cur) throw new StateError('not-found', `volume ${record.id} does not exist`);
     if (this.versions.get(record) !== cur.version) {
-      throw new CsiError(status.ABORTED, `volume ${record.id} changed since it was read; retry`);
+      throw new StateError('changed', `volume ${record.id} changed since it was read; retry`);
     }
     this.records.set(record.id, { rec: structuredClone(record), version: cur.version + 1 });
   }

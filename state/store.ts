@@ -1,8 +1,9 @@
-// The controller's one state interface (as the CSI host-path driver has one): volume records, the
+// MeshStor's one state interface (as the CSI host-path driver has one): volume records, the
 // allocation source of truth, and the node inventory the agents report. Implementations: in memory
 // (tests, `--state memory`) and, with the CRDs, MeshStorVolume/MeshStorNode objects.
-import { status } from '@grpc/grpc-js';
+
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
+import { isStateError } from './errors.ts';
 
 export interface VolumeRecord {
   /** CSI volume id; the MeshStorVolume name. */
@@ -45,16 +46,16 @@ export interface Attachment {
 export interface VolumeStore {
   get(id: string): Promise<VolumeRecord | undefined>;
   list(): Promise<VolumeRecord[]>;
-  /** Refuses (ALREADY_EXISTS) when the id exists: two controllers cannot both create one volume. */
+  /** Refuses (StateError `exists`) when the id exists: two controllers cannot both create one volume. */
   create(record: VolumeRecord): Promise<void>;
-  /** Refuses (ABORTED) when the record changed since it was read. */
+  /** Refuses (StateError `changed`) when the record changed since it was read. */
   replace(record: VolumeRecord): Promise<void>;
   remove(id: string): Promise<void>;
 }
 
 /**
  * Reads the record, applies `change` and writes it back, re-reading when another writer got there
- * first (ABORTED). `change` returns false when nothing needs writing. Returns the record as written.
+ * first (a `changed` refusal). `change` returns false when nothing needs writing. Returns the record as written.
  */
 export async function updateRecord(
   store: VolumeStore,
@@ -69,7 +70,7 @@ export async function updateRecord(
       await store.replace(rec);
       return rec;
     } catch (e) {
-      if (i >= attempts || (e as { code?: number }).code !== status.ABORTED) throw e;
+      if (i >= attempts || !isStateError(e, 'changed')) throw e;
       await new Promise((r) => setTimeout(r, 20 * i + Math.random() * 50));
     }
   }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { subsystemNqn } from '../../agent/host/names.ts';
 import { MiB } from '../../placement/units.ts';
 import type { VolumeRecord } from '../../state/store.ts';
-import type { CsiError } from '../errors.ts';
+import { type CsiError, codeFor } from '../errors.ts';
 import { codeOf } from './requests.ts';
 import { cluster, stage, unstage, volume } from './sim-cluster.ts';
 
@@ -101,7 +101,7 @@ describe('NodeStage with members on other nodes', () => {
       .node('n3')
       .svc.nodeStageVolume(stage('v6'))
       .catch((e: CsiError) => e);
-    expect((err as CsiError).code).toBe(status.UNAVAILABLE);
+    expect(codeFor(err)).toBe(status.UNAVAILABLE);
     expect((err as CsiError).message).toMatch(/waiting for node n2 to export replica v6\/r0 to n3/);
   });
 
@@ -119,7 +119,7 @@ describe('NodeStage with members on other nodes', () => {
     expect(r.unexported).toEqual(['v7/r0']);
     expect(await c.node('n1').host.listExports()).toEqual([]);
     expect((await c.node('n1').host.listDrives())[0]?.partitions).toEqual([]);
-    expect(await c.controller.finalizeDeleted()).toEqual(['v7']);
+    expect(await c.deletion.pass()).toEqual(['v7']);
     expect(await c.store.get('v7')).toBeUndefined();
   });
 
@@ -131,11 +131,11 @@ describe('NodeStage with members on other nodes', () => {
     rec.phase = 'Deleting';
     await c.store.replace(rec);
     await c.node('n2').pass(); // n2's member is wiped; n1 still runs the array (mounted)
-    expect(await c.controller.finalizeDeleted()).toEqual([]);
+    expect(await c.deletion.pass()).toEqual([]);
     expect((await c.store.get('v9'))?.phase).toBe('Deleting');
     await c.node('n1').svc.nodeUnstageVolume(unstage('v9'));
     await c.node('n1').pass();
-    expect(await c.controller.finalizeDeleted()).toEqual(['v9']);
+    expect(await c.deletion.pass()).toEqual(['v9']);
   });
 
   it('grows online when the members are on other nodes: their agents grow the partitions, then md', async () => {

@@ -6,7 +6,7 @@ import { HostInventory } from '../../agent/host-inventory.ts';
 import { GiB } from '../../placement/units.ts';
 import { MemoryVolumeStore } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
-import type { CsiError } from '../errors.ts';
+import { type CsiError, codeFor } from '../errors.ts';
 import { NodeService } from '../node.ts';
 import { NODE_KEY } from '../topology.ts';
 import { codeOf, mountCap } from './requests.ts';
@@ -230,7 +230,7 @@ describe('NodeService on SimulatedHost', () => {
       phase: 'Active',
     });
     const err = await node.nodeStageVolume(stage('remote')).catch((e: CsiError) => e);
-    expect((err as CsiError).code).toBe(9);
+    expect(codeFor(err)).toBe(9);
     expect((err as CsiError).message).toMatch(/a member on n2, and this agent runs without cluster state/);
   });
 

@@ -11,7 +11,7 @@ type Cluster = ReturnType<typeof cluster>;
 async function settle(c: Cluster, id: string, rounds = 10) {
   const log: string[] = [];
   for (let i = 0; i < rounds; i++) {
-    const r = await c.controller.relocate();
+    const r = await c.relocation.pass();
     log.push(...r.started.map((s) => `started ${s}`), ...r.finished.map((s) => `finished ${s}`));
     log.push(...r.blocked.map((b) => `blocked ${b.volume}: ${b.reason}`));
     for (const n of NODES) await c.node(n).pass();
@@ -68,7 +68,7 @@ describe('relocation to the attached node', () => {
     const c = cluster();
     await c.store.create(volume('v2', ['n1', 'n2']));
     await c.withAgents(c.node('n1').svc.nodeStageVolume(stage('v2')));
-    expect((await c.controller.relocate()).started).toEqual([]); // a member is on n1 already
+    expect((await c.relocation.pass()).started).toEqual([]); // a member is on n1 already
 
     await c.store.create(volume('v3', ['n1', 'n2']));
     await c.withAgents(c.node('n3').svc.nodeStageVolume(stage('v3')));
@@ -77,7 +77,7 @@ describe('relocation to the attached node', () => {
     const first = rec.replicas[0];
     if (first) first.state = 'Syncing';
     await c.store.replace(rec);
-    expect((await c.controller.relocate()).started).toEqual([]);
+    expect((await c.relocation.pass()).started).toEqual([]);
     expect((await c.store.get('v3'))?.replicas).toHaveLength(2);
   });
 
@@ -85,7 +85,7 @@ describe('relocation to the attached node', () => {
     const c = cluster();
     await c.store.create(volume('v4', ['n1', 'n2']));
     await c.withAgents(c.node('n3').svc.nodeStageVolume(stage('v4')));
-    await c.controller.relocate();
+    await c.relocation.pass();
     const rec = await c.store.get('v4');
     expect(rec?.relocation?.step).toBe('adding');
     // As if the agent was killed right after adding the member, before it wrote anything down.

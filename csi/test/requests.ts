@@ -1,5 +1,5 @@
 // Request shapes and helpers shared by the node service tests.
-import type { CsiError } from '../errors.ts';
+import { codeFor } from '../errors.ts';
 
 export const mountCap = {
   mount: { fs_type: 'xfs', mount_flags: [], volume_mount_group: '' },
@@ -19,6 +19,6 @@ export const codeOf = async (p: Promise<unknown>) => {
     await p;
     return 'OK';
   } catch (e) {
-    return (e as CsiError).code;
+    return codeFor(e);
   }
 };

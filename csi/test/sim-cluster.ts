@@ -2,6 +2,8 @@
 // one in-memory volume store: the test bed for volumes whose members live on other nodes.
 import { SimFabric, SimulatedHost } from '../../agent/host/simulated.ts';
 import { HostInventory } from '../../agent/host-inventory.ts';
+import { DeletionReconciler } from '../../controller/deletion.ts';
+import { RelocationReconciler } from '../../controller/relocation.ts';
 import { MiB } from '../../placement/units.ts';
 import { MemoryVolumeStore, StaticPeers } from '../../state/memory-store.ts';
 import type { VolumeRecord } from '../../state/store.ts';
@@ -44,7 +46,9 @@ export function cluster() {
         ).flat(),
     },
   });
-  return { fabric, store, peers, node, withAgents, controller };
+  const relocation = new RelocationReconciler(controller.allocator);
+  const deletion = new DeletionReconciler(controller.allocator);
+  return { fabric, store, peers, node, withAgents, controller, relocation, deletion };
 }
 
 let nextStart = 64 * MiB;

@@ -3,19 +3,16 @@
 // and a controller that dies right after writing its record.
 import { status } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { startPlacementCache } from '../../controller/live-model.ts';
 import { PlacementCache } from '../../controller/placement-cache.ts';
 import { ControllerService } from '../../csi/controller.ts';
-import type { CsiError } from '../../csi/errors.ts';
+import { toCsiError } from '../../csi/errors.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
-import {
-  FINALIZER,
-  KubeNodeInventory,
-  KubeVolumeStore,
-  startPlacementCache,
-} from '../../state/kube-store.ts';
+import type { StateError } from '../../state/errors.ts';
+import { FINALIZER, KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
 import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
 import { Kube } from './kube.ts';
 
@@ -96,7 +93,7 @@ async function race(prefix: string, a: ControllerService, b: ControllerService):
   );
   const failures = results
     .filter((r) => r.status === 'rejected')
-    .map((r) => (r as PromiseRejectedResult).reason as CsiError);
+    .map((r) => toCsiError((r as PromiseRejectedResult).reason));
   for (const f of failures) expect(f.code, f.message).toBe(status.ABORTED);
   const l = (await k.custom.listClusterCustomObject(volumes)) as { items: MeshStorVolume[] };
   const live = l.items.filter(
@@ -144,7 +141,7 @@ describe('KubeVolumeStore on the real apiserver', () => {
       phase: 'Active',
     };
     await store.create(rec);
-    expect(((await store.create(rec).catch((e) => e)) as CsiError).code).toBe(status.ALREADY_EXISTS);
+    expect(((await store.create(rec).catch((e) => e)) as StateError).kind).toBe('exists');
     const a = (await store.get('store-rt')) as VolumeRecord;
     expect(a).toMatchObject({ id: 'store-rt', name: 'Store Round Trip', phase: 'Active', sizeBytes: GiB });
     const b = (await store.get('store-rt')) as VolumeRecord;
@@ -153,7 +150,7 @@ describe('KubeVolumeStore on the real apiserver', () => {
     await store.replace(a);
     expect(await store.get('store-rt')).toMatchObject({ arrayUuid: 'aaaa', replicas: [{ state: 'InSync' }] });
     b.sizeBytes = 2 * GiB;
-    expect(((await store.replace(b).catch((e) => e)) as CsiError).code).toBe(status.ABORTED);
+    expect(((await store.replace(b).catch((e) => e)) as StateError).kind).toBe('changed');
     const c = (await store.get('store-rt')) as VolumeRecord;
     c.phase = 'Deleting';
     await store.replace(c);

@@ -3,7 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, inject, it } from 'vitest';
 import { LeaseElector } from '../../controller/leader.ts';
 import { ControllerService } from '../../csi/controller.ts';
-import type { CsiError } from '../../csi/errors.ts';
+import { toCsiError } from '../../csi/errors.ts';
 import { loadKubeConfig } from '../../kube/client.ts';
 import { cluster } from '../../placement/test/fixtures.ts';
 import { GiB } from '../../placement/units.ts';
@@ -44,7 +44,7 @@ describe('allocator lease on the real apiserver', () => {
       accessibility_requirements: null,
       mutable_parameters: {},
     };
-    const err = (await follower.createVolume(req).catch((e) => e)) as CsiError;
+    const err = toCsiError(await follower.createVolume(req).catch((e) => e));
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(err.message).toMatch(/lease held by controller-a/);
 

@@ -15,6 +15,7 @@ import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { ArrayInfo } from '../../../agent/host/types.ts';
 import { HostInventory } from '../../../agent/host-inventory.ts';
 import { partitionOf } from '../../../agent/owners.ts';
+import { RelocationReconciler } from '../../../controller/relocation.ts';
 import { ControllerService } from '../../../csi/controller.ts';
 import { largestVolumeFor, MiB, replicaExtentBytes } from '../../../placement/index.ts';
 import { updateRecord } from '../../../state/store.ts';
@@ -64,6 +65,7 @@ export const r_agentRelocation: Scenario = {
           ).flat(),
       },
     });
+    const relocation = new RelocationReconciler(controller.allocator);
     const sums = new Map<string, string>();
     const out: Record<string, unknown> = {};
     // sized as the controller records a volume: the most its extent holds (placement sizes the
@@ -87,7 +89,7 @@ export const r_agentRelocation: Scenario = {
     out.before = { uuid: before.uuid, members: states(before) };
 
     // 2. the controller plans the move; the agent "dies" right after adding the new member
-    const first = await controller.relocate();
+    const first = await relocation.pass();
     assert.deepEqual(first.started, [`${VOL} -> n3`], JSON.stringify(first));
     let rec = await c.store.get(VOL);
     const reloc = rec?.relocation;
@@ -111,7 +113,7 @@ export const r_agentRelocation: Scenario = {
     t0 = Date.now();
     for (let i = 0; ; i++) {
       assert.ok(since(t0) < 600_000, `relocation not finished after ${i} rounds: ${rounds.join('; ')}`);
-      const r = await controller.relocate();
+      const r = await relocation.pass();
       rounds.push(
         ...r.started.map((x) => `started ${x}`),
         ...r.finished.map((x) => `finished ${x}`),

@@ -4,15 +4,15 @@
 import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ControllerService } from '../../csi/controller.ts';
-import type { CsiError } from '../../csi/errors.ts';
+import { PlacementCache } from '../../controller/placement-cache.ts';
 import type { MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { msNode, msVolume } from '../../scheduler/test/fixtures.ts';
 import { volumeObject } from '../../state/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
-import { PlacementCache } from '../placement-cache.ts';
+import { ControllerService } from '../controller.ts';
+import { codeFor } from '../errors.ts';
 
 const capQuery = { replicaCount: 1, spread: { domain: 'zone' as const, mode: 'none' as const } };
 
@@ -190,7 +190,7 @@ describe('ControllerService on a PlacementCache', () => {
     const codeOf = (p: Promise<unknown>) =>
       p.then(
         () => 'OK',
-        (e: CsiError) => status[e.code],
+        (e: unknown) => status[codeFor(e)],
       );
     expect(await codeOf(ctl.createVolume(createReq('early', 1)))).toBe('UNAVAILABLE');
     expect(await codeOf(ctl.getCapacity(capacityReq))).toBe('UNAVAILABLE');
@@ -262,7 +262,7 @@ describe('ControllerService on a PlacementCache', () => {
           for (const r of results) {
             if (r.status === 'rejected') {
               failures++;
-              const code = (r.reason as CsiError).code;
+              const code = codeFor(r.reason);
               expect([status.ABORTED, status.RESOURCE_EXHAUSTED], String(r.reason)).toContain(code);
             }
           }

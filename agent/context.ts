@@ -1,0 +1,51 @@
+// What every step of the agent's pass works with, and how a step reports one volume's failure
+// without stopping the others: one volume that cannot be served must never make a live node look
+// dead (the MeshStorNode heartbeat) or hold up the other volumes.
+import type { KeyedLock } from '../state/lock.ts';
+import type { VolumeRecord, VolumeStore } from '../state/store.ts';
+import type { Host, ListenAddress } from './host/types.ts';
+
+export interface AgentContext {
+  nodeName: string;
+  host: Host;
+  store: VolumeStore;
+  /** Where this node's NVMe-oF target listens. */
+  listen: ListenAddress;
+  /** Shared with the node service: a volume is never staged and worked on here at the same time. */
+  locks: KeyedLock;
+  /** Aborts the host commands in flight when the agent stops (SIGTERM). */
+  signal?: AbortSignal | undefined;
+}
+
+/** One volume a step could not finish, and why; the step goes on with the others. */
+export interface VolumeFailure {
+  step: 'exports' | 'members' | 'relocation' | 'deletion';
+  volume: string;
+  reason: string;
+}
+
+export const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Runs `work` for each record, each on its own: a throw is recorded as that volume's failure and
+ * the next volume runs. A stop (the context's signal) ends the loop between volumes.
+ */
+export async function eachVolume<T>(
+  ctx: AgentContext,
+  step: VolumeFailure['step'],
+  records: readonly VolumeRecord[],
+  failures: VolumeFailure[],
+  work: (rec: VolumeRecord) => Promise<T | undefined>,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (const rec of records) {
+    if (ctx.signal?.aborted) break;
+    try {
+      const r = await work(rec);
+      if (r !== undefined) out.push(r);
+    } catch (e) {
+      failures.push({ step, volume: rec.id, reason: reasonOf(e) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,34 @@
+// The one rule for freeing a deleted volume's extents: its record (the finalizer) is dropped only
+// once no agent reports a partition of it. Used by DeleteVolume, the allocator's withdraw and the
+// deletion reconciler.
+import type { NodeInfo } from '../placement/model.ts';
+import { type NodeInventory, reportsPartition, type VolumeStore } from '../state/store.ts';
+
+/**
+ * Drops a Deleting record once no agent reports a partition of it. `nodes`: the agents' reports when
+ * the caller read them already (read after the records, so a wipe they show happened after the
+ * deletion was recorded). Returns whether the record was dropped.
+ */
+export async function releaseIfWiped(
+  store: VolumeStore,
+  inventory: NodeInventory,
+  id: string,
+  nodes?: readonly NodeInfo[],
+): Promise<boolean> {
+  const rec = await store.get(id);
+  if (rec?.phase !== 'Deleting') return false;
+  if (reportsPartition(nodes ?? (await inventory.nodes()), id)) return false;
+  await store.remove(id);
+  return true;
+}
+
+/** Marks the volume Deleting (idempotent) and releases it at once if nothing is on disk. */
+export async function markDeleting(store: VolumeStore, inventory: NodeInventory, id: string): Promise<void> {
+  const rec = await store.get(id);
+  if (!rec) return;
+  if (rec.phase !== 'Deleting') {
+    rec.phase = 'Deleting';
+    await store.replace(rec);
+  }
+  await releaseIfWiped(store, inventory, id);
+}

@@ -1,0 +1,77 @@
+// The relocation reconciler (the active allocator only): starts moving a member to each healthy
+// volume's attached node that holds none, and releases the old members of relocations that ended.
+// The steps on disk are the attached node's agent's (agent/relocation.ts); the record logic is in
+// relocator.ts. `meshstor controller` runs it every --resync-seconds.
+import type { NodeInfo } from '../placement/model.ts';
+import type { Allocator } from './allocator.ts';
+import {
+  beginRelocation,
+  cancelRelocation,
+  type RelocationPass,
+  releaseRemoved,
+  relocationEnded,
+  relocationTarget,
+} from './relocator.ts';
+
+export class RelocationReconciler {
+  private readonly allocator: Allocator;
+
+  constructor(allocator: Allocator) {
+    this.allocator = allocator;
+  }
+
+  async pass(): Promise<RelocationPass> {
+    const a = this.allocator;
+    const out: RelocationPass = { started: [], finished: [], blocked: [] };
+    if (!a.isLeader) return out;
+    let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
+    for (const listed of await a.store.list()) {
+      // Only volumes with something to do are read again (under their lock). One volume's failure
+      // is its own: it is reported as blocked and the pass goes on with the others.
+      if (listed.phase !== 'Active' || (!listed.relocation && !relocationTarget(listed))) continue;
+      try {
+        await a.perVolume.run(listed.id, async () => {
+          const rec = await a.store.get(listed.id);
+          if (!rec) return;
+          if (relocationEnded(rec)) nodes ??= await a.inventory.nodes();
+          if (releaseRemoved(rec, nodes ?? [])) {
+            await a.store.replace(rec);
+            if (!rec.relocation) out.finished.push(rec.id);
+            return;
+          }
+          const to = relocationTarget(rec);
+          if (!to) return;
+          // Decided on fresh lists (relocations are rare; a lagging model would only cost a retry).
+          const started = await a.decide(async () => {
+            const res = (await a.freshEngine()).planRelocation(rec.id, to);
+            if (!res.ok) {
+              out.blocked.push({ volume: rec.id, reason: res.message });
+              return false;
+            }
+            if (res.noop || !beginRelocation(rec, res.plan)) return false;
+            await a.store.replace(rec);
+            return true;
+          });
+          if (!started) return;
+          // As for CreateVolume: re-read after writing; a clash takes the new member back.
+          if (await a.overlapping(rec)) {
+            const again = await a.store.get(rec.id);
+            if (again) {
+              cancelRelocation(again);
+              await a.store.replace(again);
+            }
+            out.blocked.push({
+              volume: rec.id,
+              reason: 'the new extent collided with another record; retrying',
+            });
+            return;
+          }
+          out.started.push(`${rec.id} -> ${to}`);
+        });
+      } catch (e) {
+        out.blocked.push({ volume: listed.id, reason: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return out;
+  }
+}
