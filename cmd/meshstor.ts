@@ -1,25 +1,26 @@
 #!/usr/bin/env node
 // The one binary: `meshstor <subcommand>`. Each subcommand lives in its own module and is loaded
-// only when used, so `meshstor simulate` never loads Kubernetes or gRPC code.
+// only when used, so `meshstor simulate` never loads Kubernetes or gRPC code. Exit codes by error
+// type: 0 done, 2 a usage error (bad flags), 1 bad input (a scenario file) or a failure.
 import { ScenarioError } from '../simulations/scenario.ts';
-import { UsageError } from './simulate.ts';
+import { type Command, InputError, UsageError } from './cli.ts';
 
-const COMMANDS: Record<string, { about: string; run: (argv: string[]) => Promise<number> }> = {
+const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
   simulate: {
     about: 'compare placement policies on a scenario (default: the embedded one)',
-    run: async (argv) => (await import('./simulate.ts')).simulateCommand(argv),
+    load: async () => (await import('./simulate.ts')).simulateCommand,
   },
   controller: {
-    about: 'serve the CSI Identity and Controller services (in-memory state for now)',
-    run: async (argv) => (await import('./controller.ts')).controllerCommand(argv),
+    about: 'the CSI Identity and Controller services, and the deletion and relocation reconcilers',
+    load: async () => (await import('./controller.ts')).controllerCommand,
   },
   extender: {
     about: 'the kube-scheduler extender (filter, prioritize) for MeshStor volumes',
-    run: async (argv) => (await import('./extender.ts')).runExtender(argv),
+    load: async () => (await import('./extender.ts')).extenderCommand,
   },
   agent: {
-    about: 'serve the CSI Node service (SimulatedHost for now; --with-controller for one-node trials)',
-    run: async (argv) => (await import('./agent.ts')).agentCommand(argv),
+    about: 'the node agent: the CSI Node service, exports, relocation steps, the MeshStorNode heartbeat',
+    load: async () => (await import('./agent.ts')).agentCommand,
   },
 };
 
@@ -38,22 +39,23 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS[name];
-  if (!cmd) {
+  const entry = COMMANDS[name];
+  if (!entry) {
     console.error(`meshstor: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
   try {
-    return await cmd.run(rest);
+    return await (await entry.load()).run(rest);
   } catch (e) {
-    if (e instanceof ScenarioError) console.error(`meshstor ${name}: ${e.message}`);
-    else if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`meshstor ${name}: ${(e as Error).message}\nRun 'meshstor ${name} --help'.`);
+    if (e instanceof UsageError) {
+      console.error(`meshstor ${name}: ${e.message}\nRun 'meshstor ${name} --help'.`);
       return 2;
-    } else if (e instanceof Error && /^cannot read scenario file/.test(e.message))
+    }
+    if (e instanceof ScenarioError || e instanceof InputError) {
       console.error(`meshstor ${name}: ${e.message}`);
-    else throw e;
-    return 1;
+      return 1;
+    }
+    throw e;
   }
 }
 

@@ -1,22 +1,8 @@
 // `meshstor simulate [scenario.yaml]`: compare placement policies on a scenario (the embedded
 // default when no file is given), print the table, write report.md, CSV and SVG charts.
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { loadScenario, type Progress, runScenario, writeOutputs } from '../simulations/run.ts';
-
-export const SIMULATE_USAGE = `usage: meshstor simulate [SCENARIO.yaml] [options]
-
-Runs a placement scenario once per policy and compares them. Without a file it runs the embedded
-default scenario (3 zones, 24 nodes, a Patroni-like workload, a drain and a node loss).
-
-options:
-  --out DIR          where report.md, metrics.csv, timeseries.csv and the SVG charts go
-                     (default: simulation-output/<scenario name>)
-  --policies A,B     only these policies (default: the scenario's list)
-  --no-charts        skip the SVG charts
-  --progress         always show the progress bar (default: only on a terminal)
-  --no-progress      never show it
-  -h, --help         this text`;
+import { defineCommand, UsageError } from './cli.ts';
 
 /** A bar on a terminal; plain lines every 10% elsewhere (a log has no use for redraws). */
 function progressBar(enabled: boolean): Progress | undefined {
@@ -62,52 +48,50 @@ function progressBar(enabled: boolean): Progress | undefined {
   };
 }
 
-export async function simulateCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      policies: { type: 'string' },
-      'no-charts': { type: 'boolean', default: false },
-      progress: { type: 'boolean' },
-      'no-progress': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+export const simulateCommand = defineCommand({
+  name: 'simulate',
+  about: 'compare placement policies on a scenario (default: the embedded one)',
+  description: `Runs a placement scenario once per policy and compares them. Without a file it runs the embedded
+default scenario (3 zones, 24 nodes, a Patroni-like workload, a drain and a node loss).`,
+  positionals: { usage: '[SCENARIO.yaml]', max: 1 },
+  flags: {
+    out: {
+      kind: 'string',
+      placeholder: 'DIR',
+      about:
+        'where report.md, metrics.csv, timeseries.csv and the SVG charts go (default: simulation-output/<scenario name>)',
     },
-  });
-  if (values.help) {
-    console.log(SIMULATE_USAGE);
+    policies: {
+      kind: 'string',
+      placeholder: 'A,B',
+      about: "only these policies (default: the scenario's list)",
+    },
+    'no-charts': { kind: 'boolean', default: false, about: 'skip the SVG charts' },
+    progress: { kind: 'boolean', about: 'always show the progress bar (default: only on a terminal)' },
+    'no-progress': { kind: 'boolean', default: false, about: 'never show it' },
+  },
+  async run(config, { positionals }) {
+    const { scenario, source } = loadScenario(positionals[0]);
+    if (config.policies) {
+      const { scenarioSchema } = await import('../simulations/scenario.ts');
+      const checked = scenarioSchema.safeParse({ ...scenario, policies: config.policies.split(',') });
+      if (!checked.success)
+        throw new UsageError(`--policies: ${checked.error.issues.map((i) => i.message).join('; ')}`);
+      scenario.policies = checked.data.policies;
+    }
+    const show = config.noProgress ? false : (config.progress ?? Boolean(process.stderr.isTTY));
+    const t0 = performance.now();
+    const result = await runScenario(scenario, source, {
+      charts: !config.noCharts,
+      progress: progressBar(show),
+    });
+    const secs = (performance.now() - t0) / 1000;
+    const dir = config.out ?? `simulation-output/${scenario.name}`;
+    const written = writeOutputs(dir, result.files);
+    console.log(`scenario ${scenario.name} (${source}), seed ${scenario.seed}\n`);
+    console.log(result.table);
+    console.log(`\nwrote ${written.join(', ')}`);
+    console.error(`simulated ${result.eventsProcessed} events in ${secs.toFixed(2)} s`);
     return 0;
-  }
-  if (positionals.length > 1)
-    throw new UsageError(`simulate takes one scenario file, got ${positionals.length}`);
-  const { scenario, source } = loadScenario(positionals[0]);
-  if (values.policies) {
-    const { scenarioSchema } = await import('../simulations/scenario.ts');
-    const checked = scenarioSchema.safeParse({ ...scenario, policies: values.policies.split(',') });
-    if (!checked.success)
-      throw new UsageError(`--policies: ${checked.error.issues.map((i) => i.message).join('; ')}`);
-    scenario.policies = checked.data.policies;
-  }
-  const show = values['no-progress'] ? false : (values.progress ?? Boolean(process.stderr.isTTY));
-  const t0 = performance.now();
-  const result = await runScenario(scenario, source, {
-    charts: !values['no-charts'],
-    progress: progressBar(show),
-  });
-  const secs = (performance.now() - t0) / 1000;
-  const dir = values.out ?? `simulation-output/${scenario.name}`;
-  const written = writeOutputs(dir, result.files);
-  console.log(`scenario ${scenario.name} (${source}), seed ${scenario.seed}\n`);
-  console.log(result.table);
-  console.log(`\nwrote ${written.join(', ')}`);
-  console.error(`simulated ${result.eventsProcessed} events in ${secs.toFixed(2)} s`);
-  return 0;
-}
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+  },
+});

@@ -4,6 +4,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { Logger } from '../kube/log.ts';
 import { toCsiError } from './errors.ts';
 import { redact } from './redact.ts';
 
@@ -28,8 +29,6 @@ export function loadCsi(): CsiPackage {
     protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS),
   ) as unknown as CsiPackage;
 }
-
-export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void;
 
 // Service objects are plain classes; their async methods are looked up by RPC name.
 type Handlers = object;
@@ -67,7 +66,7 @@ export function callSignal(
 function implement(
   def: grpc.ServiceDefinition,
   impl: Handlers,
-  log: Logger,
+  log: Logger | undefined,
   stopping: AbortSignal | undefined,
 ): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
@@ -82,16 +81,14 @@ function implement(
         .finally(done)
         .then(
           (res) => {
-            log('info', rpc, { ms: Math.round(performance.now() - t0), request: redact(call.request) });
+            log?.info({ ms: Math.round(performance.now() - t0), request: redact(call.request) }, rpc);
             callback(null, res);
           },
           (e: unknown) => {
             const err = toCsiError(e);
-            log(err.code === grpc.status.INTERNAL ? 'error' : 'warn', rpc, {
-              code: grpc.status[err.code],
-              error: err.message,
-              request: redact(call.request),
-            });
+            const fields = { code: grpc.status[err.code], error: err.message, request: redact(call.request) };
+            if (err.code === grpc.status.INTERNAL) log?.error(fields, rpc);
+            else log?.warn(fields, rpc);
             callback({ code: err.code, details: err.message });
           },
         );
@@ -112,7 +109,7 @@ export interface CsiServices {
 export async function serveCsi(
   socketPath: string,
   services: CsiServices,
-  log: Logger = () => {},
+  log?: Logger,
 ): Promise<grpc.Server> {
   const pkg = loadCsi();
   const server = new grpc.Server();
@@ -144,4 +141,18 @@ export async function serveCsi(
     ),
   );
   return server;
+}
+
+/** Stops serving: lets calls in flight finish, but not for longer than `graceMs`. */
+export function shutdownServer(server: grpc.Server, graceMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }

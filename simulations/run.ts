@@ -6,7 +6,7 @@ import { policyByName } from '../placement/policies.ts';
 import { renderCharts } from './charts.ts';
 import { generateCluster } from './cluster-gen.ts';
 import { markdownReport, metricsCsv, seriesCsv, terminalTable } from './report.ts';
-import { parseScenario, type Scenario } from './scenario.ts';
+import { parseScenario, type Scenario, ScenarioError } from './scenario.ts';
 import { type PolicyRun, simulatePolicy } from './simulator.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -23,9 +23,9 @@ export function loadScenario(path?: string): { scenario: Scenario; source: strin
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(
+    throw new ScenarioError(path, [
       `cannot read scenario file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
+    ]);
   }
   return { scenario: parseScenario(text, path), source: path };
 }

@@ -1,16 +1,33 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runExtender } from '../extender.ts';
+import { main } from '../meshstor.ts';
 
 describe('meshstor extender flags', () => {
   afterEach(() => vi.restoreAllMocks());
   it.each([
-    [['--port', 'http'], /--port must be 0..65535/],
-    [['--heartbeat-stale', '0'], /--heartbeat-stale > 0/],
+    [['--port', 'http'], /--port http: not a whole number/],
+    [['--heartbeat-stale', '0'], /--heartbeat-stale 0: must be 1\.\./],
     [['--bogus'], /Unknown option '--bogus'/],
-  ])('%j exits 2 with the usage', async (argv, msg) => {
+    [['--log-level', 'loud'], /--log-level loud: use fatal or error/],
+  ])('%j exits 2 and points at --help', async (argv, msg) => {
     const err = vi.spyOn(console, 'error').mockImplementation(() => {});
-    expect(await runExtender(argv)).toBe(2);
+    expect(await main(['extender', ...argv])).toBe(2);
     expect(String(err.mock.calls[0]?.[0])).toMatch(msg);
-    expect(String(err.mock.calls[0]?.[0])).toMatch(/usage: meshstor extender/);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(/Run 'meshstor extender --help'/);
   });
+});
+
+describe('every subcommand', () => {
+  afterEach(() => vi.restoreAllMocks());
+  // `meshstor extender --help` used to fail with "Unknown option '--help'".
+  it.each(['simulate', 'controller', 'extender', 'agent'])(
+    '%s answers --help with its options and exit 0',
+    async (name) => {
+      const out = vi.spyOn(console, 'log').mockImplementation(() => {});
+      expect(await main([name, '--help'])).toBe(0);
+      const text = String(out.mock.calls[0]?.[0]);
+      expect(text).toMatch(new RegExp(`^usage: meshstor ${name}`));
+      expect(text).toMatch(/--log-level LEVEL/);
+      expect(text).toMatch(/-h, --help/);
+    },
+  );
 });

@@ -76,7 +76,7 @@ describe('meshstor controller', () => {
     const socket = join(dir, 'csi.sock');
     const proc = new MeshstorProcess(['controller', '--csi-socket', socket, '--state', 'memory']);
     await proc.waitFor('serving');
-    expect(proc.log).toMatch(/"msg":"serving".*"nodes":24/);
+    expect(proc.logged('serving', { nodes: 24 })).toBe(true);
     const pkg = loadCsi();
     const client = new pkg.csi.v1.Controller(`unix:${socket}`, grpc.credentials.createInsecure());
     const res = await new Promise<{ volume: { volume_id: string } }>((resolve, reject) =>
@@ -95,8 +95,8 @@ describe('meshstor controller', () => {
     expect(res.volume.volume_id).toBe('pvc-cli');
     client.close();
     expect(await proc.stop()).toBe(0);
-    expect(proc.log).toMatch(/"msg":"CreateVolume"/);
-    expect(proc.log).toMatch(/"msg":"stopping","signal":"SIGTERM"/);
+    expect(proc.logged('CreateVolume')).toBe(true);
+    expect(proc.logged('stopping', { signal: 'SIGTERM' })).toBe(true);
   });
 
   it('with --state kube, Probe says not ready while its placement caches have no first list', async () => {
@@ -127,7 +127,7 @@ current-context: x
     );
     identity.close();
     expect(probe.ready.value).toBe(false);
-    expect(proc.log).not.toMatch(/"msg":"caches synced"/);
+    expect(proc.logged('caches synced')).toBe(false);
     expect(await proc.stop()).toBe(0);
   });
 

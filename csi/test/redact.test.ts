@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { cluster } from '../../placement/test/fixtures.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
@@ -34,7 +35,7 @@ describe('secrets', () => {
           inventory: new StaticInventory(cluster(2, ['a'], [10])),
         }),
       },
-      (level, msg, fields) => lines.push(JSON.stringify({ level, msg, ...fields })),
+      pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
     );
     const client = new (loadCsi().csi.v1.Controller)(
       `unix:${socket}`,

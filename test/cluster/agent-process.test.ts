@@ -23,6 +23,8 @@ describe('meshstor agent --state kube', () => {
     const socket = join(dir, 'csi.sock');
     const agent = new MeshstorProcess([
       'agent',
+      '--host',
+      'simulated',
       '--csi-socket',
       socket,
       '--node',
@@ -99,7 +101,7 @@ describe('meshstor agent --state kube', () => {
           return (e as { code?: number }).code === 404 ? true : undefined;
         }
       });
-      expect(agent.log).toMatch(/"msg":"wiped","partitions":\["agent-n1\/SIMagent-n1-0\/pvc-agent\/r0"\]/);
+      expect(agent.logged('wiped', { partitions: ['agent-n1/SIMagent-n1-0/pvc-agent/r0'] })).toBe(true);
 
       // A layout the node cannot serve (an extent past its drive's end): a Warning Event on the volume.
       await k.custom.createClusterCustomObject({

@@ -79,6 +79,8 @@ async function startAgent(name: string, zone: string, kubeconfig: string, dir: s
   const socket = join(dir, `${name}.sock`);
   const proc = new MeshstorProcess([
     'agent',
+    '--host',
+    'simulated',
     '--csi-socket',
     socket,
     '--node',
@@ -317,7 +319,9 @@ describe('provisioning through the real external-provisioner', () => {
     });
     expect(staged.status?.arrayUUID).toBeTruthy();
     expect(staged.status?.members?.map((m) => m.node)).toEqual([node, other]);
-    expect(agent(other).proc.log).toContain(`"exported","replicas":["${vol.metadata.name}/r1 -> ${node}"]`);
+    expect(agent(other).proc.logged('exported', { replicas: [`${vol.metadata.name}/r1 -> ${node}`] })).toBe(
+      true,
+    );
   });
 
   it('the pod moves to a node without a replica and uses the volume at once, both members over NVMe-oF', async () => {
@@ -364,7 +368,9 @@ describe('provisioning through the real external-provisioner', () => {
     expect(settled.status?.arrayUUID).toBe(vol.status?.arrayUUID);
     const left = (vol.spec.replicas ?? []).find((r) => !settled.spec.replicas?.some((x) => x.id === r.id));
     expect(left).toBeDefined();
-    expect(controller.log).toContain(`"relocation started","volumes":["${vol.metadata.name} -> ${to}"]`);
+    expect(controller.logged('relocation started', { volumes: [`${vol.metadata.name} -> ${to}`] })).toBe(
+      true,
+    );
     const leftNode = await k.getMeshStorNode(left?.node as string);
     const leftParts = leftNode.status?.drives?.flatMap((d) => d.partitions ?? []) ?? [];
     expect(leftParts.some((p) => p.owner?.volume === vol.metadata.name)).toBe(false);

@@ -19,6 +19,8 @@ const UNCLAIMED =
 beforeAll(async () => {
   agent = new MeshstorProcess([
     'agent',
+    '--host',
+    'simulated',
     '--csi-socket',
     socket,
     '--node',

@@ -45,6 +45,24 @@ export class MeshstorProcess {
     }
   }
 
+  /** The log lines (JSON objects) with this message whose fields include `fields` (compared as JSON). */
+  lines(msg: string, fields: Record<string, unknown> = {}): Record<string, unknown>[] {
+    return this.log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter(
+        (l) =>
+          l.msg === msg &&
+          Object.entries(fields).every(([k, v]) => JSON.stringify(l[k]) === JSON.stringify(v)),
+      );
+  }
+
+  /** Whether a log line has this message and these fields. */
+  logged(msg: string, fields: Record<string, unknown> = {}): boolean {
+    return this.lines(msg, fields).length > 0;
+  }
+
   async stop(): Promise<number | null> {
     if (this.proc.exitCode === null) this.proc.kill('SIGTERM');
     return this.exited;

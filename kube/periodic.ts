@@ -1,5 +1,4 @@
-// Background passes of the long-running commands, and their orderly stop.
-import type { Server } from '@grpc/grpc-js';
+// Background passes of the long-running processes (never two at once), and their orderly stop.
 
 export interface Periodic {
   /** No new pass starts; resolves when the one running (if any) has finished. */
@@ -40,18 +39,4 @@ export function every(ms: number, pass: () => Promise<void>): Periodic {
       await running;
     },
   };
-}
-
-/** Stops serving: lets calls in flight finish, but not for longer than `graceMs`. */
-export function shutdownServer(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
 }
