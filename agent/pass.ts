@@ -30,6 +30,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   const records = await o.store.list();
   const failures: VolumeFailure[] = [];
   const whole = async <T>(step: VolumeFailure['step'], empty: T, work: () => Promise<T>): Promise<T> => {
+    if (o.signal?.aborted) return empty; // stopping: no new step starts
     try {
       return await work();
     } catch (e) {
