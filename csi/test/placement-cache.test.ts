@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { PlacementCache } from '../../controller/placement-cache.ts';
 import type { MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
-import { msNode, msVolume } from '../../scheduler/test/fixtures.ts';
 import { volumeObject } from '../../state/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
+import { msNode, msVolume } from '../../state/test/crd-fixtures.ts';
 import { ControllerService } from '../controller.ts';
 import { codeFor } from '../errors.ts';
 
