@@ -3,11 +3,11 @@
 import { updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { subsystemNqn } from './host/names.ts';
-import type { Drive, MemberState } from './host/types.ts';
+import type { Drive, MdMemberState } from './host/types.ts';
 import { partitionOf } from './owners.ts';
 
-/** What an array member's state means for the volume's record. */
-export const MEMBER_FROM_ARRAY: Record<MemberState, VolumeRecord['replicas'][number]['state']> = {
+/** What md's state of an array member means in the record's vocabulary. */
+export const MEMBER_FROM_ARRAY: Record<MdMemberState, VolumeRecord['replicas'][number]['state']> = {
   in_sync: 'InSync',
   rebuilding: 'Syncing',
   spare: 'Syncing',

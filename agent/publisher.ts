@@ -1,7 +1,7 @@
 // What this node's agent tells the cluster: its MeshStorNode (drives with their partitions and
 // owners, free space, NVMe-oF identity, a heartbeat and a Ready condition), read from the Host.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { kubeErrorMessage } from '../kube/client.ts';
+import { httpStatusOf, kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
   GROUP,
@@ -22,8 +22,6 @@ export interface NodeIdentity {
   address: string;
   port: number;
 }
-
-const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
 
 /** `records`: the volume records, so partitions whose GPT name was cut still name their replica. */
 export async function nodeStatus(
@@ -90,7 +88,7 @@ export class NodePublisher {
       try {
         obj = (await this.api.getClusterCustomObject(ref)) as MeshStorNode;
       } catch (e) {
-        if (codeOf(e) !== 404)
+        if (httpStatusOf(e) !== 404)
           throw new Error(`reading MeshStorNode ${this.id.nodeName}: ${kubeErrorMessage(e)}`);
         const body: MeshStorNode = {
           apiVersion: API_VERSION,
@@ -114,7 +112,7 @@ export class NodePublisher {
         await this.api.replaceClusterCustomObjectStatus({ ...ref, body: { ...obj, status } });
         return;
       } catch (e) {
-        if (codeOf(e) !== 409 || attempt === 1)
+        if (httpStatusOf(e) !== 409 || attempt === 1)
           throw new Error(`writing MeshStorNode ${this.id.nodeName} status: ${kubeErrorMessage(e)}`);
       }
     }

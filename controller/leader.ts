@@ -2,7 +2,7 @@
 // Expiry is judged by the local clock from when this process last saw the lease change (as
 // client-go does), so clock skew between controllers cannot hand the lease to two of them.
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
-import { kubeErrorMessage } from '../kube/client.ts';
+import { httpStatusOf, kubeErrorMessage } from '../kube/client.ts';
 
 export interface LeaseOptions {
   namespace: string;
@@ -13,8 +13,6 @@ export interface LeaseOptions {
   onChange?: (leading: boolean, holder: string | undefined) => void;
   onError?: (message: string) => void;
 }
-
-const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
 
 export class LeaseElector {
   private readonly api: CoordinationV1Api;
@@ -72,7 +70,7 @@ export class LeaseElector {
     try {
       return await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
     } catch (e) {
-      if (codeOf(e) === 404) return undefined;
+      if (httpStatusOf(e) === 404) return undefined;
       throw e;
     }
   }
@@ -131,7 +129,7 @@ export class LeaseElector {
       return this.won(now);
     } catch (e) {
       // 409: someone else wrote the lease first; anything else: we cannot tell, so do not lead.
-      if (codeOf(e) !== 409) this.o.onError?.(`lease ${this.o.name}: ${kubeErrorMessage(e)}`);
+      if (httpStatusOf(e) !== 409) this.o.onError?.(`lease ${this.o.name}: ${kubeErrorMessage(e)}`);
       if (!this.isLeader) this.set(false, this.holder);
       return false;
     }

@@ -28,3 +28,8 @@ export function kubeErrorMessage(e: unknown): string {
   }
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The HTTP status of a failed Kubernetes API call (404, 409, …), or 0 when it is not one. */
+export function httpStatusOf(e: unknown): number {
+  return e && typeof e === 'object' && 'code' in e && typeof e.code === 'number' ? e.code : 0;
+}

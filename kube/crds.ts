@@ -78,7 +78,8 @@ export interface MeshStorNode {
 
 // ---------------------------------------------------------------- MeshStorVolume --
 
-export type MemberPhase = 'Pending' | 'Exported' | 'Connected' | 'Syncing' | 'InSync' | 'Faulty' | 'Removed';
+/** A member's state: the same words as placement/model.ts MemberState (state/placement-model.ts checks they stay equal). */
+export type MemberPhase = 'Pending' | 'Syncing' | 'InSync' | 'Faulty' | 'Removed';
 
 export interface MeshStorReplica {
   id: string;

@@ -17,45 +17,59 @@ export function alignDown(bytes: number, to: number = ALIGN): number {
   return Math.floor(bytes / to) * to;
 }
 
-const UNIT: Record<string, number> = {
+/** Kubernetes quantity suffixes, case as Kubernetes has them ("m" is milli there, never mega). */
+const QUANTITY: Record<string, number> = {
   '': 1,
-  b: 1,
   k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: KiB,
+  Mi: MiB,
+  Gi: GiB,
+  Ti: TiB,
+  Pi: 1024 * TiB,
+  Ei: 1024 * 1024 * TiB,
+  m: 1e-3,
+};
+
+/** Byte units as drives are sold and people write them, any case: B, KB … TB, KiB … TiB. */
+const BYTE_UNIT: Record<string, number> = {
+  b: 1,
   kb: 1e3,
-  m: 1e6,
   mb: 1e6,
-  g: 1e9,
   gb: 1e9,
-  t: 1e12,
   tb: 1e12,
-  ki: KiB,
+  pb: 1e15,
   kib: KiB,
-  mi: MiB,
   mib: MiB,
-  gi: GiB,
   gib: GiB,
-  ti: TiB,
   tib: TiB,
+  pib: 1024 * TiB,
 };
 
 /**
- * Parses "3.84TB", "100GiB", "512Mi" or a plain byte count. Decimal units are how drives are
- * sold, binary units how Kubernetes quantities and volumes are usually written; both appear in
- * scenario files. Throws a message naming the bad text.
+ * The one byte-size parser: a Kubernetes quantity ("10Gi", "500M", "1e9", "512Mi") or a size with a
+ * byte unit ("3.84TB", "100GiB", "1 TiB"), or a plain number of bytes. Decimal units are how drives
+ * are sold, binary ones how Kubernetes quantities and volumes are usually written; scenario files,
+ * flags and claims use both. A fraction of a byte rounds up. Throws a message naming the bad text.
  */
 export function parseBytes(text: string | number): number {
   if (typeof text === 'number') {
     if (!Number.isFinite(text) || text < 0) throw new Error(`size ${text} must be a non-negative number`);
-    return Math.floor(text);
+    return Math.ceil(text);
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = m ? UNIT[(m[2] ?? '').toLowerCase()] : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const suffix = m?.[2] ?? '';
+  const unit = m ? (QUANTITY[suffix] ?? BYTE_UNIT[suffix.toLowerCase()]) : undefined;
   if (!m || unit === undefined) {
     throw new Error(
-      `cannot read size "${text}": use a number with an optional unit (MiB, GiB, TiB, MB, GB, TB)`,
+      `cannot read size "${text}": use a number with an optional unit (Ki, Mi, Gi, Ti, k, M, G, T, KiB, MiB, GiB, TiB, KB, MB, GB, TB)`,
     );
   }
-  return Math.floor(Number(m[1]) * unit);
+  return Math.ceil(Number(m[1]) * unit);
 }
 
 export function formatBytes(bytes: number): string {

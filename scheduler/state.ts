@@ -7,6 +7,7 @@
 
 import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
 import { LiveCluster, PlacementEngine, type PodVolume } from '../placement/index.ts';
+import { parseBytes } from '../placement/units.ts';
 import { nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
 
@@ -39,32 +40,14 @@ interface InFlight {
   expiresAt: number;
 }
 
-/** Parses a Kubernetes quantity ("10Gi", "500M", "1e9") into bytes; NaN when it is not one. */
+/** A Kubernetes quantity in bytes (placement/units.ts parseBytes); NaN when it is not one. */
 export function quantityBytes(q: string | number | undefined): number {
-  if (typeof q === 'number') return q;
-  if (!q) return Number.NaN;
-  const m = /^([0-9.]+(?:[eE][-+]?[0-9]+)?)([KMGTPE]i?|[kmu]|n)?$/.exec(q.trim());
-  if (!m) return Number.NaN;
-  const mult: Record<string, number> = {
-    '': 1,
-    k: 1e3,
-    K: 1e3,
-    M: 1e6,
-    G: 1e9,
-    T: 1e12,
-    P: 1e15,
-    E: 1e18,
-    Ki: 2 ** 10,
-    Mi: 2 ** 20,
-    Gi: 2 ** 30,
-    Ti: 2 ** 40,
-    Pi: 2 ** 50,
-    Ei: 2 ** 60,
-    m: 1e-3,
-    u: 1e-6,
-    n: 1e-9,
-  };
-  return Math.ceil(Number(m[1]) * (mult[m[2] ?? ''] ?? Number.NaN));
+  if (q === undefined || q === '') return Number.NaN;
+  try {
+    return parseBytes(q);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export class ExtenderState {

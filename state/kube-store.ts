@@ -4,7 +4,7 @@
 // the controller sees no agent reporting a partition of it and drops the finalizer.
 
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { kubeErrorMessage } from '../kube/client.ts';
+import { httpStatusOf, kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
   GROUP,
@@ -27,8 +27,6 @@ const CSI_NAME = 'meshstor.io/csi-name';
 
 type Stored = MeshStorVolume & { metadata: MeshStorVolume['metadata'] & { deletionTimestamp?: string } };
 
-const codeOf = (e: unknown) => (e && typeof e === 'object' && 'code' in e ? (e as { code: number }).code : 0);
-
 /**
  * Retries what the apiserver says is temporary (429 "storage is (re)initializing", 5xx) a few
  * times with backoff; anything else, or the last failure, is thrown as it is.
@@ -38,7 +36,7 @@ export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): P
     try {
       return await what();
     } catch (e) {
-      const code = codeOf(e);
+      const code = httpStatusOf(e);
       if (i >= attempts || !(code === 429 || code >= 500)) throw e;
       await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
     }
@@ -126,7 +124,7 @@ export class KubeVolumeStore implements VolumeStore {
     try {
       return this.wrap((await retryTransient(() => this.api.getClusterCustomObject(this.ref(id)))) as Stored);
     } catch (e) {
-      if (codeOf(e) === 404) return undefined;
+      if (httpStatusOf(e) === 404) return undefined;
       throw new StateError('unavailable', `reading MeshStorVolume ${id}: ${kubeErrorMessage(e)}`);
     }
   }
@@ -141,7 +139,7 @@ export class KubeVolumeStore implements VolumeStore {
     try {
       await this.api.createClusterCustomObject({ ...this.all, body });
     } catch (e) {
-      if (codeOf(e) === 409) throw new StateError('exists', `MeshStorVolume ${r.id} exists already`);
+      if (httpStatusOf(e) === 409) throw new StateError('exists', `MeshStorVolume ${r.id} exists already`);
       throw new StateError('unavailable', `creating MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
     }
   }
@@ -193,9 +191,9 @@ export class KubeVolumeStore implements VolumeStore {
         });
       }
     } catch (e) {
-      if (codeOf(e) === 409)
+      if (httpStatusOf(e) === 409)
         throw new StateError('changed', `MeshStorVolume ${r.id} changed since it was read; retry`);
-      if (codeOf(e) === 404) throw new StateError('not-found', `MeshStorVolume ${r.id} does not exist`);
+      if (httpStatusOf(e) === 404) throw new StateError('not-found', `MeshStorVolume ${r.id} does not exist`);
       throw new StateError('unavailable', `writing MeshStorVolume ${r.id}: ${kubeErrorMessage(e)}`);
     }
   }
@@ -217,8 +215,8 @@ export class KubeVolumeStore implements VolumeStore {
         body: { ...o, metadata: { ...o.metadata, finalizers } },
       });
     } catch (e) {
-      if (codeOf(e) === 404) return;
-      if (codeOf(e) === 409)
+      if (httpStatusOf(e) === 404) return;
+      if (httpStatusOf(e) === 409)
         throw new StateError(
           'changed',
           `MeshStorVolume ${id} changed while its finalizer was removed; retry`,
@@ -265,7 +263,7 @@ export class KubePeerDirectory implements PeerDirectory {
         }),
       )) as MeshStorNode;
     } catch (e) {
-      if (codeOf(e) === 404) return undefined;
+      if (httpStatusOf(e) === 404) return undefined;
       throw new StateError('unavailable', `reading MeshStorNode ${node}: ${kubeErrorMessage(e)}`);
     }
     const s = n.status;

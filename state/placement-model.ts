@@ -4,16 +4,14 @@
 import type { MemberPhase, MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
 import type { MemberState, NodeInfo, VolumeInfo } from '../placement/model.ts';
 
-/** The placement model's member state for a phase an agent reports (exported or connected is not yet a copy). */
-export const MEMBER_STATE: Record<MemberPhase, MemberState> = {
-  Pending: 'Pending',
-  Exported: 'Pending',
-  Connected: 'Pending',
-  Syncing: 'Syncing',
-  InSync: 'InSync',
-  Faulty: 'Faulty',
-  Removed: 'Removed',
-};
+// One member-state vocabulary: the CRD's phases are the model's states, word for word. These two
+// lines stop compiling if either side gains or loses a word.
+const SAME_WORDS: [MemberPhase] extends [MemberState]
+  ? [MemberState] extends [MemberPhase]
+    ? true
+    : never
+  : never = true;
+void SAME_WORDS;
 
 /** Whether the node's agent says it is Ready (freshness of the heartbeat is the caller's call). */
 export function agentReady(n: MeshStorNode): boolean {
@@ -53,7 +51,7 @@ export function volumeInfoFrom(v: MeshStorVolume): VolumeInfo {
       node: r.node,
       drive: r.drive,
       extent: { start: r.extent.start, end: r.extent.end },
-      state: MEMBER_STATE[members.get(r.id) ?? 'Pending'] ?? 'Pending',
+      state: members.get(r.id) ?? 'Pending',
     })),
     attachedNode: v.spec.attachment?.node,
   };

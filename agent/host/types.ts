@@ -75,13 +75,18 @@ export interface ConnectSpec {
   ctrlLossTmoSec: number;
 }
 
-export type MemberState = 'in_sync' | 'spare' | 'rebuilding' | 'faulty';
+/**
+ * A member's state in md's own words (md sysfs state files, `mdadm --detail`). The agent translates
+ * it once (agent/members.ts MEMBER_FROM_ARRAY) into the one vocabulary records and CRDs use
+ * (placement/model.ts MemberState).
+ */
+export type MdMemberState = 'in_sync' | 'spare' | 'rebuilding' | 'faulty';
 
 export interface ArrayMember {
   devicePath: string;
   /** Slot in the array; undefined for spares. */
   slot: number | undefined;
-  state: MemberState;
+  state: MdMemberState;
 }
 
 export interface ArrayInfo {
