@@ -145,7 +145,9 @@ export function selectorMatches(sel: DriveSelector, d: DriveCandidate): boolean 
 export const driveId = (d: Pick<DriveCandidate, 'serial' | 'wwn' | 'name'>): string =>
   d.serial.trim() || d.wwn?.trim() || d.name;
 
-const list = (names: readonly string[]) => names.join(', ');
+/** Names for a message; long lists are cut (a MeshStorNode reason holds 1024 characters). */
+const list = (names: readonly string[]) =>
+  names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')} and ${names.length - 8} more`;
 
 /**
  * Decides, for every drive that is not a fabrics namespace, whether the agent manages it (and how

@@ -207,6 +207,13 @@ describe('selectDrives', () => {
     ]);
   });
 
+  it('a long list of partitions is cut in the reason, never in keptPartitions', () => {
+    const parts = Array.from({ length: 12 }, (_, i) => ({ name: `nvme0n1p${i + 1}`, owned: false }));
+    const r = selectDrives([{ ...osDrive, partitions: parts }], { osDriveTail: sel('serial:OS123') });
+    expect(r.managed[0]?.keptPartitions).toHaveLength(12);
+    expect(r.managed[0]?.reason).toMatch(/nvme0n1p8 and 4 more stay as they are$/);
+  });
+
   it('a drive without serial is known by its WWN', () => {
     expect(driveId({ name: 'nvme1n1', serial: '  ', wwn: 'eui.01' })).toBe('eui.01');
   });
