@@ -78,56 +78,63 @@ export interface VolumeCensus {
   relocationBytesRemaining: number;
 }
 
-function setAll(g: Gauge<'state'>, counts: Record<string, number>): void {
-  g.reset(); // a state that is gone must not keep its last value
-  for (const [state, n] of Object.entries(counts)) g.set({ state }, n);
+/** A gauge filled from the census at scrape time: by state (a state that is gone is dropped) or one number. */
+function censusGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  census: () => VolumeCensus | undefined,
+  value: (c: VolumeCensus) => Record<string, number> | number,
+): Gauge<'state'> {
+  const v0 = value({ volumes: {}, members: {}, relocations: 0, relocationBytesRemaining: 0 });
+  return new Gauge({
+    name,
+    help,
+    labelNames: typeof v0 === 'number' ? [] : ['state'],
+    registers: [registry],
+    collect() {
+      const c = census();
+      if (!c) return; // not known yet: no made-up zeros
+      const v = value(c);
+      if (typeof v === 'number') return void this.set(v);
+      this.reset();
+      for (const [state, n] of Object.entries(v)) this.set({ state }, n);
+    },
+  });
 }
 
 /** The controller's view of the volumes, read at scrape time from `census` (undefined: not known yet). */
 export class VolumeMetrics {
   readonly volumes: Gauge<'state'>;
   readonly members: Gauge<'state'>;
-  readonly relocations: Gauge;
-  readonly relocationBytesRemaining: Gauge;
+  readonly relocations: Gauge<'state'>;
+  readonly relocationBytesRemaining: Gauge<'state'>;
   constructor(registry: Registry, census: () => VolumeCensus | undefined) {
-    this.volumes = new Gauge({
-      name: 'meshstor_volumes',
-      help: 'MeshStor volumes by state (the reason of their Ready condition)',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        const c = census();
-        if (c) setAll(this, c.volumes);
-      },
-    });
-    this.members = new Gauge({
-      name: 'meshstor_members',
-      help: 'Replicas (MD array members) of MeshStor volumes by state',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        const c = census();
-        if (c) setAll(this, c.members);
-      },
-    });
-    this.relocations = new Gauge({
-      name: 'meshstor_relocations_in_progress',
-      help: 'Volumes with a member moving to another node',
-      registers: [registry],
-      collect() {
-        const c = census();
-        if (c) this.set(c.relocations);
-      },
-    });
-    this.relocationBytesRemaining = new Gauge({
-      name: 'meshstor_relocation_bytes_remaining',
-      help: 'Bytes the relocations in progress still have to copy',
-      registers: [registry],
-      collect() {
-        const c = census();
-        if (c) this.set(c.relocationBytesRemaining);
-      },
-    });
+    const gauge = censusGauge.bind(undefined, registry);
+    this.volumes = gauge(
+      'meshstor_volumes',
+      'MeshStor volumes by state (the reason of their Ready condition)',
+      census,
+      (c) => c.volumes,
+    );
+    this.members = gauge(
+      'meshstor_members',
+      'Replicas (MD array members) of MeshStor volumes by state',
+      census,
+      (c) => c.members,
+    );
+    this.relocations = gauge(
+      'meshstor_relocations_in_progress',
+      'Volumes with a member moving to another node',
+      census,
+      (c) => c.relocations,
+    );
+    this.relocationBytesRemaining = gauge(
+      'meshstor_relocation_bytes_remaining',
+      'Bytes the relocations in progress still have to copy',
+      census,
+      (c) => c.relocationBytesRemaining,
+    );
   }
 }
 
