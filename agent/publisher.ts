@@ -4,9 +4,11 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { httpStatusOf, kubeErrorMessage } from '../kube/client.ts';
 import {
   API_VERSION,
+  type Condition,
   GROUP,
   type MeshStorNode,
   type MeshStorNodeStatus,
+  type MeshStorSkippedDrive,
   PLURAL,
   VERSION,
 } from '../kube/crds.ts';
@@ -21,6 +23,14 @@ export interface NodeIdentity {
   /** Where this node's NVMe-oF target listens for other nodes. */
   address: string;
   port: number;
+  /** false while the Node is cordoned (node-identity.ts); left out of the status when unknown. */
+  schedulable?: boolean | undefined;
+}
+
+/** What the agent found at start besides the Host's drives: drives it skipped, conditions such as KernelModulesLoaded. */
+export interface NodeReport {
+  skippedDrives?: MeshStorSkippedDrive[] | undefined;
+  conditions?: Omit<Condition, 'lastTransitionTime'>[] | undefined;
 }
 
 /** `records`: the volume records, so partitions whose GPT name was cut still name their replica. */
@@ -29,6 +39,7 @@ export async function nodeStatus(
   host: Host,
   records: readonly VolumeRecord[] = [],
   now = new Date(),
+  report: NodeReport = {},
 ): Promise<MeshStorNodeStatus> {
   const drives = withOwners(await host.listDrives(), records, id.nodeName);
   let capacity = 0;
@@ -39,6 +50,7 @@ export async function nodeStatus(
   }
   return {
     heartbeatTime: now.toISOString(),
+    ...(id.schedulable === undefined ? {} : { schedulable: id.schedulable }),
     hostNQN: host.hostNqn,
     nvmeofAddress: { transport: 'tcp', address: id.address, port: id.port },
     driveCount: drives.length,
@@ -60,15 +72,20 @@ export async function nodeStatus(
           : { label: p.name || 'foreign' }),
       })),
     })),
+    ...(report.skippedDrives ? { skippedDrives: report.skippedDrives } : {}),
     conditions: [
       { type: 'Ready', status: 'True', reason: 'AgentRunning', lastTransitionTime: now.toISOString() },
+      ...(report.conditions ?? [])
+        .filter((c) => c.type !== 'Ready')
+        .map((c) => ({ ...c, lastTransitionTime: now.toISOString() })),
     ],
   };
 }
 
 export class NodePublisher {
   private readonly api: CustomObjectsApi;
-  private readonly id: NodeIdentity;
+  private id: NodeIdentity;
+  private report: NodeReport = {};
   private readonly host: Host;
 
   constructor(kc: KubeConfig, id: NodeIdentity, host: Host) {
@@ -77,8 +94,21 @@ export class NodePublisher {
     this.host = host;
   }
 
+  /** A new identity (the Node was cordoned or relabelled): the next publish writes it. */
+  identify(id: NodeIdentity): void {
+    if (id.nodeName !== this.id.nodeName)
+      throw new Error(`the publisher of ${this.id.nodeName} cannot publish ${id.nodeName}`);
+    this.id = id;
+  }
+
+  /** Skipped drives and extra conditions every publish includes from now on. */
+  setReport(report: NodeReport): void {
+    this.report = report;
+  }
+
   /**
-   * Creates the MeshStorNode if needed and writes its status from the Host; retries a conflict once.
+   * Creates the MeshStorNode if needed, brings spec.topology up to the identity's zone and rack,
+   * and writes its status from the Host; retries a conflict once.
    * Pass the volume records: without them a partition whose GPT name was cut is reported as foreign.
    */
   async publish(records: readonly VolumeRecord[] = []): Promise<void> {
@@ -103,17 +133,25 @@ export class NodePublisher {
           body,
         })) as MeshStorNode;
       }
-      const status = await nodeStatus(this.id, this.host, records);
-      // Keep the Ready condition's transition time while it stays True.
-      const was = obj.status?.conditions?.find((c) => c.type === 'Ready');
-      if (was?.status === 'True' && status.conditions?.[0])
-        status.conditions[0].lastTransitionTime = was.lastTransitionTime;
+      const status = await nodeStatus(this.id, this.host, records, new Date(), this.report);
+      // Keep each condition's transition time while its status holds.
+      for (const c of status.conditions ?? []) {
+        const was = obj.status?.conditions?.find((w) => w.type === c.type);
+        if (was?.status === c.status && was.lastTransitionTime) c.lastTransitionTime = was.lastTransitionTime;
+      }
       try {
+        const topology = { zone: this.id.zone, rack: this.id.rack };
+        if (obj.spec.topology?.zone !== topology.zone || obj.spec.topology?.rack !== topology.rack) {
+          obj = (await this.api.replaceClusterCustomObject({
+            ...ref,
+            body: { ...obj, spec: { ...obj.spec, topology } },
+          })) as MeshStorNode;
+        }
         await this.api.replaceClusterCustomObjectStatus({ ...ref, body: { ...obj, status } });
         return;
       } catch (e) {
         if (httpStatusOf(e) !== 409 || attempt === 1)
-          throw new Error(`writing MeshStorNode ${this.id.nodeName} status: ${kubeErrorMessage(e)}`);
+          throw new Error(`writing MeshStorNode ${this.id.nodeName}: ${kubeErrorMessage(e)}`);
       }
     }
   }

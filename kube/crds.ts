@@ -56,15 +56,35 @@ export interface MeshStorNodeSpec {
   topology?: { zone?: string; rack?: string };
 }
 
+/** A drive the agent saw and does not manage, and why (the admin's drive selectors decide). */
+export interface MeshStorSkippedDrive {
+  /** Stable id: serial or WWN. */
+  id: string;
+  /** Kernel device path, e.g. /dev/nvme0n1. */
+  path?: string;
+  reason: string;
+}
+
+/** Condition types of a MeshStorNode. */
+export const NODE_CONDITION = {
+  /** The agent runs and reports (with a fresh heartbeat). */
+  Ready: 'Ready',
+  /** The kernel modules MeshStor needs are loaded; False names the missing ones and how to load them. */
+  KernelModulesLoaded: 'KernelModulesLoaded',
+} as const;
+
 export interface MeshStorNodeStatus {
   observedGeneration?: number;
   heartbeatTime?: string;
+  /** false while the Node is cordoned (spec.unschedulable): no new replicas go there. Absent: true. */
+  schedulable?: boolean;
   hostNQN?: string;
   nvmeofAddress?: { transport: 'tcp' | 'rdma'; address: string; port: number };
   driveCount?: number;
   capacityBytes?: number;
   freeBytes?: number;
   drives?: MeshStorDrive[];
+  skippedDrives?: MeshStorSkippedDrive[];
   conditions?: Condition[];
 }
 

@@ -1,14 +1,16 @@
 // Prometheus metrics of the extender, on a registry of its own (several extenders can live in one
 // test process).
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { metricsRegistry } from '../kube/metrics.ts';
 
 export class ExtenderMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly latency: Histogram<'verb'>;
   readonly errors: Counter<'verb' | 'code'>;
   readonly cacheObjects: Gauge<'kind'>;
 
   constructor(sizes: () => Record<string, number>, defaults = false) {
+    this.registry = metricsRegistry('extender', defaults);
     this.latency = new Histogram({
       name: 'meshstor_extender_request_duration_seconds',
       help: 'Time to answer one kube-scheduler extender call, by verb',
@@ -32,7 +34,6 @@ export class ExtenderMetrics {
         for (const [kind, n] of Object.entries(sizes())) this.set({ kind }, n);
       },
     });
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'meshstor_extender_' });
   }
 
   /** Sum of meshstor_extender_errors_total over the given status-code class ('4' or '5'), all verbs. */

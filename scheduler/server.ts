@@ -3,6 +3,7 @@
 // 4xx with a message saying what is wrong, and the process keeps serving.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../kube/log.ts';
+import { writeMetrics } from '../kube/metrics.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
 import { candidateNames, describeIssues, type ExtenderArgs, extenderArgsSchema } from './wire.ts';
@@ -94,9 +95,7 @@ export function createExtenderApp(opts: AppOptions): express.Express {
         .type('text/plain')
         .send(`caches not synced yet: ${r.waitingFor.join(', ')}`);
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+  app.get('/metrics', (_req, res) => writeMetrics(metrics.registry, res));
   app.use((req, res) => {
     res
       .status(404)

@@ -22,7 +22,9 @@ export function nodeInfoFrom(n: MeshStorNode, healthy: boolean): NodeInfo {
   return {
     name: n.metadata.name,
     labels: { zone: n.spec.topology?.zone, rack: n.spec.topology?.rack },
-    schedulable: true, // cordons are kube-scheduler's business; it never sends a cordoned node
+    // A cordoned Node takes no new replica (a relocation target or a new volume's copy); its
+    // existing replicas stay. Agents that do not report it yet count as schedulable.
+    schedulable: n.status?.schedulable ?? true,
     agentHealthy: healthy,
     drives: (n.status?.drives ?? []).map((d) => ({
       id: d.id,

@@ -1,6 +1,6 @@
 // The ONE place the agent runs host commands. LC_ALL=C (parsable, untranslated output), a time
 // bound (SIGKILL when exceeded), cancellation through an AbortSignal, and errors that carry the
-// full command line and its stderr. LinuxHost is its only caller.
+// full command line and its stderr. LinuxHost and the kernel-module loader (kernel-modules.ts) call it.
 import { spawn } from 'node:child_process';
 import { CancelledError, CommandError, CommandTimeoutError } from './errors.ts';
 

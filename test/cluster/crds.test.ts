@@ -3,7 +3,16 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubeErrorMessage } from '../../kube/client.ts';
-import { API_VERSION, GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
+import {
+  API_VERSION,
+  GROUP,
+  type MeshStorNode,
+  type MeshStorNodeStatus,
+  type MeshStorVolume,
+  NODE_CONDITION,
+  PLURAL,
+  VERSION,
+} from '../../kube/crds.ts';
 import { httpsGet } from './control-plane.ts';
 import { Kube } from './kube.ts';
 
@@ -122,6 +131,36 @@ describe('MeshStorNode validation by the real apiserver', () => {
     expect(await tryCreate(PLURAL.MeshStorNode, node('crd-node-2', 'crd-node-3'))).toMatch(
       /metadata.name must equal spec.nodeName/,
     );
+  });
+
+  it('takes schedulable, skipped drives and a KernelModulesLoaded condition in status; a skipped drive needs a reason', async () => {
+    const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorNode, name: 'crd-node-1' };
+    const obj = (await k.custom.getClusterCustomObject(ref)) as MeshStorNode;
+    const status: MeshStorNodeStatus = {
+      schedulable: false,
+      skippedDrives: [
+        { id: 'S1', path: '/dev/nvme0n1', reason: 'has partitions MeshStor did not create (nvme0n1p1)' },
+        { id: 'S1', path: '/dev/nvme0n2', reason: 'same id S1 as nvme0n1' },
+      ],
+      conditions: [
+        {
+          type: NODE_CONDITION.KernelModulesLoaded,
+          status: 'False',
+          reason: 'ModulesMissing',
+          message: 'kernel modules missing: nvmet-tcp',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
+    };
+    const written = (await k.custom.replaceClusterCustomObjectStatus({
+      ...ref,
+      body: { ...obj, status },
+    })) as MeshStorNode;
+    expect(written.status).toEqual(status);
+    const bad = { ...written, status: { skippedDrives: [{ id: 'S2' }] } };
+    await expect(k.custom.replaceClusterCustomObjectStatus({ ...ref, body: bad })).rejects.toMatchObject({
+      code: 422,
+    });
   });
 });
 

@@ -9,8 +9,8 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-/** What a folder's tests may use besides what the folder may: the test tools and test/ support. */
-const TEST_EXTRAS = ['vitest', 'fast-check', 'node:*', 'test/'];
+/** What a folder's tests may use besides what the folder may: the test tools, YAML fixtures and test/ support. */
+const TEST_EXTRAS = ['vitest', 'fast-check', 'yaml', 'node:*', 'test/'];
 /** The only product file that may start processes (agent/host/exec.ts: LC_ALL=C, time bound, kill). */
 const EXEC_WRAPPER = 'agent/host/exec.ts';
 
