@@ -35,7 +35,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await agent.stop();
+  const code = await agent.stop();
+  // the driver's own log, beside csi-sanity's, for whoever reads a failure
+  writeFileSync(join(dir, 'agent.log'), agent.log);
+  console.log(`meshstor agent exited ${code}; its log: ${join(dir, 'agent.log')}`);
 });
 
 describe('csi-sanity', () => {
