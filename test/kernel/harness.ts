@@ -233,8 +233,9 @@ export class GuestSession extends EventEmitter {
   lastEventAt = Date.now();
   /** Wall ms from the current attempt's qemu start to its "booted" line (undefined until then). */
   bootMs: number | undefined;
-  /** Host clock (ms) when each case of the current attempt started. */
+  /** Host clock (ms) when each case of the current attempt started, and when its result came. */
   readonly caseStartedAt = new Map<string, number>();
+  readonly caseEndedAt = new Map<string, number>();
   /** The guest is gone (powered off, killed or timed out); `run` is its result. */
   run: GuestRun | undefined;
   /** The harness itself failed (e.g. could not build the initramfs): no guest runs. */
@@ -266,6 +267,7 @@ export class GuestSession extends EventEmitter {
     this.events = [];
     this.bootMs = undefined;
     this.caseStartedAt.clear();
+    this.caseEndedAt.clear();
     this.partial = '';
     this.attemptStartedAt = this.lastEventAt = Date.now();
     this.log?.write(`\n=== meshstor harness: boot attempt ${n} (${accel}) at ${new Date().toISOString()}\n`);
@@ -284,6 +286,7 @@ export class GuestSession extends EventEmitter {
       this.lastEventAt = now;
       if (e.kind === 'booted') this.bootMs = now - this.attemptStartedAt;
       if (e.kind === 'start' && e.name) this.caseStartedAt.set(e.name, now);
+      if (e.kind === 'case' && e.name) this.caseEndedAt.set(e.name, now);
       this.emit('change');
     }
   }
