@@ -411,10 +411,9 @@ export class PlacementEngine {
     const unplaceable: DrainPlan['unplaceable'] = [];
     const held: string[] = [];
     for (const v of affected) {
-      const leaving = v.replicas.find((r) => r.node === nodeName && r.state !== 'Removed') as ReplicaInfo;
-      const res = this.placeReplacement(v, leaving, [nodeName]);
-      if (!res.ok) {
-        unplaceable.push({ volumeId: v.id, message: res.message });
+      const res = this.planMoveOff(v.id, nodeName, { reserve: true });
+      if (!res.ok || res.noop) {
+        unplaceable.push({ volumeId: v.id, message: res.ok ? 'no member to move' : res.message });
         continue;
       }
       held.push(res.plan.reservationId as string);
@@ -425,6 +424,25 @@ export class PlacementEngine {
       for (const m of moves) m.reservationId = undefined;
     }
     return { node: nodeName, moves, unplaceable, totalBytes: moves.reduce((s, m) => s + m.bytes, 0) };
+  }
+
+  /**
+   * Plans moving the member of one volume off `nodeName` (one volume's share of a drain): add a
+   * member where the consumer runs or the policy says, wait in sync, remove the one on the node.
+   * A drain whose move for a volume had to wait (another sync of it was running) resumes with this.
+   */
+  planMoveOff(volumeId: string, nodeName: string, opts: { reserve?: boolean } = {}): PlanResult {
+    const v = this.cluster.volumes.get(volumeId);
+    if (!v)
+      return { ok: false, code: 'not-found', message: `volume ${volumeId} is not in the cluster model` };
+    const leaving = v.replicas.find((r) => r.node === nodeName && r.state !== 'Removed');
+    if (!leaving) return { ok: true, noop: true, plan: { volumeId, bytes: 0, steps: [] } };
+    const res = this.placeReplacement(v, leaving, [nodeName]);
+    if (res.ok && !opts.reserve) {
+      this.cluster.release(res.plan.reservationId as string);
+      res.plan.reservationId = undefined;
+    }
+    return res;
   }
 
   /**

@@ -24,8 +24,26 @@ export {
 } from './engine.ts';
 export { PlacementError, type PlacementErrorCode } from './errors.ts';
 export { largestVolumeFor, replicaExtentBytes, usableRange } from './geometry.ts';
+export { type RebuildReserve, rebuildReserve } from './headroom.ts';
 export { LiveCluster } from './live.ts';
 export * from './model.ts';
-export { meshstorPolicy, type PlacementPolicy, POLICIES, policyByName } from './policies.ts';
+export {
+  compareSyncs,
+  DEFAULT_MOVE_POLICY,
+  type MovePolicy,
+  type QueuedSync,
+  relocationDelayHours,
+  type SyncKind,
+  syncHours,
+} from './moves.ts';
+export {
+  ALL_POLICIES,
+  dominantShareScore,
+  meshstorBytesPolicy,
+  meshstorPolicy,
+  type PlacementPolicy,
+  POLICIES,
+  policyByName,
+} from './policies.ts';
 export { Rng } from './rng.ts';
 export * from './units.ts';

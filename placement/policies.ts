@@ -30,14 +30,45 @@ const nothing = () => undefined;
 const leastAllocatedScore = (n: NodeState, need: number) =>
   n.capacityBytes > 0 ? (n.freeBytes - need) / n.capacityBytes : 0;
 
-function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
-  return { name, description, extentFit: fit, prepare: nothing, score: leastAllocatedScore };
+/** Weight of the less scarce resource: only breaks near-ties between equally scarce nodes. */
+const SECONDARY_WEIGHT = 1e-3;
+
+/**
+ * Dominant-resource least-allocated: a replica takes bytes and one GPT entry, and the node's score
+ * is the share left of whichever of the two is scarcer after placing it. Where bytes bind (large
+ * volumes) this is the bytes score; where entries bind (many small volumes on big drives) it keeps
+ * entries free on nodes with few drives, so replicaCount 3 volumes still find three nodes.
+ */
+export const dominantShareScore = (n: NodeState, need: number): number => {
+  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return 0;
+  const bytesLeft = (n.freeBytes - need) / n.capacityBytes;
+  const slotsLeft = (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
+  return bytesLeft < slotsLeft
+    ? bytesLeft + SECONDARY_WEIGHT * slotsLeft
+    : slotsLeft + SECONDARY_WEIGHT * bytesLeft;
+};
+
+function meshstor(
+  fit: ExtentFit,
+  name: string,
+  description: string,
+  score: PlacementPolicy['score'] = dominantShareScore,
+): PlacementPolicy {
+  return { name, description, extentFit: fit, prepare: nothing, score };
 }
 
 export const meshstorPolicy = meshstor(
   'best',
   'meshstor',
-  'least-allocated node by share of its capacity, best-fit extent on it (keeps big holes whole)',
+  'least-allocated node by its scarcer resource (share of bytes or GPT entries left), best-fit extent on it',
+);
+
+/** MeshStor's policy before issue 14 (bytes only): kept by name so simulations can compare. */
+export const meshstorBytesPolicy = meshstor(
+  'best',
+  'meshstor-bytes',
+  'least-allocated node by share of its bytes only, best-fit extent on it (the policy of ADR 0001)',
+  leastAllocatedScore,
 );
 
 const mostFree: PlacementPolicy = {
@@ -157,12 +188,15 @@ export const POLICIES: readonly PlacementPolicy[] = [
   random,
 ];
 
+/** Every policy a simulation may name: the compared set plus earlier versions of MeshStor's. */
+export const ALL_POLICIES: readonly PlacementPolicy[] = [...POLICIES, meshstorBytesPolicy];
+
 export function policyByName(name: string): PlacementPolicy {
-  const p = POLICIES.find((x) => x.name === name);
+  const p = ALL_POLICIES.find((x) => x.name === name);
   if (!p) {
     throw new PlacementError(
       'invalid',
-      `unknown placement policy "${name}" (known: ${POLICIES.map((x) => x.name).join(', ')})`,
+      `unknown placement policy "${name}" (known: ${ALL_POLICIES.map((x) => x.name).join(', ')})`,
     );
   }
   return p;
