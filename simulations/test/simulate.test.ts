@@ -21,7 +21,9 @@ describe('simulation runs', () => {
       'fill.svg',
       'locality.svg',
       'metrics.csv',
+      'placements.csv',
       'report.md',
+      'syncs.svg',
       'timeseries.csv',
     ]);
     for (const k of Object.keys(a.files)) expect(b.files[k], k).toBe(a.files[k]);
