@@ -134,11 +134,9 @@ export const scenarioSchema = z
     moves: moves.default(moves.parse({})),
     policies: z
       .array(
-        z
-          .string()
-          .refine((p) => knownPolicies.includes(p), {
-            message: `known policies: ${knownPolicies.join(', ')}`,
-          }),
+        z.string().refine((p) => knownPolicies.includes(p), {
+          message: `known policies: ${knownPolicies.join(', ')}`,
+        }),
       )
       .min(1)
       .default(policyNames),

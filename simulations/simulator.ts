@@ -12,7 +12,7 @@ import type { PlacementPolicy } from '../placement/policies.ts';
 import { Rng } from '../placement/rng.ts';
 import { makeNode } from './cluster-gen.ts';
 import { TimeHeap } from './heap.ts';
-import { finalStats, placementRows, type PlacementRow } from './measure.ts';
+import { finalStats, type PlacementRow, placementRows } from './measure.ts';
 import type { Scenario } from './scenario.ts';
 import { type Sync, SyncQueue } from './syncs.ts';
 import type { Step } from './timeline.ts';
