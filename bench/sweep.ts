@@ -45,7 +45,13 @@ const METRICS: Metric[] = [
   // No failure at all counts as 100 %, as in ADR 0001.
   { key: 'fill1', head: 'fill at 1st fail', up: true, get: (m) => m.fillAtFirstFailure ?? 1, show: pct },
   { key: 'slots1', head: 'slots at 1st fail', up: true, get: (m) => m.slotsAtFirstFailure ?? 1, show: pct },
-  { key: 'failedB', head: 'failed TiB', up: false, get: (m) => m.failedBytes / TiB, show: (x) => x.toFixed(2) },
+  {
+    key: 'failedB',
+    head: 'failed TiB',
+    up: false,
+    get: (m) => m.failedBytes / TiB,
+    show: (x) => x.toFixed(2),
+  },
   { key: 'tloc', head: 'locality (time)', up: true, get: (m) => m.timeLocality, show: pct },
   { key: 'remote', head: 'remote pod-h', up: false, get: (m) => m.remotePodHours, show: (x) => x.toFixed(0) },
   {

@@ -21,6 +21,7 @@ export {
   type PlanResult,
   type PlanStep,
   type PodVolume,
+  type ScoreOptions,
 } from './engine.ts';
 export { PlacementError, type PlacementErrorCode } from './errors.ts';
 export { largestVolumeFor, replicaExtentBytes, usableRange } from './geometry.ts';
@@ -39,7 +40,9 @@ export {
 export {
   ALL_POLICIES,
   dominantShareScore,
+  KEPT_HOLES,
   meshstorBytesPolicy,
+  meshstorDominantPolicy,
   meshstorPolicy,
   type PlacementPolicy,
   POLICIES,

@@ -66,6 +66,8 @@ const workload = z
     sizes: weighted(positiveBytes),
     replicaCounts: weighted(z.number().int().min(1).max(5)),
     spread: z.enum(['required', 'preferred', 'none']).default('preferred'),
+    /** The extender ranks nodes with room for a new volume by the policy (ScoreOptions.rankRoom). */
+    extenderRanksRoom: z.boolean().default(true),
   })
   .strict();
 

@@ -202,7 +202,7 @@ export function simulatePolicy(
       .filter((n) => n.schedulable && n.agentHealthy && !taken.has(n.name))
       .map((n) => n.name);
     if (candidates.length === 0) return undefined;
-    const scores = engine.scoreNodes([volume], candidates);
+    const scores = engine.scoreNodes([volume], candidates, { rankRoom: s.workload.extenderRanksRoom });
     let top = Number.NEGATIVE_INFINITY;
     for (const x of scores) if (x.score > top) top = x.score;
     return rng.pick(scores.filter((x) => x.score === top)).node;
