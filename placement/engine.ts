@@ -313,7 +313,7 @@ export class PlacementEngine {
     const scores = new Map<string, number>();
     for (const name of candidateNodes) {
       const n = this.cluster.node(name);
-      if (!n || !n.agentHealthy || n.largestPlaceable < need) {
+      if (!n?.agentHealthy || n.largestPlaceable < need) {
         scores.set(name, 0);
         continue;
       }
