@@ -13,10 +13,12 @@ export interface MovePolicy {
    * taken to stay about T more, so a move is worth starting once that stay outweighs its copy time.
    */
   stayPerMoveHour: number;
+  /** A relocation that found no room on the pod's node is tried again this much later. */
+  retryHours: number;
 }
 
 /** Defaults chosen by the simulation sweep in docs/adr/0003-time-and-multi-resource-placement.md. */
-export const DEFAULT_MOVE_POLICY: MovePolicy = { dwellHours: 1, stayPerMoveHour: 1 };
+export const DEFAULT_MOVE_POLICY: MovePolicy = { dwellHours: 1, stayPerMoveHour: 1, retryHours: 24 };
 
 /** Hours a copy of `bytes` takes at `bytesPerSecond`. */
 export function syncHours(bytes: number, bytesPerSecond: number): number {

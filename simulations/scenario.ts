@@ -116,6 +116,7 @@ const moves = z
   .object({
     dwellHours: z.number().nonnegative().max(10_000).default(DEFAULT_MOVE_POLICY.dwellHours),
     stayPerMoveHour: z.number().nonnegative().max(1_000).default(DEFAULT_MOVE_POLICY.stayPerMoveHour),
+    retryHours: z.number().min(0.1).max(10_000).default(DEFAULT_MOVE_POLICY.retryHours),
   })
   .strict();
 

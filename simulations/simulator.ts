@@ -301,7 +301,9 @@ export function simulatePolicy(
     if (inflight.has(p.volumeId)) return;
     const plan = engine.planRelocation(p.volumeId, p.node, { reserve: true });
     if (!plan.ok) {
+      // The controller keeps reconciling: room may free up (deletes, other moves).
       m.relocationsFailed++;
+      heap.push({ ...e, t: now + s.moves.retryHours, seq: seq++ });
       return;
     }
     if (!plan.noop) startMove('relocation', plan.plan, e.cause);
