@@ -61,13 +61,13 @@ interface KeptHoles {
   floor: number;
 }
 
-function keptHoles(view: PolicyView): KeptHoles {
+function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
   const top: NodeState[] = [];
   for (const n of view.nodes) {
     if (!n.agentHealthy || !n.schedulable || n.largestPlaceable <= 0) continue;
-    const last = top[KEPT_HOLES - 1];
-    if (top.length === KEPT_HOLES && last && n.largestPlaceable <= last.largestPlaceable) continue;
-    let i = Math.min(top.length, KEPT_HOLES - 1);
+    const last = top[count - 1];
+    if (top.length === count && last && n.largestPlaceable <= last.largestPlaceable) continue;
+    let i = Math.min(top.length, count - 1);
     top[i] = n;
     while (i > 0 && (top[i - 1] as NodeState).largestPlaceable < n.largestPlaceable) {
       top[i] = top[i - 1] as NodeState;
@@ -75,8 +75,8 @@ function keptHoles(view: PolicyView): KeptHoles {
       i--;
     }
   }
-  if (top.length < KEPT_HOLES) return { nodes: new Set(), floor: 0 };
-  return { nodes: new Set(top), floor: (top[KEPT_HOLES - 1] as NodeState).largestPlaceable };
+  if (top.length < count) return { nodes: new Set(), floor: 0 };
+  return { nodes: new Set(top), floor: (top[count - 1] as NodeState).largestPlaceable };
 }
 
 /** The hole a best-fit replica of `need` goes into on `n` (0 when none fits). */
@@ -107,8 +107,14 @@ const holeKeepingScore: PlacementPolicy['score'] = (n, need, prepared) => {
   return base;
 };
 
-function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
-  return { name, description, extentFit: fit, prepare: keptHoles, score: holeKeepingScore };
+function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
+  return {
+    name,
+    description,
+    extentFit: fit,
+    prepare: (view) => keptHoles(view, kept),
+    score: holeKeepingScore,
+  };
 }
 
 export const meshstorPolicy = meshstor(
