@@ -66,7 +66,8 @@ function lineSpec(
           color,
           strokeWidth: {
             field: 'mine',
-            type: 'nominal',
+            type: 'ordinal',
+            sort: ['meshstor', 'baseline'],
             scale: { domain: ['meshstor', 'baseline'], range: [3, 1] },
             legend: null,
           },

@@ -1,7 +1,7 @@
 // Runs a scenario for every policy it names and writes the outputs. Same scenario and seed give
 // byte-identical files: nothing here reads a clock or the environment into the outputs.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { policyByName } from '../placement/policies.ts';
 import { renderCharts } from './charts.ts';
 import { generateCluster } from './cluster-gen.ts';
@@ -113,6 +113,25 @@ function describeEvent(e: Scenario['events'][number], t: number): string {
   return `${e.type} at ${t} h${where}${storm}`;
 }
 
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir can spin forever under /proc, where a
+ * missing name is ENOENT however often its parent is made.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  while (!existsSync(at)) {
+    missing.unshift(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  if (!statSync(at).isDirectory()) {
+    throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' });
+  }
+  for (const d of missing) mkdirSync(d);
+}
+
 /** Writes the files under `dir`; a directory that cannot be made or written is a clear error. */
 export function writeOutputs(dir: string, files: Record<string, string>): string[] {
   const fail = (e: unknown, what: string) =>
@@ -120,7 +139,7 @@ export function writeOutputs(dir: string, files: Record<string, string>): string
       `cannot write the outputs to ${dir}: ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
     );
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectories(dir);
   } catch (e) {
     throw fail(e, 'cannot make the directory');
   }

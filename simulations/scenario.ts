@@ -150,7 +150,6 @@ export const scenarioSchema = z
       ctx.addIssue({ code: 'custom', path, message });
     const types = new Set(s.cluster.nodeTypes.map((t) => t.name));
     const counts = zoneCounts(s.cluster);
-    const names = new Set(nodeNames(s.cluster));
     if (typeof s.cluster.nodesPerZone === 'object') {
       for (const z of Object.keys(s.cluster.nodesPerZone)) {
         if (!s.cluster.zones.includes(z)) problem(['cluster', 'nodesPerZone', z], `no zone "${z}"`);
@@ -159,6 +158,7 @@ export const scenarioSchema = z
     const total = counts.reduce((a, b) => a + b, 0);
     if (total === 0) problem(['cluster', 'nodesPerZone'], 'the cluster has no nodes');
     if (total > LIMITS.nodes) problem(['cluster', 'nodesPerZone'], `${total} nodes: at most ${LIMITS.nodes}`);
+    const names = new Set(total <= LIMITS.nodes ? nodeNames(s.cluster) : []);
     if (s.durationHours / s.sampleEveryHours > LIMITS.samples) {
       problem(['sampleEveryHours'], `more than ${LIMITS.samples} samples; sample less often`);
     }

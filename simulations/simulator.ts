@@ -10,6 +10,7 @@ import type { NodeInfo } from '../placement/model.ts';
 import { relocationDelayHours, type SyncKind } from '../placement/moves.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { Rng } from '../placement/rng.ts';
+import { nodesToScore } from '../placement/select.ts';
 import { makeNode } from './cluster-gen.ts';
 import { TimeHeap } from './heap.ts';
 import { finalStats, type PlacementRow, placementRows } from './measure.ts';
@@ -189,6 +190,7 @@ export function simulatePolicy(
 
   const locality = (): number => (pods.size === 0 ? 1 : localPods / pods.size);
 
+  let scanStart = 0;
   /** kube-scheduler with our extender: highest extender score, other scorers as a random tie-break. */
   const schedule = (
     group: number,
@@ -198,10 +200,22 @@ export function simulatePolicy(
     const taken = new Set(
       (groups.get(group) ?? []).filter((id) => id !== self).map((id) => pods.get(id)?.node),
     );
-    const candidates = c.nodes
+    const feasible = c.nodes
       .filter((n) => n.schedulable && n.agentHealthy && !taken.has(n.name))
       .map((n) => n.name);
-    if (candidates.length === 0) return undefined;
+    if (feasible.length === 0) return undefined;
+    // kube-scheduler scores only percentageOfNodesToScore of the feasible nodes, from where the
+    // previous cycle stopped.
+    const window = nodesToScore(feasible.length);
+    const from = scanStart % feasible.length;
+    const candidates =
+      window >= feasible.length
+        ? feasible
+        : [
+            ...feasible.slice(from, from + window),
+            ...feasible.slice(0, Math.max(0, from + window - feasible.length)),
+          ];
+    scanStart = from + window;
     const scores = engine.scoreNodes([volume], candidates, { rankRoom: s.workload.extenderRanksRoom });
     let top = Number.NEGATIVE_INFINITY;
     for (const x of scores) if (x.score > top) top = x.score;
