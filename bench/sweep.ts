@@ -4,6 +4,7 @@
 // policy. Wall times are measured here, never in tests.
 //
 //   node bench/sweep.ts [--seeds 1,2,3,4,5] [--classes a,b] [--policies a,b] [--out FILE.md]
+//                       [--dwell HOURS] [--stay RATIO]   (override the scenarios' move policy)
 import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,8 @@ const { values } = parseArgs({
     classes: { type: 'string' },
     policies: { type: 'string' },
     out: { type: 'string' },
+    dwell: { type: 'string' },
+    stay: { type: 'string' },
   },
 });
 const seeds = values.seeds.split(',').map(Number);
@@ -84,6 +87,8 @@ for (const cls of classes) {
     const { scenario } = loadScenario(join(dir, `${cls}.yaml`));
     scenario.seed = seed;
     scenario.policies = policies;
+    if (values.dwell !== undefined) scenario.moves.dwellHours = Number(values.dwell);
+    if (values.stay !== undefined) scenario.moves.stayPerMoveHour = Number(values.stay);
     const t0 = performance.now();
     const r = await runScenario(scenario, cls, { charts: false });
     const byPolicy = new Map(r.runs.map((x) => [x.metrics.policy, x]));
@@ -128,7 +133,10 @@ function rank(sums: Sums, who: string, x: Metric): number {
 }
 
 const out: string[] = [];
-out.push(`# Placement sweep: seeds ${seeds.join(', ')}`, '');
+out.push(
+  `# Placement sweep: seeds ${seeds.join(', ')}${values.dwell === undefined ? '' : `, dwell ${values.dwell} h`}${values.stay === undefined ? '' : `, stay ${values.stay}x`}`,
+  '',
+);
 for (const cls of classes) {
   const sums = results.get(cls) as Sums;
   out.push(`## ${cls}`, '');
