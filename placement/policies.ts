@@ -101,11 +101,19 @@ const KEPT_HOLE_PENALTY = 2;
 const holeKeepingScore: PlacementPolicy['score'] = (n, need, prepared) => {
   const base = dominantShareScore(n, need);
   const kept = prepared as KeptHoles;
-  if (kept.nodes.has(n) && bestFitHole(n, need) >= kept.floor) {
+  // Only where bytes are this node's scarcer resource: when GPT entries bind, keeping bytes free
+  // would only empty other nodes' tables sooner.
+  if (kept.nodes.has(n) && bytesBind(n, need) && bestFitHole(n, need) >= kept.floor) {
     return base - KEPT_HOLE_PENALTY;
   }
   return base;
 };
+
+/** Whether bytes, not GPT entries, are the scarcer resource on `n` after placing `need`. */
+function bytesBind(n: NodeState, need: number): boolean {
+  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return true;
+  return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
+}
 
 function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
   return {
