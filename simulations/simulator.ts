@@ -317,7 +317,8 @@ export function simulatePolicy(
     if (!plan.ok) {
       // The controller keeps reconciling: room may free up (deletes, other moves).
       m.relocationsFailed++;
-      heap.push({ ...e, t: now + s.moves.retryHours, seq: seq++ });
+      // A retry is the controller's routine, no longer the event's cost (settle times).
+      heap.push({ ...e, t: now + s.moves.retryHours, seq: seq++, cause: -1 });
       return;
     }
     if (!plan.noop) startMove('relocation', plan.plan, e.cause);
