@@ -63,6 +63,7 @@ interface KeptHoles {
 
 function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
   const top: NodeState[] = [];
+  if (!bytesBindCluster(view.nodes)) return { nodes: new Set(), floor: 0 };
   for (const n of view.nodes) {
     if (!n.agentHealthy || !n.schedulable || n.largestPlaceable <= 0) continue;
     const last = top[count - 1];
@@ -101,18 +102,31 @@ const KEPT_HOLE_PENALTY = 2;
 const holeKeepingScore: PlacementPolicy['score'] = (n, need, prepared) => {
   const base = dominantShareScore(n, need);
   const kept = prepared as KeptHoles;
-  // Only where bytes are this node's scarcer resource: when GPT entries bind, keeping bytes free
-  // would only empty other nodes' tables sooner.
-  if (kept.nodes.has(n) && bytesBind(n, need) && bestFitHole(n, need) >= kept.floor) {
+  if (kept.nodes.has(n) && bestFitHole(n, need) >= kept.floor) {
     return base - KEPT_HOLE_PENALTY;
   }
   return base;
 };
 
-/** Whether bytes, not GPT entries, are the scarcer resource on `n` after placing `need`. */
-function bytesBind(n: NodeState, need: number): boolean {
-  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return true;
-  return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
+/**
+ * Whether bytes, not GPT entries, are the scarcer resource of the cluster's usable nodes (a larger
+ * share of bytes used than of entries): kept holes are about bytes; where entries bind, keeping
+ * bytes free would only empty other nodes' tables sooner.
+ */
+export function bytesBindCluster(nodes: readonly NodeState[]): boolean {
+  let cap = 0;
+  let free = 0;
+  let slots = 0;
+  let used = 0;
+  for (const n of nodes) {
+    if (!n.agentHealthy || !n.schedulable) continue;
+    cap += n.capacityBytes - n.foreignBytes;
+    free += n.freeBytes;
+    slots += n.slotsTotal;
+    used += n.slotsUsed;
+  }
+  if (cap <= 0 || slots <= 0) return true;
+  return (cap - free) / cap >= used / slots;
 }
 
 function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {

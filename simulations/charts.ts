@@ -119,7 +119,14 @@ export async function renderCharts(
     'fill.svg': await render(
       lineSpec('Share of raw replica space allocated (x: first failed allocation)', 'fill', runs, events),
     ),
-    'locality.svg': await render(lineSpec('Pods next to an in-sync replica', 'locality', runs, events)),
-    'syncs.svg': await render(lineSpec('Syncs running or waiting (rebuild storms)', 'syncs', runs, events)),
+    // Locality and the syncs that restore it share a time axis: one file, two panels.
+    'locality.svg': await render({
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      background: 'white',
+      vconcat: [
+        lineSpec('Pods next to an in-sync replica', 'locality', runs, events),
+        lineSpec('Syncs running or waiting (rebuild storms)', 'syncs', runs, events),
+      ].map(({ $schema: _s, background: _b, ...panel }) => panel),
+    } as TopLevelSpec),
   };
 }

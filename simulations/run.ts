@@ -76,7 +76,7 @@ export async function runScenario(
   Object.assign(files, charts);
   files['metrics.csv'] = metricsCsv(runs);
   files['timeseries.csv'] = seriesCsv(runs);
-  files['placements.csv'] = placementsCsv(runs);
+  if (scenario.outputs.placements) files['placements.csv'] = placementsCsv(runs);
   files['report.md'] = markdownReport(
     {
       scenario,

@@ -133,6 +133,11 @@ export const scenarioSchema = z
     cluster,
     workload,
     events: z.array(event).default([]),
+    /** Extra output files: `placements` writes placements.csv (every member of every volume). */
+    outputs: z
+      .object({ placements: z.boolean().default(false) })
+      .strict()
+      .default({ placements: false }),
     sync: sync.default(sync.parse({})),
     moves: moves.default(moves.parse({})),
     policies: z

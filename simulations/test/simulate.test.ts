@@ -23,7 +23,6 @@ describe('simulation runs', () => {
       'metrics.csv',
       'placements.csv',
       'report.md',
-      'syncs.svg',
       'timeseries.csv',
     ]);
     for (const k of Object.keys(a.files)) expect(b.files[k], k).toBe(a.files[k]);

@@ -112,7 +112,13 @@ describe('simulated time', () => {
   it('a slower sync keeps pods remote longer and makes events take longer to settle', async () => {
     const storm = (cap: string) =>
       parseScenario(
-        `${small.replace(/events:[\s\S]*$/, 'events:\n  - { at: 600, type: evictionStorm, fraction: 0.5 }\n')}sync: { perSyncCap: ${cap} }\nmoves: { dwellHours: 0, stayPerMoveHour: 0 }\npolicies: [meshstor]\n`,
+        `${small
+          .replace(/events:[\s\S]*$/, 'events:\n  - { at: 600, type: evictionStorm, fraction: 0.5 }\n')
+          .replace('perSyncCap: 200MB/s', `perSyncCap: ${cap}`)
+          .replace(
+            'dwellHours: 1, stayPerMoveHour: 1',
+            'dwellHours: 0, stayPerMoveHour: 0',
+          )}policies: [meshstor]\n`,
       );
     const fast = (await runScenario(storm('2GB'), 'fast', { charts: false })).runs[0]?.metrics;
     const slow = (await runScenario(storm('20MB'), 'slow', { charts: false })).runs[0]?.metrics;
