@@ -162,7 +162,7 @@ export function markdownReport(ctx: ReportContext, runs: readonly PolicyRun[]): 
     '- **moved/vol**: bytes copied by relocation, drain and rebuild per volume allocated. **settle mean/max**: hours from each scenario event until the last sync it caused ended (`open`: some never ended). **peak syncs node/all**: most syncs running into one node at once / running or waiting in the cluster.',
     '- **locality end / min**: share of pods running on a node with an in-sync replica of their volume, at the end and at the lowest sample after the first event, after relocations settled.',
     '- **relocated / drained / rebuilt**: bytes copied by relocation after reschedules, by the drain and by rebuilds after node loss.',
-    "- **reloc failed**: relocations that found no room on the pod's node (the pod keeps using its volume over NVMe-oF).",
+    "- **reloc failed**: relocation attempts that found no room on the pod's node (the pod keeps using its volume over NVMe-oF; the attempt is repeated every `moves.retryHours`, and each one counts).",
     '- **lost/degraded**: volumes whose last copy was on the lost node / volumes with fewer in-sync members than asked at the end.',
     '- **fill σ**: standard deviation of per-drive fill. **contiguity**: mean over drives of largest free extent / free bytes (1 = one hole).',
     '- **slots used**: GPT entries used over all drives (max on one drive).',
