@@ -119,3 +119,14 @@ export class Devices {
       throw new DeviceInUseError(`not going to ${what} ${path}: exported as ${subs.join(', ')}`);
   }
 }
+
+/** A section of LinuxHost (partitions, target, initiator, arrays, filesystems): what they share. */
+export abstract class Section {
+  protected readonly c: LinuxContext;
+  protected readonly devices: Devices;
+
+  constructor(c: LinuxContext, devices: Devices) {
+    this.c = c;
+    this.devices = devices;
+  }
+}

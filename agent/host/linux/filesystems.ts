@@ -5,20 +5,12 @@ import { mkdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import type { BindOptions, FsUsage, MountInfo, OpOptions } from '../types.ts';
-import { check, type LinuxContext, readText } from './context.ts';
-import { type Devices, devNumber, nodeDev, readMounts } from './devices.ts';
+import { check, readText } from './context.ts';
+import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
 import { type MountEntry, mountAt } from './parse/mountinfo.ts';
 import { usageFrom } from './parse/statfs.ts';
 
-export class Filesystems {
-  private readonly c: LinuxContext;
-  private readonly devices: Devices;
-
-  constructor(c: LinuxContext, devices: Devices) {
-    this.c = c;
-    this.devices = devices;
-  }
-
+export class Filesystems extends Section {
   async makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
     check(o);
     if (!(await devNumber(devicePath))) throw new NotFoundError(`no block device ${devicePath}`);

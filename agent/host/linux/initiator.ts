@@ -5,8 +5,8 @@ import { readdir } from 'node:fs/promises';
 import { CommandError, ConnectRefusedError } from '../errors.ts';
 import { checkCtrlLoss, checkNqn, checkSecret } from '../names.ts';
 import type { ConnectSpec, OpOptions } from '../types.ts';
-import { check, exists, type LinuxContext, readRaw, waitFor } from './context.ts';
-import { type Devices, readNamespaces } from './devices.ts';
+import { check, exists, readRaw, waitFor } from './context.ts';
+import { readNamespaces, Section } from './devices.ts';
 import { type ControllerFiles, namespaceDevice, ownControllers } from './parse/nvme-sysfs.ts';
 
 /** A host id (UUID) derived from the host NQN: the kernel refuses one host id with two NQNs. */
@@ -30,15 +30,7 @@ export async function readControllers(): Promise<ControllerFiles[]> {
   return out;
 }
 
-export class Initiator {
-  private readonly c: LinuxContext;
-  private readonly devices: Devices;
-
-  constructor(c: LinuxContext, devices: Devices) {
-    this.c = c;
-    this.devices = devices;
-  }
-
+export class Initiator extends Section {
   /** Our controllers (this host NQN) connected to a subsystem: names like nvme3. */
   private async controllers(nqn: string): Promise<string[]> {
     return ownControllers(await readControllers(), nqn, this.c.hostNqn);

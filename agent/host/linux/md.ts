@@ -11,8 +11,8 @@ import {
 } from '../errors.ts';
 import { arrayName } from '../names.ts';
 import type { ArrayCreateSpec, ArrayInfo, OpOptions } from '../types.ts';
-import { check, exists, type LinuxContext, readRaw, waitFor } from './context.ts';
-import { type Devices, sameDevice } from './devices.ts';
+import { check, exists, readRaw, waitFor } from './context.ts';
+import { Section, sameDevice } from './devices.ts';
 import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
 import { type MdIdentity, parseExamine, parseMdIdentity } from './parse/mdadm.ts';
 
@@ -46,15 +46,7 @@ interface Running {
   id: MdIdentity;
 }
 
-export class Arrays {
-  private readonly c: LinuxContext;
-  private readonly devices: Devices;
-
-  constructor(c: LinuxContext, devices: Devices) {
-    this.c = c;
-    this.devices = devices;
-  }
-
+export class Arrays extends Section {
   /** The running array (/sys/block/mdN) with this name, if any. */
   private async findArray(name: string, o?: OpOptions): Promise<Running | undefined> {
     for (const b of await readdir('/sys/block')) {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { checkNqn, checkSecret, subsystemNqn } from '../names.ts';
 import type { ExportInfo, ExportSpec, HostAccess, OpOptions } from '../types.ts';
-import { check, exists, type LinuxContext, readOpt, readRaw, readText } from './context.ts';
-import { type Devices, devNumber } from './devices.ts';
+import { check, exists, readOpt, readRaw, readText } from './context.ts';
+import { devNumber, Section } from './devices.ts';
 import { exportFrom, nextPortId, ourSubsystems, type PortFiles, portServes } from './parse/nvmet-configfs.ts';
 
 /** Every port's address attributes, and the subsystems it links. */
@@ -25,15 +25,7 @@ export async function readPorts(cfs: string): Promise<(PortFiles & { subsystems:
   return out;
 }
 
-export class Target {
-  private readonly c: LinuxContext;
-  private readonly devices: Devices;
-
-  constructor(c: LinuxContext, devices: Devices) {
-    this.c = c;
-    this.devices = devices;
-  }
-
+export class Target extends Section {
   private get cfs() {
     return this.c.cfs;
   }

@@ -9,7 +9,7 @@ import { checkNewExtent } from '../geometry.ts';
 import { checkOwner, PARTITION_TYPE, partitionName, partitionUuid } from '../names.ts';
 import type { Drive, OpOptions, Owner, Partition, PartitionSpec } from '../types.ts';
 import { check, exists, type LinuxContext, readRaw, readText, waitFor } from './context.ts';
-import { type Devices, readNamespaces } from './devices.ts';
+import { type Devices, readNamespaces, Section } from './devices.ts';
 import { type KernelPartitionFiles, kernelPartitions } from './parse/block-sysfs.ts';
 import { localDriveId } from './parse/nvme-sysfs.ts';
 import {
@@ -22,15 +22,12 @@ import {
 
 type RawDrive = Drive & DriveLayout & { sysName: string };
 
-export class Partitions {
-  private readonly c: LinuxContext;
-  private readonly devices: Devices;
+export class Partitions extends Section {
   /** Which local drives this host manages, by stable id. */
   private readonly filter: (id: string) => boolean;
 
   constructor(c: LinuxContext, devices: Devices, filter: (id: string) => boolean) {
-    this.c = c;
-    this.devices = devices;
+    super(c, devices);
     this.filter = filter;
   }
 
