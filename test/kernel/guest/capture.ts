@@ -5,7 +5,7 @@
 import { readdir, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../../../agent/host/exec.ts';
-import { readMounts, readNamespaces } from '../../../agent/host/linux/devices.ts';
+import { readNamespaces } from '../../../agent/host/linux/devices.ts';
 import { readControllers } from '../../../agent/host/linux/initiator.ts';
 import { readMdFiles } from '../../../agent/host/linux/md.ts';
 import { readPorts } from '../../../agent/host/linux/nvmet.ts';
@@ -142,10 +142,6 @@ export async function captureFixtures(): Promise<unknown> {
     });
   }
   fixture('device-numbers', devs);
-  fixture(
-    'mounts-parsed-in-guest',
-    (await readMounts()).filter((m) => m.target.startsWith('/mnt/cap')),
-  );
 
   // the remote leg fails, is removed and comes back (recovering), then a spare joins
   await writeFile(`/sys/block/${md}/md/dev-${remote.slice(5)}/state`, 'faulty');
