@@ -147,8 +147,15 @@ export async function captureFixtures(): Promise<unknown> {
   await writeFile(`/sys/block/${md}/md/dev-${remote.slice(5)}/state`, 'faulty');
   await mdFiles('md-faulty', md);
   await a.removeMember(VOL, remote);
+  // without its superblock the leg comes back as a new member: a full (throttled) recovery
+  await exec('mdadm', ['--zero-superblock', remote]);
   await syncSpeed(1000, 2000);
   await a.addMember(VOL, remote);
+  // md's thread starts the recovery (and gives the new member its slot) a moment after the add
+  for (let i = 0; i < 100; i++) {
+    if ((await readFile(`/sys/block/${md}/md/sync_action`, 'utf8')).trim() === 'recover') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await mdFiles('md-recovering', md);
   await syncSpeed(2_000_000, 2_000_000);
   await waitIdle(a, VOL);

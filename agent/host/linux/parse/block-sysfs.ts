@@ -21,9 +21,12 @@ export function kernelPartitions(
   );
 }
 
-/** "major:minor" from a stat() rdev, decoded as glibc's gnu_dev_major/minor do. */
+/**
+ * "major:minor" from a stat() rdev, decoded as glibc's gnu_dev_major/minor do: the high parts are
+ * masked to 32 bits (the unsigned int masks of glibc), so major bits never leak into the minor.
+ */
 export function devOfRdev(rdev: bigint): string {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
   return `${major}:${minor}`;
 }
