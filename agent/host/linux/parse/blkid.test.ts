@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseBlkidProbe } from './blkid.ts';
-import { fixture, type ToolRun } from './fixtures/load.ts';
+import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
 
-const probe = (name: string) => {
-  const r = fixture<ToolRun>(name);
-  return parseBlkidProbe(r.code, r.stdout);
-};
+const probe = (name: string) => parsedRun(name, parseBlkidProbe);
 
 describe('blkid --probe --output export', () => {
   it('finds nothing on a blank disk or partition (exit 2)', () => {

@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { devOfRdev, type KernelPartitionFiles, kernelPartitions } from './block-sysfs.ts';
-import { fixture, type ToolRun } from './fixtures/load.ts';
+import { fixture, parsedRun } from './fixtures/load.ts';
 import { parseSfdisk, partitionNumber } from './sfdisk.ts';
 
 describe('block device sysfs', () => {
   it("the kernel's partitions match the table sfdisk read (512-byte sectors)", () => {
     const have = kernelPartitions(fixture<KernelPartitionFiles[]>('kernel-partitions'));
-    const r = fixture<ToolRun>('sfdisk-gpt-meshstor');
-    const table = parseSfdisk(r.code, r.stdout);
+    const table = parsedRun('sfdisk-gpt-meshstor', parseSfdisk);
     const want = new Map(
       (table?.partitions ?? []).map((p) => [partitionNumber(p.node), { start: p.start, size: p.size }]),
     );

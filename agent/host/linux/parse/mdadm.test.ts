@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { arrayName } from '../../names.ts';
-import { fixture, type ToolRun } from './fixtures/load.ts';
+import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
 import { parseExamine, parseMdIdentity } from './mdadm.ts';
 
 describe('mdadm --export', () => {
@@ -13,8 +13,9 @@ describe('mdadm --export', () => {
   });
 
   it("--examine of a member names the same array as the array's --detail", () => {
-    const r = fixture<ToolRun>('mdadm-examine-member');
-    expect(parseExamine(r.code, r.stdout)).toEqual(parseMdIdentity(fixture<ToolRun>('mdadm-detail').stdout));
+    expect(parsedRun('mdadm-examine-member', parseExamine)).toEqual(
+      parseMdIdentity(fixture<ToolRun>('mdadm-detail').stdout),
+    );
   });
 
   it('--examine of a device without a superblock: none (exit 1)', () => {

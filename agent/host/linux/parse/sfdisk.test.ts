@@ -1,14 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MiB } from '../../../../placement/index.ts';
 import { partitionUuid } from '../../names.ts';
-import { fixture, type ToolRun } from './fixtures/load.ts';
+import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
 import { driveLayout, parseSfdisk, partitionNumber } from './sfdisk.ts';
 
 const GiB = 1024 * MiB;
-const table = (name: string) => {
-  const r = fixture<ToolRun>(name);
-  return parseSfdisk(r.code, r.stdout);
-};
+const table = (name: string) => parsedRun(name, parseSfdisk);
 
 describe('sfdisk --json', () => {
   it('a blank drive has no table (exit 1) and its whole usable area is free', () => {
