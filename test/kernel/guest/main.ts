@@ -1,12 +1,14 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, stage: scenarios s and r, or relocate: r alone). Prints an `@@MS {json}` line
-// when each case starts and one with its result (harness.ts parses them; the host bounds each
-// case's time from its start line) and exits non-zero when any case failed.
+// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, or relocate: r
+// alone). Prints an `@@MS {json}` line when each case starts and one with its result (harness.ts
+// parses them; the host bounds each case's time from its start line) and exits non-zero when any
+// case failed.
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
+import { captureFixtures } from './capture.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
@@ -105,13 +107,15 @@ const ok =
     ? await contract()
     : suite === 'bench'
       ? await benchSuite()
-      : await scenarios(
-          suite === 'reboot'
-            ? AFTER_REBOOT
-            : suite === 'stage'
-              ? [s_csiStaging, r_agentRelocation]
-              : suite === 'relocate'
-                ? [r_agentRelocation]
-                : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-        );
+      : suite === 'capture'
+        ? await runCase('capture', captureFixtures)
+        : await scenarios(
+            suite === 'reboot'
+              ? AFTER_REBOOT
+              : suite === 'stage'
+                ? [s_csiStaging, r_agentRelocation]
+                : suite === 'relocate'
+                  ? [r_agentRelocation]
+                  : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+          );
 process.exit(ok ? 0 : 1);
