@@ -39,6 +39,21 @@ export const MMDEBSTRAP_OPTIONS = [
   '--customize-hook=rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/debconf/*-old',
 ];
 
+/** `find` tests for the files npm ci leaves in node_modules that the image drops. */
+export const PRUNED_FROM_NODE_MODULES = [
+  '-name',
+  '*.d.ts',
+  '-o',
+  '-name',
+  '*.d.mts',
+  '-o',
+  '-name',
+  '*.d.cts',
+  '-o',
+  '-name',
+  '*.map',
+];
+
 /** Top-level folders that are not the product: tests, benchmarks, docs, manifests, CI. */
 const NOT_SHIPPED = new Set(['test', 'bench', 'docs', 'deploy', '.ci', 'node_modules', 'dist']);
 const SHIPPED_TOP_FILES = new Set(['package.json', 'package-lock.json', 'README.md']);
