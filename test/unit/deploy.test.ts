@@ -253,7 +253,12 @@ describe('image contents', () => {
   it('the Containerfile installs exactly deploy/image/packages.txt', () => {
     const file = readFileSync(join(root, 'deploy/Containerfile'), 'utf8');
     const install = /apt-get install -y --no-install-recommends \\\n([^&]+)&&/.exec(file)?.[1] ?? '';
-    expect(install.split(/[\s\\]+/).filter(Boolean).sort()).toEqual([...imagePackages()].sort());
+    expect(
+      install
+        .split(/[\s\\]+/)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual([...imagePackages()].sort());
   });
 
   it('the Containerfile copies every top-level folder that npm run image ships', () => {
