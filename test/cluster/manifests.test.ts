@@ -5,18 +5,25 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type KubernetesObject, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  loadAllYaml,
+  PatchStrategy,
+} from '@kubernetes/client-node';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { kubeErrorMessage } from '../../kube/client.ts';
 import { Kube } from './kube.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIELD_MANAGER = 'meshstor-manifests-test';
 
-const manifests = parseAllDocuments(readFileSync(join(root, 'deploy/manifests/meshstor.yaml'), 'utf8'))
-  .map((d) => d.toJS() as KubernetesObject | null)
-  .filter((o): o is KubernetesObject => o !== null);
+// loadAllYaml maps JSON names (x-kubernetes-validations, enum, default) onto the client's typed
+// models, which is what it serializes from: a plain YAML parse would reach the apiserver without them.
+const manifests = (
+  loadAllYaml(readFileSync(join(root, 'deploy/manifests/meshstor.yaml'), 'utf8')) as unknown[]
+).filter((o): o is KubernetesObject => o !== null && typeof o === 'object');
 const name = (o: KubernetesObject) =>
   `${o.kind}/${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
 
@@ -68,6 +75,28 @@ describe('deploy/manifests/meshstor.yaml on the real apiserver', () => {
       expect(await apply(o)).toBeUndefined();
     });
   }
+
+  it('the applied CRDs keep every validation rule of deploy/crds', async () => {
+    const ext = new Kube(inject('cluster').kubeconfig).kc.makeApiClient(ApiextensionsV1Api);
+    for (const o of manifests.filter((x) => x.kind === 'CustomResourceDefinition')) {
+      const name = o.metadata?.name as string; // <plural>.meshstor.io, in meshstor.io_<plural>.yaml
+      const file = readFileSync(join(root, 'deploy/crds', `meshstor.io_${name.split('.')[0]}.yaml`), 'utf8');
+      const rules = file.match(/\brule:/g)?.length ?? 0;
+      expect(rules, name).toBeGreaterThan(0);
+      const stored = await ext.readCustomResourceDefinition({ name });
+      expect(JSON.stringify(stored).match(/"rule":/g)?.length ?? 0, name).toBe(rules);
+    }
+  });
+
+  it('the applied CRDs still refuse a volume whose size is not whole MiB', async () => {
+    const bad = {
+      apiVersion: 'meshstor.io/v1alpha1',
+      kind: 'MeshStorVolume',
+      metadata: { name: 'manifests-test-bad-size' },
+      spec: { sizeBytes: 1024 * 1024 + 1, replicaCount: 1, replicas: [] },
+    };
+    expect(await apply(bad)).toMatch(/whole number of MiB/);
+  });
 
   it('the dry-run does validate: a DaemonSet with a bad mount propagation is refused', async () => {
     const ds = structuredClone(manifests.find((o) => o.kind === 'DaemonSet')) as KubernetesObject & {

@@ -269,7 +269,11 @@ describe('image contents', () => {
     );
     expect(folders.size).toBeGreaterThan(3);
     const copyLines = file.split('\n').filter((l) => l.includes('cp -r'));
-    for (const f of folders) expect(copyLines.some((l) => new RegExp(`\\b${f}\\b`).test(l)), f).toBe(true);
+    for (const f of folders)
+      expect(
+        copyLines.some((l) => new RegExp(`\\b${f}\\b`).test(l)),
+        f,
+      ).toBe(true);
   });
 
   it('ships product code, never tests, benchmarks, docs or manifests', () => {
