@@ -7,15 +7,18 @@ import { releaseIfWiped } from './release.ts';
 
 export class DeletionReconciler {
   private readonly allocator: Allocator;
+  private readonly leader: { isLeader: boolean } | undefined;
 
-  constructor(allocator: Allocator) {
+  /** `leader`: the elector that picks the one replica running this pass (default: the allocator's). */
+  constructor(allocator: Allocator, leader?: { isLeader: boolean }) {
     this.allocator = allocator;
+    this.leader = leader;
   }
 
   /** One pass (the active allocator only). Returns the volumes released. */
   async pass(): Promise<string[]> {
     const a = this.allocator;
-    if (!a.isLeader) return [];
+    if (!(this.leader?.isLeader ?? a.isLeader)) return [];
     const out: string[] = [];
     let nodes: NodeInfo[] | undefined; // read once per pass, and only if a volume is being deleted
     for (const rec of await a.store.list()) {

@@ -30,6 +30,9 @@ beforeAll(async () => {
     '--state',
     'memory',
     '--with-controller',
+    // csi-sanity's staging and target paths are under this run's directory, as kubelet's are under its own
+    '--kubelet-dir',
+    dir,
   ]);
   await agent.waitFor('serving');
 });

@@ -4,6 +4,8 @@
 // configfs, /proc and the tools' machine-readable output, parsed by the pure functions of parse/.
 // Every operation observes first and does nothing when its result already holds, so it can be
 // re-run after a crash at any point.
+
+import type { DriveCandidate } from '../../drive-selection.ts';
 import { exec as defaultExec, type Exec } from '../exec.ts';
 import { checkNqn } from '../names.ts';
 import type {
@@ -68,6 +70,11 @@ export class LinuxHost implements Host {
   // Drives and partitions
   listDrives(o?: OpOptions): Promise<Drive[]> {
     return this.partitions.listDrives(o);
+  }
+
+  /** Every local NVMe drive, managed or not, as drive selection sees it (agent/drive-selection.ts). */
+  driveCandidates(o?: OpOptions): Promise<DriveCandidate[]> {
+    return this.partitions.candidates(o);
   }
   createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
     return this.partitions.createPartitions(driveId, specs, o);

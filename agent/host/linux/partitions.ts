@@ -4,8 +4,10 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Extent } from '../../../placement/index.ts';
+import type { DriveCandidate } from '../../drive-selection.ts';
 import { CommandError, HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { checkNewExtent } from '../geometry.ts';
+import { partitionTableFromSfdisk, readDriveFacts, withPartitionTable } from '../linux-drive-candidates.ts';
 import { checkOwner, PARTITION_TYPE, partitionName, partitionUuid } from '../names.ts';
 import type { Drive, OpOptions, Owner, Partition, PartitionSpec } from '../types.ts';
 import { check, exists, type LinuxContext, readRaw, readText, waitFor } from './context.ts';
@@ -34,6 +36,28 @@ export class Partitions extends Section {
   async listDrives(o?: OpOptions): Promise<Drive[]> {
     check(o);
     return (await this.rawDrives(o)).map(({ sysName: _s, hasTable: _h, area: _a, ...d }) => d);
+  }
+
+  /**
+   * Every local (PCIe) NVMe drive as drive selection sees it, whatever the filter: ids from sysfs
+   * and /dev/disk/by-id, the partition table from sfdisk, and a whole-drive signature from blkid
+   * when there is no table. What the agent reads once at start to decide which drives it manages.
+   */
+  async candidates(o?: OpOptions): Promise<DriveCandidate[]> {
+    check(o);
+    const out: DriveCandidate[] = [];
+    for (const facts of await readDriveFacts()) {
+      if (facts.transport !== 'pcie') {
+        out.push(withPartitionTable(facts, { partitionTableType: undefined, partitions: [] }));
+        continue;
+      }
+      const path = `/dev/${facts.name}`;
+      const r = await this.c.x('sfdisk', ['--json', path], o, { okCodes: [0, 1] });
+      const table = partitionTableFromSfdisk(r.code === 0 ? r.stdout : '');
+      const signature = table.partitionTableType ? undefined : (await this.devices.probe(path, o)).type;
+      out.push(withPartitionTable(facts, table, signature));
+    }
+    return out;
   }
 
   private async table(path: string, o?: OpOptions): Promise<SfdiskTable | undefined> {
