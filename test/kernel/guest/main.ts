@@ -1,12 +1,13 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, or relocate: r
-// alone). Prints an `@@MS {json}` line when each case starts and one with its result (harness.ts
-// parses them; the host bounds each case's time from its start line) and exits non-zero when any
-// case failed.
+// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
+// alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
+// host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
+import { AGENT_BINARY, stopAgent } from './agent-binary.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
@@ -102,20 +103,31 @@ async function benchSuite(): Promise<boolean> {
   return runCase('fio', bench);
 }
 
+/** The agent boot: the real `meshstor agent` binary; it is stopped even when a case failed. */
+async function agentSuite(): Promise<boolean> {
+  try {
+    return await scenarios(AGENT_BINARY);
+  } finally {
+    await stopAgent();
+  }
+}
+
 const ok =
-  suite === 'contract'
-    ? await contract()
-    : suite === 'bench'
-      ? await benchSuite()
-      : suite === 'capture'
-        ? await runCase('capture', captureFixtures)
-        : await scenarios(
-            suite === 'reboot'
-              ? AFTER_REBOOT
-              : suite === 'stage'
-                ? [s_csiStaging, r_agentRelocation]
-                : suite === 'relocate'
-                  ? [r_agentRelocation]
-                  : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-          );
+  suite === 'agent'
+    ? await agentSuite()
+    : suite === 'contract'
+      ? await contract()
+      : suite === 'bench'
+        ? await benchSuite()
+        : suite === 'capture'
+          ? await runCase('capture', captureFixtures)
+          : await scenarios(
+              suite === 'reboot'
+                ? AFTER_REBOOT
+                : suite === 'stage'
+                  ? [s_csiStaging, r_agentRelocation]
+                  : suite === 'relocate'
+                    ? [r_agentRelocation]
+                    : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+            );
 process.exit(ok ? 0 : 1);
