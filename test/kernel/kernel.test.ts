@@ -184,7 +184,7 @@ describe('meshstor agent --host linux: the real binary on the VM against the con
     },
   );
   guestTest(
-    'k3: SIGTERM to the idle agent and a restart leave the staged array and its mount untouched',
+    'k3: SIGTERM to the agent and a restart leave the staged array and its mount untouched; the stop warns of nothing',
     AGENT_CASES.restart,
     async () => {
       await agent.expectCase(AGENT_CASES.restart);

@@ -9,8 +9,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { exec } from '../../../agent/host/exec.ts';
 import { mountCap } from '../../../csi/test/requests.ts';
-import { loadKubeConfig } from '../../../kube/client.ts';
-import { GROUP, type MeshStorVolume, PLURAL, VERSION } from '../../../kube/crds.ts';
+import { httpStatusOf, loadKubeConfig } from '../../../kube/client.ts';
+import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../../kube/crds.ts';
 import { csiNodeClient } from '../../support/csi-client.ts';
 import { MeshstorProcess } from '../../support/meshstor-process.ts';
 import {
@@ -83,6 +83,13 @@ function agent(): MeshstorProcess {
   return ctx.agent;
 }
 
+/** The agent's log lines at pino's warn level or above. */
+function warnings(p: MeshstorProcess): string[] {
+  return p.log
+    .split('\n')
+    .filter((l) => l.startsWith('{') && (JSON.parse(l) as { level: number }).level >= 40);
+}
+
 const sh = async (cmd: string, a: string[]) => (await exec(cmd, a, { timeoutMs: 60_000 })).stdout;
 
 /**
@@ -120,6 +127,27 @@ async function stageCalls(code: string): Promise<number> {
   return Number(m?.[1] ?? 0);
 }
 
+/** The guest reads the apiserver with the agent's kubeconfig: what the host's controller did. */
+const customApi = () => loadKubeConfig(kubeconfig).makeApiClient(CustomObjectsApi);
+
+/** The MeshStorVolume, or undefined while it does not exist. */
+async function readVolume(): Promise<MeshStorVolume | undefined> {
+  const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume, name: AGENT_VOLUME };
+  try {
+    return (await customApi().getClusterCustomObject(ref)) as MeshStorVolume;
+  } catch (e) {
+    if (httpStatusOf(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+/** Whether this node's MeshStorNode still reports a partition of the volume. */
+async function reportsPartition(): Promise<boolean> {
+  const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorNode, name: AGENT_NODE.name };
+  const n = (await customApi().getClusterCustomObject(ref)) as MeshStorNode;
+  return (n.status?.drives ?? []).some((d) => d.partitions?.some((p) => p.owner?.volume === AGENT_VOLUME));
+}
+
 const stageRequest = (volumeId: string) => ({
   volume_id: volumeId,
   staging_target_path: GUEST_PATHS.staging,
@@ -153,13 +181,9 @@ const k1_serves: Scenario = {
 const k2_stage: Scenario = {
   name: AGENT_CASES.stage,
   async run() {
-    const api = loadKubeConfig(kubeconfig).makeApiClient(CustomObjectsApi);
-    const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume, name: AGENT_VOLUME };
     const volume = await poll(
       async () => {
-        const v = (await api.getClusterCustomObject(ref).catch(() => undefined)) as
-          | MeshStorVolume
-          | undefined;
+        const v = await readVolume();
         return v?.spec.replicas?.some((r) => r.node === AGENT_NODE.name) ? v : undefined;
       },
       `the host's controller to create ${AGENT_VOLUME} with a replica here`,
@@ -196,6 +220,8 @@ const k3_restart: Scenario = {
     const code = await agent().stop();
     assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
     assert.ok(agent().logged('stopping', { signal: 'SIGTERM' }), 'the agent logged its stop');
+    // its pass runs every 2 s, so the stop may cut one short: that is no failure to warn about
+    assert.deepEqual(warnings(agent()), [], 'the first agent logged no warning, its stop included');
     assert.deepEqual(await stagedState(), before, 'the stopped agent left the array and the mount alone');
     const t0 = Date.now();
     // the restarted agent is also allowed the OS drive's free tail: it now manages three drives
@@ -276,7 +302,14 @@ const k5_wiped: Scenario = {
     );
     const left = await meshstorPartitions();
     assert.deepEqual(left, [], `no partition left on the data drives (${left.join(', ')})`);
+    // the agent reports the wipe in its MeshStorNode; only then does the controller drop the record
+    await poll(
+      async () => (!(await reportsPartition()) && (await readVolume()) === undefined ? true : undefined),
+      'the MeshStorNode to report the wipe and the controller to drop the volume',
+      HOST_STEP_MS,
+    );
     assert.equal(await a.stop(), 0, 'the agent exits 0 on SIGTERM');
+    assert.deepEqual(warnings(a), [], 'the restarted agent logged no warning');
     return { wiped: a.lines('wiped')[0]?.partitions };
   },
 };
