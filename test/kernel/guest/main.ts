@@ -7,7 +7,6 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
-import { AGENT_BINARY, stopAgent } from './agent-binary.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
@@ -103,8 +102,12 @@ async function benchSuite(): Promise<boolean> {
   return runCase('fio', bench);
 }
 
-/** The agent boot: the real `meshstor agent` binary; it is stopped even when a case failed. */
+/**
+ * The agent boot: the real `meshstor agent` binary; it is stopped even when a case failed. Loaded
+ * only here: it needs @kubernetes/client-node, which only this boot's initramfs has.
+ */
 async function agentSuite(): Promise<boolean> {
+  const { AGENT_BINARY, stopAgent } = await import('./agent-binary.ts');
   try {
     return await scenarios(AGENT_BINARY);
   } finally {
