@@ -1,5 +1,5 @@
 // The kernel tier: the Host contract and the data-path scenarios on a real Debian 6.12 kernel in
-// qemu, through LinuxHost. Three boots; each case the guest runs is its own vitest test with its
+// qemu, through LinuxHost, and the real `meshstor agent` binary there. Four boots; each case the guest runs is its own vitest test with its
 // own time budget (budget.ts: nominal time scaled by how fast the guest booted), so a hung case
 // fails by name, its guest is killed and its console log is kept (tier-boot.ts); the boot's later
 // cases then fail as not run. No boot happens in a hook: a hook that timed out would leave its
@@ -8,7 +8,8 @@
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
 // (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
-// e2, g and g2.
+// e2, g and g2. Boot 4: `meshstor agent --host linux --state kube` in the guest against the control
+// plane and `meshstor controller` on the host (agent.ts, guest/agent-binary.ts), k1–k5.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
