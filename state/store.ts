@@ -4,6 +4,7 @@
 
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
 import { isStateError } from './errors.ts';
+import type { ExtentLedger } from './ledger.ts';
 
 export interface VolumeRecord {
   /** CSI volume id; the MeshStorVolume name. */
@@ -51,6 +52,8 @@ export interface VolumeStore {
   /** Refuses (StateError `changed`) when the record changed since it was read. */
   replace(record: VolumeRecord): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Where the allocator claims extents before it writes a record (state/ledger.ts). */
+  readonly ledger: ExtentLedger;
 }
 
 /**

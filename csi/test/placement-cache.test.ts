@@ -84,6 +84,7 @@ function watched(store: VolumeStore, feeds: Feed[]): VolumeStore {
       await store.remove(id);
       await emit(id);
     },
+    ledger: store.ledger,
   };
 }
 

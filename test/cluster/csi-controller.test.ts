@@ -224,6 +224,7 @@ describe('ControllerService on Kubernetes state', () => {
       list: () => real.list(),
       replace: (r) => real.replace(r),
       remove: (id) => real.remove(id),
+      ledger: real.ledger,
       create: async (r) => {
         await real.create(r);
         throw new Error('killed after the write');
