@@ -5,6 +5,8 @@
 // be written, so two records never keep one extent, at a cost of a few objects per call whatever
 // the cluster's size (docs/adr/0003-allocation-ledger.md). A refused claim backs off at random and
 // tries again away from the contested bytes. Only the holder of the allocator Lease allocates.
+
+import { randomUUID } from 'node:crypto';
 import { ClusterState } from '../placement/cluster.ts';
 import { PlacementEngine } from '../placement/engine.ts';
 import { PlacementError } from '../placement/errors.ts';
@@ -12,7 +14,7 @@ import type { ReplicaInfo, SpreadPolicy, TopologySegment } from '../placement/mo
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { KeyedLock } from '../state/lock.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
-import { Claims } from './claims.ts';
+import { Claims, ownerOf } from './claims.ts';
 import { AllocatorRefusal } from './errors.ts';
 import { PlacementCache } from './placement-cache.ts';
 import { markDeleting } from './release.ts';
@@ -155,7 +157,7 @@ export class Allocator {
   private async claimAndRecord(record: VolumeRecord): Promise<ReplicaInfo | undefined> {
     const model = this.opts.model;
     try {
-      const c = await this.claims.claim(record.id, record.replicas);
+      const c = await this.claims.claim(ownerOf(record), record.replicas);
       if (c) {
         model?.drop(record.id);
         return {
@@ -170,10 +172,10 @@ export class Allocator {
     } catch (e) {
       model?.drop(record.id);
       // Best effort: a claim left behind is released by the ledger reconciler once it is old.
-      await this.claims.release(record.id, record.replicas).catch(() => undefined);
+      await this.claims.release(ownerOf(record), record.replicas).catch(() => undefined);
       throw e;
     }
-    if (await this.claims.holds(record.id, record.replicas)) return undefined;
+    if (await this.claims.holds(ownerOf(record), record.replicas)) return undefined;
     // The ledger reconciler took a claim for orphaned while our record was being written (only
     // possible after a stall longer than its grace period). It revoked before it looked for our
     // record; we looked at the ledger after writing it: one of us saw the other. We yield.
@@ -241,6 +243,8 @@ export class Allocator {
         state: 'Pending',
       })),
       phase: 'Active',
+      // This attempt's claims carry it; another attempt for the same volume is another owner.
+      allocation: randomUUID(),
     };
     // The live model keeps these extents reserved until the informer delivers the record, so the
     // next decision never hands them out again from a model that has not seen it yet.
@@ -262,9 +266,12 @@ export class Allocator {
       for (const g of plan.grows) {
         const r = rec.replicas.find((x) => x.id === g.replicaId);
         if (!r) continue;
-        const clash = await this.claims.grow(rec.id, r, g.newEnd);
+        const clash = await this.claims.grow(ownerOf(rec), r, g.newEnd);
         if (clash)
-          throw new AllocatorRefusal('contended', `volume ${rec.id}: the bytes to grow into are claimed by ${clash.volume}; retry`);
+          throw new AllocatorRefusal(
+            'contended',
+            `volume ${rec.id}: the bytes to grow into are claimed by ${clash.volume}; retry`,
+          );
       }
       for (const g of plan.grows) {
         const r = rec.replicas.find((x) => x.id === g.replicaId);

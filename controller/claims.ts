@@ -4,7 +4,7 @@
 // version it was decided on, so a claim is only ever added to a ledger that shows no other
 // volume's claim on those bytes, and two overlapping claims can never both be written.
 import { isStateError } from '../state/errors.ts';
-import { type Claim, clashWith, type ExtentLedger, type NodeLedger } from '../state/ledger.ts';
+import { allocationOf, type Claim, clashWith, type ExtentLedger, type NodeLedger } from '../state/ledger.ts';
 import { KeyedLock } from '../state/lock.ts';
 
 /** A replica's bytes as a record holds them. */
@@ -20,13 +20,29 @@ type Decision<T> = { write: boolean; result: T };
 
 const MAX_WRITES = 30;
 
-/** One claim's identity: the same volume, replica, drive and bytes. */
-export const sameClaim = (a: Claim, b: Claim): boolean =>
-  a.volume === b.volume && a.replica === b.replica && a.drive === b.drive && a.start === b.start && a.end === b.end;
+/** Whose claims: a volume and the allocation attempt that placed it. */
+export interface Owner {
+  volume: string;
+  allocation: string;
+}
 
-export function claimOf(volume: string, r: HeldExtent, at: Date): Claim {
+/** One claim's identity: the same owner, replica, drive and bytes. */
+export const sameClaim = (a: Claim, b: Claim): boolean =>
+  ownedBy(a, b) && a.replica === b.replica && a.drive === b.drive && a.start === b.start && a.end === b.end;
+
+export const ownedBy = (c: Claim, o: Owner): boolean =>
+  c.volume === o.volume && c.allocation === o.allocation;
+
+/** The owner of a record's claims. */
+export const ownerOf = (rec: { id: string; allocation?: string | undefined }): Owner => ({
+  volume: rec.id,
+  allocation: allocationOf(rec),
+});
+
+export function claimOf(o: Owner, r: HeldExtent, at: Date): Claim {
   return {
-    volume,
+    volume: o.volume,
+    allocation: o.allocation,
     replica: r.id,
     drive: r.drive,
     start: r.extent.start,
@@ -50,17 +66,17 @@ export class Claims {
   }
 
   /**
-   * Claims every extent of `volume` node by node (in name order). When another volume's claim
+   * Claims every extent for `owner` node by node (in name order). When another allocation's claim
    * shares a byte with one of them, the claims made so far are released and that claim returned.
    */
   async claim(
-    volume: string,
+    owner: Owner,
     replicas: readonly HeldExtent[],
     now = new Date(),
   ): Promise<(Claim & { node: string }) | undefined> {
     const done: HeldExtent[] = [];
     for (const [node, mine] of byNode(replicas)) {
-      const want = mine.map((r) => claimOf(volume, r, now));
+      const want = mine.map((r) => claimOf(owner, r, now));
       const clash = await this.change(node, (l) => {
         for (const w of want) {
           const c = clashWith(l.claims, w);
@@ -70,7 +86,7 @@ export class Claims {
         return { write: true, result: undefined };
       });
       if (clash) {
-        await this.release(volume, done);
+        await this.release(owner, done);
         return { ...clash, node };
       }
       done.push(...mine);
@@ -78,11 +94,11 @@ export class Claims {
     return undefined;
   }
 
-  /** Grows one replica's claim to `end`; returns another volume's claim on the new bytes, if any. */
-  async grow(volume: string, r: HeldExtent, end: number): Promise<Claim | undefined> {
+  /** Grows one replica's claim to `end`; returns another allocation's claim on the new bytes, if any. */
+  async grow(owner: Owner, r: HeldExtent, end: number): Promise<Claim | undefined> {
     return this.change(r.node, (l) => {
-      const own = l.claims.find((c) => c.volume === volume && c.replica === r.id && c.drive === r.drive);
-      const grown = claimOf(volume, { ...r, extent: { start: r.extent.start, end } }, new Date());
+      const own = l.claims.find((c) => ownedBy(c, owner) && c.replica === r.id && c.drive === r.drive);
+      const grown = claimOf(owner, { ...r, extent: { start: r.extent.start, end } }, new Date());
       const clash = clashWith(l.claims, grown);
       if (clash) return { write: false, result: clash };
       if (own) own.end = Math.max(own.end, end);
@@ -91,12 +107,12 @@ export class Claims {
     });
   }
 
-  /** Drops the claims of these replicas of `volume` (the record no longer holds their bytes). */
-  async release(volume: string, replicas: readonly Pick<HeldExtent, 'id' | 'node'>[]): Promise<void> {
+  /** Drops the owner's claims of these replicas (the record no longer holds their bytes). */
+  async release(owner: Owner, replicas: readonly Pick<HeldExtent, 'id' | 'node'>[]): Promise<void> {
     for (const [node, mine] of byNode(replicas)) {
       const ids = new Set(mine.map((r) => r.id));
       await this.change(node, (l) => {
-        const keep = l.claims.filter((c) => c.volume !== volume || !ids.has(c.replica));
+        const keep = l.claims.filter((c) => !ownedBy(c, owner) || !ids.has(c.replica));
         const write = keep.length !== l.claims.length;
         l.claims = keep;
         return { write, result: undefined };
@@ -105,18 +121,18 @@ export class Claims {
   }
 
   /**
-   * Whether every extent is still claimed for `volume` and not under revocation, read fresh from
+   * Whether every extent is still claimed for `owner` and not under revocation, read fresh from
    * the ledgers: the check after the record is written (the reconciler revokes before it checks
    * the record, so one of the two always sees the other).
    */
-  async holds(volume: string, replicas: readonly HeldExtent[]): Promise<boolean> {
+  async holds(owner: Owner, replicas: readonly HeldExtent[]): Promise<boolean> {
     for (const [node, mine] of byNode(replicas)) {
       const l = await this.ledger.read(node);
       this.known.set(node, l);
       for (const r of mine) {
         const covered = l.claims.some(
           (c) =>
-            c.volume === volume &&
+            ownedBy(c, owner) &&
             c.replica === r.id &&
             c.drive === r.drive &&
             !c.revokedAt &&

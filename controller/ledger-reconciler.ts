@@ -11,7 +11,7 @@
 import { type Claim, clashWith, type NodeLedger, sameBytes } from '../state/ledger.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
-import { claimOf, sameClaim } from './claims.ts';
+import { claimOf, ownedBy, ownerOf, sameClaim } from './claims.ts';
 
 export interface LedgerPass {
   /** Claims added for records that had none. */
@@ -30,7 +30,8 @@ export interface LedgerReconcilerOptions {
 
 /** Whether the record (read fresh) keeps bytes of this claim on this node. */
 function holds(rec: VolumeRecord | undefined, node: string, c: Claim): boolean {
-  return !!rec?.replicas.some(
+  if (!rec || !ownedBy(c, ownerOf(rec))) return false;
+  return rec.replicas.some(
     (r) => r.id === c.replica && r.node === node && sameBytes({ drive: r.drive, ...r.extent }, c),
   );
 }
@@ -51,8 +52,8 @@ export class LedgerReconciler {
     const a = this.allocator;
     const out: LedgerPass = { adopted: 0, released: 0, clashes: [] };
     if (!a.isLeader) return out;
-    // Ledgers first, records second: a claim made after the ledger list is not judged at all, and
-    // a record written after its claims is in the record list.
+    // A claim whose record is missing from a (possibly older) record list is only a candidate:
+    // young claims are left alone, and nothing is dropped before a fresh read of its record.
     const ledgers = new Map((await a.claims.ledger.list()).map((l) => [l.node, l]));
     const all = records ?? (await a.store.list());
     const byId = new Map(all.map((r) => [r.id, r]));
@@ -73,21 +74,22 @@ export class LedgerReconciler {
     out: LedgerPass,
   ): Promise<void> {
     const a = this.allocator;
+    const owner = ownerOf(rec);
     for (const r of rec.replicas) {
       const claimed = ledgerOf(r.node)?.claims.some(
         (c) =>
-          c.volume === rec.id &&
+          ownedBy(c, owner) &&
           c.replica === r.id &&
           c.drive === r.drive &&
           c.start <= r.extent.start &&
           c.end >= r.extent.end,
       );
       if (claimed) continue;
-      const want = claimOf(rec.id, r, new Date(this.now()));
+      const want = claimOf(owner, r, new Date(this.now()));
       const clash = await a.claims.change(r.node, (l) => {
         const other = clashWith(l.claims, want);
         if (other) return { write: false, result: other };
-        const own = l.claims.find((c) => c.volume === rec.id && c.replica === r.id && c.drive === r.drive);
+        const own = l.claims.find((c) => ownedBy(c, owner) && c.replica === r.id && c.drive === r.drive);
         if (own && own.start <= want.start && own.end >= want.end) return { write: false, result: undefined };
         if (own) {
           own.start = Math.min(own.start, want.start);

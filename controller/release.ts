@@ -3,7 +3,7 @@
 // deletion reconciler. The record goes first, then its claims on the allocation ledger.
 import type { NodeInfo } from '../placement/model.ts';
 import { type NodeInventory, reportsPartition, type VolumeStore } from '../state/store.ts';
-import { Claims } from './claims.ts';
+import { Claims, ownerOf } from './claims.ts';
 
 /**
  * Drops a Deleting record once no agent reports a partition of it. `nodes`: the agents' reports when
@@ -22,7 +22,7 @@ export async function releaseIfWiped(
   await store.remove(id);
   // The bytes are free now: release their claims (a crash before this leaves claims no record
   // holds, which the ledger reconciler releases once they are old).
-  await new Claims(store.ledger).release(id, rec.replicas);
+  await new Claims(store.ledger).release(ownerOf(rec), rec.replicas);
   return true;
 }
 

@@ -4,6 +4,7 @@
 // relocator.ts. `meshstor controller` runs it every --resync-seconds.
 import type { NodeInfo } from '../placement/model.ts';
 import type { Allocator } from './allocator.ts';
+import { ownerOf } from './claims.ts';
 import {
   beginRelocation,
   cancelRelocation,
@@ -39,7 +40,7 @@ export class RelocationReconciler {
             await a.store.replace(rec);
             // The record no longer holds the dropped members' bytes: their claims go too.
             await a.claims.release(
-              rec.id,
+              ownerOf(rec),
               before.filter((b) => !rec.replicas.some((x) => x.id === b.id)),
             );
             if (!rec.relocation) out.finished.push(rec.id);
@@ -58,7 +59,7 @@ export class RelocationReconciler {
             const member = rec.replicas.find((x) => x.id === rec.relocation?.toReplica);
             if (!member) return undefined;
             // As for CreateVolume: the new member's bytes are claimed before the record names them.
-            const clash = await a.claims.claim(rec.id, [member]);
+            const clash = await a.claims.claim(ownerOf(rec), [member]);
             if (clash) {
               out.blocked.push({
                 volume: rec.id,
@@ -69,14 +70,14 @@ export class RelocationReconciler {
             try {
               await a.store.replace(rec);
             } catch (e) {
-              await a.claims.release(rec.id, [member]).catch(() => undefined);
+              await a.claims.release(ownerOf(rec), [member]).catch(() => undefined);
               throw e;
             }
             return member;
           });
           if (!added) return;
           // The claim was revoked as orphaned while the record was written: take the member back.
-          if (!(await a.claims.holds(rec.id, [added]))) {
+          if (!(await a.claims.holds(ownerOf(rec), [added]))) {
             const again = await a.store.get(rec.id);
             if (again) {
               cancelRelocation(again);

@@ -162,6 +162,11 @@ export const PLURAL = {
 /** Bytes on one drive that one replica of one volume holds, as the allocator claimed them. */
 export interface MeshStorClaim extends Extent {
   volume: string;
+  /**
+   * The allocation attempt that claimed the bytes; the MeshStorVolume it wrote carries it as its
+   * `meshstor.io/allocation` annotation. Two attempts for one volume never share bytes either.
+   */
+  allocation: string;
   replica: string;
   drive: string;
   /** RFC 3339 time of the claim. */

@@ -25,7 +25,9 @@ export class KubeLedger implements ExtentLedger {
   async read(node: string): Promise<NodeLedger> {
     try {
       return fromObject(
-        (await retryTransient(() => this.api.getClusterCustomObject({ ...this.all, name: node }))) as MeshStorLedger,
+        (await retryTransient(() =>
+          this.api.getClusterCustomObject({ ...this.all, name: node }),
+        )) as MeshStorLedger,
       );
     } catch (e) {
       if (httpStatusOf(e) === 404) return { node, claims: [] };

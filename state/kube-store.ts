@@ -19,14 +19,15 @@ import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
 import { StateError } from './errors.ts';
-import { retryTransient } from './kube-retry.ts';
 import { KubeLedger } from './kube-ledger.ts';
+import { retryTransient } from './kube-retry.ts';
 import type { ExtentLedger } from './ledger.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
 const CSI_NAME = 'meshstor.io/csi-name';
+const ALLOCATION = 'meshstor.io/allocation';
 
 type Stored = MeshStorVolume & { metadata: MeshStorVolume['metadata'] & { deletionTimestamp?: string } };
 
@@ -56,6 +57,7 @@ function toRecord(o: Stored): VolumeRecord {
     fsType: 'xfs',
     replicas: v.replicas,
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
+    allocation: o.metadata.annotations?.[ALLOCATION],
     arrayUuid: o.status?.arrayUUID,
     relocation: relocationOf(o.status?.relocation),
     attachment: o.spec.attachment?.hostNQN
@@ -69,7 +71,11 @@ export function volumeObject(r: VolumeRecord): MeshStorVolume {
   return {
     apiVersion: API_VERSION,
     kind: 'MeshStorVolume',
-    metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
+    metadata: {
+      name: r.id,
+      finalizers: [FINALIZER],
+      annotations: { [CSI_NAME]: r.name, ...(r.allocation ? { [ALLOCATION]: r.allocation } : {}) },
+    },
     spec: {
       sizeBytes: r.sizeBytes,
       replicaCount: r.replicaCount,

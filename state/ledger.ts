@@ -32,9 +32,19 @@ export function sameBytes(a: { drive: string; start: number; end: number }, b: t
   return a.drive === b.drive && a.start < b.end && b.start < a.end;
 }
 
-/** The first claim of another volume that shares a byte with `want`. */
+/** The allocation a record's claims carry (records older than the ledger get theirs adopted). */
+export const ADOPTED = 'adopted';
+export const allocationOf = (rec: { allocation?: string | undefined }): string => rec.allocation ?? ADOPTED;
+
+/**
+ * The first claim of another allocation that shares a byte with `want`. Another attempt for the
+ * same volume counts too: only one of them writes the record, and the other's claims must not
+ * be mistaken for the winner's.
+ */
 export function clashWith(claims: readonly Claim[], want: Claim): Claim | undefined {
-  return claims.find((c) => c.volume !== want.volume && sameBytes(c, want));
+  return claims.find(
+    (c) => (c.volume !== want.volume || c.allocation !== want.allocation) && sameBytes(c, want),
+  );
 }
 
 /** Ledgers in memory: for unit tests and `--state memory` (part of MemoryVolumeStore). */

@@ -18,6 +18,11 @@ export interface VolumeRecord {
   replicas: ReplicaInfo[];
   /** Deleting: DeleteVolume was called; the record (the finalizer) stays until no agent reports a partition of it. */
   phase: 'Active' | 'Deleting';
+  /**
+   * The allocation attempt whose ledger claims hold this record's bytes (state/ledger.ts); absent
+   * on records written before the ledger, whose claims the ledger reconciler adopts.
+   */
+  allocation?: string | undefined;
   /** Set once the MD array exists: from then on it is assembled, never created again. */
   arrayUuid?: string | undefined;
   /**
