@@ -131,12 +131,13 @@ export class Allocator {
     const contested: ReplicaInfo[] = [];
     for (let attempt = 1; ; attempt++) {
       const record = await this.decide(() => this.place(req, contested));
-      const clash = await this.claimAndRecord(record);
-      if (!clash) return record;
+      const taken = await this.claimAndRecord(record);
+      if (!taken) return record;
       this.collisions++;
-      // Avoid the other claim's bytes too: a lagging model may not know them yet, and would
-      // otherwise place next to our own contested bytes and onto them again.
-      contested.push(...record.replicas, clash);
+      // Avoid what the ledger showed taken too: a lagging model may not know those claims yet,
+      // and would otherwise place onto them again.
+      contested.push(...record.replicas, ...taken);
+      const clash = taken[0] as ReplicaInfo;
       if (attempt >= MAX_ATTEMPTS) {
         throw new AllocatorRefusal(
           'contended',
@@ -151,22 +152,22 @@ export class Allocator {
 
   /**
    * Claims the record's extents, writes the record and checks the claims still stand. Returns the
-   * bytes of another volume's claim that stopped it (nothing of ours is left then), or undefined
+   * bytes that stopped it, the clashing claim first (nothing of ours is left then), or undefined
    * once the record is written and its claims hold.
    */
-  private async claimAndRecord(record: VolumeRecord): Promise<ReplicaInfo | undefined> {
+  private async claimAndRecord(record: VolumeRecord): Promise<ReplicaInfo[] | undefined> {
     const model = this.opts.model;
     try {
-      const c = await this.claims.claim(ownerOf(record), record.replicas);
-      if (c) {
+      const refused = await this.claims.claim(ownerOf(record), record.replicas);
+      if (refused) {
         model?.drop(record.id);
-        return {
+        return [refused.clash, ...refused.taken].map((c) => ({
           id: `${c.volume}/${c.replica}`,
-          node: c.node,
+          node: refused.node,
           drive: c.drive,
           extent: { start: c.start, end: c.end },
           state: 'Pending',
-        };
+        }));
       }
       await this.store.create(record);
     } catch (e) {
@@ -182,7 +183,7 @@ export class Allocator {
     await markDeleting(this.store, this.inventory, record.id);
     model?.drop(record.id);
     const first = record.replicas[0] as ReplicaInfo;
-    return { ...first, id: `${record.id}/${first.id} (revoked)` };
+    return [{ ...first, id: `${record.id}/${first.id} (revoked)` }];
   }
 
   /** Decides where the volume goes (held in the live model as this controller's own) without writing. */

@@ -15,6 +15,13 @@ export interface HeldExtent {
   extent: { start: number; end: number };
 }
 
+/** Why a claim was refused: the other allocation's claim, and every claim the node's ledger showed. */
+export interface Refusal {
+  clash: Claim;
+  node: string;
+  taken: Claim[];
+}
+
 /** What a change to one ledger decided: write the (changed) claims, or leave them and answer. */
 type Decision<T> = { write: boolean; result: T };
 
@@ -69,25 +76,26 @@ export class Claims {
    * Claims every extent for `owner` node by node (in name order). When another allocation's claim
    * shares a byte with one of them, the claims made so far are released and that claim returned.
    */
-  async claim(
-    owner: Owner,
-    replicas: readonly HeldExtent[],
-    now = new Date(),
-  ): Promise<(Claim & { node: string }) | undefined> {
+  async claim(owner: Owner, replicas: readonly HeldExtent[], now = new Date()): Promise<Refusal | undefined> {
     const done: HeldExtent[] = [];
     for (const [node, mine] of byNode(replicas)) {
       const want = mine.map((r) => claimOf(owner, r, now));
-      const clash = await this.change(node, (l) => {
+      const refusal = await this.change(node, (l): Decision<Refusal | undefined> => {
         for (const w of want) {
           const c = clashWith(l.claims, w);
-          if (c) return { write: false, result: c };
+          // The ledger read shows every claim on the node: all of it is taken, not only the clash.
+          if (c)
+            return {
+              write: false,
+              result: { clash: c, node, taken: l.claims.filter((x) => !ownedBy(x, owner)) },
+            };
         }
         l.claims.push(...want.filter((w) => !l.claims.some((c) => sameClaim(c, w))));
         return { write: true, result: undefined };
       });
-      if (clash) {
+      if (refusal) {
         await this.release(owner, done);
-        return { ...clash, node };
+        return refusal;
       }
       done.push(...mine);
     }

@@ -59,11 +59,11 @@ export class RelocationReconciler {
             const member = rec.replicas.find((x) => x.id === rec.relocation?.toReplica);
             if (!member) return undefined;
             // As for CreateVolume: the new member's bytes are claimed before the record names them.
-            const clash = await a.claims.claim(ownerOf(rec), [member]);
-            if (clash) {
+            const refused = await a.claims.claim(ownerOf(rec), [member]);
+            if (refused) {
               out.blocked.push({
                 volume: rec.id,
-                reason: `the new extent is claimed by ${clash.volume}; retrying`,
+                reason: `the new extent is claimed by ${refused.clash.volume}; retrying`,
               });
               return undefined;
             }

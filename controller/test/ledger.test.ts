@@ -150,7 +150,7 @@ describe('the allocation ledger', () => {
       b.claim({ volume: 'y', allocation: 'ay' }, [r(GiB / 2)]),
     ]);
     expect([x, y].filter((c) => c === undefined)).toHaveLength(1);
-    expect((x ?? y)?.volume).toBe(x ? 'y' : 'x');
+    expect((x ?? y)?.clash.volume).toBe(x ? 'y' : 'x');
     expect(await b.claim({ volume: 'z', allocation: 'az' }, [r(4 * GiB)])).toBeUndefined();
     expect(await a.claim({ volume: 'w', allocation: 'aw' }, [r(8 * GiB)])).toBeUndefined(); // a's version was stale
     expect((await store.ledger.read('n0')).claims.map((c) => c.volume).sort()).toEqual(
@@ -163,7 +163,7 @@ describe('the allocation ledger', () => {
     const claims = new Claims(store.ledger);
     const r = { id: 'r0', node: 'n0', drive: 'nvme0', extent: { start: 0, end: GiB } };
     expect(await claims.claim({ volume: 'v', allocation: 'first' }, [r])).toBeUndefined();
-    expect((await claims.claim({ volume: 'v', allocation: 'second' }, [r]))?.allocation).toBe('first');
+    expect((await claims.claim({ volume: 'v', allocation: 'second' }, [r]))?.clash.allocation).toBe('first');
     await claims.release({ volume: 'v', allocation: 'second' }, [r]);
     expect(await claims.holds({ volume: 'v', allocation: 'first' }, [r])).toBe(true);
   });
