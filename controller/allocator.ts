@@ -186,6 +186,27 @@ export class Allocator {
     return [{ ...first, id: `${record.id}/${first.id} (revoked)` }];
   }
 
+  /**
+   * A record a retried CreateVolume found: it is answered as created only while its claims stand.
+   * A record whose claims are gone was never answered (an answered record keeps its claims until
+   * it is released): its writer was killed between the record and its check, after the ledger
+   * reconciler had taken the claims for orphaned. It is claimed again, or withdrawn (contended,
+   * the caller retries) when another allocation has its bytes now. Records older than the ledger
+   * are claimed here too, if the reconciler has not adopted them yet.
+   */
+  async confirm(rec: VolumeRecord): Promise<void> {
+    const owner = ownerOf(rec);
+    if (await this.claims.holds(owner, rec.replicas)) return;
+    const refused = await this.claims.claim(owner, rec.replicas);
+    if (!refused && (await this.claims.holds(owner, rec.replicas))) return;
+    await markDeleting(this.store, this.inventory, rec.id);
+    this.opts.model?.drop(rec.id);
+    throw new AllocatorRefusal(
+      'contended',
+      `volume ${rec.name}: its record lost its extents to ${refused?.clash.volume ?? 'a revocation'} and was withdrawn; retry`,
+    );
+  }
+
   /** Decides where the volume goes (held in the live model as this controller's own) without writing. */
   private async place(req: VolumeRequest, avoid: readonly ReplicaInfo[]): Promise<VolumeRecord> {
     const engine = await this.engine();

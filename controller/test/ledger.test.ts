@@ -230,6 +230,47 @@ describe('the allocation ledger', () => {
     }
   });
 
+  it('a record whose writer was killed before its check, after the reconciler dropped its claims, is claimed again or withdrawn by the retry', async () => {
+    for (const meanwhile of ['nothing', 'another allocation took the bytes'] as const) {
+      const base = new MemoryVolumeStore();
+      const inv = inventory(3, 40);
+      const reconciler = new LedgerReconciler(new Allocator({ store: base, inventory: inv }), {
+        orphanAfterMs: 0,
+      });
+      const stalled: VolumeStore = {
+        get: (id) => base.get(id),
+        list: () => base.list(),
+        replace: (r) => base.replace(r),
+        remove: (id) => base.remove(id),
+        ledger: base.ledger,
+        create: async (r) => {
+          await reconciler.pass(); // the stall: the claims look orphaned and are dropped
+          await base.create(r);
+          throw new Error('killed before the check');
+        },
+      };
+      await expect(
+        new ControllerService({ store: stalled, inventory: inv, seed: 4 }).createVolume(createReq('v')),
+      ).rejects.toThrow(/killed/);
+      const rec = (await base.get('v')) as VolumeRecord;
+      expect(await new Claims(base.ledger).holds(ownerOf(rec), rec.replicas)).toBe(false);
+      if (meanwhile !== 'nothing') {
+        const r0 = rec.replicas[0] as VolumeRecord['replicas'][number];
+        expect(
+          await new Claims(base.ledger).claim({ volume: 'other', allocation: 'o' }, [r0]),
+        ).toBeUndefined();
+      }
+      const retry = new ControllerService({ store: base, inventory: inv, seed: 4 });
+      if (meanwhile === 'nothing') {
+        expect((await retry.createVolume(createReq('v'))).volume.volume_id).toBe('v');
+        expect(await ledgerMatchesRecords(base)).toEqual([]);
+      } else {
+        await expect(retry.createVolume(createReq('v'))).rejects.toThrow(/withdrawn/);
+        expect(await base.get('v')).toBeUndefined(); // nothing on disk: released at once
+      }
+    }
+  });
+
   it('adopts records written before the ledger existed, and reports bytes two records keep', async () => {
     const store = new MemoryVolumeStore();
     const rec = (id: string, start: number): VolumeRecord => ({
