@@ -3,16 +3,16 @@
 // an allocator may still be writing its record, adoption of records older than the ledger, and
 // many controllers (each of which may have lost the Lease without knowing) racing on few nodes.
 import { describe, expect, it } from 'vitest';
-import { ControllerService } from '../../csi/controller.ts';
+import { Allocator } from '../../controller/allocator.ts';
+import { Claims, ownerOf } from '../../controller/claims.ts';
+import { LedgerReconciler } from '../../controller/ledger-reconciler.ts';
 import { GiB } from '../../placement/units.ts';
 import type { NodeLedger } from '../../state/ledger.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { agentReady, nodeInfoFrom } from '../../state/placement-model.ts';
 import type { VolumeRecord, VolumeStore } from '../../state/store.ts';
 import { msNode } from '../../state/test/crd-fixtures.ts';
-import { Allocator } from '../allocator.ts';
-import { Claims, ownerOf } from '../claims.ts';
-import { LedgerReconciler } from '../ledger-reconciler.ts';
+import { ControllerService } from '../controller.ts';
 
 const inventory = (n: number, gib: number) =>
   new StaticInventory(
