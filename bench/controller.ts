@@ -135,7 +135,7 @@ for (let v = 0; v < VOLUMES; v++) {
 cache.markSynced();
 console.log(
   `loaded ${NODES} nodes and ${VOLUMES} volumes (store + cache) in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`,
+    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
 );
 
 const inventory = new StaticInventory(msNodes.map((n) => nodeInfoFrom(n, agentReady(n))));
@@ -251,3 +251,4 @@ const decision = measure(2000, (i) => {
   cache.engine.cluster.release(id);
 });
 console.log(`after: the decision alone (allocate on the live model, released): ${fmt(decision)}`);
+console.log(`resident memory at the end: ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
