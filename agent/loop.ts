@@ -27,6 +27,8 @@ export interface AgentLoopOptions {
   resyncMs: number;
   heartbeatMs: number;
   log: Logger;
+  /** Hears every pass's result (the metrics). */
+  onPass?: ((result: AgentPassResult) => void) | undefined;
 }
 
 /** Whether a change to this volume (before or after it) is work for the agent on `nodeName`. */
@@ -84,6 +86,7 @@ export class AgentLoop {
     try {
       const r = await agentPass({ ...this.o.context, signal: this.stopping.signal });
       this.last = r;
+      this.o.onPass?.(r);
       await this.report(r);
       return r;
     } catch (e) {

@@ -3,7 +3,7 @@
 import { updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { subsystemNqn } from './host/names.ts';
-import type { Drive, MdMemberState } from './host/types.ts';
+import type { ArrayInfo, Drive, MdMemberState } from './host/types.ts';
 import { partitionOf } from './owners.ts';
 
 /** What md's state of an array member means in the record's vocabulary. */
@@ -19,12 +19,15 @@ export async function reportMemberStates(
   o: AgentContext,
   records: readonly VolumeRecord[],
   failures: VolumeFailure[],
+  /** Collects every array running here (for the resync metrics). */
+  arrays: ArrayInfo[] = [],
 ): Promise<string[]> {
   let drives: Drive[] | undefined; // read once, and only if an array runs here
   const attachedHere = records.filter((r) => r.phase === 'Active' && r.attachment?.node === o.nodeName);
   return eachVolume(o, 'members', attachedHere, failures, async (rec) => {
     const array = await o.host.getArray(rec.id);
     if (!array) return undefined;
+    arrays.push(array);
     drives ??= await o.host.listDrives();
     const stateOf = new Map(array.members.map((m) => [m.devicePath, m.state]));
     const next = new Map<string, VolumeRecord['replicas'][number]['state']>();

@@ -47,6 +47,11 @@ export interface NodeVolumesOptions {
    * directory, or a file for a raw block volume) and to delete it on unpublish.
    */
   mountPoints: MountPoints;
+  /**
+   * What this node lacks to stage anything (kernel modules not loaded, say), as the message to show;
+   * undefined when nothing is missing. Staging is refused (precondition) while it says something.
+   */
+  missingPrerequisites?: (() => string | undefined) | undefined;
 }
 
 /** What a staged volume is used as: a filesystem, or the raw block device. */
@@ -230,6 +235,8 @@ export class NodeVolumes {
     req: { volumeId: string; stagingPath: string; access: AccessType },
     signal?: AbortSignal,
   ): Promise<void> {
+    const missing = this.o.missingPrerequisites?.();
+    if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
     const host = withSignal(this.o.host, signal);
     await this.perVolume.run(req.volumeId, async () => {
       let rec = await this.record(req.volumeId);

@@ -7,6 +7,7 @@ import type { VolumeRecord } from '../state/store.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import { withSignal } from './host/signalled.ts';
+import type { ArrayInfo } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
 import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
 import { advanceRelocations, type RelocationProgress } from './relocation.ts';
@@ -19,6 +20,8 @@ export interface AgentPassResult {
   members: string[];
   relocations: RelocationProgress[];
   deletions: ReconcileResult;
+  /** The arrays running on this node, as md reported them in this pass. */
+  arrays: ArrayInfo[];
   /** Volumes a step could not finish (and steps that failed whole, as volume '*'), with why. */
   failures: VolumeFailure[];
 }
@@ -39,12 +42,13 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     }
   };
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
-  const members = await whole('members', [], () => reportMemberStates(o, records, failures));
+  const arrays: ArrayInfo[] = [];
+  const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays));
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
     reconcileDeletions(o.nodeName, o.host, records),
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });
-  return { records, exports, members, relocations, deletions, failures };
+  return { records, exports, members, relocations, deletions, arrays, failures };
 }

@@ -6,14 +6,15 @@
 // exports over real TCP at their --address/--port) and stores nothing real. With --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
-import { readFileSync } from 'node:fs';
-import { LinuxHost } from '../agent/host/linux.ts';
+import { kernelModulesCondition } from '../agent/host/kernel-modules.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import type { Host } from '../agent/host/types.ts';
 import { HostInventory } from '../agent/host-inventory.ts';
+import { prepareLinuxNode } from '../agent/linux-node.ts';
 import { AgentLoop } from '../agent/loop.ts';
 import { fsMountPoints } from '../agent/mount-points.ts';
+import { kubeNodeReader, NodeHeartbeat } from '../agent/node-heartbeat.ts';
 import { NodePublisher } from '../agent/publisher.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -22,6 +23,14 @@ import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../kube/log.ts';
+import {
+  CsiRpcMetrics,
+  HostCommandMetrics,
+  listeningPort,
+  metricsRegistry,
+  ResyncMetrics,
+  serveMetrics,
+} from '../kube/metrics.ts';
 import { parseBytes } from '../placement/units.ts';
 import { KubePeerDirectory, KubeVolumeStore, WatchedVolumeStore } from '../state/kube-store.ts';
 import { KeyedLock } from '../state/lock.ts';
@@ -55,18 +64,6 @@ function simulatedHost(
   return { host, fabric };
 }
 
-function linuxHost(hostNqnFile: string): Host {
-  let hostNqn: string;
-  try {
-    hostNqn = readFileSync(hostNqnFile, 'utf8').trim();
-  } catch (e) {
-    throw new UsageError(
-      `--host linux needs this node's host NQN in ${hostNqnFile}: ${(e as Error).message}`,
-    );
-  }
-  return new LinuxHost({ hostNqn });
-}
-
 export const agentCommand = defineCommand({
   name: 'agent',
   about: 'the node agent: the CSI Node service, exports, relocation steps, the MeshStorNode heartbeat',
@@ -84,7 +81,11 @@ export const agentCommand = defineCommand({
       env: 'NODE_NAME',
       required: true,
     },
-    zone: { kind: 'string', placeholder: 'ZONE', about: "this node's zone (topology)" },
+    zone: {
+      kind: 'string',
+      placeholder: 'ZONE',
+      about: "this node's zone when its Node object has no topology.kubernetes.io/zone label",
+    },
     host: {
       kind: 'string',
       placeholder: 'KIND',
@@ -93,11 +94,12 @@ export const agentCommand = defineCommand({
       about:
         'linux: the real tools on this machine; simulated: in memory, nothing is stored (tests and trials)',
     },
-    'host-nqn-file': {
+    'nvme-dir': {
       kind: 'string',
-      placeholder: 'FILE',
-      default: '/etc/nvme/hostnqn',
-      about: "with --host linux: this node's NVMe host NQN",
+      placeholder: 'DIR',
+      default: '/etc/nvme',
+      about:
+        "with --host linux: where this node's host NQN and host id live (hostnqn, hostid); created when absent",
     },
     drives: {
       kind: 'string',
@@ -121,9 +123,21 @@ export const agentCommand = defineCommand({
     address: {
       kind: 'string',
       placeholder: 'ADDR',
-      default: '127.0.0.1',
       about:
-        "the NVMe-oF address other nodes reach this node on (published in its MeshStorNode; the\nsimulated target's TCP listener opens there while it exports a replica)",
+        "the NVMe-oF address other nodes reach this node on, instead of its Node's InternalIP (published in\nits MeshStorNode; the simulated target's TCP listener opens there; default without a Node: 127.0.0.1)",
+    },
+    'rack-label': {
+      kind: 'string',
+      placeholder: 'LABEL',
+      default: 'topology.meshstor.io/rack',
+      about: 'the Node label that names its rack (zone: topology.kubernetes.io/zone)',
+    },
+    'metrics-port': {
+      kind: 'integer',
+      placeholder: 'N',
+      min: 0,
+      max: 65535,
+      about: 'serve Prometheus /metrics and /healthz on this port (off when not given)',
     },
     port: { kind: 'integer', placeholder: 'N', min: 1, max: 65535, default: 4420, about: 'NVMe-oF TCP port' },
     'resync-seconds': {
@@ -144,14 +158,37 @@ export const agentCommand = defineCommand({
     if (config.withController && config.state !== 'memory')
       throw new UsageError('--with-controller needs --state memory');
     const nodeName = config.node;
+    const registry = config.metricsPort !== undefined ? metricsRegistry('agent', true) : undefined;
+    const rpcMetrics = registry ? new CsiRpcMetrics(registry) : undefined;
+    const commandMetrics = registry ? new HostCommandMetrics(registry) : undefined;
+    const resyncMetrics = registry ? new ResyncMetrics(registry) : undefined;
+
     const sim = config.host === 'simulated' ? simulatedHost(nodeName, config.drives, log) : undefined;
-    const host = sim?.host ?? linuxHost(config.hostNqnFile);
+    let host: Host;
+    let modulesMissing: string | undefined;
+    let modulesCondition: ReturnType<typeof kernelModulesCondition> | undefined;
+    if (sim) host = sim.host;
+    else {
+      const node = await prepareLinuxNode({ nvmeDir: config.nvmeDir, observe: commandMetrics?.observe });
+      host = node.host;
+      if (node.createdIdentity) log.info({ hostNqn: node.hostNqn, dir: config.nvmeDir }, 'host NQN created');
+      modulesCondition = kernelModulesCondition(node.modules);
+      modulesMissing = node.modules.ok ? undefined : node.modules.message;
+      if (modulesMissing) log.error({ missing: node.modules.missing.map((m) => m.module) }, modulesMissing);
+    }
 
     let store: VolumeStore;
-    let publisher: NodePublisher | undefined;
+    let heartbeat: NodeHeartbeat | undefined;
     let peers: PeerDirectory | undefined;
     let watched: WatchedVolumeStore | undefined;
     let events: EventRecorder | undefined;
+    const flagsIdentity = {
+      nodeName,
+      zone: config.zone,
+      address: config.address ?? '127.0.0.1',
+      port: config.port,
+    };
+    let identity = flagsIdentity;
     const kc = config.state === 'kube' ? loadKubeConfig(config.kubeconfig) : undefined;
     if (kc) {
       watched = new WatchedVolumeStore(new KubeVolumeStore(kc));
@@ -160,46 +197,71 @@ export const agentCommand = defineCommand({
       events = EventRecorder.forCluster(kc, `meshstor-agent/${nodeName}`, (m) =>
         log.warn({ error: m }, 'event'),
       );
-      publisher = new NodePublisher(
-        kc,
-        { nodeName, zone: config.zone, address: config.address, port: config.port },
-        host,
-      );
+      const publisher = new NodePublisher(kc, flagsIdentity, host);
+      if (modulesCondition) publisher.setReport({ conditions: [modulesCondition] });
+      heartbeat = new NodeHeartbeat({
+        publisher,
+        readNode: kubeNodeReader(kc, nodeName),
+        options: { addressOverride: config.address, rackLabel: config.rackLabel },
+        identity: flagsIdentity,
+        log,
+      });
+      identity = { ...flagsIdentity, ...(await heartbeat.refresh()) };
       await publisher.publish(await store.list());
     } else store = new MemoryVolumeStore();
 
     // One lock per volume shared by the node service and the agent's pass (agent/exports.ts).
     const locks = new KeyedLock();
     const loop = new AgentLoop({
-      context: { nodeName, host, store, listen: { address: config.address, port: config.port }, locks },
-      heartbeat: publisher,
+      context: { nodeName, host, store, listen: { address: identity.address, port: config.port }, locks },
+      heartbeat,
       warnings: events,
       resyncMs: config.resyncSeconds * 1000,
       heartbeatMs: HEARTBEAT_MS,
       log,
+      onPass: (r) =>
+        resyncMetrics?.sample(
+          r.arrays
+            .filter((a) => a.syncProgress !== undefined)
+            .map((a) => ({
+              array: a.name,
+              action: 'resync',
+              progress: a.syncProgress ?? 0,
+              sizeBytes: a.sizeBytes,
+            })),
+        ),
     });
     const server = await serveCsi(
       config.csiSocket,
       {
         identity: new IdentityService({ controller: config.withController, ready: () => true }),
         controller: config.withController
-          ? new ControllerService({ store, inventory: new HostInventory(nodeName, config.zone, host, store) })
+          ? new ControllerService({
+              store,
+              inventory: new HostInventory(nodeName, identity.zone, host, store),
+            })
           : undefined,
         node: new NodeService({
           nodeName,
-          zone: config.zone,
+          zone: identity.zone,
           host,
           store,
           peers,
           locks,
           mountPoints: fsMountPoints,
+          missingPrerequisites: () => modulesMissing,
         }),
         // SIGTERM aborts the calls in flight with the loop: their host commands are killed, and
         // every step they took is resumable, so kubelet's retry finishes the work.
         stopping: loop.signal,
+        observe: rpcMetrics?.observe,
       },
       log,
     );
+    const metricsServer =
+      registry && config.metricsPort !== undefined
+        ? await serveMetrics(config.metricsPort, registry)
+        : undefined;
     log.info(
       {
         socket: config.csiSocket,
@@ -207,6 +269,9 @@ export const agentCommand = defineCommand({
         host: config.host,
         state: config.state,
         controller: config.withController,
+        address: identity.address,
+        zone: identity.zone,
+        metricsPort: metricsServer ? listeningPort(metricsServer) : undefined,
       },
       'serving',
     );
@@ -223,6 +288,7 @@ export const agentCommand = defineCommand({
     await loop.stop();
     await watched?.stop();
     await shutdownServer(server);
+    await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
     await sim?.fabric.close();
     return 0;
   },

@@ -12,9 +12,18 @@ import { IdentityService } from '../csi/identity.ts';
 import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
+import {
+  CsiRpcMetrics,
+  listeningPort,
+  metricsRegistry,
+  serveMetrics,
+  type VolumeCensus,
+  VolumeMetrics,
+} from '../kube/metrics.ts';
 import { every } from '../kube/periodic.ts';
 import { generateCluster } from '../simulations/cluster-gen.ts';
 import { loadScenario } from '../simulations/run.ts';
+import { volumeCensus } from '../state/census.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../state/kube-store.ts';
 import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
 import type { NodeInventory, VolumeStore } from '../state/store.ts';
@@ -58,6 +67,13 @@ the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
       about:
         "with --state memory: the nodes are this scenario file's cluster section (default: the embedded one's 24 nodes)",
     },
+    'metrics-port': {
+      kind: 'integer',
+      placeholder: 'N',
+      min: 0,
+      max: 65535,
+      about: 'serve Prometheus /metrics and /healthz on this port (off when not given)',
+    },
     'resync-seconds': {
       kind: 'integer',
       placeholder: 'N',
@@ -95,11 +111,17 @@ the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
         onError: (message) => log.warn({ error: message }, 'lease'),
       });
     }
+    const registry = config.metricsPort !== undefined ? metricsRegistry('controller', true) : undefined;
+    const rpcMetrics = registry ? new CsiRpcMetrics(registry) : undefined;
+    let census: VolumeCensus | undefined;
+    if (registry) new VolumeMetrics(registry, () => census);
     let ready = false;
     const stopping = new AbortController();
     const controller = new ControllerService({ store, inventory, leader: elector, model: cache?.cache });
     const deletion = new DeletionReconciler(controller.allocator);
-    const relocation = new RelocationReconciler(controller.allocator);
+    const relocation = new RelocationReconciler(controller.allocator, (records) => {
+      if (registry) census = volumeCensus(records);
+    });
     const server = await serveCsi(
       config.csiSocket,
       {
@@ -109,12 +131,25 @@ the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
         }),
         controller,
         stopping: stopping.signal,
+        observe: rpcMetrics?.observe,
       },
       log,
     );
+    const metricsServer =
+      registry && config.metricsPort !== undefined
+        ? await serveMetrics(config.metricsPort, registry)
+        : undefined;
     elector?.start();
     ready = true;
-    log.info({ socket: config.csiSocket, state: config.state, nodes: nodeCount }, 'serving');
+    log.info(
+      {
+        socket: config.csiSocket,
+        state: config.state,
+        nodes: nodeCount,
+        metricsPort: metricsServer ? listeningPort(metricsServer) : undefined,
+      },
+      'serving',
+    );
 
     const pass = async () => {
       try {
@@ -139,6 +174,7 @@ the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
     await passes.stop();
     await Promise.all([elector?.stop(), cache?.stop()]);
     await shutdownServer(server);
+    await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
     return 0;
   },
 });

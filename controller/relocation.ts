@@ -3,6 +3,7 @@
 // The steps on disk are the attached node's agent's (agent/relocation.ts); the record logic is in
 // relocator.ts. `meshstor controller` runs it every --resync-seconds.
 import type { NodeInfo } from '../placement/model.ts';
+import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
 import { ownerOf } from './claims.ts';
 import {
@@ -16,9 +17,12 @@ import {
 
 export class RelocationReconciler {
   private readonly allocator: Allocator;
+  private readonly onList: ((records: readonly VolumeRecord[]) => void) | undefined;
 
-  constructor(allocator: Allocator) {
+  /** `onList` hears the pass's list of every record (the volume metrics count it; no second list). */
+  constructor(allocator: Allocator, onList?: (records: readonly VolumeRecord[]) => void) {
     this.allocator = allocator;
+    this.onList = onList;
   }
 
   async pass(): Promise<RelocationPass> {
@@ -26,7 +30,9 @@ export class RelocationReconciler {
     const out: RelocationPass = { started: [], finished: [], blocked: [] };
     if (!a.isLeader) return out;
     let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
-    for (const listed of await a.store.list()) {
+    const records = await a.store.list();
+    this.onList?.(records);
+    for (const listed of records) {
       // Only volumes with something to do are read again (under their lock). One volume's failure
       // is its own: it is reported as blocked and the pass goes on with the others.
       if (listed.phase !== 'Active' || (!listed.relocation && !relocationTarget(listed))) continue;

@@ -67,8 +67,9 @@ function implement(
   def: grpc.ServiceDefinition,
   impl: Handlers,
   log: Logger | undefined,
-  stopping: AbortSignal | undefined,
+  services: CsiServices,
 ): grpc.UntypedServiceImplementation {
+  const { stopping, observe } = services;
   const out: grpc.UntypedServiceImplementation = {};
   for (const [rpc] of Object.entries(def)) {
     const fn = (impl as Record<string, unknown>)[lowerFirst(rpc)];
@@ -81,11 +82,13 @@ function implement(
         .finally(done)
         .then(
           (res) => {
+            observe?.(rpc, 'OK', (performance.now() - t0) / 1000);
             log?.info({ ms: Math.round(performance.now() - t0), request: redact(call.request) }, rpc);
             callback(null, res);
           },
           (e: unknown) => {
             const err = toCsiError(e);
+            observe?.(rpc, grpc.status[err.code], (performance.now() - t0) / 1000);
             const fields = { code: grpc.status[err.code], error: err.message, request: redact(call.request) };
             if (err.code === grpc.status.INTERNAL) log?.error(fields, rpc);
             else log?.warn(fields, rpc);
@@ -103,6 +106,8 @@ export interface CsiServices {
   node?: Handlers | undefined;
   /** Aborts every call in flight (the process is stopping): their host commands are killed. */
   stopping?: AbortSignal | undefined;
+  /** Hears every call's method, gRPC status name and duration (the metrics). */
+  observe?: ((method: string, code: string, seconds: number) => void) | undefined;
 }
 
 /** Starts serving on `socketPath` (a stale socket file is replaced; any other file is refused). */
@@ -115,18 +120,18 @@ export async function serveCsi(
   const server = new grpc.Server();
   server.addService(
     pkg.csi.v1.Identity.service,
-    implement(pkg.csi.v1.Identity.service, services.identity, log, services.stopping),
+    implement(pkg.csi.v1.Identity.service, services.identity, log, services),
   );
   if (services.controller) {
     server.addService(
       pkg.csi.v1.Controller.service,
-      implement(pkg.csi.v1.Controller.service, services.controller, log, services.stopping),
+      implement(pkg.csi.v1.Controller.service, services.controller, log, services),
     );
   }
   if (services.node)
     server.addService(
       pkg.csi.v1.Node.service,
-      implement(pkg.csi.v1.Node.service, services.node, log, services.stopping),
+      implement(pkg.csi.v1.Node.service, services.node, log, services),
     );
   try {
     if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath);

@@ -74,9 +74,18 @@ describe('meshstor controller', () => {
     const { loadCsi } = await import('../../csi/server.ts');
     const dir = mkdtempSync(join(tmpdir(), 'meshstor-ctl-'));
     const socket = join(dir, 'csi.sock');
-    const proc = new MeshstorProcess(['controller', '--csi-socket', socket, '--state', 'memory']);
+    const proc = new MeshstorProcess([
+      'controller',
+      '--csi-socket',
+      socket,
+      '--state',
+      'memory',
+      '--metrics-port',
+      '0',
+    ]);
     await proc.waitFor('serving');
     expect(proc.logged('serving', { nodes: 24 })).toBe(true);
+    const metricsPort = proc.lines('serving')[0]?.metricsPort;
     const pkg = loadCsi();
     const client = new pkg.csi.v1.Controller(`unix:${socket}`, grpc.credentials.createInsecure());
     const res = await new Promise<{ volume: { volume_id: string } }>((resolve, reject) =>
@@ -93,6 +102,9 @@ describe('meshstor controller', () => {
       ),
     );
     expect(res.volume.volume_id).toBe('pvc-cli');
+    // the call is counted by method and code on /metrics
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(scraped).toMatch(/meshstor_csi_rpc_duration_seconds_count\{method="CreateVolume",code="OK"\} 1/);
     client.close();
     expect(await proc.stop()).toBe(0);
     expect(proc.logged('CreateVolume')).toBe(true);

@@ -1,6 +1,7 @@
 // The extender end to end: the real kube-scheduler, running our KubeSchedulerConfiguration
-// (deploy/scheduler/), calls `meshstor extender` for pods with MeshStor PVCs and binds them where
-// their replicas are. No mock anywhere between kube-scheduler and the extender.
+// (deploy/scheduler/), calls the extender (started in this process with startExtender, the code
+// `meshstor extender` runs) for pods with MeshStor PVCs and binds them where their replicas are.
+// No mock between kube-scheduler and the extender: real HTTP, the real wire format.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
