@@ -191,14 +191,29 @@ export class Allocator {
    * A record whose claims are gone was never answered (an answered record keeps its claims until
    * it is released): its writer was killed between the record and its check, after the ledger
    * reconciler had taken the claims for orphaned. It is claimed again, or withdrawn (contended,
-   * the caller retries) when another allocation has its bytes now. Records older than the ledger
-   * are claimed here too, if the reconciler has not adopted them yet.
+   * the caller retries) when another allocation has its bytes now, but only while nothing of it is
+   * in use: a withdrawal never touches a record with an array, an attachment, a relocation or a
+   * member past Pending (refused then, and left to a human, as the ledger reconciler reports it).
+   * Records older than the ledger are claimed here if the reconciler has not adopted them yet;
+   * their writer answered them, so they are answered as they are whatever the ledger shows.
    */
   async confirm(rec: VolumeRecord): Promise<void> {
     const owner = ownerOf(rec);
     if (await this.claims.holds(owner, rec.replicas)) return;
     const refused = await this.claims.claim(owner, rec.replicas);
     if (!refused && (await this.claims.holds(owner, rec.replicas))) return;
+    if (rec.allocation === undefined) return;
+    const untouched =
+      !rec.arrayUuid &&
+      !rec.attachment &&
+      !rec.relocation &&
+      rec.replicas.every((r) => r.state === 'Pending');
+    if (!untouched) {
+      throw new AllocatorRefusal(
+        'contended',
+        `volume ${rec.name}: its extents are claimed by ${refused?.clash.volume ?? 'nobody (revoked)'} while it is in use; not withdrawn, see the ledger reconciler's report`,
+      );
+    }
     await markDeleting(this.store, this.inventory, rec.id);
     this.opts.model?.drop(rec.id);
     throw new AllocatorRefusal(

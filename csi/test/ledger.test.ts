@@ -271,6 +271,38 @@ describe('the allocation ledger', () => {
     }
   });
 
+  it('never withdraws a record that may be in use, nor one older than the ledger, whatever the ledger shows', async () => {
+    const store = new MemoryVolumeStore();
+    const inv = inventory(1, 40);
+    const rec = (id: string, allocation?: string, arrayUuid?: string): VolumeRecord => ({
+      id,
+      name: id,
+      sizeBytes: GiB,
+      replicaCount: 1,
+      spread: { domain: 'zone', mode: 'none' },
+      fsType: 'xfs',
+      replicas: [
+        { id: 'r0', node: 'n0', drive: 'nvme0', extent: { start: 0, end: 2 * GiB }, state: 'Pending' },
+      ],
+      phase: 'Active',
+      allocation,
+      arrayUuid,
+    });
+    // Another allocation holds the bytes both records name (as a pre-ledger double booking would).
+    await new Claims(store.ledger).claim({ volume: 'other', allocation: 'o' }, [
+      { id: 'r0', node: 'n0', drive: 'nvme0', extent: { start: 0, end: 2 * GiB } },
+    ]);
+    await store.create(rec('legacy'));
+    await store.create(rec('in-use', 'a1', 'uuid-1'));
+    const ctl = new ControllerService({ store, inventory: inv });
+    const one = { ...createReq('legacy', 1), parameters: { replicaCount: '1', spread: 'none' } };
+    expect((await ctl.createVolume(one)).volume.volume_id).toBe('legacy');
+    const two = { ...createReq('in-use', 1), parameters: { replicaCount: '1', spread: 'none' } };
+    await expect(ctl.createVolume(two)).rejects.toThrow(/not withdrawn/);
+    expect((await store.get('legacy'))?.phase).toBe('Active');
+    expect((await store.get('in-use'))?.phase).toBe('Active');
+  });
+
   it('adopts records written before the ledger existed, and reports bytes two records keep', async () => {
     const store = new MemoryVolumeStore();
     const rec = (id: string, start: number): VolumeRecord => ({
