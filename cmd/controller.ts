@@ -124,7 +124,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
     // as well would stall provisioning whenever the sidecars lead in the other replica. The Lease
     // picks the one replica that runs the background reconcilers.
     const controller = new ControllerService({ store, inventory, model: cache?.cache });
-    const deletion = new DeletionReconciler(controller.allocator, elector);
+    const deletion = new DeletionReconciler(controller.allocator, { leader: elector });
     const relocation = new RelocationReconciler(
       controller.allocator,
       (records) => {

@@ -56,6 +56,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     const objs = objects(renderChart(h, ['--include-crds']));
     expect(objs.map(key).sort()).toEqual(
       [
+        'CustomResourceDefinition/meshstorledgers.meshstor.io',
         'CustomResourceDefinition/meshstornodes.meshstor.io',
         'CustomResourceDefinition/meshstorvolumes.meshstor.io',
         'ServiceAccount/meshstor-system/meshstor-controller',
