@@ -5,7 +5,7 @@
 //   before: the list-per-call path (every node and every record read, a ClusterState built)
 //   after:  the PlacementCache the `--state kube` controller keeps from informer events
 // Both on the in-memory store, so neither pays network or JSON; both check for double booking in
-// the store's allocation ledger (docs/adr/0003-allocation-ledger.md), never in the cache: ledger
+// the store's allocation ledger (docs/adr/0004-allocation-ledger.md), never in the cache: ledger
 // reads count as objects read. Then CreateVolume with 16 callers at once (external-provisioner's
 // workers), a check that no two records share a byte, and last the decision alone on the live
 // model, to show what of CreateVolume is placement and what is the store.

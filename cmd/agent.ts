@@ -6,6 +6,7 @@
 // exports over real TCP at their --address/--port) and stores nothing real. With --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
+import { DriveSelectorError } from '../agent/drive-selection.ts';
 import { kernelModulesCondition } from '../agent/host/kernel-modules.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
@@ -148,6 +149,24 @@ export const agentCommand = defineCommand({
       about:
         'how often to export replicas, follow relocations and clean up deleted volumes; a change to a\nvolume of this node runs that pass at once (a watch)',
     },
+    drive: {
+      kind: 'list',
+      placeholder: 'SELECTOR',
+      about:
+        'with --host linux: take only drives matching a selector: id:<by-id name or glob>, serial:<s>,\nwwn:<w>, model:<glob> (default: NVMe drives with no partition table or an empty one)',
+    },
+    'os-drive-tail': {
+      kind: 'list',
+      placeholder: 'SELECTOR',
+      about:
+        'with --host linux: a drive with partitions MeshStor did not create (the OS drive) whose free\nspace may be used; its partitions are never touched',
+    },
+    'kubelet-dir': {
+      kind: 'string',
+      placeholder: 'DIR',
+      about:
+        "kubelet's directory: staging and publish paths must be absolute, normalised and under it\n(not checked when not given)",
+    },
     'with-controller': {
       kind: 'boolean',
       default: false,
@@ -167,10 +186,30 @@ export const agentCommand = defineCommand({
     let host: Host;
     let modulesMissing: string | undefined;
     let modulesCondition: ReturnType<typeof kernelModulesCondition> | undefined;
+    let skippedDrives: { id: string; path: string; reason: string }[] | undefined;
     if (sim) host = sim.host;
     else {
-      const node = await prepareLinuxNode({ nvmeDir: config.nvmeDir, observe: commandMetrics?.observe });
+      let node: Awaited<ReturnType<typeof prepareLinuxNode>>;
+      try {
+        node = await prepareLinuxNode({
+          nvmeDir: config.nvmeDir,
+          drives: config.drive,
+          osDriveTail: config.osDriveTail,
+          observe: commandMetrics?.observe,
+        });
+      } catch (e) {
+        if (e instanceof DriveSelectorError) throw new UsageError(e.message);
+        throw e;
+      }
       host = node.host;
+      skippedDrives = node.drives.skipped.map((d) => ({
+        id: d.id,
+        path: `/dev/${d.name}`,
+        reason: d.reason,
+      }));
+      log.info({ drives: node.drives.managed.map((d) => ({ id: d.id, use: d.use })) }, 'drives managed');
+      for (const d of node.drives.skipped) log.info(d, 'drive skipped');
+      for (const s of node.drives.unmatched) log.warn({ selector: s }, 'a drive selector matched no drive');
       if (node.createdIdentity) log.info({ hostNqn: node.hostNqn, dir: config.nvmeDir }, 'host NQN created');
       modulesCondition = kernelModulesCondition(node.modules);
       modulesMissing = node.modules.ok ? undefined : node.modules.message;
@@ -198,7 +237,7 @@ export const agentCommand = defineCommand({
         log.warn({ error: m }, 'event'),
       );
       const publisher = new NodePublisher(kc, flagsIdentity, host);
-      if (modulesCondition) publisher.setReport({ conditions: [modulesCondition] });
+      if (modulesCondition) publisher.setReport({ skippedDrives, conditions: [modulesCondition] });
       heartbeat = new NodeHeartbeat({
         publisher,
         readNode: kubeNodeReader(kc, nodeName),
@@ -250,6 +289,7 @@ export const agentCommand = defineCommand({
           locks,
           mountPoints: fsMountPoints,
           missingPrerequisites: () => modulesMissing,
+          kubeletDir: config.kubeletDir,
         }),
         // SIGTERM aborts the calls in flight with the loop: their host commands are killed, and
         // every step they took is resumable, so kubelet's retry finishes the work.

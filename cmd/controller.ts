@@ -32,8 +32,9 @@ import { defineCommand, untilStopSignal } from './cli.ts';
 export const controllerCommand = defineCommand({
   name: 'controller',
   about: 'serve the CSI Identity and Controller services; release deleted volumes and start relocations',
-  description: `Serves the CSI Identity and Controller services on a unix socket. With --state kube, only
-the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
+  description: `Serves the CSI Identity and Controller services on a unix socket. With --state kube, the
+allocator Lease picks the one replica that runs the reconcilers; CSI calls are served on any replica
+(the sidecars' own leader election decides which one receives them).`,
   flags: {
     'csi-socket': {
       kind: 'string',
@@ -117,11 +118,20 @@ the holder of the allocator Lease allocates; the others answer UNAVAILABLE.`,
     if (registry) new VolumeMetrics(registry, () => census);
     let ready = false;
     const stopping = new AbortController();
-    const controller = new ControllerService({ store, inventory, leader: elector, model: cache?.cache });
-    const deletion = new DeletionReconciler(controller.allocator);
-    const relocation = new RelocationReconciler(controller.allocator, (records) => {
-      if (registry) census = volumeCensus(records);
-    });
+    // CSI calls are served by whichever replica the sidecars' own leader election picked (only its
+    // external-provisioner and external-resizer call), and are safe on any replica: the allocator's
+    // write-then-re-read never keeps two records on one extent. Tying calls to the allocator Lease
+    // as well would stall provisioning whenever the sidecars lead in the other replica. The Lease
+    // picks the one replica that runs the background reconcilers.
+    const controller = new ControllerService({ store, inventory, model: cache?.cache });
+    const deletion = new DeletionReconciler(controller.allocator, { leader: elector });
+    const relocation = new RelocationReconciler(
+      controller.allocator,
+      (records) => {
+        if (registry) census = volumeCensus(records);
+      },
+      elector,
+    );
     const server = await serveCsi(
       config.csiSocket,
       {

@@ -3,7 +3,7 @@
 // ledger's version, refused when another volume's claim shares a byte or the ledger moved on),
 // writes the record, and checks that its claims still stand. Two overlapping claims can never both
 // be written, so two records never keep one extent, at a cost of a few objects per call whatever
-// the cluster's size (docs/adr/0003-allocation-ledger.md). A refused claim backs off at random and
+// the cluster's size (docs/adr/0004-allocation-ledger.md). A refused claim backs off at random and
 // tries again away from the contested bytes. Only the holder of the allocator Lease allocates.
 
 import { randomUUID } from 'node:crypto';

@@ -12,6 +12,8 @@ export interface DeletionReconcilerOptions {
   /** Run the ledger reconciler at most this often (default 60 s: it lists every ledger). */
   ledgerEveryMs?: number;
   ledger?: LedgerReconciler;
+  /** The elector that picks the one replica running this pass (default: the allocator's). */
+  leader?: { isLeader: boolean } | undefined;
 }
 
 export class DeletionReconciler {
@@ -22,8 +24,11 @@ export class DeletionReconciler {
   /** What the last ledger pass did (adoptions, orphans released, double bookings found). */
   lastLedgerPass: LedgerPass | undefined;
 
+  private readonly leader: { isLeader: boolean } | undefined;
+
   constructor(allocator: Allocator, opts: DeletionReconcilerOptions = {}) {
     this.allocator = allocator;
+    this.leader = opts.leader;
     this.ledger = opts.ledger ?? new LedgerReconciler(allocator);
     this.ledgerEveryMs = opts.ledgerEveryMs ?? 60_000;
   }
@@ -31,7 +36,7 @@ export class DeletionReconciler {
   /** One pass (the active allocator only). Returns the volumes released. */
   async pass(): Promise<string[]> {
     const a = this.allocator;
-    if (!a.isLeader) return [];
+    if (!(this.leader?.isLeader ?? a.isLeader)) return [];
     const out: string[] = [];
     let nodes: NodeInfo[] | undefined; // read once per pass, and only if a volume is being deleted
     const records = await a.store.list();

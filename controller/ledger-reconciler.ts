@@ -7,7 +7,7 @@
 //   or between dropping a record and its claims) is released once it is older than the grace
 //   period. It is first marked revoked, then the record is read fresh, and only then is the claim
 //   dropped; an allocator checks its claims after writing its record, so one of the two sees the
-//   other (docs/adr/0003-allocation-ledger.md).
+//   other (docs/adr/0004-allocation-ledger.md).
 import { type Claim, clashWith, type NodeLedger, sameBytes } from '../state/ledger.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';

@@ -5,7 +5,7 @@
 //
 // The cache may lag the apiserver. That is safe because it never decides alone: the controller
 // claims each decision's extents in the nodes' allocation ledgers under their resourceVersion
-// before it writes the record (allocator.ts, docs/adr/0003-allocation-ledger.md). A stale cache
+// before it writes the record (allocator.ts, docs/adr/0004-allocation-ledger.md). A stale cache
 // can only make a claim fail and the controller retry. To keep even that rare, the controller's own
 // records stay reserved here ("overlays") from the decision until the informer delivers them.
 

@@ -18,17 +18,26 @@ import {
 export class RelocationReconciler {
   private readonly allocator: Allocator;
   private readonly onList: ((records: readonly VolumeRecord[]) => void) | undefined;
+  private readonly leader: { isLeader: boolean } | undefined;
 
-  /** `onList` hears the pass's list of every record (the volume metrics count it; no second list). */
-  constructor(allocator: Allocator, onList?: (records: readonly VolumeRecord[]) => void) {
+  /**
+   * `onList` hears the pass's list of every record (the volume metrics count it; no second list);
+   * `leader`: the elector that picks the one replica running this pass (default: the allocator's).
+   */
+  constructor(
+    allocator: Allocator,
+    onList?: (records: readonly VolumeRecord[]) => void,
+    leader?: { isLeader: boolean },
+  ) {
     this.allocator = allocator;
     this.onList = onList;
+    this.leader = leader;
   }
 
   async pass(): Promise<RelocationPass> {
     const a = this.allocator;
     const out: RelocationPass = { started: [], finished: [], blocked: [] };
-    if (!a.isLeader) return out;
+    if (!(this.leader?.isLeader ?? a.isLeader)) return out;
     let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
     const records = await a.store.list();
     this.onList?.(records);

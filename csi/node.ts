@@ -1,6 +1,7 @@
 // The CSI Node service's handlers: they check requests as the spec asks and hand the work to the
 // agent (agent/node-volumes.ts), with the call's signal, so a cancelled call or a passed deadline
 // stops the host commands it started.
+import { isAbsolute, normalize } from 'node:path';
 import { NodeVolumes, type NodeVolumesOptions } from '../agent/node-volumes.ts';
 import { capabilityProblem } from './capabilities.ts';
 import { invalid } from './errors.ts';
@@ -9,6 +10,12 @@ import type { StringMap, VolumeCapability } from './types.ts';
 
 export interface NodeServiceOptions extends NodeVolumesOptions {
   zone?: string | undefined;
+  /**
+   * kubelet's directory: staging and target paths must be absolute, normalised and under it, so a
+   * careless or hostile caller cannot make the driver create, mount or remove anything elsewhere.
+   * Unchecked when not given (tests that play kubelet in a temporary directory).
+   */
+  kubeletDir?: string | undefined;
 }
 
 interface StageRequest {
@@ -38,11 +45,24 @@ function accessOf(c: VolumeCapability | null): 'mount' | 'block' {
 
 export class NodeService {
   private readonly zone: string | undefined;
+  private readonly kubeletDir: string | undefined;
   readonly volumes: NodeVolumes;
 
   constructor(o: NodeServiceOptions) {
     this.zone = o.zone;
+    this.kubeletDir = o.kubeletDir === undefined ? undefined : normalize(o.kubeletDir).replace(/\/$/, '');
     this.volumes = new NodeVolumes(o);
+  }
+
+  /** A staging or target path, checked against kubelet's directory when one is configured. */
+  private path(value: string | undefined, field: string): string {
+    const p = required(value, field);
+    const dir = this.kubeletDir;
+    if (dir === undefined) return p;
+    if (!isAbsolute(p) || normalize(p) !== p || p.endsWith('/'))
+      throw invalid(`${field} must be an absolute, normalised path (got ${JSON.stringify(p.slice(0, 200))})`);
+    if (!p.startsWith(`${dir}/`)) throw invalid(`${field} must be under kubelet's directory ${dir}`);
+    return p;
   }
 
   async nodeGetInfo() {
@@ -65,7 +85,7 @@ export class NodeService {
 
   async nodeStageVolume(req: StageRequest, signal?: AbortSignal) {
     const volumeId = required(req.volume_id, 'volume_id');
-    const stagingPath = required(req.staging_target_path, 'staging_target_path');
+    const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     const access = accessOf(req.volume_capability);
     await this.volumes.stage({ volumeId, stagingPath, access }, signal);
     return {};
@@ -73,15 +93,15 @@ export class NodeService {
 
   async nodeUnstageVolume(req: { volume_id: string; staging_target_path: string }, signal?: AbortSignal) {
     const volumeId = required(req.volume_id, 'volume_id');
-    const stagingPath = required(req.staging_target_path, 'staging_target_path');
+    const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     await this.volumes.unstage({ volumeId, stagingPath }, signal);
     return {};
   }
 
   async nodePublishVolume(req: PublishRequest, signal?: AbortSignal) {
     const volumeId = required(req.volume_id, 'volume_id');
-    const stagingPath = required(req.staging_target_path, 'staging_target_path');
-    const targetPath = required(req.target_path, 'target_path');
+    const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
+    const targetPath = this.path(req.target_path, 'target_path');
     const access = accessOf(req.volume_capability);
     await this.volumes.publish({ volumeId, stagingPath, targetPath, access, readonly: req.readonly }, signal);
     return {};
@@ -89,7 +109,7 @@ export class NodeService {
 
   async nodeUnpublishVolume(req: { volume_id: string; target_path: string }, signal?: AbortSignal) {
     const volumeId = required(req.volume_id, 'volume_id');
-    const targetPath = required(req.target_path, 'target_path');
+    const targetPath = this.path(req.target_path, 'target_path');
     await this.volumes.unpublish({ volumeId, targetPath }, signal);
     return {};
   }

@@ -5,5 +5,5 @@ import { type Logger, pino } from 'pino';
 export type { Logger };
 
 export function makeLogger(name: string, level: string = process.env.MESHSTOR_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, base: { component: name } }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: { component: name } }, pino.destination({ fd: 2, sync: true }));
 }

@@ -31,6 +31,9 @@ export class NodeState {
   replicas = 0;
   /** Bytes of partitions that are not MeshStor's (the OS, other software). */
   foreignBytes = 0;
+  /** GPT entries in use (any partition) and in all, over the node's drives. */
+  slotsUsed = 0;
+  slotsTotal = 0;
   /** Stable hash of the name, mixed with a per-decision salt to break score ties. */
   readonly key: number;
   /** Small integer ids of the zone and rack, assigned by the ClusterState (cheap to index by). */
@@ -78,7 +81,11 @@ export class NodeState {
     let largest = 0;
     let reps = 0;
     let foreign = 0;
+    let slotsUsed = 0;
+    let slotsTotal = 0;
     for (const d of this.drives) {
+      slotsUsed += d.slotsUsed;
+      slotsTotal += d.gptSlots;
       cap += d.capacityBytes;
       free += d.freeBytes;
       if (d.largestPlaceable > largest) largest = d.largestPlaceable;
@@ -90,6 +97,8 @@ export class NodeState {
     this.largestPlaceable = largest;
     this.replicas = reps;
     this.foreignBytes = foreign;
+    this.slotsUsed = slotsUsed;
+    this.slotsTotal = slotsTotal;
   }
 }
 

@@ -108,6 +108,15 @@ export interface DrainPlan {
   totalBytes: number;
 }
 
+export interface ScoreOptions {
+  /**
+   * For a pod whose volumes are not provisioned yet: rank the nodes with room by the policy (3, 2,
+   * 1 by thirds) instead of giving them all 2, so the first replica lands where the policy would
+   * put it. Off by default: the extender's scores stay as they were until it opts in.
+   */
+  rankRoom?: boolean | undefined;
+}
+
 export interface CapacityQuery {
   replicaCount: number;
   spread?: SpreadPolicy | undefined;
@@ -236,8 +245,15 @@ export class PlacementEngine {
    * could receive by relocation, 1 when a remote in-sync replica is in its zone.
    * O(candidates + replicas of the pod's volumes).
    */
-  scoreNodes(podVolumes: readonly PodVolume[], candidateNodes: readonly string[]): NodeScore[] {
+  scoreNodes(
+    podVolumes: readonly PodVolume[],
+    candidateNodes: readonly string[],
+    opts: ScoreOptions = {},
+  ): NodeScore[] {
     if (podVolumes.length === 0) return candidateNodes.map((node) => ({ node, score: 0 }));
+    if (opts.rankRoom && podVolumes.every((pv) => !pv.volumeId || !this.cluster.volumes.has(pv.volumeId))) {
+      return this.scoreNewVolumes(podVolumes, candidateNodes);
+    }
     const local = new Map<string, number>();
     const zonesWithCopy = new Set<string>();
     const pending: { bytes: number; need: number; holders: Set<string> }[] = [];
@@ -277,6 +293,41 @@ export class PlacementEngine {
       const zoneTerm = n.zone && zonesWithCopy.has(n.zone) ? 1 : 0;
       return { node, score: Math.round((2 * receivable) / total) + zoneTerm };
     });
+  }
+
+  /**
+   * A pod whose volumes do not exist yet, scored so that kube-scheduler puts it (and with it the
+   * first replica, which goes to the pod's node) where the policy would: nodes that can take every
+   * volume score 3, 2 or 1 by thirds of the policy's ranking; nodes that can take some 1; none 0.
+   */
+  private scoreNewVolumes(podVolumes: readonly PodVolume[], candidateNodes: readonly string[]): NodeScore[] {
+    let need = 0;
+    let total = 0;
+    for (const pv of podVolumes) {
+      need = Math.max(need, replicaExtentBytes(pv.sizeBytes));
+      total += replicaExtentBytes(pv.sizeBytes);
+    }
+    const view = { nodes: this.cluster.nodes, random: () => this.rng.next() };
+    const prepared = this.policy.prepare(view);
+    const room: { node: string; score: number }[] = [];
+    const scores = new Map<string, number>();
+    for (const name of candidateNodes) {
+      const n = this.cluster.node(name);
+      if (!n?.agentHealthy || n.largestPlaceable < need) {
+        scores.set(name, 0);
+        continue;
+      }
+      if (n.freeBytes < total) {
+        scores.set(name, 1);
+        continue;
+      }
+      room.push({ node: name, score: this.policy.score(n, need, prepared, view) });
+    }
+    room.sort((a, b) => b.score - a.score || (a.node < b.node ? -1 : 1));
+    room.forEach((r, i) => {
+      scores.set(r.node, 3 - Math.floor((3 * i) / room.length));
+    });
+    return candidateNodes.map((node) => ({ node, score: scores.get(node) ?? 0 }));
   }
 
   // -------------------------------------------------------------------- plans --
@@ -411,10 +462,9 @@ export class PlacementEngine {
     const unplaceable: DrainPlan['unplaceable'] = [];
     const held: string[] = [];
     for (const v of affected) {
-      const leaving = v.replicas.find((r) => r.node === nodeName && r.state !== 'Removed') as ReplicaInfo;
-      const res = this.placeReplacement(v, leaving, [nodeName]);
-      if (!res.ok) {
-        unplaceable.push({ volumeId: v.id, message: res.message });
+      const res = this.planMoveOff(v.id, nodeName, { reserve: true });
+      if (!res.ok || res.noop) {
+        unplaceable.push({ volumeId: v.id, message: res.ok ? 'no member to move' : res.message });
         continue;
       }
       held.push(res.plan.reservationId as string);
@@ -425,6 +475,25 @@ export class PlacementEngine {
       for (const m of moves) m.reservationId = undefined;
     }
     return { node: nodeName, moves, unplaceable, totalBytes: moves.reduce((s, m) => s + m.bytes, 0) };
+  }
+
+  /**
+   * Plans moving the member of one volume off `nodeName` (one volume's share of a drain): add a
+   * member where the consumer runs or the policy says, wait in sync, remove the one on the node.
+   * A drain whose move for a volume had to wait (another sync of it was running) resumes with this.
+   */
+  planMoveOff(volumeId: string, nodeName: string, opts: { reserve?: boolean } = {}): PlanResult {
+    const v = this.cluster.volumes.get(volumeId);
+    if (!v)
+      return { ok: false, code: 'not-found', message: `volume ${volumeId} is not in the cluster model` };
+    const leaving = v.replicas.find((r) => r.node === nodeName && r.state !== 'Removed');
+    if (!leaving) return { ok: true, noop: true, plan: { volumeId, bytes: 0, steps: [] } };
+    const res = this.placeReplacement(v, leaving, [nodeName]);
+    if (res.ok && !opts.reserve) {
+      this.cluster.release(res.plan.reservationId as string);
+      res.plan.reservationId = undefined;
+    }
+    return res;
   }
 
   /**

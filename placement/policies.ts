@@ -30,15 +30,127 @@ const nothing = () => undefined;
 const leastAllocatedScore = (n: NodeState, need: number) =>
   n.capacityBytes > 0 ? (n.freeBytes - need) / n.capacityBytes : 0;
 
-function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
-  return { name, description, extentFit: fit, prepare: nothing, score: leastAllocatedScore };
+/** Weight of the less scarce resource: only breaks near-ties between equally scarce nodes. */
+const SECONDARY_WEIGHT = 1e-3;
+
+/**
+ * Dominant-resource least-allocated: a replica takes bytes and one GPT entry, and the node's score
+ * is the share left of whichever of the two is scarcer after placing it. Where bytes bind (large
+ * volumes) this is the bytes score; where entries bind (many small volumes on big drives) it keeps
+ * entries free on nodes with few drives, so replicaCount 3 volumes still find three nodes.
+ */
+export const dominantShareScore = (n: NodeState, need: number): number => {
+  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return 0;
+  const bytesLeft = (n.freeBytes - need) / n.capacityBytes;
+  const slotsLeft = (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
+  return bytesLeft < slotsLeft
+    ? bytesLeft + SECONDARY_WEIGHT * slotsLeft
+    : slotsLeft + SECONDARY_WEIGHT * bytesLeft;
+};
+
+/** How many of the cluster's largest holes are kept for volumes that need them. */
+export const KEPT_HOLES = 3;
+
+/**
+ * The KEPT_HOLES usable nodes with the largest placeable holes (ties: scan order), and the
+ * smallest of those holes. Exactly that many nodes, so a cluster of identical empty nodes keeps
+ * three of them, not all.
+ */
+interface KeptHoles {
+  nodes: Set<NodeState>;
+  floor: number;
+}
+
+function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
+  const top: NodeState[] = [];
+  for (const n of view.nodes) {
+    if (!n.agentHealthy || !n.schedulable || n.largestPlaceable <= 0) continue;
+    const last = top[count - 1];
+    if (top.length === count && last && n.largestPlaceable <= last.largestPlaceable) continue;
+    let i = Math.min(top.length, count - 1);
+    top[i] = n;
+    while (i > 0 && (top[i - 1] as NodeState).largestPlaceable < n.largestPlaceable) {
+      top[i] = top[i - 1] as NodeState;
+      top[i - 1] = n;
+      i--;
+    }
+  }
+  if (top.length < count) return { nodes: new Set(), floor: 0 };
+  return { nodes: new Set(top), floor: (top[count - 1] as NodeState).largestPlaceable };
+}
+
+/** The hole a best-fit replica of `need` goes into on `n` (0 when none fits). */
+function bestFitHole(n: NodeState, need: number): number {
+  let best = 0;
+  for (const d of n.drives) {
+    const p = d.pick(need, 'best');
+    if (p && (best === 0 || p.holeBytes < best)) best = p.holeBytes;
+  }
+  return best;
+}
+
+/** Below any dominant-share score (those lie in [-1, 1]): a kept hole is the last resort. */
+const KEPT_HOLE_PENALTY = 2;
+
+/**
+ * Dominant-share least-allocated, except that a replica which would cut into one of the cluster's
+ * KEPT_HOLES largest holes goes there only when no other node can take it. Least-allocated alone
+ * evens fill out until every hole is too small for the biggest volumes at once; keeping the few
+ * largest holes whole defers the first failed allocation (docs/adr/0003).
+ */
+const holeKeepingScore: PlacementPolicy['score'] = (n, need, prepared) => {
+  const base = dominantShareScore(n, need);
+  const kept = prepared as KeptHoles;
+  if (kept.nodes.has(n) && bytesBindOn(n, need) && bestFitHole(n, need) >= kept.floor) {
+    return base - KEPT_HOLE_PENALTY;
+  }
+  return base;
+};
+
+/**
+ * Whether bytes, not GPT entries, are the scarcer resource on `n` after placing `need`: kept holes
+ * are about bytes; where entries bind, keeping bytes free would only empty other nodes' tables
+ * sooner (GPT-bound class: entries used at the first failure 95.3 % without this test, 100 % with).
+ */
+export function bytesBindOn(n: NodeState, need: number): boolean {
+  if (n.capacityBytes <= 0 || n.slotsTotal <= 0) return true;
+  return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
+}
+
+function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
+  return {
+    name,
+    description,
+    extentFit: fit,
+    prepare: (view) => keptHoles(view, kept),
+    score: holeKeepingScore,
+  };
 }
 
 export const meshstorPolicy = meshstor(
   'best',
   'meshstor',
-  'least-allocated node by share of its capacity, best-fit extent on it (keeps big holes whole)',
+  'least-allocated node by its scarcer resource (bytes or GPT entries), the 3 largest holes kept for last; best-fit extent',
 );
+
+/** Issue 14's first step alone (dominant share, no kept holes): kept so simulations can compare. */
+export const meshstorDominantPolicy: PlacementPolicy = {
+  name: 'meshstor-dominant',
+  description: 'least-allocated node by its scarcer resource (bytes or GPT entries); best-fit extent',
+  extentFit: 'best',
+  prepare: nothing,
+  score: dominantShareScore,
+};
+
+/** MeshStor's policy before issue 14 (bytes only): kept by name so simulations can compare. */
+export const meshstorBytesPolicy: PlacementPolicy = {
+  name: 'meshstor-bytes',
+  description:
+    'least-allocated node by share of its bytes only, best-fit extent on it (the policy of ADR 0001)',
+  extentFit: 'best',
+  prepare: nothing,
+  score: leastAllocatedScore,
+};
 
 const mostFree: PlacementPolicy = {
   name: 'most-free',
@@ -157,12 +269,19 @@ export const POLICIES: readonly PlacementPolicy[] = [
   random,
 ];
 
+/** Every policy a simulation may name: the compared set plus earlier versions of MeshStor's. */
+export const ALL_POLICIES: readonly PlacementPolicy[] = [
+  ...POLICIES,
+  meshstorBytesPolicy,
+  meshstorDominantPolicy,
+];
+
 export function policyByName(name: string): PlacementPolicy {
-  const p = POLICIES.find((x) => x.name === name);
+  const p = ALL_POLICIES.find((x) => x.name === name);
   if (!p) {
     throw new PlacementError(
       'invalid',
-      `unknown placement policy "${name}" (known: ${POLICIES.map((x) => x.name).join(', ')})`,
+      `unknown placement policy "${name}" (known: ${ALL_POLICIES.map((x) => x.name).join(', ')})`,
     );
   }
   return p;

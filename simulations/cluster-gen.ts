@@ -2,7 +2,7 @@
 import type { DriveInfo, NodeInfo } from '../placement/model.ts';
 import { Rng } from '../placement/rng.ts';
 import { alignUp, MiB } from '../placement/units.ts';
-import type { Scenario } from './scenario.ts';
+import { type Scenario, zoneCounts } from './scenario.ts';
 
 type NodeType = Scenario['cluster']['nodeTypes'][number];
 
@@ -31,8 +31,9 @@ export function makeNode(name: string, zone: string, rack: string, t: NodeType, 
 export function generateCluster(s: Scenario): NodeInfo[] {
   const rng = new Rng(s.seed ^ 0x5eed);
   const nodes: NodeInfo[] = [];
-  for (const zone of s.cluster.zones) {
-    for (let i = 0; i < s.cluster.nodesPerZone; i++) {
+  const counts = zoneCounts(s.cluster);
+  for (const [z, zone] of s.cluster.zones.entries()) {
+    for (let i = 0; i < (counts[z] as number); i++) {
       const t = rng.weighted(s.cluster.nodeTypes.map((x) => ({ weight: x.weight, value: x })));
       const rack = String(i % s.cluster.racksPerZone);
       nodes.push(makeNode(`${zone}-${String(i).padStart(2, '0')}`, zone, rack, t, s.cluster.gptSlots));

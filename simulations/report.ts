@@ -4,6 +4,7 @@ import type { Scenario } from './scenario.ts';
 import type { PolicyMetrics, PolicyRun } from './simulator.ts';
 
 const pct = (x: number | null) => (x === null ? 'none' : `${(100 * x).toFixed(1)}%`);
+const hours = (x: number | null) => (x === null ? 'open' : `${x.toFixed(1)} h`);
 const num = (x: number, d = 3) => x.toFixed(d);
 
 interface Column {
@@ -14,17 +15,29 @@ interface Column {
 const COLUMNS: Column[] = [
   { head: 'policy', cell: (m) => m.policy },
   { head: 'fill at 1st fail', cell: (m) => pct(m.fillAtFirstFailure) },
+  { head: 'slots at 1st fail', cell: (m) => pct(m.slotsAtFirstFailure) },
   { head: 'failed allocs', cell: (m) => `${m.failedAllocations}/${m.allocations}` },
+  { head: 'failed bytes', cell: (m) => formatBytes(m.failedBytes) },
+  { head: 'locality time', cell: (m) => pct(m.timeLocality) },
+  { head: 'remote pod-h', cell: (m) => m.remotePodHours.toFixed(0) },
   { head: 'locality end', cell: (m) => pct(m.locality) },
   { head: 'locality min', cell: (m) => pct(m.minLocality) },
   { head: 'relocated', cell: (m) => formatBytes(m.relocationBytes) },
   { head: 'drained', cell: (m) => formatBytes(m.drainBytes) },
   { head: 'rebuilt', cell: (m) => formatBytes(m.rebuildBytes) },
+  { head: 'moved/vol', cell: (m) => formatBytes(m.bytesMovedPerVolume) },
+  { head: 'settle mean/max', cell: (m) => `${hours(m.meanSettleHours)}/${hours(m.maxSettleHours)}` },
+  { head: 'peak syncs node/all', cell: (m) => `${m.peakSyncsPerNode}/${m.peakSyncsQueued}` },
   { head: 'reloc failed', cell: (m) => String(m.relocationsFailed) },
   { head: 'lost/degraded', cell: (m) => `${m.volumesLost}/${m.volumesDegraded}` },
   { head: 'fill σ', cell: (m) => num(m.fillStddev) },
   { head: 'contiguity', cell: (m) => num(m.freeContiguity) },
   { head: 'slots used', cell: (m) => `${pct(m.slotsUsedShare)} (max ${m.maxSlotsUsed})` },
+  {
+    head: 'reserve eaten',
+    cell: (m) =>
+      m.reserveEatenAtHour === null ? 'never' : `${m.reserveEatenHours} h from ${m.reserveEatenAtHour} h`,
+  },
 ];
 
 export function terminalTable(runs: readonly PolicyRun[]): string {
@@ -55,12 +68,52 @@ export function metricsCsv(runs: readonly PolicyRun[]): string {
 }
 
 export function seriesCsv(runs: readonly PolicyRun[]): string {
-  const lines = ['policy,hour,fill,locality'];
+  const lines = ['policy,hour,fill,locality,syncs'];
   for (const r of runs) {
     for (const p of r.series)
-      lines.push(`${r.metrics.policy},${p.t},${p.fill.toFixed(6)},${p.locality.toFixed(6)}`);
+      lines.push(`${r.metrics.policy},${p.t},${p.fill.toFixed(6)},${p.locality.toFixed(6)},${p.syncs}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Every member of every volume at the end of each policy's run. */
+export function placementsCsv(runs: readonly PolicyRun[]): string {
+  const lines = ['policy,volume,sizeBytes,replicaCount,replica,node,zone,drive,start,end,state,attachedNode'];
+  for (const r of runs) {
+    for (const x of r.placements) {
+      lines.push(
+        [
+          r.metrics.policy,
+          x.volume,
+          x.sizeBytes,
+          x.replicaCount,
+          x.replica,
+          x.node,
+          x.zone,
+          x.drive,
+          x.start,
+          x.end,
+          x.state,
+          x.attachedNode,
+        ]
+          .map(csvCell)
+          .join(','),
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Hours from each scenario event until the syncs it caused ended, per policy. */
+export function settleTable(events: readonly string[], runs: readonly PolicyRun[]): string {
+  if (events.length === 0) return '';
+  const head = `| event | ${runs.map((r) => r.metrics.policy).join(' | ')} |`;
+  const sep = `|---|${runs.map(() => '---:').join('|')}|`;
+  const rows = events.map((e, i) => {
+    const cells = runs.map((r) => hours(r.settle.find((x) => x.index === i)?.hours ?? null));
+    return `| ${e} | ${cells.join(' | ')} |`;
+  });
+  return [head, sep, ...rows].join('\n');
 }
 
 export interface ReportContext {
@@ -85,12 +138,16 @@ export function markdownReport(ctx: ReportContext, runs: readonly PolicyRun[]): 
     `- Cluster: ${ctx.nodes} nodes in ${s.cluster.zones.length} zones, ${formatBytes(ctx.rawBytes)} raw space for replicas (OS partitions excluded), ${s.cluster.gptSlots} GPT slots per drive`,
     `- Workload: ${ctx.groups} database clusters of ${s.workload.groupSize} (${ctx.volumes} volumes requested), ${s.workload.binding}, spread ${s.workload.spread}`,
     `- Events: ${ctx.events.length ? ctx.events.join('; ') : 'none'}`,
+    `- Syncs: ${formatBytes(s.sync.perSyncCap)}/s per sync at most, ${s.sync.concurrentPerNode} at once into a node (drives ${formatBytes(s.sync.driveBandwidth)}/s, network ${formatBytes(s.sync.networkBandwidth)}/s per node); data follows a pod after ${s.moves.dwellHours} h on its node and at least ${s.moves.stayPerMoveHour}x the copy's duration`,
     '',
     '## Results',
     '',
     markdownTable(runs),
     '',
   );
+  if (ctx.events.length > 0) {
+    out.push('## Time to settle after each event', '', settleTable(ctx.events, runs), '');
+  }
   for (const c of ctx.charts) out.push(`![${c}](${c})`, '');
   out.push('## Policies', '');
   for (const r of runs)
@@ -99,14 +156,17 @@ export function markdownReport(ctx: ReportContext, runs: readonly PolicyRun[]): 
     '',
     '## What the columns mean',
     '',
-    '- **fill at 1st fail**: share of raw replica space allocated when the first allocation failed (higher is better; `none` = nothing failed).',
-    '- **failed allocs**: failed / attempted volume allocations.',
+    '- **fill at 1st fail**: share of raw replica space allocated when the first allocation failed (higher is better; `none` = nothing failed). **slots at 1st fail**: share of GPT entries in use then.',
+    '- **failed allocs**: failed / attempted volume allocations. **failed bytes**: usable bytes of the volumes that could not be allocated.',
+    '- **locality time**: share of pod-hours run next to an in-sync replica; **remote pod-h**: pod-hours run with the data only over the network (a volume is remote until its move completes).',
+    '- **moved/vol**: bytes copied by relocation, drain and rebuild per volume allocated. **settle mean/max**: hours from each scenario event until the last sync it caused ended (`open`: some never ended). **peak syncs node/all**: most syncs running into one node at once / running or waiting in the cluster.',
     '- **locality end / min**: share of pods running on a node with an in-sync replica of their volume, at the end and at the lowest sample after the first event, after relocations settled.',
     '- **relocated / drained / rebuilt**: bytes copied by relocation after reschedules, by the drain and by rebuilds after node loss.',
-    "- **reloc failed**: relocations that found no room on the pod's node (the pod keeps using its volume over NVMe-oF).",
+    "- **reloc failed**: relocation attempts that found no room on the pod's node (the pod keeps using its volume over NVMe-oF; the attempt is repeated every `moves.retryHours`, and each one counts).",
     '- **lost/degraded**: volumes whose last copy was on the lost node / volumes with fewer in-sync members than asked at the end.',
     '- **fill σ**: standard deviation of per-drive fill. **contiguity**: mean over drives of largest free extent / free bytes (1 = one hole).',
     '- **slots used**: GPT entries used over all drives (max on one drive).',
+    '- **reserve eaten**: sampled hours during which a loss of the fullest node could not have been rebuilt (free space elsewhere < its bytes), and the first such hour.',
     '',
   );
   return out.join('\n');

@@ -1,12 +1,12 @@
 // Runs a scenario for every policy it names and writes the outputs. Same scenario and seed give
 // byte-identical files: nothing here reads a clock or the environment into the outputs.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { policyByName } from '../placement/policies.ts';
 import { renderCharts } from './charts.ts';
 import { generateCluster } from './cluster-gen.ts';
-import { markdownReport, metricsCsv, seriesCsv, terminalTable } from './report.ts';
-import { parseScenario, type Scenario, ScenarioError } from './scenario.ts';
+import { markdownReport, metricsCsv, placementsCsv, seriesCsv, terminalTable } from './report.ts';
+import { parseScenario, type Scenario, ScenarioError, SimulationInputError } from './scenario.ts';
 import { type PolicyRun, simulatePolicy } from './simulator.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -67,18 +67,16 @@ export async function runScenario(
       rawBytes += d.sizeBytes - d.partitions.reduce((s, x) => s + (x.end - x.start), 0);
   }
   const arrivals = timeline.filter((s) => s.kind === 'arrival');
-  const events = timeline.flatMap((s) =>
-    s.kind === 'event'
-      ? [
-          `${s.event.type} at ${s.t} h${'node' in s.event ? ` (${s.event.node})` : ''}${s.event.type === 'evictionStorm' ? ` (${s.event.fraction * 100}% of pods)` : ''}`,
-        ]
-      : [],
-  );
+  const eventSteps = timeline.flatMap((st) => (st.kind === 'event' ? [st] : []));
+  eventSteps.sort((a, b) => a.index - b.index);
+  const events = eventSteps.map((st) => describeEvent(st.event, st.t));
+  const markers = eventSteps.map((st) => ({ t: st.t, label: st.event.type }));
   const files: Record<string, string> = {};
-  const charts = opts.charts === false ? {} : await renderCharts(runs);
+  const charts = opts.charts === false ? {} : await renderCharts(runs, markers);
   Object.assign(files, charts);
   files['metrics.csv'] = metricsCsv(runs);
   files['timeseries.csv'] = seriesCsv(runs);
+  if (scenario.outputs.placements) files['placements.csv'] = placementsCsv(runs);
   files['report.md'] = markdownReport(
     {
       scenario,
@@ -97,17 +95,63 @@ export async function runScenario(
     runs,
     table: terminalTable(runs),
     files,
-    eventsProcessed: runs.reduce((s, r) => s + r.metrics.events, 0),
+    eventsProcessed: runs.reduce((s, r) => s + r.metrics.events + r.metrics.timedEvents, 0),
   };
 }
 
+function describeEvent(e: Scenario['events'][number], t: number): string {
+  const where =
+    'node' in e
+      ? ` (${e.node})`
+      : e.type === 'zoneOutage' || e.type === 'nodeAdded'
+        ? ` (zone ${e.zone})`
+        : '';
+  const storm =
+    e.type === 'evictionStorm'
+      ? ` (${e.fraction * 100}% of pods${e.zone === undefined ? '' : ` in zone ${e.zone}`})`
+      : '';
+  return `${e.type} at ${t} h${where}${storm}`;
+}
+
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir can spin forever under /proc, where a
+ * missing name is ENOENT however often its parent is made.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  while (!existsSync(at)) {
+    missing.unshift(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  if (!statSync(at).isDirectory()) {
+    throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' });
+  }
+  for (const d of missing) mkdirSync(d);
+}
+
+/** Writes the files under `dir`; a directory that cannot be made or written is a clear error. */
 export function writeOutputs(dir: string, files: Record<string, string>): string[] {
-  mkdirSync(dir, { recursive: true });
+  const fail = (e: unknown, what: string) =>
+    new SimulationInputError(
+      `cannot write the outputs to ${dir}: ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  try {
+    makeDirectories(dir);
+  } catch (e) {
+    throw fail(e, 'cannot make the directory');
+  }
   return Object.keys(files)
     .sort()
     .map((name) => {
       const path = join(dir, name);
-      writeFileSync(path, files[name] as string);
+      try {
+        writeFileSync(path, files[name] as string);
+      } catch (e) {
+        throw fail(e, `cannot write ${name}`);
+      }
       return path;
     });
 }

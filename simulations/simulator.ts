@@ -1,12 +1,21 @@
-// Replays a timeline against one placement policy and measures what users would feel: how full
-// the cluster got before an allocation failed, how many pods run next to an in-sync replica, and
-// how many bytes relocation, drain and rebuild had to move.
-import { PlacementEngine } from '../placement/engine.ts';
+// Replays a timeline against one placement policy, in simulated time, and measures what users
+// would feel: how full the cluster got before an allocation failed, how long pods ran away from
+// their data, and how long and how many bytes relocation, drain and rebuild took. Syncs take
+// bytes / bandwidth, a node runs a bounded number at once, and a volume stays remote (and a lost
+// node's volumes degraded) until the sync that fixes it ends.
+import type { VolumeState } from '../placement/cluster.ts';
+import { type MovePlan, PlacementEngine } from '../placement/engine.ts';
+import { rebuildReserve } from '../placement/headroom.ts';
 import type { NodeInfo } from '../placement/model.ts';
+import { relocationDelayHours, type SyncKind } from '../placement/moves.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { Rng } from '../placement/rng.ts';
+import { nodesToScore } from '../placement/select.ts';
 import { makeNode } from './cluster-gen.ts';
+import { TimeHeap } from './heap.ts';
+import { finalStats, type PlacementRow, placementRows } from './measure.ts';
 import type { Scenario } from './scenario.ts';
+import { type Sync, SyncQueue } from './syncs.ts';
 import type { Step } from './timeline.ts';
 
 export interface Pod {
@@ -14,12 +23,18 @@ export interface Pod {
   group: number;
   volumeId: string;
   node: string;
+  /** Bumped on every move, so a relocation check scheduled for an earlier stay is ignored. */
+  epoch: number;
+  /** Whether an in-sync member of its volume is on its node (kept current, counted in localPods). */
+  local: boolean;
 }
 
 export interface SeriesPoint {
   t: number;
   fill: number;
   locality: number;
+  /** Syncs running or waiting. */
+  syncs: number;
 }
 
 export interface PolicyMetrics {
@@ -48,12 +63,52 @@ export interface PolicyMetrics {
   slotsUsedShare: number;
   maxSlotsUsed: number;
   events: number;
+  /** Usable bytes of the volumes whose allocation failed. */
+  failedBytes: number;
+  /** Share of GPT entries in use when the first allocation failed; null when none failed. */
+  slotsAtFirstFailure: number | null;
+  /** Share of pod-hours a pod ran next to an in-sync replica of its volume. */
+  timeLocality: number;
+  /** Pod-hours run with the volume only over the network. */
+  remotePodHours: number;
+  /** Bytes copied by relocation, drain and rebuild per volume allocated. */
+  bytesMovedPerVolume: number;
+  /** Mean and worst hours from a scenario event until the last sync it caused ended. */
+  meanSettleHours: number;
+  maxSettleHours: number;
+  /** Most syncs running into one node at once; most running or waiting in the cluster. */
+  peakSyncsPerNode: number;
+  peakSyncsQueued: number;
+  /** Syncs (and their bytes) still running or waiting at the end. */
+  syncsUnfinished: number;
+  /** First sampled hour when a loss of the fullest node could not be rebuilt bytes-wise. */
+  reserveEatenAtHour: number | null;
+  /** Hours (at sample resolution) the rebuild reserve was eaten. */
+  reserveEatenHours: number;
+  /** Timed events (sync ends, relocation checks) processed besides the timeline's steps. */
+  timedEvents: number;
+}
+
+export interface EventSettle {
+  /** Index in the scenario's events. */
+  index: number;
+  t: number;
+  /** Hours until the last sync the event caused ended; null when some never ended. */
+  hours: number | null;
 }
 
 export interface PolicyRun {
   metrics: PolicyMetrics;
   series: SeriesPoint[];
+  settle: EventSettle[];
+  placements: PlacementRow[];
+  /** Wall-clock milliseconds the replay took (never written to the outputs: not deterministic). */
+  wallMs: number;
 }
+
+type Timed =
+  | { t: number; seq: number; kind: 'sync-done'; sync: Sync }
+  | { t: number; seq: number; kind: 'relocate'; pod: string; epoch: number; cause: number };
 
 export function simulatePolicy(
   s: Scenario,
@@ -62,6 +117,7 @@ export function simulatePolicy(
   policy: PlacementPolicy,
   onStep?: () => void,
 ): PolicyRun {
+  const wall0 = performance.now();
   const engine = new PlacementEngine(
     { nodes: structuredClone(nodes), volumes: [] },
     { policy, seed: s.seed },
@@ -70,30 +126,43 @@ export function simulatePolicy(
   const rng = new Rng(s.seed ^ 0x5c4ed);
   const pods = new Map<string, Pod>();
   const groups = new Map<number, string[]>();
-  const m: PolicyMetrics = {
-    policy: policy.name,
-    fillAtFirstFailure: null,
-    failedAllocations: 0,
-    allocations: 0,
-    unschedulablePods: 0,
-    locality: 0,
-    minLocality: 1,
-    relocationBytes: 0,
-    drainBytes: 0,
-    rebuildBytes: 0,
-    relocationsFailed: 0,
-    volumesLost: 0,
-    volumesDegraded: 0,
-    finalFill: 0,
-    fillStddev: 0,
-    freeContiguity: 0,
-    slotsUsedShare: 0,
-    maxSlotsUsed: 0,
-    events: 0,
-  };
+  const m = emptyMetrics(policy.name);
   const series: SeriesPoint[] = [];
   let eventsSeen = false;
   const spread = { domain: 'zone' as const, mode: s.workload.spread };
+
+  // ---- time --------------------------------------------------------------------------------
+  let now = 0;
+  let seq = 0;
+  let localPods = 0;
+  let podHours = 0;
+  let localPodHours = 0;
+  const heap = new TimeHeap<Timed>();
+  const perSyncBytesPerSecond = Math.min(
+    s.sync.perSyncCap,
+    Math.min(s.sync.driveBandwidth, s.sync.networkBandwidth) / s.sync.concurrentPerNode,
+  );
+  const syncs = new SyncQueue(
+    s.sync.concurrentPerNode,
+    () => perSyncBytesPerSecond * 3600,
+    (sy) => heap.push({ t: sy.endsAt as number, seq: seq++, kind: 'sync-done', sync: sy }),
+  );
+  /** Syncs of each volume that have not ended. */
+  const inflight = new Map<string, Set<Sync>>();
+  /** Per scenario event: syncs it caused still open, and when the last one ended. */
+  const causeOpen = new Map<number, number>();
+  const causeDone = new Map<number, number>();
+  /** Nodes being drained, with the volumes whose move off them waits for another sync to end. */
+  const draining = new Map<string, Set<string>>();
+
+  const advance = (t: number) => {
+    const dt = t - now;
+    if (dt > 0) {
+      podHours += pods.size * dt;
+      localPodHours += localPods * dt;
+      now = t;
+    }
+  };
 
   /** MeshStor's bytes (replicas, reservations, orphans) over the space not used by the OS. */
   const fill = (): number => {
@@ -113,13 +182,15 @@ export function simulatePolicy(
     return false;
   };
 
-  const locality = (): number => {
-    if (pods.size === 0) return 1;
-    let local = 0;
-    for (const p of pods.values()) if (isLocal(p)) local++;
-    return local / pods.size;
+  const refreshPod = (p: Pod) => {
+    const local = isLocal(p);
+    if (local !== p.local) localPods += local ? 1 : -1;
+    p.local = local;
   };
 
+  const locality = (): number => (pods.size === 0 ? 1 : localPods / pods.size);
+
+  let scanStart = 0;
   /** kube-scheduler with our extender: highest extender score, other scorers as a random tie-break. */
   const schedule = (
     group: number,
@@ -129,35 +200,132 @@ export function simulatePolicy(
     const taken = new Set(
       (groups.get(group) ?? []).filter((id) => id !== self).map((id) => pods.get(id)?.node),
     );
-    const candidates = c.nodes
+    const feasible = c.nodes
       .filter((n) => n.schedulable && n.agentHealthy && !taken.has(n.name))
       .map((n) => n.name);
-    if (candidates.length === 0) return undefined;
-    const scores = engine.scoreNodes([volume], candidates);
-    const top = Math.max(...scores.map((x) => x.score));
+    if (feasible.length === 0) return undefined;
+    // kube-scheduler scores only percentageOfNodesToScore of the feasible nodes, from where the
+    // previous cycle stopped.
+    const window = nodesToScore(feasible.length);
+    const from = scanStart % feasible.length;
+    const candidates =
+      window >= feasible.length
+        ? feasible
+        : [
+            ...feasible.slice(from, from + window),
+            ...feasible.slice(0, Math.max(0, from + window - feasible.length)),
+          ];
+    scanStart = from + window;
+    const scores = engine.scoreNodes([volume], candidates, { rankRoom: s.workload.extenderRanksRoom });
+    let top = Number.NEGATIVE_INFINITY;
+    for (const x of scores) if (x.score > top) top = x.score;
     return rng.pick(scores.filter((x) => x.score === top)).node;
   };
 
-  const attach = (p: Pod, node: string) => {
-    p.node = node;
-    const v = c.volumes.get(p.volumeId);
-    if (v) v.attachedNode = node;
-  };
-
-  /** The data follows the pod: relocate a member onto its node when it has none. */
-  const settle = (p: Pod) => {
-    if (isLocal(p)) return;
-    const plan = engine.planRelocation(p.volumeId, p.node, { reserve: true });
-    if (!plan.ok) {
-      m.relocationsFailed++;
+  // ---- syncs ---------------------------------------------------------------------------------
+  const startMove = (kind: SyncKind, plan: MovePlan, cause: number) => {
+    if (!plan.to) {
+      // Nothing to copy: only a surplus member leaves.
+      if (plan.from) c.removeReplica(plan.volumeId, plan.from.replicaId);
       return;
     }
-    if (plan.noop) return;
-    engine.applyMove(plan.plan);
-    m.relocationBytes += plan.plan.bytes;
+    c.commitReplica(plan.reservationId ?? `${plan.volumeId}/${plan.to.replicaId}`, 'Syncing');
+    const sy: Sync = {
+      seq: seq++,
+      kind,
+      volumeId: plan.volumeId,
+      target: plan.to.node,
+      bytes: plan.bytes,
+      toReplica: plan.to.replicaId,
+      fromReplica: plan.from?.replicaId,
+      cause,
+      queuedAt: now,
+      cancelled: false,
+    };
+    const set = inflight.get(sy.volumeId) ?? new Set();
+    set.add(sy);
+    inflight.set(sy.volumeId, set);
+    if (cause >= 0) causeOpen.set(cause, (causeOpen.get(cause) ?? 0) + 1);
+    syncs.enqueue(sy, now);
+  };
+
+  const closeSync = (sy: Sync) => {
+    const set = inflight.get(sy.volumeId);
+    set?.delete(sy);
+    if (set && set.size === 0) inflight.delete(sy.volumeId);
+    if (sy.cause >= 0) {
+      causeOpen.set(sy.cause, (causeOpen.get(sy.cause) ?? 1) - 1);
+      causeDone.set(sy.cause, now);
+    }
+    syncs.finish(sy, now);
+  };
+
+  const cancelSync = (sy: Sync) => {
+    if (sy.cancelled) return;
+    sy.cancelled = true;
+    closeSync(sy);
+  };
+
+  const syncDone = (sy: Sync) => {
+    if (sy.cancelled) return;
+    closeSync(sy);
+    const v = c.volumes.get(sy.volumeId);
+    const to = v?.replicas.find((r) => r.id === sy.toReplica);
+    if (!v || !to || to.state !== 'Syncing') return;
+    c.setReplicaState(v.id, to.id, 'InSync');
+    const from = sy.fromReplica ? v.replicas.find((r) => r.id === sy.fromReplica) : undefined;
+    if (from) c.removeReplica(v.id, from.id);
+    if (sy.kind === 'relocation') m.relocationBytes += sy.bytes;
+    else if (sy.kind === 'drain') m.drainBytes += sy.bytes;
+    else m.rebuildBytes += sy.bytes;
+    const p = pods.get(v.id);
+    if (p) settle(p, sy.cause);
+    for (const [node, waiting] of draining) {
+      if (waiting.delete(v.id)) moveOff(v, node, sy.cause);
+    }
+  };
+
+  const cancelVolumeSyncs = (volumeId: string) => {
+    for (const sy of [...(inflight.get(volumeId) ?? [])]) cancelSync(sy);
+  };
+
+  // ---- pods and data following them ---------------------------------------------------------
+  const attach = (p: Pod, node: string) => {
+    p.node = node;
+    p.epoch++;
+    const v = c.volumes.get(p.volumeId);
+    if (v) v.attachedNode = node;
+    refreshPod(p);
+  };
+
+  /** The data follows the pod, once it has stayed long enough for the move to be worth it. */
+  const settle = (p: Pod, cause: number) => {
+    refreshPod(p);
+    if (p.local) return;
+    const v = c.volumes.get(p.volumeId);
+    if (!v) return;
+    const delay = relocationDelayHours(v.sizeBytes, perSyncBytesPerSecond, s.moves);
+    heap.push({ t: now + delay, seq: seq++, kind: 'relocate', pod: p.id, epoch: p.epoch, cause });
+  };
+
+  const relocate = (e: Extract<Timed, { kind: 'relocate' }>) => {
+    const p = pods.get(e.pod);
+    if (!p || p.epoch !== e.epoch || p.local) return;
+    // One move per volume at a time; the running one's end settles the pod again.
+    if (inflight.has(p.volumeId)) return;
+    const plan = engine.planRelocation(p.volumeId, p.node, { reserve: true });
+    if (!plan.ok) {
+      // The controller keeps reconciling: room may free up (deletes, other moves).
+      m.relocationsFailed++;
+      // A retry is the controller's routine, no longer the event's cost (settle times).
+      heap.push({ ...e, t: now + s.moves.retryHours, seq: seq++, cause: -1 });
+      return;
+    }
+    if (!plan.noop) startMove('relocation', plan.plan, e.cause);
   };
 
   const dropPod = (p: Pod) => {
+    if (p.local) localPods--;
     pods.delete(p.id);
     const g = groups.get(p.group);
     if (g)
@@ -165,6 +333,12 @@ export function simulatePolicy(
         p.group,
         g.filter((x) => x !== p.id),
       );
+  };
+
+  const deleteVolume = (id: string) => {
+    cancelVolumeSyncs(id);
+    for (const waiting of draining.values()) waiting.delete(id);
+    c.deleteVolume(id);
   };
 
   const arrive = (step: Extract<Step, { kind: 'arrival' }>) => {
@@ -186,7 +360,11 @@ export function simulatePolicy(
       const r = engine.allocate({ ...req, preferredNode: node });
       if (!r.ok) {
         m.failedAllocations++;
-        if (m.fillAtFirstFailure === null) m.fillAtFirstFailure = fill();
+        m.failedBytes += step.sizeBytes;
+        if (m.fillAtFirstFailure === null) {
+          m.fillAtFirstFailure = fill();
+          m.slotsAtFirstFailure = slotShare();
+        }
         continue;
       }
       engine.commit(req, 'InSync');
@@ -198,72 +376,133 @@ export function simulatePolicy(
           continue;
         }
       }
-      const pod: Pod = { id, group: step.group, volumeId: id, node };
+      const pod: Pod = { id, group: step.group, volumeId: id, node, epoch: 0, local: false };
       pods.set(id, pod);
       ids.push(id);
       attach(pod, node);
-      settle(pod);
+      settle(pod, -1);
     }
+  };
+
+  const slotShare = (): number => {
+    let used = 0;
+    let total = 0;
+    for (const n of c.nodes) {
+      used += n.slotsUsed;
+      total += n.slotsTotal;
+    }
+    return total > 0 ? used / total : 0;
   };
 
   const remove = (group: number) => {
     for (const id of groups.get(group) ?? []) {
       const p = pods.get(id);
       if (!p) continue;
-      if (c.volumes.has(p.volumeId)) c.deleteVolume(p.volumeId);
+      if (c.volumes.has(p.volumeId)) deleteVolume(p.volumeId);
+      if (p.local) localPods--;
       pods.delete(id);
     }
     groups.delete(group);
   };
 
-  const reschedule = (p: Pod) => {
+  const reschedule = (p: Pod, cause: number) => {
     const v = c.volumes.get(p.volumeId);
     const node = schedule(p.group, { volumeId: p.volumeId, sizeBytes: v?.sizeBytes ?? 0 }, p.id);
     if (!node) {
       m.unschedulablePods++;
-      return false;
+      return;
     }
     attach(p, node);
-    return true;
+    settle(p, cause);
   };
 
-  const drain = (nodeName: string) => {
+  // ---- events ----------------------------------------------------------------------------------
+  const moveOff = (v: VolumeState, node: string, cause: number) => {
+    if (inflight.has(v.id)) {
+      draining.get(node)?.add(v.id);
+      return;
+    }
+    const plan = engine.planMoveOff(v.id, node, { reserve: true });
+    if (plan.ok && !plan.noop) startMove('drain', plan.plan, cause);
+  };
+
+  const drain = (nodeName: string, cause: number) => {
     const n = c.node(nodeName);
     if (!n) return;
     n.schedulable = false;
-    const moved = [...pods.values()].filter((p) => p.node === nodeName);
-    for (const p of moved) reschedule(p);
+    draining.set(nodeName, new Set());
+    for (const p of [...pods.values()]) if (p.node === nodeName) reschedule(p, cause);
     const plan = engine.planDrain(nodeName, { reserve: true });
     for (const mv of plan.moves) {
-      engine.applyMove(mv);
-      m.drainBytes += mv.bytes;
+      if (inflight.has(mv.volumeId)) {
+        c.release(mv.reservationId as string);
+        draining.get(nodeName)?.add(mv.volumeId);
+      } else startMove('drain', mv, cause);
     }
-    for (const p of moved) settle(p);
   };
 
-  const lose = (nodeName: string) => {
+  const lose = (nodeName: string, cause: number) => {
     if (!c.node(nodeName)) return;
-    const moved = [...pods.values()].filter((p) => p.node === nodeName);
-    c.removeNode(nodeName);
-    for (const p of moved) reschedule(p);
-    for (const v of [...c.volumes.values()]) {
-      if (!v.replicas.some((r) => r.node === nodeName)) continue;
-      const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
-      if (plan.ok && !plan.noop) {
-        engine.applyMove(plan.plan);
-        m.rebuildBytes += plan.plan.bytes;
-      } else if (!plan.ok && plan.code === 'unsafe') {
-        m.volumesLost++;
-        c.deleteVolume(v.id);
-        const p = pods.get(v.id);
-        if (p) dropPod(p);
+    // Syncs into the lost node end with it; their half-made members go too.
+    for (const [volumeId, set] of [...inflight]) {
+      for (const sy of [...set]) {
+        if (sy.target !== nodeName) continue;
+        cancelSync(sy);
+        c.removeReplica(volumeId, sy.toReplica, { force: true });
       }
     }
-    for (const p of moved) if (pods.has(p.id)) settle(p);
+    draining.delete(nodeName);
+    c.removeNode(nodeName);
+    for (const p of [...pods.values()]) if (p.node === nodeName) reschedule(p, cause);
+    for (const v of [...c.volumes.values()]) {
+      const lost = v.replicas.find((r) => r.node === nodeName);
+      if (!lost) continue;
+      // A drain already copying this member elsewhere is its rebuild.
+      if ([...(inflight.get(v.id) ?? [])].some((sy) => sy.fromReplica === lost.id)) continue;
+      const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
+      if (plan.ok && !plan.noop) startMove('rebuild', plan.plan, cause);
+      else if (!plan.ok && plan.code === 'unsafe') {
+        m.volumesLost++;
+        deleteVolume(v.id);
+        const p = pods.get(v.id);
+        if (p) dropPod(p);
+        continue;
+      }
+      const p = pods.get(v.id);
+      if (p) refreshPod(p);
+    }
+  };
+
+  const storm = (fraction: number, zone: string | undefined, cause: number) => {
+    const all = [...pods.values()].filter((p) => zone === undefined || c.node(p.node)?.zone === zone);
+    const count = Math.round(all.length * fraction);
+    for (let i = 0; i < count && all.length > 0; i++) {
+      const p = all.splice(rng.int(all.length), 1)[0] as Pod;
+      const taken = new Set(
+        (groups.get(p.group) ?? []).filter((x) => x !== p.id).map((x) => pods.get(x)?.node),
+      );
+      const options = c.nodes.filter((n) => n.schedulable && n.agentHealthy && !taken.has(n.name));
+      if (options.length === 0) continue;
+      attach(p, rng.pick(options).name);
+      settle(p, cause);
+    }
+  };
+
+  const runTimedUntil = (t: number) => {
+    for (let e = heap.peek(); e && e.t <= t; e = heap.peek()) {
+      heap.pop();
+      advance(e.t);
+      m.timedEvents++;
+      if (e.kind === 'sync-done') syncDone(e.sync);
+      else relocate(e);
+    }
+    advance(t);
   };
 
   const added = new Map<string, number>();
+  const eventTimes: { index: number; t: number }[] = [];
   for (const step of timeline) {
+    runTimedUntil(step.t);
     m.events++;
     onStep?.();
     switch (step.kind) {
@@ -276,39 +515,35 @@ export function simulatePolicy(
       case 'uncordon': {
         const n = c.node(step.node);
         if (n) n.schedulable = true;
+        draining.delete(step.node);
         break;
       }
       case 'sample': {
         const loc = locality();
-        series.push({ t: step.t, fill: fill(), locality: loc });
+        series.push({ t: step.t, fill: fill(), locality: loc, syncs: syncs.inFlight });
         if (eventsSeen) m.minLocality = Math.min(m.minLocality, loc);
+        if (!rebuildReserve(c).ok) {
+          if (m.reserveEatenAtHour === null) m.reserveEatenAtHour = step.t;
+          m.reserveEatenHours += s.sampleEveryHours;
+        }
         break;
       }
       case 'event': {
         eventsSeen = true;
         const e = step.event;
-        if (e.type === 'drain') drain(e.node);
-        else if (e.type === 'nodeLoss') lose(e.node);
-        else if (e.type === 'nodeAdded') {
+        const cause = step.index;
+        eventTimes.push({ index: cause, t: step.t });
+        if (e.type === 'drain') drain(e.node, cause);
+        else if (e.type === 'nodeLoss') lose(e.node, cause);
+        else if (e.type === 'zoneOutage') {
+          for (const n of c.nodes.filter((x) => x.zone === e.zone).map((x) => x.name)) lose(n, cause);
+        } else if (e.type === 'nodeAdded') {
           const t = s.cluster.nodeTypes.find((x) => x.name === e.nodeType);
           if (!t) throw new Error(`internal: node type ${e.nodeType} vanished after validation`);
           const k = (added.get(e.zone) ?? 0) + 1;
           added.set(e.zone, k);
           c.addNode(makeNode(`${e.zone}-new${k}`, e.zone, '0', t, s.cluster.gptSlots));
-        } else if (e.type === 'evictionStorm') {
-          const all = [...pods.values()];
-          const count = Math.round(all.length * e.fraction);
-          for (let i = 0; i < count && all.length > 0; i++) {
-            const p = all.splice(rng.int(all.length), 1)[0] as Pod;
-            const taken = new Set(
-              (groups.get(p.group) ?? []).filter((x) => x !== p.id).map((x) => pods.get(x)?.node),
-            );
-            const options = c.nodes.filter((n) => n.schedulable && n.agentHealthy && !taken.has(n.name));
-            if (options.length === 0) continue;
-            attach(p, rng.pick(options).name);
-          }
-          for (const p of pods.values()) settle(p);
-        }
+        } else if (e.type === 'evictionStorm') storm(e.fraction, e.zone, cause);
         break;
       }
     }
@@ -319,33 +554,64 @@ export function simulatePolicy(
   for (const v of c.volumes.values()) {
     if (v.replicas.filter((r) => r.state === 'InSync').length < v.replicaCount) m.volumesDegraded++;
   }
-  const fills: number[] = [];
-  let contiguity = 0;
-  let withFree = 0;
-  let slotsUsed = 0;
-  let slots = 0;
-  for (const n of c.nodes) {
-    for (const d of n.drives) {
-      let mine = 0;
-      let foreign = 0;
-      for (const t of d.extents) {
-        if (t.claim.kind === 'foreign') foreign += t.end - t.start;
-        else mine += t.end - t.start;
-      }
-      const cap = d.capacityBytes - foreign;
-      if (cap > 0) fills.push(mine / cap);
-      if (d.freeBytes > 0) {
-        contiguity += d.largestFree / d.freeBytes;
-        withFree++;
-      }
-      slotsUsed += d.slotsUsed;
-      slots += d.gptSlots;
-      m.maxSlotsUsed = Math.max(m.maxSlotsUsed, d.slotsUsed);
-    }
-  }
-  const mean = fills.reduce((a, b) => a + b, 0) / Math.max(1, fills.length);
-  m.fillStddev = Math.sqrt(fills.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, fills.length));
-  m.freeContiguity = withFree > 0 ? contiguity / withFree : 1;
-  m.slotsUsedShare = slots > 0 ? slotsUsed / slots : 0;
-  return { metrics: m, series };
+  finalStats(c, m);
+  m.timeLocality = podHours > 0 ? localPodHours / podHours : 1;
+  m.remotePodHours = podHours - localPodHours;
+  const placed = m.allocations - m.failedAllocations;
+  m.bytesMovedPerVolume = placed > 0 ? (m.relocationBytes + m.drainBytes + m.rebuildBytes) / placed : 0;
+  m.peakSyncsPerNode = syncs.peakPerNode;
+  m.peakSyncsQueued = syncs.peakTotal;
+  m.syncsUnfinished = syncs.inFlight;
+  const settleList: EventSettle[] = eventTimes.map(({ index, t }) => ({
+    index,
+    t,
+    hours: (causeOpen.get(index) ?? 0) > 0 ? null : Math.max(0, (causeDone.get(index) ?? t) - t),
+  }));
+  const settled = settleList.map((x) => x.hours).filter((h): h is number => h !== null);
+  m.meanSettleHours = settled.length > 0 ? settled.reduce((a, b) => a + b, 0) / settled.length : 0;
+  m.maxSettleHours = settled.length > 0 ? Math.max(...settled) : 0;
+  return {
+    metrics: m,
+    series,
+    settle: settleList,
+    placements: placementRows(c),
+    wallMs: performance.now() - wall0,
+  };
+}
+
+function emptyMetrics(policy: string): PolicyMetrics {
+  return {
+    policy,
+    fillAtFirstFailure: null,
+    failedAllocations: 0,
+    allocations: 0,
+    unschedulablePods: 0,
+    locality: 0,
+    minLocality: 1,
+    relocationBytes: 0,
+    drainBytes: 0,
+    rebuildBytes: 0,
+    relocationsFailed: 0,
+    volumesLost: 0,
+    volumesDegraded: 0,
+    finalFill: 0,
+    fillStddev: 0,
+    freeContiguity: 0,
+    slotsUsedShare: 0,
+    maxSlotsUsed: 0,
+    events: 0,
+    failedBytes: 0,
+    slotsAtFirstFailure: null,
+    timeLocality: 1,
+    remotePodHours: 0,
+    bytesMovedPerVolume: 0,
+    meanSettleHours: 0,
+    maxSettleHours: 0,
+    peakSyncsPerNode: 0,
+    peakSyncsQueued: 0,
+    syncsUnfinished: 0,
+    reserveEatenAtHour: null,
+    reserveEatenHours: 0,
+    timedEvents: 0,
+  };
 }

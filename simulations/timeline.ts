@@ -29,6 +29,8 @@ export type ResolvedEvent = ScenarioEvent;
 export interface ScenarioStep {
   kind: 'event';
   t: number;
+  /** Position in the scenario's events (what settle times are reported against). */
+  index: number;
   event: ResolvedEvent;
 }
 export type Step = GroupArrival | GroupDelete | Sample | Uncordon | ScenarioStep;
@@ -54,15 +56,15 @@ export function buildTimeline(s: Scenario, initialNodes: readonly string[]): Ste
     group++;
   }
   const gone = new Set<string>();
-  for (const e of s.events) {
+  for (const [index, e] of s.events.entries()) {
     if (e.type === 'drain' || e.type === 'nodeLoss') {
       const node = e.node === 'auto' ? rng.pick(initialNodes.filter((n) => !gone.has(n))) : e.node;
       if (e.type === 'nodeLoss') gone.add(node);
       if (e.type === 'drain' && e.uncordonAfterHours !== undefined) {
         steps.push({ kind: 'uncordon', t: e.at + e.uncordonAfterHours, node });
       }
-      steps.push({ kind: 'event', t: e.at, event: { ...e, node } });
-    } else steps.push({ kind: 'event', t: e.at, event: e });
+      steps.push({ kind: 'event', t: e.at, index, event: { ...e, node } });
+    } else steps.push({ kind: 'event', t: e.at, index, event: e });
   }
   for (let x = 0; x <= s.durationHours; x += s.sampleEveryHours) steps.push({ kind: 'sample', t: x });
   // Stable order: time, then kind, then insertion order.

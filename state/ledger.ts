@@ -2,7 +2,7 @@
 // here before it writes a record, and each ledger is written only under the version it was read
 // at, so two claims of overlapping bytes can never both be written: the write conflict is the
 // double-booking check, and it costs one object per node touched, whatever the cluster's size.
-// (docs/adr/0003-allocation-ledger.md has the argument.)
+// (docs/adr/0004-allocation-ledger.md has the argument.)
 import type { MeshStorClaim } from '../kube/crds.ts';
 import { StateError } from './errors.ts';
 

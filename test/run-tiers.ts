@@ -1,9 +1,11 @@
 // `npm test`: runs every tier whose prerequisites are present, says why any other did not run,
-// and ends with one "tests: N passed, N failed" line counted over all vitest tiers.
+// and ends with one "tests: N passed, N failed" line counted over all vitest tiers (a test kept from
+// running by a failed hook or file, and an error outside the tests, count as failed: tier-count.ts).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { countTier, type VitestReport } from './tier-count.ts';
 import { TIERS } from './tiers.ts';
 
 const ci = process.env.CI === 'true';
@@ -14,6 +16,14 @@ let failed = 0;
 let skipped = 0;
 let broken = false;
 const lines: string[] = [];
+
+function readReport(path: string): VitestReport | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as VitestReport;
+  } catch {
+    return undefined;
+  }
+}
 
 for (const tier of TIERS) {
   if (only.length > 0 && !only.includes(tier.name)) continue;
@@ -35,23 +45,14 @@ for (const tier of TIERS) {
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   let counts = '';
   if (tier.vitestProject) {
-    try {
-      const j = JSON.parse(readFileSync(report, 'utf8')) as {
-        numPassedTests: number;
-        numFailedTests: number;
-        numPendingTests: number;
-        numTodoTests: number;
-      };
-      passed += j.numPassedTests;
-      failed += j.numFailedTests;
-      skipped += j.numPendingTests + j.numTodoTests;
-      counts = ` ${j.numPassedTests} passed, ${j.numFailedTests} failed, ${j.numPendingTests} skipped`;
-      if (j.numPassedTests === 0) {
-        console.error(`!!! tier ${tier.name} ran no test`);
-        broken = true;
-      }
-    } catch {
-      counts = ' (no test report)';
+    const c = countTier(readReport(report), r.status);
+    passed += c.passed;
+    failed += c.failed;
+    skipped += c.skipped;
+    counts = ` ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`;
+    for (const p of c.problems) counts += `\n${' '.repeat(11)}failed: ${p}`;
+    if (c.passed === 0) {
+      console.error(`!!! tier ${tier.name} ran no test`);
       broken = true;
     }
   }

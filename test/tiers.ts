@@ -32,7 +32,7 @@ export const TIERS: Tier[] = [
   {
     name: 'unit',
     about:
-      'placement (incl. fast-check properties), simulations, CLI, CSI services, extender, Host contract on SimulatedHost',
+      'placement (incl. fast-check properties), simulations, CLI, CSI services, extender, Host contract on SimulatedHost, Helm chart (lint, render, manifests equal the rendering)',
     command: ['vitest', 'run', '--project', 'unit'],
     vitestProject: 'unit',
     requiredInCI: true,
@@ -50,7 +50,7 @@ export const TIERS: Tier[] = [
   {
     name: 'cluster',
     about:
-      'real etcd, kube-apiserver, kube-scheduler, kube-controller-manager, external-provisioner: CRDs, extender, CSI provisioning with one agent process per node (staging over NVMe-oF between agents, the pod moving, relocation), controller and agent on Kubernetes state',
+      'real etcd, kube-apiserver, kube-scheduler, kube-controller-manager, external-provisioner: CRDs, extender, CSI provisioning with one agent process per node (staging over NVMe-oF between agents, the pod moving, relocation), controller and agent on Kubernetes state, every manifest object through server-side dry-run',
     command: ['vitest', 'run', '--project', 'cluster'],
     vitestProject: 'cluster',
     requiredInCI: true,

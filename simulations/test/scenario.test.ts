@@ -47,3 +47,41 @@ describe('scenario files', () => {
     expect(() => parseScenario('name: [unclosed')).toThrow(/YAML:/);
   });
 });
+
+describe('bad scenarios get clear errors, never a crash, a hang or an out-of-memory', () => {
+  const problem = (from: string, to: string) => {
+    expect(base).toContain(from);
+    return () => parseScenario(base.replace(from, to), 'bad.yaml');
+  };
+
+  it('a 0-byte drive, an OS partition past its drive, a 0-byte volume', () => {
+    expect(problem('drives: [1.92TB, 3.84TB]', 'drives: [0, 3.84TB]')).toThrow(
+      /cluster\.nodeTypes\.1\.drives\.0: must be more than 0 bytes/,
+    );
+    expect(problem('{ size: 480GB, used: 64GiB }', '{ size: 600MiB, used: 100MiB }')).toThrow(
+      /osDrive\.used: the root partition .* ends past the end of the drive/,
+    );
+    expect(problem('value: 20GiB', 'value: 0GiB')).toThrow(
+      /workload\.sizes\.0\.value: must be more than 0 bytes/,
+    );
+  });
+
+  it('a drain of a node that does not exist, a zone that does not exist', () => {
+    expect(problem('type: drain, node: auto', 'type: drain, node: z-99')).toThrow(
+      /events\.0\.node: no node "z-99"/,
+    );
+    expect(
+      problem('{ at: 1800, type: evictionStorm, fraction: 0.3 }', '{ at: 1800, type: zoneOutage, zone: q }'),
+    ).toThrow(/events\.3\.zone: no zone "q"/);
+    expect(problem('nodesPerZone: 8', 'nodesPerZone: { a: 2, q: 1 }')).toThrow(
+      /nodesPerZone\.q: no zone "q"/,
+    );
+  });
+
+  it('absurd durations, sample counts and arrival counts are bounded', () => {
+    expect(problem('durationHours: 2400', 'durationHours: 1e12')).toThrow(/durationHours/);
+    expect(problem('sampleEveryHours: 24', 'sampleEveryHours: 0.0001')).toThrow(/more than 100000 samples/);
+    expect(problem('arrivalsPerHour: 0.12', 'arrivalsPerHour: 1e9')).toThrow(/arrivals: at most/);
+    expect(problem('nodesPerZone: 8', 'nodesPerZone: 1000000')).toThrow(/nodes: at most 20000/);
+  });
+});

@@ -21,6 +21,7 @@ describe('simulation runs', () => {
       'fill.svg',
       'locality.svg',
       'metrics.csv',
+      'placements.csv',
       'report.md',
       'timeseries.csv',
     ]);
@@ -66,5 +67,24 @@ describe('simulation runs', () => {
     const m = r.runs[0]?.metrics;
     expect(m?.relocationBytes).toBeGreaterThan(0);
     expect(m?.locality).toBeGreaterThan(0.8);
+  });
+});
+
+describe('writing outputs', () => {
+  it('an --out under a file or one that cannot be made is a clear error', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { writeOutputs } = await import('../run.ts');
+    const { SimulationInputError } = await import('../scenario.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-out-'));
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    expect(() => writeOutputs(join(file, 'out'), { 'a.csv': '1\n' })).toThrow(SimulationInputError);
+    expect(() => writeOutputs(join(file, 'out'), { 'a.csv': '1\n' })).toThrow(
+      /cannot write the outputs to .*a-file\/out: cannot make the directory \(ENOTDIR\)/,
+    );
+    expect(() => writeOutputs('/proc/meshstor-out', { 'a.csv': '1\n' })).toThrow(SimulationInputError);
+    expect(writeOutputs(join(dir, 'ok'), { 'a.csv': '1\n' })).toEqual([join(dir, 'ok', 'a.csv')]);
   });
 });

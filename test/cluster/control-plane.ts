@@ -281,6 +281,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
         '--endpoint-reconciler-type=none',
         '--profiling=false',
+        // as kubeadm and every distribution run it: the agent DaemonSet is privileged
+        '--allow-privileged=true',
         '--v=1',
       ],
       logs,

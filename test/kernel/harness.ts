@@ -1,37 +1,36 @@
 // Boots the kernel-tier VM: Debian's kernel + the base initramfs from `npm run setup:kernel`, with
-// the project (agent/, placement/, csi/, kube/, test/kernel/guest/) appended as a second cpio archive, virtual
-// `-device nvme` drives backed by sparse files, and the console on stdout. The guest runs one
-// suite with Node 24 and prints `@@MS {json}` lines; this returns them with the exit status.
-// A guest that does not finish within its time bound is killed (SIGKILL).
-import { spawn, spawnSync } from 'node:child_process';
+// the project (every top-level source folder, test/kernel/guest/ and bench/kernel/) appended as a
+// second cpio archive, virtual `-device nvme` drives backed by sparse files, and the console on
+// stdout. The guest runs one suite with Node 24 and prints `@@MS {json}` lines. `startGuest`
+// returns a live session (its events as they arrive, the console written to a file, `kill()`);
+// `bootGuest` waits for the result. A guest that does not finish within its time bound is killed.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import {
   accessSync,
   constants,
+  createWriteStream,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  type WriteStream,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { currentBuild } from './paths.ts';
+import { currentBuild, type KernelBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** What the guest needs of the project. */
-// kube/: csi/ reads MeshStor objects through kube/placement-model.ts (no Kubernetes client is loaded).
-const PROJECT_DIRS = [
-  'agent',
-  'placement',
-  'csi',
-  'kube',
-  'state',
-  'controller',
-  'test/kernel/guest',
-  'bench/kernel',
-];
+/**
+ * Top-level folders the guest does not get whole: test/ and bench/ contribute only their guest
+ * parts (GUEST_TEST_DIRS); node_modules only GUEST_PACKAGES.
+ */
+const NOT_COPIED = new Set(['node_modules', 'test', 'bench']);
+const GUEST_TEST_DIRS = ['test/kernel/guest', 'bench/kernel'];
 /**
  * The only packages the guest loads, with their JavaScript (csi/ takes gRPC status codes from
  * @grpc/grpc-js, which needs @js-sdsl/ordered-map); everything else is Node builtins.
@@ -56,6 +55,8 @@ export interface BootOptions {
   workDir?: string;
   /** Print the console as it arrives (MESHSTOR_VM_LOG=1 does the same). */
   echo?: boolean;
+  /** Write the console (every boot attempt) to this file as it arrives. */
+  consoleLog?: string;
 }
 
 export interface GuestEvent {
@@ -74,10 +75,14 @@ export interface GuestRun {
   exitCode: number | undefined;
   events: GuestEvent[];
   console: string;
+  /** Guest uptime at /init, and host wall ms from qemu's start to then. */
   bootSec: number | undefined;
+  bootMs: number | undefined;
   wallSec: number;
   images: Record<string, string>;
   timedOut: boolean;
+  /** Why `GuestSession.kill()` was called, if it was. */
+  killedBecause: string | undefined;
 }
 
 /** Reason the tier cannot run here, or undefined. */
@@ -94,6 +99,15 @@ function listFiles(dir: string, names = ['-name', '*.ts']): string[] {
   return r.stdout.split('\n').filter(Boolean);
 }
 
+/** Every top-level folder with TypeScript in it (new ones included), and the guest parts of test/ and bench/. */
+function guestDirs(): string[] {
+  const top = readdirSync(ROOT, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && !d.name.startsWith('.') && !NOT_COPIED.has(d.name))
+    .map((d) => d.name)
+    .filter((d) => listFiles(join(ROOT, d)).length > 0);
+  return [...top, ...GUEST_TEST_DIRS];
+}
+
 /** The project cpio: /init and /project/... (appended to the base initramfs; later files win). */
 function projectInitrd(base: string, out: string, files: Record<string, string>): void {
   const stage = mkdtempSync(join(tmpdir(), 'meshstor-guest-'));
@@ -105,7 +119,7 @@ function projectInitrd(base: string, out: string, files: Record<string, string>)
     };
     put('init', readFileSync(join(ROOT, 'test/kernel/guest/init.sh')), 0o755);
     put('project/package.json', JSON.stringify({ type: 'module', private: true }));
-    for (const d of PROJECT_DIRS) {
+    for (const d of guestDirs()) {
       for (const f of listFiles(join(ROOT, d))) put(join('project', relative(ROOT, f)), readFileSync(f));
     }
     for (const p of GUEST_PACKAGES) {
@@ -140,23 +154,39 @@ function kvmUsable(): boolean {
   return process.env.MESHSTOR_ACCEL === 'kvm' || /\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 }
 
-function runQemu(accel: 'kvm' | 'tcg', args: string[], o: BootOptions, bootLimitMs: number) {
-  return new Promise<{ console: string; timedOut: boolean; noBoot: boolean }>((resolve) => {
+interface Attempt {
+  console: string;
+  timedOut: boolean;
+  noBoot: boolean;
+}
+
+/** One qemu run; `onData` sees the console as it arrives, `onSpawn` the process (to kill it). */
+function runQemu(
+  accel: 'kvm' | 'tcg',
+  args: string[],
+  o: BootOptions,
+  bootLimitMs: number,
+  onSpawn: (q: ChildProcess) => void,
+  onData: (s: string) => void,
+) {
+  return new Promise<Attempt>((resolve) => {
     const accelArgs =
       accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
     const q = spawn('qemu-system-x86_64', [...accelArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn(q);
     let out = '';
     let timedOut = false;
     let booted = false;
     const echo = o.echo || process.env.MESHSTOR_VM_LOG === '1';
-    const onData = (d: Buffer) => {
+    const data = (d: Buffer) => {
       const s = d.toString('utf8');
       out += s;
       if (!booted && out.includes('"kind":"booted"')) booted = true;
       if (echo) process.stdout.write(s);
+      onData(s);
     };
-    q.stdout.on('data', onData);
-    q.stderr.on('data', onData);
+    q.stdout?.on('data', data);
+    q.stderr?.on('data', data);
     const kill = setTimeout(() => {
       timedOut = true;
       q.kill('SIGKILL');
@@ -178,9 +208,123 @@ function startupCrash(console: string): boolean {
   return !console.includes('"kind":"case"') && exit !== null && Number(exit[1]) >= 128;
 }
 
-export async function bootGuest(o: BootOptions): Promise<GuestRun> {
+function parseEvent(line: string): GuestEvent | undefined {
+  const i = line.indexOf('@@MS {');
+  if (i < 0) return undefined;
+  try {
+    return JSON.parse(line.slice(i + 5)) as GuestEvent;
+  } catch {
+    // a console line interleaved with kernel output: ignore it, the case then counts as missing
+    return undefined;
+  }
+}
+
+/**
+ * A guest while it runs: the events of its current boot attempt as they arrive (an attempt that
+ * died before any case is booted again, see `startGuest`), when it booted, when each case
+ * started, and `kill()`. Emits 'change' on every event and when the guest is gone.
+ */
+export class GuestSession extends EventEmitter {
+  accel: 'kvm' | 'tcg' = 'tcg';
+  /** Events of the current attempt. */
+  events: GuestEvent[] = [];
+  /** Host clock (ms) when the current attempt's qemu started, and when it last printed an event. */
+  attemptStartedAt = Date.now();
+  lastEventAt = Date.now();
+  /** Wall ms from the current attempt's qemu start to its "booted" line (undefined until then). */
+  bootMs: number | undefined;
+  /** Host clock (ms) when each case of the current attempt started, and when its result came. */
+  readonly caseStartedAt = new Map<string, number>();
+  readonly caseEndedAt = new Map<string, number>();
+  /** The guest is gone (powered off, killed or timed out); `run` is its result. */
+  run: GuestRun | undefined;
+  /** The harness itself failed (e.g. could not build the initramfs): no guest runs. */
+  error: string | undefined;
+  killedBecause: string | undefined;
+  finished!: Promise<GuestRun>;
+  private child: ChildProcess | undefined;
+  private partial = '';
+  private log: WriteStream | undefined;
+
+  /** Where the console is written as it arrives (BootOptions.consoleLog). */
+  readonly consoleLog: string | undefined;
+
+  constructor(consoleLog: string | undefined) {
+    super();
+    this.consoleLog = consoleLog;
+    if (consoleLog) this.log = createWriteStream(consoleLog);
+  }
+
+  /** Kills the guest (SIGKILL) and boots no further attempt. */
+  kill(reason: string): void {
+    this.killedBecause ??= reason;
+    this.child?.kill('SIGKILL');
+  }
+
+  newAttempt(accel: 'kvm' | 'tcg', q: ChildProcess, n: number): void {
+    this.accel = accel;
+    this.child = q;
+    this.events = [];
+    this.bootMs = undefined;
+    this.caseStartedAt.clear();
+    this.caseEndedAt.clear();
+    this.partial = '';
+    this.attemptStartedAt = this.lastEventAt = Date.now();
+    this.log?.write(`\n=== meshstor harness: boot attempt ${n} (${accel}) at ${new Date().toISOString()}\n`);
+    this.emit('change');
+  }
+
+  data(s: string): void {
+    this.log?.write(s);
+    const lines = (this.partial + s.replaceAll('\r', '')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const e = parseEvent(line);
+      if (!e) continue;
+      const now = Date.now();
+      this.events.push(e);
+      this.lastEventAt = now;
+      if (e.kind === 'booted') this.bootMs = now - this.attemptStartedAt;
+      if (e.kind === 'start' && e.name) this.caseStartedAt.set(e.name, now);
+      if (e.kind === 'case' && e.name) this.caseEndedAt.set(e.name, now);
+      this.emit('change');
+    }
+  }
+
+  async end(run: GuestRun | undefined, error?: unknown): Promise<void> {
+    this.run = run;
+    if (error !== undefined) this.error = error instanceof Error ? error.message : String(error);
+    this.child = undefined;
+    if (this.log) await new Promise<void>((resolve) => this.log?.end(resolve));
+    this.emit('change');
+  }
+
+  /** The guest is gone, or never started. */
+  get gone(): boolean {
+    return this.run !== undefined || this.error !== undefined;
+  }
+}
+
+/** Boots the guest and returns at once; `session.finished` resolves when the guest is gone. */
+export function startGuest(o: BootOptions): GuestSession {
   const build = currentBuild();
   if (!build) throw new Error('run `npm run setup:kernel` first');
+  const session = new GuestSession(o.consoleLog);
+  session.finished = runGuest(o, build, session).catch(async (e: unknown) => {
+    await session.end(undefined, e);
+    throw e;
+  });
+  // whoever awaits `finished` sees the error; the session records it for the rest
+  session.finished.catch(() => undefined);
+  return session;
+}
+
+/** Boots the guest and waits until it is gone. */
+export function bootGuest(o: BootOptions): Promise<GuestRun> {
+  return startGuest(o).finished;
+}
+
+async function runGuest(o: BootOptions, build: KernelBuild, session: GuestSession): Promise<GuestRun> {
   const work = o.workDir ?? mkdtempSync(join(tmpdir(), 'meshstor-vm-'));
   mkdirSync(work, { recursive: true });
   const initrd = join(work, 'initrd.cpio');
@@ -231,48 +375,54 @@ export async function bootGuest(o: BootOptions): Promise<GuestRun> {
   ];
   const t0 = Date.now();
   let accel: 'kvm' | 'tcg' = kvmUsable() ? 'kvm' : 'tcg';
-  let r = await runQemu(accel, args, o, accel === 'kvm' ? 30_000 : o.timeoutMs);
-  if (accel === 'kvm' && r.noBoot) {
+  let attempts = 0;
+  const attempt = (bootLimitMs: number) =>
+    runQemu(
+      accel,
+      args,
+      o,
+      bootLimitMs,
+      (q) => session.newAttempt(accel, q, ++attempts),
+      (s) => session.data(s),
+    );
+  const again = (r: Attempt) => !r.timedOut && session.killedBecause === undefined;
+  let r = await attempt(accel === 'kvm' ? 30_000 : o.timeoutMs);
+  if (accel === 'kvm' && r.noBoot && again(r)) {
     // /dev/kvm exists on some machines whose guests fault: fall back to TCG
     accel = 'tcg';
-    r = await runQemu(accel, args, o, o.timeoutMs);
+    r = await attempt(o.timeoutMs);
   }
-  if (r.noBoot && !r.timedOut) {
+  if (r.noBoot && again(r)) {
     // seen once under multi-threaded TCG: an int3 oops while the kernel patched its own text,
     // before /init ran (nothing touched the drives yet): boot once more, and say so
     console.error(
       `[kernel] the guest died before /init (${accel}); booting again:\n${r.console.slice(-1500)}`,
     );
-    r = await runQemu(accel, args, o, o.timeoutMs);
+    r = await attempt(o.timeoutMs);
   }
-  for (let retry = 0; retry < 2 && !r.timedOut && startupCrash(r.console); retry++) {
+  for (let retry = 0; retry < 2 && again(r) && startupCrash(r.console); retry++) {
     // Node 24 in the TCG guest has died at startup in a V8 check ("it->second.Size() > offset",
     // SIGTRAP) before running any case, i.e. before touching a drive: boot again, and say so
     console.error(`[kernel] guest Node crashed at startup (${accel}); booting again`);
-    r = await runQemu(accel, args, o, o.timeoutMs);
+    r = await attempt(o.timeoutMs);
   }
-  const events: GuestEvent[] = [];
-  for (const line of r.console.split('\n')) {
-    const i = line.indexOf('@@MS {');
-    if (i < 0) continue;
-    try {
-      events.push(JSON.parse(line.slice(i + 5)) as GuestEvent);
-    } catch {
-      // a console line interleaved with kernel output: ignore it, the case then counts as missing
-    }
-  }
+  const events = r.console.split('\n').flatMap((line) => parseEvent(line) ?? []);
   rmSync(initrd, { force: true });
   // images the caller passed in are theirs (kept for a "reboot"); the ones made here go
   for (const img of made) rmSync(img, { force: true });
   if (!o.workDir) rmSync(work, { recursive: true, force: true });
-  return {
+  const run: GuestRun = {
     accel,
     exitCode: events.find((e) => e.kind === 'exit')?.code,
     events,
     console: r.console,
     bootSec: events.find((e) => e.kind === 'booted')?.uptime,
+    bootMs: session.bootMs,
     wallSec: (Date.now() - t0) / 1000,
     images,
     timedOut: r.timedOut,
+    killedBecause: session.killedBecause,
   };
+  await session.end(run);
+  return run;
 }

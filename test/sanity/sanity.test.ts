@@ -1,6 +1,6 @@
 // csi-sanity (the CSI community's conformance suite, real binary) against `meshstor agent
 // --with-controller`: a one-node driver on SimulatedHost serving Identity, Controller and Node.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,12 +30,18 @@ beforeAll(async () => {
     '--state',
     'memory',
     '--with-controller',
+    // csi-sanity's staging and target paths are under this run's directory, as kubelet's are under its own
+    '--kubelet-dir',
+    dir,
   ]);
   await agent.waitFor('serving');
 });
 
 afterAll(async () => {
-  await agent.stop();
+  const code = await agent.stop();
+  // the driver's own log, beside csi-sanity's, for whoever reads a failure
+  writeFileSync(join(dir, 'agent.log'), agent.log);
+  console.log(`meshstor agent exited ${code}; its log: ${join(dir, 'agent.log')}`);
 });
 
 describe('csi-sanity', () => {
@@ -43,12 +49,14 @@ describe('csi-sanity', () => {
   // stage/publish/stats/expand spec use a raw block volume
   it.each(['mount', 'block'])(
     'passes every spec for the capabilities MeshStor claims (%s volumes)',
-    (access) => {
+    async (access) => {
       const bin = csiSanityBinary();
       if (!bin) throw new Error('csi-sanity is missing: the tier runner should not have started this tier');
       const junit = join(dir, `junit-${access}.xml`);
-      const runSanity = () => {
-        const r = spawnSync(
+      // Asynchronous on purpose: a synchronous spawn would stop this process from reading the
+      // driver's log pipe, and a driver whose stderr pipe is full blocks on its next log line.
+      const runSanity = async () => {
+        const child = spawn(
           bin,
           [
             `--csi.endpoint=unix://${socket}`,
@@ -61,11 +69,21 @@ describe('csi-sanity', () => {
             '--ginkgo.v',
             `--ginkgo.junit-report=${junit}`,
           ],
-          { encoding: 'utf8', timeout: 10 * 60_000 },
+          { stdio: ['ignore', 'pipe', 'pipe'] },
         );
-        return { r, out: `${r.stdout}${r.stderr}` };
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += String(d);
+        });
+        child.stderr.on('data', (d) => {
+          out += String(d);
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
+        const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+        clearTimeout(timer);
+        return { r: { status }, out };
       };
-      let { r, out } = runSanity();
+      let { r, out } = await runSanity();
       // csi-test v5.4.0's utils.Connect waits for the connection to change state *from* whatever
       // GetState() returns; if it is READY already (a loaded machine makes that likely) it waits a
       // minute and fails "Connection timed out" in the first spec's BeforeEach, before any RPC. Only
@@ -79,7 +97,7 @@ describe('csi-sanity', () => {
           'csi-sanity: the first run hit csi-test\'s connect race ("Connection timed out" before any RPC); running it again',
         );
         writeFileSync(join(dir, `csi-sanity-${access}-first-run.log`), out);
-        ({ r, out } = runSanity());
+        ({ r, out } = await runSanity());
       }
       const log = join(dir, `csi-sanity-${access}.log`);
       writeFileSync(log, out);

@@ -1,0 +1,131 @@
+// Filesystems and publishing: mkfs.xfs, mount, bind mounts of a filesystem or a device node, with
+// /proc/self/mountinfo as the state (a bound device node is recognised by the node's own device
+// number, since mountinfo names the devtmpfs it lives on), xfs_growfs, statfs.
+import { mkdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
+import type { BindOptions, FsUsage, MountInfo, OpOptions } from '../types.ts';
+import { check, readText } from './context.ts';
+import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
+import { type MountEntry, mountAt } from './parse/mountinfo.ts';
+import { usageFrom } from './parse/statfs.ts';
+
+export class Filesystems extends Section {
+  async makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
+    check(o);
+    if (!(await devNumber(devicePath))) throw new NotFoundError(`no block device ${devicePath}`);
+    const { type } = await this.devices.probe(devicePath, o);
+    if (type === 'xfs') return;
+    if (type) throw new ForeignSuperblockError(`${devicePath} carries ${type}; not formatting it`);
+    const size =
+      Number(await readText(`/sys/class/block/${basename(await realpath(devicePath))}/size`)) * 512;
+    if (size < 300e6) throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
+    await this.devices.refuseBusy(devicePath, 'format');
+    // no -f: mkfs.xfs itself refuses a device with a signature blkid did not report
+    await this.c.x('mkfs.xfs', ['-q', devicePath], o, { timeoutMs: 300_000 });
+  }
+
+  /** The topmost mount at a path. */
+  private async mountAt(target: string): Promise<MountEntry | undefined> {
+    const path = await realpath(target).catch(() => resolve(target));
+    return mountAt(await readMounts(), path);
+  }
+
+  /** The mount at target when it is a filesystem (not a bound device node). */
+  private async filesystemAt(target: string): Promise<MountEntry> {
+    const m = await this.mountAt(target);
+    if (!m || (await nodeDev(m.target))) throw new NotFoundError(`no filesystem is mounted on ${target}`);
+    return m;
+  }
+
+  async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const dev = await devNumber(devicePath);
+    if (!dev) throw new NotFoundError(`no block device ${devicePath}`);
+    const have = await this.mountAt(target);
+    if (have?.dev === dev) return;
+    if (have) throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
+    await mkdir(target, { recursive: true });
+    await this.c.x('mount', ['-t', 'xfs', devicePath, target], o);
+  }
+
+  async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const src = await this.filesystemAt(mountPoint);
+    const have = await this.mountAt(target);
+    if (have?.target === src.target) throw new InvalidArgumentError(`not binding ${mountPoint} onto itself`);
+    if (have) {
+      if (have.dev !== src.dev || have.root !== src.root)
+        throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
+      return this.keepBind(have, o.readonly === true, o);
+    }
+    const st = await stat(target).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new InvalidArgumentError(`${target} exists and is not a directory`);
+    await mkdir(target, { recursive: true });
+    await this.c.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), src.target, target], o);
+  }
+
+  async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
+    check(o);
+    const dev = await nodeDev(devicePath);
+    if (!dev) throw new NotFoundError(`no block device ${devicePath}`);
+    const have = await this.mountAt(target);
+    if (have) {
+      const bound = await nodeDev(have.target);
+      if (bound !== dev) {
+        throw new DeviceInUseError(
+          `${target} already has ${bound ? `device ${bound} bound` : `${have.source} mounted`}`,
+        );
+      }
+      return this.keepBind(have, o.readonly === true, o);
+    }
+    const st = await stat(target).catch(() => undefined);
+    if (st && !st.isFile()) throw new InvalidArgumentError(`${target} exists and is not a file`);
+    if (!st) {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, '', { flag: 'a' });
+    }
+    await this.c.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), devicePath, target], o);
+  }
+
+  /**
+   * The same source is bound already: make its read-only flag what was asked. util-linux does a
+   * `ro` bind as bind + remount, so a bind left read-write by a crash is finished here; a
+   * read-only one is never made writable under whoever uses it.
+   */
+  private async keepBind(have: MountEntry, readonly: boolean, o: OpOptions): Promise<void> {
+    const ro = have.options.includes('ro');
+    if (ro === readonly) return;
+    if (ro) throw new DeviceInUseError(`${have.target} is bound read-only; not making it writable`);
+    await this.c.x('mount', ['-o', 'remount,bind,ro', have.target], o);
+  }
+
+  async getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined> {
+    check(o);
+    const m = await this.mountAt(target);
+    if (!m) return undefined;
+    const node = await nodeDev(m.target);
+    const sys = await realpath(`/sys/dev/block/${node ?? m.dev}`).catch(() => undefined);
+    return {
+      kind: node ? 'device' : 'filesystem',
+      devicePath: sys ? `/dev/${basename(sys)}` : m.source,
+      readonly: m.options.includes('ro'),
+    };
+  }
+
+  async unmount(target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const m = await this.mountAt(target);
+    if (m) await this.c.x('umount', [m.target], o);
+  }
+
+  async growFilesystem(target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    await this.c.x('xfs_growfs', [(await this.filesystemAt(target)).target], o);
+  }
+
+  async filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
+    check(o);
+    return usageFrom(await statfs((await this.filesystemAt(target)).target));
+  }
+}

@@ -1,0 +1,229 @@
+// MD RAID1: mdadm creates, assembles, adds and grows; the state comes from md's sysfs, and which
+// array a device belongs to from `mdadm --detail/--examine --export`. Members are failed and
+// removed through sysfs (that also works for a member whose device node is gone).
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  ForeignSuperblockError,
+  InvalidArgumentError,
+  LastInSyncMemberError,
+  NotFoundError,
+} from '../errors.ts';
+import { arrayName } from '../names.ts';
+import type { ArrayCreateSpec, ArrayInfo, OpOptions } from '../types.ts';
+import { check, exists, readRaw, waitFor } from './context.ts';
+import { Section, sameDevice } from './devices.ts';
+import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
+import { type MdIdentity, parseExamine, parseMdIdentity } from './parse/mdadm.ts';
+
+/** The files of /sys/block/<md> that make its ArrayInfo. */
+export async function readMdFiles(md: string): Promise<MdFiles> {
+  const base = `/sys/block/${md}/md`;
+  const members = [];
+  for (const entry of await readdir(base)) {
+    if (!entry.startsWith('dev-')) continue;
+    members.push({
+      entry,
+      block: await readlink(join(base, entry, 'block')).catch(() => undefined),
+      state: await readRaw(join(base, entry, 'state')),
+      slot: await readRaw(join(base, entry, 'slot')),
+    });
+  }
+  return {
+    md,
+    size: await readFile(`/sys/block/${md}/size`, 'utf8'),
+    raidDisks: await readFile(join(base, 'raid_disks'), 'utf8'),
+    degraded: await readRaw(join(base, 'degraded')),
+    syncAction: await readRaw(join(base, 'sync_action')),
+    syncCompleted: await readRaw(join(base, 'sync_completed')),
+    mismatchCnt: await readRaw(join(base, 'mismatch_cnt')),
+    members,
+  };
+}
+
+interface Running {
+  md: string;
+  id: MdIdentity;
+}
+
+export class Arrays extends Section {
+  /** The running array (/sys/block/mdN) with this name, if any. */
+  private async findArray(name: string, o?: OpOptions): Promise<Running | undefined> {
+    for (const b of await readdir('/sys/block')) {
+      if (!/^md\d+$/.test(b)) continue;
+      if (!arrayRunning(await readRaw(`/sys/block/${b}/md/array_state`))) continue;
+      const r = await this.c.x('mdadm', ['--detail', '--export', `/dev/${b}`], o, { okCodes: [0, 1, 2] });
+      const id = parseMdIdentity(r.stdout);
+      if (id?.name === name) return { md: b, id };
+    }
+    return undefined;
+  }
+
+  private async arrayInfo(a: Running): Promise<ArrayInfo> {
+    return arrayInfoFrom(await readMdFiles(a.md), a.id);
+  }
+
+  private async requireArray(volumeId: string, o?: OpOptions) {
+    const name = arrayName(volumeId);
+    const a = await this.findArray(name, o);
+    if (!a) throw new NotFoundError(`array ${name} is not assembled`);
+    return { ...a, info: await this.arrayInfo(a) };
+  }
+
+  async getArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo | undefined> {
+    check(o);
+    const a = await this.findArray(arrayName(volumeId), o);
+    return a ? this.arrayInfo(a) : undefined;
+  }
+
+  /** The MD superblock on a device, or undefined when it has none. */
+  private async examine(path: string, o?: OpOptions): Promise<MdIdentity | undefined> {
+    const r = await this.c.x('mdadm', ['--examine', '--export', path], o, { okCodes: [0, 1] });
+    return parseExamine(r.code, r.stdout);
+  }
+
+  async createArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const name = arrayName(spec.volumeId);
+    if (spec.devices.length < 1) throw new InvalidArgumentError('an array needs at least one device');
+    await this.c.ensureModules(o);
+    const running = await this.findArray(name, o);
+    if (running) {
+      const info = await this.arrayInfo(running);
+      const all = await Promise.all(
+        spec.devices.map(async (d) =>
+          (await Promise.all(info.members.map((m) => sameDevice(m.devicePath, d)))).some(Boolean),
+        ),
+      );
+      if (all.every(Boolean)) return info;
+      throw new ForeignSuperblockError(`array ${name} is already running with other members`);
+    }
+    for (const d of spec.devices) {
+      await this.devices.refuseBusy(d, `create array ${name} on`);
+      const sb = await this.examine(d, o);
+      if (sb) {
+        throw new ForeignSuperblockError(
+          `${d} carries an MD superblock of array ${sb.fullName ?? '?'} (${sb.uuid}); not creating over it`,
+        );
+      }
+      await this.devices.refuseSignature(d, o);
+    }
+    await this.c.x(
+      'mdadm',
+      [
+        '--create',
+        `/dev/md/${name}`,
+        '--run',
+        '--level=1',
+        `--raid-devices=${spec.devices.length}`,
+        '--metadata=1.2',
+        '--bitmap=internal',
+        `--name=${name}`,
+        '--homehost=any',
+        ...(spec.devices.length === 1 ? ['--force'] : []),
+        ...spec.devices,
+      ],
+      o,
+    );
+    return (await this.requireArray(spec.volumeId, o)).info;
+  }
+
+  async assembleArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const name = arrayName(spec.volumeId);
+    if (spec.devices.length < 1) throw new InvalidArgumentError('assembling needs at least one device');
+    await this.c.ensureModules(o);
+    const running = await this.findArray(name, o);
+    if (running) return this.arrayInfo(running);
+    const uuids = new Set<string>();
+    for (const d of spec.devices) {
+      const sb = await this.examine(d, o);
+      if (!sb || sb.name !== name) {
+        throw new ForeignSuperblockError(
+          `${d} has no superblock of array ${name} (found ${sb?.fullName ?? 'none'})`,
+        );
+      }
+      uuids.add(sb.uuid);
+    }
+    if (uuids.size !== 1) throw new ForeignSuperblockError(`devices of ${name} carry different array UUIDs`);
+    await this.c.x('mdadm', ['--assemble', `/dev/md/${name}`, '--run', ...spec.devices], o);
+    return (await this.requireArray(spec.volumeId, o)).info;
+  }
+
+  async addMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = await this.requireArray(volumeId, o);
+    for (const m of a.info.members) if (await sameDevice(m.devicePath, devicePath)) return a.info;
+    await this.devices.refuseBusy(devicePath, `add to ${a.info.name}`);
+    const sb = await this.examine(devicePath, o);
+    if (sb && sb.uuid !== a.info.uuid) {
+      throw new ForeignSuperblockError(
+        `${devicePath} carries an MD superblock of array ${sb.fullName ?? '?'}`,
+      );
+    }
+    if (!sb) await this.devices.refuseSignature(devicePath, o);
+    await this.c.x('mdadm', [`/dev/${a.md}`, '--add', devicePath], o);
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = await this.requireArray(volumeId, o);
+    const m = a.info.members.find((x) => x.devicePath === devicePath);
+    if (!m) return a.info;
+    const inSync = a.info.members.filter((x) => x.state === 'in_sync');
+    if (m.state === 'in_sync' && inSync.length <= 1) {
+      throw new LastInSyncMemberError(
+        `${devicePath} is the last in-sync member of ${a.info.name}; not removing it`,
+      );
+    }
+    // through sysfs: it also works for a member whose device node is gone (lost remote namespace)
+    const st = `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`;
+    if (m.state !== 'faulty') await writeFile(st, 'faulty');
+    await waitFor(async () => {
+      try {
+        await writeFile(st, 'remove');
+        return true;
+      } catch {
+        return !(await exists(st));
+      }
+    }, `removal of ${devicePath} from ${a.info.name}`);
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    if (!Number.isInteger(count) || count < 1)
+      throw new InvalidArgumentError(`raid-devices ${count} is not >= 1`);
+    const a = await this.requireArray(volumeId, o);
+    if (a.info.raidDevices === count) return a.info;
+    const slotted = a.info.members.filter((m) => m.slot !== undefined);
+    if (count < slotted.length) {
+      throw new InvalidArgumentError(
+        `${a.info.name} has ${slotted.length} active members: remove some before setting raid-devices to ${count}`,
+      );
+    }
+    await this.c.x(
+      'mdadm',
+      ['--grow', `/dev/${a.md}`, `--raid-devices=${count}`, ...(count === 1 ? ['--force'] : [])],
+      o,
+    );
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = await this.requireArray(volumeId, o);
+    await this.c.x('mdadm', ['--grow', `/dev/${a.md}`, '--size=max'], o);
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async stopArray(volumeId: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const name = arrayName(volumeId);
+    const a = await this.findArray(name, o);
+    if (!a) return;
+    await this.devices.refuseBusy(`/dev/${a.md}`, `stop array ${name} on`);
+    await this.c.x('mdadm', ['--stop', `/dev/${a.md}`], o);
+  }
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { arrayName } from '../../names.ts';
+import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
+import { parseExamine, parseMdIdentity } from './mdadm.ts';
+
+describe('mdadm --export', () => {
+  it('--detail of a running array: its name without the homehost and its UUID', () => {
+    const id = parseMdIdentity(fixture<ToolRun>('mdadm-detail').stdout);
+    // --homehost=any still stores a homehost part: `any:`
+    expect(id?.fullName).toBe(`any:${arrayName('vol-cap')}`);
+    expect(id?.name).toBe(arrayName('vol-cap'));
+    expect(id?.uuid).toMatch(/^[0-9a-f]{8}(:[0-9a-f]{8}){3}$/);
+  });
+
+  it("--examine of a member names the same array as the array's --detail", () => {
+    expect(parsedRun('mdadm-examine-member', parseExamine)).toEqual(
+      parseMdIdentity(fixture<ToolRun>('mdadm-detail').stdout),
+    );
+  });
+
+  it('--examine of a device without a superblock: none (exit 1)', () => {
+    const r = fixture<ToolRun>('mdadm-examine-blank');
+    expect(r.code).toBe(1);
+    expect(parseExamine(r.code, r.stdout)).toBeUndefined();
+  });
+
+  it('a homehost prefix is not part of the name', () => {
+    expect(parseMdIdentity('MD_UUID=a:b:c:d\nMD_NAME=node1:ms-v1\n')).toEqual({
+      uuid: 'a:b:c:d',
+      fullName: 'node1:ms-v1',
+      name: 'ms-v1',
+    });
+  });
+});

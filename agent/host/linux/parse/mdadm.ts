@@ -1,0 +1,27 @@
+// `mdadm --detail --export /dev/mdN` and `mdadm --examine --export <device>`: which array a running
+// md device or a member's superblock belongs to.
+import { parseExportLines } from './export-format.ts';
+
+export interface MdIdentity {
+  /** MD_UUID (mdadm's colon-separated form). */
+  uuid: string;
+  /** MD_NAME as mdadm prints it: `homehost:name`, or `name` alone (`--homehost=any`). */
+  fullName: string | undefined;
+  /** The array's name without the homehost. */
+  name: string;
+}
+
+/** The identity in an `--export` listing, or undefined when it names no array (no MD_UUID). */
+export function parseMdIdentity(stdout: string): MdIdentity | undefined {
+  const e = parseExportLines(stdout);
+  if (!e.MD_UUID) return undefined;
+  return { uuid: e.MD_UUID, fullName: e.MD_NAME, name: (e.MD_NAME ?? '').replace(/^.*:/, '') };
+}
+
+/**
+ * The superblock `mdadm --examine --export` (exit codes 0 and 1 allowed) found, or undefined:
+ * a device without one makes it exit 1.
+ */
+export function parseExamine(code: number, stdout: string): MdIdentity | undefined {
+  return code === 0 ? parseMdIdentity(stdout) : undefined;
+}

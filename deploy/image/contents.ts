@@ -1,0 +1,69 @@
+// What goes into the MeshStor image: the Debian packages (shared with deploy/Containerfile, which a
+// unit test keeps in step), how mmdebstrap trims them, and which of the repository's files ship.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The image name the build tags and the chart uses by default. No registry hosts it: load the archive. */
+export const IMAGE_REPOSITORY = 'localhost/meshstor';
+export const DEBIAN_SUITE = 'bookworm';
+export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+
+/** deploy/image/packages.txt: one Debian package a line, `#` comments. */
+export function imagePackages(): string[] {
+  return readFileSync(join(here, 'packages.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
+}
+
+/**
+ * mmdebstrap options. `essential` is the smallest variant with a shell and dpkg; docs, man pages
+ * and translations are not installed. xfsprogs depends on python3 for xfs_scrub_all alone, which
+ * MeshStor never runs, so python is purged after the install.
+ */
+export const MMDEBSTRAP_OPTIONS = [
+  '--variant=essential',
+  '--mode=root',
+  '--format=tar',
+  '--dpkgopt=path-exclude=/usr/share/man/*',
+  '--dpkgopt=path-exclude=/usr/share/doc/*',
+  '--dpkgopt=path-include=/usr/share/doc/*/copyright',
+  '--dpkgopt=path-exclude=/usr/share/locale/*',
+  '--dpkgopt=path-exclude=/usr/share/info/*',
+  // python3 first: its prerm needs the interpreter the second purge removes
+  '--customize-hook=chroot "$1" dpkg --purge --force-depends python3',
+  '--customize-hook=chroot "$1" dpkg --purge --force-depends python3-minimal python3.11 python3.11-minimal libpython3-stdlib libpython3.11-stdlib libpython3.11-minimal',
+  '--customize-hook=rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/debconf/*-old',
+];
+
+/** `find` tests for the files npm ci leaves in node_modules that the image drops. */
+export const PRUNED_FROM_NODE_MODULES = [
+  '-name',
+  '*.d.ts',
+  '-o',
+  '-name',
+  '*.d.mts',
+  '-o',
+  '-name',
+  '*.d.cts',
+  '-o',
+  '-name',
+  '*.map',
+];
+
+/** Top-level folders that are not the product: tests, benchmarks, docs, manifests, CI. */
+const NOT_SHIPPED = new Set(['test', 'bench', 'docs', 'deploy', '.ci', 'node_modules', 'dist']);
+const SHIPPED_TOP_FILES = new Set(['package.json', 'package-lock.json', 'README.md']);
+
+/** Whether a tracked file (repository-relative path) belongs in /opt/meshstor. */
+export function isProductionFile(path: string): boolean {
+  if (path === '') return false;
+  const parts = path.split('/');
+  if (parts.length === 1) return SHIPPED_TOP_FILES.has(path);
+  if (NOT_SHIPPED.has(parts[0] as string)) return false;
+  if (parts.includes('test') || path.endsWith('.test.ts')) return false;
+  return !parts.some((p) => p.endsWith('.md') && p !== 'README.md');
+}

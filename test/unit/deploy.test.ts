@@ -1,0 +1,293 @@
+// The install artifacts: the Helm chart lints and renders (with the real helm binary, built from
+// its Go module by `npm run setup:helm`), the committed plain manifests are exactly its rendering,
+// values reach the objects they govern, and the image's two recipes (npm run image and the
+// Containerfile) ship the same packages and files.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { CHART_DIR, helm, MANIFESTS_FILE, renderChart, renderManifests } from '../../deploy/helm/render.ts';
+import { imagePackages, isProductionFile } from '../../deploy/image/contents.ts';
+import { helmBinary, missingHelm } from '../helm/paths.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = helmBinary();
+// Under CI a missing helm is a failure, not a skip.
+if (!bin && process.env.CI === 'true') throw new Error(`CI=true and ${missingHelm()}`);
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  // biome-ignore lint/suspicious/noExplicitAny: rendered manifests of many kinds; tests read paths they know
+  spec?: any;
+  data?: Record<string, string>;
+}
+
+function objects(yamlText: string): K8sObject[] {
+  return parseAllDocuments(yamlText)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+const key = (o: K8sObject) =>
+  `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+const find = (objs: K8sObject[], kind: string, name: string) => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind}/${name} in the rendering`);
+  return o;
+};
+// biome-ignore lint/suspicious/noExplicitAny: a pod template's containers, as rendered
+const container = (o: K8sObject, name: string): any =>
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  o.spec.template.spec.containers.find((c: any) => c.name === name);
+
+describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: ${missingHelm()})`}`, () => {
+  const h = bin as string;
+
+  it('passes helm lint --strict', () => {
+    const out = helm(h, ['lint', '--strict', CHART_DIR]);
+    expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders with default values to this object list', () => {
+    const objs = objects(renderChart(h, ['--include-crds']));
+    expect(objs.map(key).sort()).toEqual(
+      [
+        'CustomResourceDefinition/meshstorledgers.meshstor.io',
+        'CustomResourceDefinition/meshstornodes.meshstor.io',
+        'CustomResourceDefinition/meshstorvolumes.meshstor.io',
+        'ServiceAccount/meshstor-system/meshstor-controller',
+        'ServiceAccount/meshstor-system/meshstor-agent',
+        'ServiceAccount/meshstor-system/meshstor-extender',
+        'ServiceAccount/meshstor-system/meshstor-scheduler',
+        'ClusterRole/meshstor-controller',
+        'ClusterRole/meshstor-agent',
+        'ClusterRole/meshstor-extender',
+        'ClusterRoleBinding/meshstor-controller',
+        'ClusterRoleBinding/meshstor-agent',
+        'ClusterRoleBinding/meshstor-extender',
+        'ClusterRoleBinding/meshstor-scheduler-as-kube-scheduler',
+        'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
+        'Role/meshstor-system/meshstor-controller',
+        'Role/meshstor-system/meshstor-scheduler-leader-election',
+        'RoleBinding/meshstor-system/meshstor-controller',
+        'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
+        'RoleBinding/kube-system/meshstor-scheduler-extension-apiserver-authentication-reader',
+        'ConfigMap/meshstor-system/meshstor-scheduler-config',
+        'Deployment/meshstor-system/meshstor-controller',
+        'Deployment/meshstor-system/meshstor-extender',
+        'Deployment/meshstor-system/meshstor-scheduler',
+        'DaemonSet/meshstor-system/meshstor-agent',
+        'Service/meshstor-system/meshstor-extender',
+        'CSIDriver/meshstor.io',
+        'StorageClass/meshstor-replicated',
+        'StorageClass/meshstor-local',
+      ].sort(),
+    );
+  });
+
+  it('the committed deploy/manifests/meshstor.yaml is exactly the rendering (npm run manifests)', () => {
+    expect(readFileSync(MANIFESTS_FILE, 'utf8')).toBe(renderManifests(h));
+    const objs = objects(readFileSync(MANIFESTS_FILE, 'utf8'));
+    expect(objs[0]?.kind).toBe('CustomResourceDefinition');
+    expect(find(objs, 'Namespace', 'meshstor-system')).toBeDefined();
+  });
+
+  it('the chart ships the CRDs of deploy/crds unchanged', () => {
+    const objs = objects(renderChart(h, ['--include-crds']));
+    for (const f of ['meshstor.io_meshstornodes.yaml', 'meshstor.io_meshstorvolumes.yaml']) {
+      const crd = parse(readFileSync(join(root, 'deploy/crds', f), 'utf8')) as K8sObject;
+      expect(find(objs, 'CustomResourceDefinition', crd.metadata.name)).toEqual(crd);
+    }
+  });
+
+  it('runs the agent as the issue says: privileged, host network, node-critical, host paths, drive selectors', () => {
+    const objs = objects(
+      renderChart(h, [
+        '--set',
+        'agent.drives={id:nvme-Samsung_XYZ_123,serial:S4EWNX0N}',
+        '--set',
+        'agent.osDriveTail={model:Samsung*}',
+        '--set',
+        'agent.address=10.1.2.3',
+      ]),
+    );
+    const ds = find(objs, 'DaemonSet', 'meshstor-agent');
+    const pod = ds.spec.template.spec;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.nodeSelector).toEqual({ 'meshstor.io/storage-node': 'true' });
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    const agent = container(ds, 'meshstor');
+    expect(agent.securityContext.privileged).toBe(true);
+    expect(agent.args).toEqual([
+      'agent',
+      '--host=linux',
+      '--state=kube',
+      '--node=$(NODE_NAME)',
+      '--csi-socket=/csi/csi.sock',
+      '--kubelet-dir=/var/lib/kubelet',
+      '--rack-label=meshstor.io/rack',
+      '--drive=id:nvme-Samsung_XYZ_123',
+      '--drive=serial:S4EWNX0N',
+      '--os-drive-tail=model:Samsung*',
+      '--address=10.1.2.3',
+      '--port=4420',
+      '--resync-seconds=5',
+      '--metrics-port=9812',
+      '--log-level=info',
+    ]);
+    expect(agent.env).toEqual([
+      { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    ]);
+    const mounts = Object.fromEntries(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered volumeMounts
+      agent.volumeMounts.map((m: any) => [m.mountPath, m]),
+    );
+    expect(mounts['/var/lib/kubelet'].mountPropagation).toBe('Bidirectional');
+    expect(mounts['/lib/modules'].readOnly).toBe(true);
+    for (const p of ['/dev', '/sys', '/sys/kernel/config', '/run/udev', '/etc/nvme', '/csi']) {
+      expect(mounts[p], p).toBeDefined();
+    }
+    expect(container(ds, 'node-driver-registrar').args).toContain(
+      '--kubelet-registration-path=/var/lib/kubelet/plugins/meshstor.io/csi.sock',
+    );
+    expect(container(ds, 'liveness-probe')).toBeDefined();
+  });
+
+  it('by default the agent has no --drive, --os-drive-tail or --address: the agent’s defaults apply', () => {
+    const args: string[] = container(
+      find(objects(renderChart(h)), 'DaemonSet', 'meshstor-agent'),
+      'meshstor',
+    ).args;
+    expect(args.filter((a) => /^--(drive|os-drive-tail|address)=/.test(a))).toEqual([]);
+  });
+
+  it('runs two controllers with the provisioner (topology, capacity), resizer and liveness probe', () => {
+    const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
+    expect(d.spec.replicas).toBe(2);
+    expect(container(d, 'meshstor').args).toEqual([
+      'controller',
+      '--state=kube',
+      '--csi-socket=/csi/csi.sock',
+      '--resync-seconds=10',
+      '--metrics-port=9811',
+      '--log-level=info',
+    ]);
+    const prov = container(d, 'csi-provisioner');
+    expect(prov.image).toBe('registry.k8s.io/sig-storage/csi-provisioner:v6.3.0');
+    expect(prov.args).toEqual(
+      expect.arrayContaining([
+        '--feature-gates=Topology=true',
+        '--enable-capacity',
+        '--extra-create-metadata',
+      ]),
+    );
+    expect(container(d, 'csi-resizer').image).toMatch(/^registry\.k8s\.io\/sig-storage\/csi-resizer:v/);
+  });
+
+  it('the provisioner pin is the version the cluster tier builds and runs', async () => {
+    const { PROVISIONER_VERSION } = await import('../provision/paths.ts');
+    const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
+    expect(container(d, 'csi-provisioner').image).toBe(
+      `registry.k8s.io/sig-storage/csi-provisioner:${PROVISIONER_VERSION}`,
+    );
+  });
+
+  it('CSIDriver and StorageClasses as the issue says', () => {
+    const objs = objects(renderChart(h));
+    expect(find(objs, 'CSIDriver', 'meshstor.io').spec).toMatchObject({
+      attachRequired: false,
+      storageCapacity: true,
+    });
+    for (const [name, replicas] of [
+      ['meshstor-replicated', '2'],
+      ['meshstor-local', '1'],
+    ]) {
+      const sc = find(objs, 'StorageClass', name as string) as unknown as Record<string, unknown>;
+      expect(sc).toMatchObject({
+        provisioner: 'meshstor.io',
+        volumeBindingMode: 'WaitForFirstConsumer',
+        allowVolumeExpansion: true,
+        parameters: { replicaCount: replicas },
+      });
+    }
+  });
+
+  it('the second scheduler calls the extender with the settings of deploy/scheduler/second-scheduler.yaml', () => {
+    const shipped = objects(readFileSync(join(root, 'deploy/scheduler/second-scheduler.yaml'), 'utf8'));
+    const want = parse(
+      find(shipped, 'ConfigMap', 'meshstor-scheduler-config').data?.['config.yaml'] as string,
+    );
+    const got = parse(
+      find(objects(renderChart(h)), 'ConfigMap', 'meshstor-scheduler-config').data?.['config.yaml'] as string,
+    );
+    expect(got).toEqual(want);
+  });
+
+  it('scheduler.form=default ships no scheduler; an unknown form is refused', () => {
+    const kinds = objects(renderChart(h, ['--set', 'scheduler.form=default'])).map(key);
+    expect(kinds.filter((k) => k.includes('meshstor-scheduler'))).toEqual([]);
+    expect(kinds).toContain('Deployment/meshstor-system/meshstor-extender');
+    expect(() => renderChart(h, ['--set', 'scheduler.form=third'])).toThrow(
+      /scheduler.form must be second or default/,
+    );
+  });
+
+  it('an empty image tag means the chart appVersion, which is the package version', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as {
+      version: string;
+      appVersion: string;
+    };
+    expect(chart.appVersion).toBe(pkg.version);
+    expect(chart.version).toBe(pkg.version);
+    const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-extender');
+    expect(container(d, 'meshstor').image).toBe(`localhost/meshstor:${pkg.version}`);
+  });
+});
+
+describe('image contents', () => {
+  it('the Containerfile installs exactly deploy/image/packages.txt', () => {
+    const file = readFileSync(join(root, 'deploy/Containerfile'), 'utf8');
+    const install = /apt-get install -y --no-install-recommends \\\n([^&]+)&&/.exec(file)?.[1] ?? '';
+    expect(
+      install
+        .split(/[\s\\]+/)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual([...imagePackages()].sort());
+  });
+
+  it('the Containerfile copies every top-level folder that npm run image ships', () => {
+    const file = readFileSync(join(root, 'deploy/Containerfile'), 'utf8');
+    const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n');
+    const folders = new Set(
+      tracked.filter(isProductionFile).flatMap((f) => (f.includes('/') ? [f.split('/')[0]] : [])),
+    );
+    expect(folders.size).toBeGreaterThan(3);
+    const copyLines = file.split('\n').filter((l) => l.includes('cp -r'));
+    for (const f of folders)
+      expect(
+        copyLines.some((l) => new RegExp(`\\b${f}\\b`).test(l)),
+        f,
+      ).toBe(true);
+  });
+
+  it('ships product code, never tests, benchmarks, docs or manifests', () => {
+    expect(isProductionFile('cmd/meshstor.ts')).toBe(true);
+    expect(isProductionFile('csi/proto/csi.proto')).toBe(true);
+    expect(isProductionFile('simulations/default-scenario.yaml')).toBe(true);
+    expect(isProductionFile('package-lock.json')).toBe(true);
+    expect(isProductionFile('csi/test/controller.test.ts')).toBe(false);
+    expect(isProductionFile('agent/host/linux.test.ts')).toBe(false);
+    expect(isProductionFile('test/cluster/kube.ts')).toBe(false);
+    expect(isProductionFile('bench/run.ts')).toBe(false);
+    expect(isProductionFile('deploy/crds/meshstor.io_meshstornodes.yaml')).toBe(false);
+    expect(isProductionFile('docs/adr/0001-placement.md')).toBe(false);
+    expect(isProductionFile('biome.json')).toBe(false);
+  });
+});
