@@ -90,7 +90,8 @@ export class AgentLoop {
       await this.report(r);
       return r;
     } catch (e) {
-      log.warn({ error: reasonOf(e) }, 'pass failed');
+      if (this.stopping.signal.aborted) log.info({ error: reasonOf(e) }, 'pass abandoned');
+      else log.warn({ error: reasonOf(e) }, 'pass failed');
       return undefined;
     }
   }
@@ -102,7 +103,13 @@ export class AgentLoop {
     if (x.exported.length) log.info({ replicas: x.exported }, 'exported');
     if (x.unexported.length) log.info({ replicas: x.unexported }, 'unexported');
     for (const w of x.waiting) log.info(w, 'waiting to export');
+    const stopping = this.stopping.signal.aborted;
     for (const f of x.failed) {
+      // a step the stop cut short is resumable, not a failure: no warning, no Event on the volume
+      if (stopping) {
+        log.info(f, 'volume step abandoned');
+        continue;
+      }
       log.warn(f, 'replica not served');
       await warnings
         ?.warn(
@@ -117,6 +124,10 @@ export class AgentLoop {
     if (r.deletions.wiped.length) log.info({ partitions: r.deletions.wiped }, 'wiped');
     for (const w of r.deletions.waiting) log.info(w, 'waiting to wipe');
     for (const f of r.failures) {
+      if (stopping) {
+        log.info(f, 'volume step abandoned');
+        continue;
+      }
       log.warn(f, 'volume step failed');
       if (f.volume === '*' || f.step === 'deletion') continue; // not one volume's (a partition's, or the step's)
       await warnings

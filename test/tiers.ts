@@ -67,10 +67,18 @@ export const TIERS: Tier[] = [
   {
     name: 'kernel',
     about:
-      'Host contract + data-path scenarios + CSI NodeStage and relocation across three nodes through LinuxHost on Debian 6.12 in qemu',
+      'Host contract + data-path scenarios + CSI NodeStage and relocation across three nodes through LinuxHost on Debian 6.12 in qemu; the real meshstor agent binary there against the real control plane',
     command: ['vitest', 'run', '--project', 'kernel'],
     vitestProject: 'kernel',
     requiredInCI: true,
-    missing: async () => kernelTierMissing(),
+    missing: async () => {
+      const kernel = kernelTierMissing();
+      if (kernel) return kernel;
+      // the agent boot runs etcd and kube-apiserver on the host
+      const gone = missingBinaries().filter((b) => b === 'etcd' || b === 'kube-apiserver');
+      return gone.length > 0
+        ? `${gone.join(', ')} not in ${binDir()} (the agent boot's control plane): run npm run setup:cluster`
+        : undefined;
+    },
   },
 ];

@@ -112,10 +112,13 @@ describe('cancellation', () => {
     server.forceShutdown();
   });
 
-  it("stopping the agent's loop kills the host command its pass is running", async () => {
+  it("stopping the agent's loop kills the host command its pass is running, and tells no one it failed", async () => {
     const marker = `98.${process.pid}1`;
     const host = new SlowHost(marker);
     const store = await withVolume();
+    const warned: string[] = [];
+    const events: string[] = [];
+    const abandoned: unknown[] = [];
     const loop = new AgentLoop({
       context: {
         nodeName: 'n1',
@@ -126,11 +129,19 @@ describe('cancellation', () => {
       },
       resyncMs: 5,
       heartbeatMs: 60_000,
-      log: { info: () => {}, warn: () => {} } as never,
+      log: {
+        info: (o: unknown, msg: string) => msg === 'volume step abandoned' && abandoned.push(o),
+        warn: (_: unknown, msg: string) => warned.push(msg),
+      } as never,
+      warnings: { warn: async (_, reason) => events.push(reason) },
     });
     loop.start();
     await vi.waitFor(() => expect(running(marker).length).toBe(1), { timeout: 10_000 });
     await loop.stop();
     expect(running(marker)).toEqual([]);
+    // a step cut short by the stop is no failure: no warning in the log, no Warning Event on the volume
+    expect(warned).toEqual([]);
+    expect(events).toEqual([]);
+    expect(abandoned).toEqual([expect.objectContaining({ volume: 'v1' })]);
   });
 });

@@ -11,8 +11,8 @@ import { NODE_KEY } from '../../csi/topology.ts';
 import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
+import { csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
-import { csiNodeClient } from './csi-client.ts';
 import { Kube, until } from './kube.ts';
 
 describe('meshstor agent --state kube', () => {

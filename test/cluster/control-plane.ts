@@ -24,8 +24,13 @@ export interface ControlPlane {
 }
 
 export interface ControlPlaneOptions {
-  /** KubeSchedulerConfiguration as an object; clientConnection and leaderElection are filled in. */
-  schedulerConfig: Record<string, unknown>;
+  /**
+   * KubeSchedulerConfiguration as an object; clientConnection and leaderElection are filled in.
+   * Without one only etcd and kube-apiserver run (no scheduler, no controller-manager).
+   */
+  schedulerConfig?: Record<string, unknown>;
+  /** More subjectAltNames of the apiserver's serving certificate, e.g. `IP:10.0.2.2` for a VM. */
+  extraSans?: string[];
   /** Keep the run directory (logs, certificates) after stop. */
   keep?: boolean;
   /** Per-component start timeout. */
@@ -51,7 +56,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** CA, apiserver serving cert, admin and scheduler client certs, service-account key pair. */
-function makePki(pki: string): void {
+function makePki(pki: string, extraSans: string[]): void {
   mkdirSync(pki, { recursive: true, mode: 0o700 });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(
@@ -94,7 +99,7 @@ function makePki(pki: string): void {
     'apiserver',
     '/CN=kube-apiserver',
     'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
-      'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n',
+      `subjectAltName=${['IP:127.0.0.1', 'IP:10.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc', ...extraSans].join(',')}\n`,
   );
   const client = 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
   sign('admin', '/O=system:masters/CN=meshstor-test-admin', client);
@@ -204,13 +209,65 @@ async function waitFor(proc: Proc, what: string, timeoutMs: number, probe: () =>
   }
 }
 
+/** kube-scheduler with `config` and kube-controller-manager with only the volume controllers. */
+async function startSchedulerAndControllers(
+  dir: string,
+  logs: string,
+  config: Record<string, unknown>,
+  { schedPort, kcmPort }: { schedPort: number; kcmPort: number },
+  procs: Proc[],
+  timeout: number,
+): Promise<void> {
+  const schedConfig = {
+    ...config,
+    clientConnection: { kubeconfig: join(dir, 'scheduler.kubeconfig') },
+    leaderElection: { leaderElect: false },
+  };
+  writeFileSync(join(dir, 'scheduler-config.json'), JSON.stringify(schedConfig, null, 2));
+  const sched = new Proc(
+    'kube-scheduler',
+    [
+      `--config=${join(dir, 'scheduler-config.json')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${schedPort}`,
+      `--cert-dir=${join(dir, 'scheduler-certs')}`,
+      '--v=2',
+    ],
+    logs,
+  );
+  procs.push(sched);
+  // Without a kubelet nothing would ever lift a not-ready taint, so only the volume controllers
+  // run (never node-lifecycle). --use-service-account-credentials=false: they act as admin.
+  const kcm = new Proc(
+    'kube-controller-manager',
+    [
+      `--kubeconfig=${join(dir, 'admin.kubeconfig')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${kcmPort}`,
+      `--cert-dir=${join(dir, 'kcm-certs')}`,
+      '--leader-elect=false',
+      '--use-service-account-credentials=false',
+      '--controllers=persistentvolume-binder-controller,persistentvolume-attach-detach-controller,' +
+        'persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,' +
+        'garbage-collector-controller',
+      '--v=1',
+    ],
+    logs,
+  );
+  procs.push(kcm);
+  const healthy = (port: number) => async () =>
+    (await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true }))[0] === 200;
+  await waitFor(sched, 'healthy', timeout, healthy(schedPort));
+  await waitFor(kcm, 'healthy', timeout, healthy(kcmPort));
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const timeout = opts.startTimeoutMs ?? 90_000;
   const dir = mkdtempSync(join(tmpdir(), 'meshstor-cp-'));
   const pki = join(dir, 'pki');
   const logs = join(dir, 'logs');
   mkdirSync(logs);
-  makePki(pki);
+  makePki(pki, opts.extraSans ?? []);
   const [etcdPort, etcdPeer, apiPort, schedPort, kcmPort] = [
     await freePort(),
     await freePort(),
@@ -223,12 +280,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const schedKubeconfig = join(dir, 'scheduler.kubeconfig');
   writeFileSync(adminKubeconfig, kubeconfig(apiUrl, pki, 'admin'));
   writeFileSync(schedKubeconfig, kubeconfig(apiUrl, pki, 'scheduler'));
-  const schedConfig = {
-    ...opts.schedulerConfig,
-    clientConnection: { kubeconfig: schedKubeconfig },
-    leaderElection: { leaderElect: false },
-  };
-  writeFileSync(join(dir, 'scheduler-config.json'), JSON.stringify(schedConfig, null, 2));
 
   const procs: Proc[] = [];
   const stop = async () => {
@@ -293,41 +344,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       return code === 200 && body.trim() === 'ok';
     });
 
-    const sched = new Proc(
-      'kube-scheduler',
-      [
-        `--config=${join(dir, 'scheduler-config.json')}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${schedPort}`,
-        `--cert-dir=${join(dir, 'scheduler-certs')}`,
-        '--v=2',
-      ],
-      logs,
-    );
-    procs.push(sched);
-    // Without a kubelet nothing would ever lift a not-ready taint, so only the volume controllers
-    // run (never node-lifecycle). --use-service-account-credentials=false: they act as admin.
-    const kcm = new Proc(
-      'kube-controller-manager',
-      [
-        `--kubeconfig=${adminKubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${kcmPort}`,
-        `--cert-dir=${join(dir, 'kcm-certs')}`,
-        '--leader-elect=false',
-        '--use-service-account-credentials=false',
-        '--controllers=persistentvolume-binder-controller,persistentvolume-attach-detach-controller,' +
-          'persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,' +
-          'garbage-collector-controller',
-        '--v=1',
-      ],
-      logs,
-    );
-    procs.push(kcm);
-    const healthy = (port: number) => async () =>
-      (await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true }))[0] === 200;
-    await waitFor(sched, 'healthy', timeout, healthy(schedPort));
-    await waitFor(kcm, 'healthy', timeout, healthy(kcmPort));
+    if (opts.schedulerConfig) {
+      const ports = { schedPort, kcmPort };
+      await startSchedulerAndControllers(dir, logs, opts.schedulerConfig, ports, procs, timeout);
+    }
   } catch (e) {
     await stop();
     throw e;

@@ -116,7 +116,11 @@ export class Kube {
     return (await this.custom.getClusterCustomObject(this.ref('MeshStorVolume', name))) as MeshStorVolume;
   }
 
-  async createNode(name: string, opts: { zone?: string; cpu?: string } = {}): Promise<void> {
+  /** An API-only Node (Ready, allocatable), its CSINode, and `internalIp` as its InternalIP address. */
+  async createNode(
+    name: string,
+    opts: { zone?: string; cpu?: string; internalIp?: string } = {},
+  ): Promise<void> {
     const now = new Date();
     await this.core.createNode({
       body: {
@@ -144,6 +148,7 @@ export class Kube {
               lastTransitionTime: now,
             },
           ],
+          ...(opts.internalIp ? { addresses: [{ type: 'InternalIP', address: opts.internalIp }] } : {}),
         },
       },
     });

@@ -17,9 +17,9 @@ import { DRIVER_NAME, type MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { quantityBytes } from '../../scheduler/state.ts';
 import { provisionerBinary } from '../provision/paths.ts';
+import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { freePort } from './control-plane.ts';
-import { type CsiNodeClient, csiNodeClient } from './csi-client.ts';
 import { Kube, until } from './kube.ts';
 
 const E2E_LABEL = 'meshstor.io/e2e-provisioning';

@@ -46,6 +46,12 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   'e2-reassemble-after-reboot': 55_000,
   'g-crash-resume': 180_000,
   'g2-crash-resume-rebuild': 255_000,
+  // boot 4: the real `meshstor agent` binary against the host's control plane (agent.ts)
+  'k1-agent-publishes-its-node': 60_000,
+  'k2-stage-write': 45_000,
+  'k3-restart-keeps-array-and-mount': 60_000,
+  'k4-unstage': 15_000,
+  'k5-delete-wipes': 30_000,
 };
 /** A case not in the table yet (a new contract case): its nominal time until it is measured. */
 export const NOMINAL_UNKNOWN_MS = 120_000;

@@ -21,6 +21,24 @@ export function freshDrives(dir: string): DriveSpec[] {
     { serial: 'MS-N2-DATA', sizeBytes: GiB },
     { serial: 'MS-N3-DATA', sizeBytes: GiB },
   ];
+  return sparseImages(dir, specs);
+}
+
+/**
+ * The drives of the agent boot (test/kernel/agent.ts): one node's "OS drive" (EFI + root partitions
+ * already on it, as an installer leaves them) and two empty data drives.
+ */
+export function agentDrives(dir: string): DriveSpec[] {
+  mkdirSync(dir, { recursive: true });
+  return sparseImages(dir, [
+    { serial: 'MS-K-OS', sizeBytes: 2 * GiB },
+    { serial: 'MS-K-DATA1', sizeBytes: GiB },
+    { serial: 'MS-K-DATA2', sizeBytes: GiB },
+  ]);
+}
+
+/** Fresh sparse images in `dir`; the first gets an OS drive's GPT from sgdisk run on the image file. */
+function sparseImages(dir: string, specs: DriveSpec[]): DriveSpec[] {
   for (const s of specs) {
     s.image = join(dir, `${s.serial}.img`);
     rmSync(s.image, { force: true });

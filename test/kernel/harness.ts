@@ -22,20 +22,26 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageFiles } from './guest-packages.ts';
 import { currentBuild, type KernelBuild } from './paths.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
  * Top-level folders the guest does not get whole: test/ and bench/ contribute only their guest
- * parts (GUEST_TEST_DIRS); node_modules only GUEST_PACKAGES.
+ * parts (GUEST_TEST_DIRS); node_modules only GUEST_PACKAGES (and BootOptions.packages).
  */
 const NOT_COPIED = new Set(['node_modules', 'test', 'bench']);
-const GUEST_TEST_DIRS = ['test/kernel/guest', 'bench/kernel'];
+const GUEST_TEST_DIRS = ['test/kernel/guest', 'test/support', 'bench/kernel'];
 /**
- * The only packages the guest loads, with their JavaScript (csi/ takes gRPC status codes from
- * @grpc/grpc-js, which needs @js-sdsl/ordered-map); everything else is Node builtins.
+ * The packages every guest loads, with their dependencies (csi/ takes gRPC status codes from
+ * @grpc/grpc-js); everything else is Node builtins.
  */
-const GUEST_PACKAGES = ['@grpc/grpc-js', '@js-sdsl/ordered-map'];
+const GUEST_PACKAGES = ['@grpc/grpc-js'];
+/**
+ * The NIC of a guest with `network`: virtio-net (a module in Debian's cloud kernel, not in the base
+ * initramfs, so the harness adds it and its dependencies from the unpacked kernel package).
+ */
+const NET_MODULE = 'virtio_net';
 
 export interface DriveSpec {
   serial: string;
@@ -57,6 +63,13 @@ export interface BootOptions {
   echo?: boolean;
   /** Write the console (every boot attempt) to this file as it arrives. */
   consoleLog?: string;
+  /** More packages of node_modules the guest loads (with their dependencies), e.g. for cmd/meshstor.ts. */
+  packages?: string[];
+  /**
+   * A NIC on qemu's user network: the guest is 10.0.2.15/24 and reaches the host's loopback at
+   * 10.0.2.2 (the host reaches nothing in the guest).
+   */
+  network?: boolean;
 }
 
 export interface GuestEvent {
@@ -94,7 +107,7 @@ export function kernelTierMissing(): string | undefined {
   return undefined;
 }
 
-function listFiles(dir: string, names = ['-name', '*.ts']): string[] {
+function listFiles(dir: string, names = ['-name', '*.ts', '-o', '-name', '*.proto']): string[] {
   const r = spawnSync('find', [dir, '-type', 'f', '(', ...names, ')'], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean);
 }
@@ -108,8 +121,24 @@ function guestDirs(): string[] {
   return [...top, ...GUEST_TEST_DIRS];
 }
 
+/**
+ * The kernel modules (paths under the kernel package's root, in load order) a NIC needs, from the
+ * kernel package `setup.ts` unpacked next to the kernel image.
+ */
+function netModules(build: KernelBuild): { root: string; modules: string[] } {
+  const root = dirname(dirname(build.kernel));
+  const r = spawnSync('modprobe', ['-d', root, '-S', build.release, '--show-depends', NET_MODULE], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`modprobe --show-depends ${NET_MODULE} failed: ${r.stderr}`);
+  const modules = [...r.stdout.matchAll(/^insmod (\S+)/gm)].map((m) => relative(root, m[1] as string));
+  if (modules.length === 0) throw new Error(`${NET_MODULE} is built in or missing in ${root}`);
+  return { root, modules };
+}
+
 /** The project cpio: /init and /project/... (appended to the base initramfs; later files win). */
-function projectInitrd(base: string, out: string, files: Record<string, string>): void {
+function projectInitrd(base: string, out: string, o: BootOptions, build: KernelBuild): void {
+  const files = o.files ?? {};
   const stage = mkdtempSync(join(tmpdir(), 'meshstor-guest-'));
   try {
     const put = (rel: string, content: string | Buffer, mode = 0o644) => {
@@ -122,15 +151,13 @@ function projectInitrd(base: string, out: string, files: Record<string, string>)
     for (const d of guestDirs()) {
       for (const f of listFiles(join(ROOT, d))) put(join('project', relative(ROOT, f)), readFileSync(f));
     }
-    for (const p of GUEST_PACKAGES) {
-      const files = listFiles(join(ROOT, 'node_modules', p), [
-        '-name',
-        '*.js',
-        '-o',
-        '-name',
-        'package.json',
-      ]);
-      for (const f of files) put(join('project', relative(ROOT, f)), readFileSync(f));
+    for (const f of packageFiles(ROOT, [...GUEST_PACKAGES, ...(o.packages ?? [])]))
+      put(join('project', f), readFileSync(join(ROOT, f)));
+    if (o.network) {
+      // /init loads these in order and configures the NIC when this list is there
+      const net = netModules(build);
+      for (const m of net.modules) put(m, readFileSync(join(net.root, m)));
+      put('etc/meshstor/net-modules', `${net.modules.map((m) => `/${m}`).join('\n')}\n`);
     }
     for (const [rel, content] of Object.entries(files)) put(join('project', rel), content);
     const r = spawnSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet > "${out}.project"`]);
@@ -328,7 +355,7 @@ async function runGuest(o: BootOptions, build: KernelBuild, session: GuestSessio
   const work = o.workDir ?? mkdtempSync(join(tmpdir(), 'meshstor-vm-'));
   mkdirSync(work, { recursive: true });
   const initrd = join(work, 'initrd.cpio');
-  projectInitrd(build.initrd, initrd, o.files ?? {});
+  projectInitrd(build.initrd, initrd, o, build);
   const images: Record<string, string> = {};
   const made: string[] = [];
   const driveArgs: string[] = [];
@@ -358,8 +385,7 @@ async function runGuest(o: BootOptions, build: KernelBuild, session: GuestSessio
     'none',
     '-vga',
     'none',
-    '-nic',
-    'none',
+    ...(o.network ? ['-nic', 'user,model=virtio-net-pci'] : ['-nic', 'none']),
     '-serial',
     'stdio',
     '-monitor',

@@ -1,5 +1,5 @@
 // The kernel tier: the Host contract and the data-path scenarios on a real Debian 6.12 kernel in
-// qemu, through LinuxHost. Three boots; each case the guest runs is its own vitest test with its
+// qemu, through LinuxHost, and the real `meshstor agent` binary there. Four boots; each case the guest runs is its own vitest test with its
 // own time budget (budget.ts: nominal time scaled by how fast the guest booted), so a hung case
 // fails by name, its guest is killed and its console log is kept (tier-boot.ts); the boot's later
 // cases then fail as not run. No boot happens in a hook: a hook that timed out would leave its
@@ -8,14 +8,19 @@
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
 // (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
-// e2, g and g2.
+// e2, g and g2. Boot 4: `meshstor agent --host linux --state kube` in the guest against the control
+// plane and `meshstor controller` on the host (agent.ts, guest/agent-binary.ts), k1–k5.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { CONTRACT } from '../../agent/host/test/contract.ts';
+import { NODE_CONDITION } from '../../kube/crds.ts';
+import { until } from '../cluster/kube.ts';
+import { AgentBootHost } from './agent.ts';
 import { BOOT_BACKSTOP_MS, backstopMs } from './budget.ts';
 import { freshDrives, reordered } from './drives.ts';
+import { AGENT_CASES, AGENT_DRIVES, AGENT_NODE } from './guest/agent-fixture.ts';
 import { type DriveSpec, kernelTierMissing } from './harness.ts';
 import { TierBoot } from './tier-boot.ts';
 
@@ -131,5 +136,86 @@ describe('data-path scenarios (real kernel)', () => {
     'g: crash-and-resume: kill -9 of the rebuild driver between every two steps after a lost member',
     'g2-crash-resume-rebuild',
     reboot,
+  );
+});
+
+describe('meshstor agent --host linux: the real binary on the VM against the control plane (real kernel)', () => {
+  const host = new AgentBootHost();
+  // registered before the boot's own afterAll, so it runs after the guest is gone (hooks stack)
+  afterAll(async () => {
+    await host.stop(keepLogs ? logDir : undefined);
+    console.log(host.summary());
+  });
+  const agent = boot('agent', () => host.start(work));
+  guestTest(
+    'the control plane and meshstor controller start on the host; the guest boots with a NIC',
+    undefined,
+    () => agent.booted(),
+  );
+  guestTest(
+    'k1: the agent takes its identity from the Node, manages the empty drives, skips the OS drive, and publishes its MeshStorNode',
+    AGENT_CASES.serves,
+    async () => {
+      const seen = (await agent.expectCase(AGENT_CASES.serves)) as { hostNqn: string };
+      const n = await host.node();
+      expect(n.spec.topology?.zone).toBe(AGENT_NODE.zone);
+      expect(n.status?.nvmeofAddress?.address).toBe(AGENT_NODE.internalIp);
+      expect(n.status?.hostNQN).toBe(seen.hostNqn);
+      expect(n.status?.hostNQN).toMatch(/^nqn\.2014-08\.org\.nvmexpress:uuid:/);
+      expect(n.status?.drives?.map((d) => d.id).sort()).toEqual([...AGENT_DRIVES.data].sort());
+      const skipped = n.status?.skippedDrives?.find((d) => d.id === AGENT_DRIVES.os);
+      expect(skipped?.reason).toMatch(/partition/i);
+      const cond = (type: string) => n.status?.conditions?.find((c) => c.type === type);
+      expect(cond(NODE_CONDITION.KernelModulesLoaded)?.status).toBe('True');
+      expect(cond(NODE_CONDITION.Ready)?.status).toBe('True');
+    },
+  );
+  guestTest(
+    "k2: CreateVolume through meshstor controller places the replica on the guest's drive; NodeStage through the agent's socket; data written and re-read",
+    AGENT_CASES.stage,
+    async () => {
+      await host.createVolume();
+      const placed = await host.volume();
+      expect(placed.spec.replicas?.map((r) => r.node)).toEqual([AGENT_NODE.name]);
+      expect(AGENT_DRIVES.data).toContain(placed.spec.replicas?.[0]?.drive);
+      await agent.expectCase(AGENT_CASES.stage);
+      const staged = await host.volume();
+      expect(staged.status?.arrayUUID).toBeTruthy();
+      expect(staged.status?.members?.map((m) => m.state)).toEqual(['InSync']);
+    },
+  );
+  guestTest(
+    'k3: SIGTERM to the agent and a restart leave the staged array and its mount untouched; the stop warns of nothing',
+    AGENT_CASES.restart,
+    async () => {
+      await agent.expectCase(AGENT_CASES.restart);
+      // the restarted agent was given --os-drive-tail for the OS drive: its heartbeat lists it
+      const n = await until('the OS drive in the MeshStorNode', 60_000, async () => {
+        const n = await host.node();
+        return n.status?.drives?.some((d) => d.id === AGENT_DRIVES.os) ? n : undefined;
+      });
+      expect(n.status?.skippedDrives ?? []).toEqual([]);
+    },
+  );
+  guestTest('k4: NodeUnstage stops the array and keeps the partition', AGENT_CASES.unstage, () =>
+    agent.expectCase(AGENT_CASES.unstage),
+  );
+  guestTest(
+    'k5: DeleteVolume through meshstor controller: the agent wipes the partition, then the record goes',
+    AGENT_CASES.wiped,
+    async () => {
+      await host.deleteVolume();
+      await agent.expectCase(AGENT_CASES.wiped);
+      await until('the MeshStorVolume to go (finalizer released after the wipe)', 60_000, async () =>
+        (await host.volumeGone()) ? true : undefined,
+      );
+      const n = await until('no MeshStor partition in the MeshStorNode', 60_000, async () => {
+        const n = await host.node();
+        return n.status?.drives?.every((d) => (d.partitions ?? []).every((p) => !p.owner)) ? n : undefined;
+      });
+      // the OS drive's own partitions are reported as foreign and left as they were
+      const os = n.status?.drives?.find((d) => d.id === AGENT_DRIVES.os);
+      expect(os?.partitions?.map((p) => p.label)).toEqual(['EFI', 'root']);
+    },
   );
 });

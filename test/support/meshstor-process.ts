@@ -10,10 +10,12 @@ export class MeshstorProcess {
   log = '';
   private readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
+  /** `onLog` also sees the log as it arrives (e.g. to copy it to a VM's console). */
+  constructor(args: string[], onLog?: (chunk: string) => void) {
     this.proc = spawn(process.execPath, [MESHSTOR_CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc.stderr?.on('data', (d) => {
       this.log += String(d);
+      onLog?.(String(d));
     });
     this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }

@@ -15,6 +15,15 @@ for m in configfs nvme md_mod raid1 nvmet nvmet_tcp nvme_tcp nvme_fabrics xfs dm
 mount -t configfs configfs /sys/kernel/config 2>/dev/null
 ip link set lo up
 for a in 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5; do ip addr add $a/8 dev lo 2>/dev/null; done
+# a guest booted with a NIC (BootOptions.network): qemu's user network, the host's loopback at 10.0.2.2
+if [ -f /etc/meshstor/net-modules ]; then
+  for m in $(cat /etc/meshstor/net-modules); do insmod "$m"; done
+  nic=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
+  ip link set "$nic" up
+  ip addr add 10.0.2.15/24 dev "$nic"
+  ip route add default via 10.0.2.2
+  echo "@@MS {\"kind\":\"network\",\"nic\":\"$nic\",\"uptime\":$(cut -d' ' -f1 /proc/uptime)}"
+fi
 echo 2000000 > /proc/sys/dev/raid/speed_limit_min
 echo 2000000 > /proc/sys/dev/raid/speed_limit_max
 suite=$(sed -n 's/.*meshstor\.suite=\([^ ]*\).*/\1/p' /proc/cmdline)

@@ -1,8 +1,8 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, or relocate: r
-// alone). Prints an `@@MS {json}` line when each case starts and one with its result (harness.ts
-// parses them; the host bounds each case's time from its start line) and exits non-zero when any
-// case failed.
+// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
+// alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
+// host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -102,20 +102,35 @@ async function benchSuite(): Promise<boolean> {
   return runCase('fio', bench);
 }
 
+/**
+ * The agent boot: the real `meshstor agent` binary; it is stopped even when a case failed. Loaded
+ * only here: it needs @kubernetes/client-node, which only this boot's initramfs has.
+ */
+async function agentSuite(): Promise<boolean> {
+  const { AGENT_BINARY, stopAgent } = await import('./agent-binary.ts');
+  try {
+    return await scenarios(AGENT_BINARY);
+  } finally {
+    await stopAgent();
+  }
+}
+
 const ok =
-  suite === 'contract'
-    ? await contract()
-    : suite === 'bench'
-      ? await benchSuite()
-      : suite === 'capture'
-        ? await runCase('capture', captureFixtures)
-        : await scenarios(
-            suite === 'reboot'
-              ? AFTER_REBOOT
-              : suite === 'stage'
-                ? [s_csiStaging, r_agentRelocation]
-                : suite === 'relocate'
-                  ? [r_agentRelocation]
-                  : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-          );
+  suite === 'agent'
+    ? await agentSuite()
+    : suite === 'contract'
+      ? await contract()
+      : suite === 'bench'
+        ? await benchSuite()
+        : suite === 'capture'
+          ? await runCase('capture', captureFixtures)
+          : await scenarios(
+              suite === 'reboot'
+                ? AFTER_REBOOT
+                : suite === 'stage'
+                  ? [s_csiStaging, r_agentRelocation]
+                  : suite === 'relocate'
+                    ? [r_agentRelocation]
+                    : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+            );
 process.exit(ok ? 0 : 1);

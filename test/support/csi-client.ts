@@ -1,15 +1,16 @@
-// A CSI Node client over a unix socket, for tests that play kubelet.
+// A CSI client over a unix socket, for tests that play kubelet or the external-provisioner.
 import * as grpc from '@grpc/grpc-js';
 import { loadCsi } from '../../csi/server.ts';
 
-export interface CsiNodeClient {
+export interface CsiClient {
   call(method: string, request: object): Promise<unknown>;
   close(): void;
 }
 
-export function csiNodeClient(socket: string): CsiNodeClient {
+/** A client of one CSI service on `socket`; `call` takes the RPC's name (NodeStageVolume, ...). */
+export function csiClient(socket: string, service: 'Identity' | 'Controller' | 'Node'): CsiClient {
   const pkg = loadCsi();
-  const client = new pkg.csi.v1.Node(
+  const client = new pkg.csi.v1[service](
     `unix:${socket}`,
     grpc.credentials.createInsecure(),
   ) as unknown as Record<string, (r: object, cb: (e: grpc.ServiceError | null, v: unknown) => void) => void>;
@@ -18,4 +19,11 @@ export function csiNodeClient(socket: string): CsiNodeClient {
       new Promise((resolve, reject) => client[m]?.call(client, r, (e, v) => (e ? reject(e) : resolve(v)))),
     close: () => (client as unknown as grpc.Client).close(),
   };
+}
+
+/** A Node service client (what kubelet calls). */
+export type CsiNodeClient = CsiClient;
+
+export function csiNodeClient(socket: string): CsiNodeClient {
+  return csiClient(socket, 'Node');
 }
