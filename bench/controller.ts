@@ -4,10 +4,13 @@
 // (what the apiserver would have to list and send).
 //   before: the list-per-call path (every node and every record read, a ClusterState built)
 //   after:  the PlacementCache the `--state kube` controller keeps from informer events
-// Both on the in-memory store, so neither pays network or JSON; both still re-read every record
-// after writing one (the double-booking check reads the store, never the cache). Last, the
-// decision alone on the live model, to show what of CreateVolume is placement and what is the store.
+// Both on the in-memory store, so neither pays network or JSON; both check for double booking in
+// the store's allocation ledger (docs/adr/0004-allocation-ledger.md), never in the cache: ledger
+// reads count as objects read. Then CreateVolume with 16 callers at once (external-provisioner's
+// workers), a check that no two records share a byte, and last the decision alone on the live
+// model, to show what of CreateVolume is placement and what is the store.
 //   node bench/controller.ts [--nodes 5000] [--volumes 100000] [--before 3] [--after 40]
+//                            [--callers 16] [--concurrent 64]
 import { parseArgs } from 'node:util';
 import { PlacementCache } from '../controller/placement-cache.ts';
 import { ControllerService } from '../csi/controller.ts';
@@ -15,6 +18,7 @@ import type { GetCapacityRequest } from '../csi/types.ts';
 import { GiB, MiB } from '../placement/units.ts';
 import { msNode } from '../scheduler/test/fixtures.ts';
 import { volumeObject } from '../state/kube-store.ts';
+import type { ExtentLedger } from '../state/ledger.ts';
 import { MemoryVolumeStore, StaticInventory } from '../state/memory-store.ts';
 import { agentReady, nodeInfoFrom } from '../state/placement-model.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
@@ -26,6 +30,8 @@ const { values } = parseArgs({
     volumes: { type: 'string', default: '100000' },
     before: { type: 'string', default: '3' },
     after: { type: 'string', default: '40' },
+    callers: { type: 'string', default: '16' },
+    concurrent: { type: 'string', default: '64' },
   },
 });
 const NODES = Number(values.nodes);
@@ -42,6 +48,7 @@ const rand = (n: number) => {
 /** Counts the objects each read returns: the list traffic an apiserver would serve. */
 class Counting {
   objects = 0;
+  written = 0;
   store(s: VolumeStore): VolumeStore {
     return {
       get: async (id) => {
@@ -57,6 +64,25 @@ class Counting {
       create: (r) => s.create(r),
       replace: (r) => s.replace(r),
       remove: (id) => s.remove(id),
+      ledger: this.ledger(s.ledger),
+    };
+  }
+  /** Ledger reads count as objects read; writes are what the allocation needs anyway. */
+  ledger(l: ExtentLedger): ExtentLedger {
+    return {
+      read: async (node) => {
+        this.objects++;
+        return l.read(node);
+      },
+      write: async (x) => {
+        this.written++;
+        return l.write(x);
+      },
+      list: async () => {
+        const all = await l.list();
+        this.objects += all.length;
+        return all;
+      },
     };
   }
   inventory(i: NodeInventory): NodeInventory {
@@ -109,7 +135,7 @@ for (let v = 0; v < VOLUMES; v++) {
 cache.markSynced();
 console.log(
   `loaded ${NODES} nodes and ${VOLUMES} volumes (store + cache) in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`,
+    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
 );
 
 const inventory = new StaticInventory(msNodes.map((n) => nodeInfoFrom(n, agentReady(n))));
@@ -141,12 +167,30 @@ async function timed(count: number, fn: () => Promise<unknown>): Promise<Summary
   return summarize(samples, (performance.now() - start) / 1000);
 }
 
+/** `count` calls of `fn` with `callers` of them in flight at once; latency per call. */
+async function timedConcurrent(count: number, callers: number, fn: () => Promise<unknown>): Promise<Summary> {
+  const samples = new Float64Array(count);
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const t = performance.now();
+      await fn();
+      samples[i] = (performance.now() - t) * 1000;
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, worker));
+  return summarize(samples, (performance.now() - start) / 1000);
+}
+
 const ms = (us: number) => `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms`;
 function line(what: string, s: Summary, reads: Counting): string {
   return (
     `${what.padEnd(28)} ${s.perSecond.toFixed(s.perSecond < 10 ? 2 : 0).padStart(8)}/s  ` +
     `p50 ${ms(s.p50us).padStart(9)}  p99 ${ms(s.p99us).padStart(9)}  ` +
-    `${Math.round(reads.objects / s.count).toLocaleString('en-US')} objects read per call (n=${s.count})`
+    `${Math.round(reads.objects / s.count).toLocaleString('en-US')} objects read` +
+    (reads.written ? `, ${(reads.written / s.count).toFixed(1)} ledger writes` : '') +
+    ` per call (n=${s.count})`
   );
 }
 
@@ -161,20 +205,45 @@ for (const variant of ['before', 'after'] as const) {
   const rounds = Number(variant === 'before' ? values.before : values.after);
   await ctl.getCapacity(capacityReq); // warm-up
   reads.objects = 0;
+  reads.written = 0;
   console.log(
     line(`${variant}: GetCapacity`, await timed(rounds * 5, () => ctl.getCapacity(capacityReq)), reads),
   );
   reads.objects = 0;
+  reads.written = 0;
   console.log(
     line(`${variant}: CreateVolume`, await timed(rounds, () => ctl.createVolume(createReq())), reads),
   );
+  if (variant === 'after') {
+    const callers = Number(values.callers);
+    reads.objects = 0;
+    reads.written = 0;
+    const s = await timedConcurrent(Number(values.concurrent), callers, () => ctl.createVolume(createReq()));
+    console.log(line(`after: CreateVolume x${callers}`, s, reads));
+  }
   if (ctl.collisions > 0) console.log(`  (${ctl.collisions} collisions withdrawn)`);
   // What the informer would have delivered meanwhile: the records this variant wrote.
   for (const r of await store.list()) if (r.id.startsWith('bench-')) cache.setVolume(volumeObject(r));
 }
 
+// No two records share a byte (the guarantee the speed must not cost).
+const seen = new Map<string, { start: number; end: number; id: string }[]>();
+let overlaps = 0;
+for (const r of await store.list()) {
+  if (r.phase !== 'Active') continue;
+  for (const x of r.replicas) {
+    const k = `${x.node}/${x.drive}`;
+    const on = seen.get(k) ?? [];
+    overlaps += on.filter((o) => o.start < x.extent.end && x.extent.start < o.end).length;
+    on.push({ ...x.extent, id: r.id });
+    seen.set(k, on);
+  }
+}
+console.log(`double-booked extent pairs among all records: ${overlaps}`);
+if (overlaps > 0) process.exitCode = 1;
+
 // Where "after: CreateVolume" spends its time: the decision on the live model is this much; the
-// rest is the store (above all the re-read of every record the double-booking check needs).
+// rest is the store (the claims, the record, the check).
 const decision = measure(2000, (i) => {
   const id = PlacementCache.reservationId(`decision-${i}`);
   const r = cache.engine.allocate({ volumeId: id, sizeBytes: 20 * GiB, replicaCount: 2 });
@@ -182,3 +251,4 @@ const decision = measure(2000, (i) => {
   cache.engine.cluster.release(id);
 });
 console.log(`after: the decision alone (allocate on the live model, released): ${fmt(decision)}`);
+console.log(`resident memory at the end: ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);

@@ -75,7 +75,7 @@ for (let v = 0; v < VOLUMES; v++) {
 const tLoad = performance.now();
 console.log(
   `loaded ${NODES} nodes in ${(tNodes - t0).toFixed(0)} ms, ${VOLUMES} volumes+PVs+PVCs in ${(tLoad - tNodes).toFixed(0)} ms; ` +
-    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`,
+    `heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
 );
 
 const metrics = new ExtenderMetrics(() => state.sizes());

@@ -247,6 +247,9 @@ export const agentCommand = defineCommand({
       });
       identity = { ...flagsIdentity, ...(await heartbeat.refresh()) };
       await publisher.publish(await store.list());
+      // the admin hears of missing modules on the node's object too, not only in its condition
+      if (modulesMissing)
+        await events.warn({ kind: 'MeshStorNode', name: nodeName }, 'KernelModulesMissing', modulesMissing);
     } else store = new MemoryVolumeStore();
 
     // One lock per volume shared by the node service and the agent's pass (agent/exports.ts).

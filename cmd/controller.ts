@@ -124,7 +124,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
     // as well would stall provisioning whenever the sidecars lead in the other replica. The Lease
     // picks the one replica that runs the background reconcilers.
     const controller = new ControllerService({ store, inventory, model: cache?.cache });
-    const deletion = new DeletionReconciler(controller.allocator, elector);
+    const deletion = new DeletionReconciler(controller.allocator, { leader: elector });
     const relocation = new RelocationReconciler(
       controller.allocator,
       (records) => {
@@ -165,6 +165,18 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       try {
         const released = await deletion.pass();
         if (released.length) log.info({ volumes: released }, 'volumes released');
+        const ledger = deletion.lastLedgerPass;
+        deletion.lastLedgerPass = undefined; // report each ledger pass once
+        if (ledger && (ledger.adopted || ledger.released))
+          log.info({ adopted: ledger.adopted, released: ledger.released }, 'ledger reconciled');
+        for (const volume of ledger?.clashes ?? []) {
+          log.error({ volume }, 'double booking: another allocation claims bytes of this volume');
+          await events?.warn(
+            { kind: 'MeshStorVolume', name: volume },
+            'DoubleBooked',
+            'another allocation claims bytes of this volume in the ledger; an administrator must look',
+          );
+        }
         const r = await relocation.pass();
         if (r.started.length) log.info({ volumes: r.started }, 'relocation started');
         if (r.finished.length) log.info({ volumes: r.finished }, 'relocation finished');

@@ -1,8 +1,12 @@
 // The allocator: the one place extents are handed out. It decides with placement (on the live model
-// or on fresh lists), writes the record, then re-reads every record and withdraws its own when
-// another overlaps it, backing off at random before trying again. Whichever of two racing
-// controllers re-reads second sees the other's record, so two overlapping records never both
-// survive. Only the holder of the allocator Lease allocates.
+// or on fresh lists), claims the extents on each node's allocation ledger (a write under the
+// ledger's version, refused when another volume's claim shares a byte or the ledger moved on),
+// writes the record, and checks that its claims still stand. Two overlapping claims can never both
+// be written, so two records never keep one extent, at a cost of a few objects per call whatever
+// the cluster's size (docs/adr/0004-allocation-ledger.md). A refused claim backs off at random and
+// tries again away from the contested bytes. Only the holder of the allocator Lease allocates.
+
+import { randomUUID } from 'node:crypto';
 import { ClusterState } from '../placement/cluster.ts';
 import { PlacementEngine } from '../placement/engine.ts';
 import { PlacementError } from '../placement/errors.ts';
@@ -10,6 +14,7 @@ import type { ReplicaInfo, SpreadPolicy, TopologySegment } from '../placement/mo
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { KeyedLock } from '../state/lock.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
+import { Claims, ownerOf } from './claims.ts';
 import { AllocatorRefusal } from './errors.ts';
 import { PlacementCache } from './placement-cache.ts';
 import { markDeleting } from './release.ts';
@@ -21,7 +26,7 @@ export interface AllocatorOptions {
   leader?: { isLeader: boolean; currentHolder: string | undefined } | undefined;
   /**
    * Placement inputs kept current by informers (`--state kube`). Without it every decision lists
-   * every node and volume. Either way the double-booking check re-reads the store.
+   * every node and volume. Either way the double-booking check is the store's ledger.
    */
   model?: PlacementCache | undefined;
   /** With a model: how long a decision waits for its first lists before it is refused (unavailable). */
@@ -54,13 +59,16 @@ export class Allocator {
   readonly perVolume = new KeyedLock();
   /** One decision at a time in this process: decisions read and write the same free space. */
   private readonly decisions = new KeyedLock();
-  /** Records this allocator withdrew because another controller's overlapped them (a metric). */
+  /** Decisions this allocator took back because another volume had claimed their bytes (a metric). */
   collisions = 0;
+  /** The store's allocation ledger, with this process's last-seen versions. */
+  readonly claims: Claims;
 
   constructor(opts: AllocatorOptions) {
     this.store = opts.store;
     this.inventory = opts.inventory;
     this.opts = opts;
+    this.claims = new Claims(opts.store.ledger);
   }
 
   get isLeader(): boolean {
@@ -116,38 +124,106 @@ export class Allocator {
 
   /**
    * Places and records a new volume. The caller holds the volume's lock and has checked that no
-   * record of this id exists. Retries collisions with other controllers, away from the contested
-   * bytes; refuses (contended) after MAX_ATTEMPTS.
+   * record of this id exists. Retries when another volume claimed the bytes first, away from the
+   * contested bytes; refuses (contended) after MAX_ATTEMPTS.
    */
   async create(req: VolumeRequest): Promise<VolumeRecord> {
     const contested: ReplicaInfo[] = [];
     for (let attempt = 1; ; attempt++) {
-      const record = await this.decide(() => this.placeAndRecord(req, contested));
-      // Another controller may have placed a volume on the same bytes at the same moment. Both
-      // re-read after writing; the later reader always sees the other's record, so at most one
-      // of two overlapping records survives. The one that sees a clash yields and tries again,
-      // away from the contested bytes (the other side may have yielded too).
-      const clash = await this.overlapping(record);
-      if (!clash) return record;
+      const record = await this.decide(() => this.place(req, contested));
+      const taken = await this.claimAndRecord(record);
+      if (!taken) return record;
       this.collisions++;
-      // Avoid the other record's bytes too: a lagging model may not know it yet, and would
-      // otherwise place next to our own contested bytes and onto it again.
-      contested.push(...record.replicas, ...clash.replicas);
-      await markDeleting(this.store, this.inventory, record.id);
-      this.opts.model?.drop(record.id);
+      // Avoid what the ledger showed taken too: a lagging model may not know those claims yet,
+      // and would otherwise place onto them again.
+      contested.push(...record.replicas, ...taken);
+      const clash = taken[0] as ReplicaInfo;
       if (attempt >= MAX_ATTEMPTS) {
         throw new AllocatorRefusal(
           'contended',
-          `volume ${req.name}: extents kept colliding with ${clash.id}; retry`,
+          `volume ${req.name}: extents kept colliding with ${clash.id.split('/')[0]}; retry`,
         );
       }
-      // Randomised exponential backoff, so the other side's record is visible before one of us
-      // allocates again. (A fixed tie-break would be unsafe when one side never saw the other.)
+      // Randomised exponential backoff, so the other side's record is in our model before we
+      // decide again. (A fixed tie-break would be unsafe when one side never saw the other.)
       await new Promise((r) => setTimeout(r, Math.random() * (this.opts.backoffMs ?? 50) * 2 ** attempt));
     }
   }
 
-  private async placeAndRecord(req: VolumeRequest, avoid: readonly ReplicaInfo[]): Promise<VolumeRecord> {
+  /**
+   * Claims the record's extents, writes the record and checks the claims still stand. Returns the
+   * bytes that stopped it, the clashing claim first (nothing of ours is left then), or undefined
+   * once the record is written and its claims hold.
+   */
+  private async claimAndRecord(record: VolumeRecord): Promise<ReplicaInfo[] | undefined> {
+    const model = this.opts.model;
+    try {
+      const refused = await this.claims.claim(ownerOf(record), record.replicas);
+      if (refused) {
+        model?.drop(record.id);
+        return [refused.clash, ...refused.taken].map((c) => ({
+          id: `${c.volume}/${c.replica}`,
+          node: refused.node,
+          drive: c.drive,
+          extent: { start: c.start, end: c.end },
+          state: 'Pending',
+        }));
+      }
+      await this.store.create(record);
+    } catch (e) {
+      model?.drop(record.id);
+      // Best effort: a claim left behind is released by the ledger reconciler once it is old.
+      await this.claims.release(ownerOf(record), record.replicas).catch(() => undefined);
+      throw e;
+    }
+    if (await this.claims.holds(ownerOf(record), record.replicas)) return undefined;
+    // The ledger reconciler took a claim for orphaned while our record was being written (only
+    // possible after a stall longer than its grace period). It revoked before it looked for our
+    // record; we looked at the ledger after writing it: one of us saw the other. We yield.
+    await markDeleting(this.store, this.inventory, record.id);
+    model?.drop(record.id);
+    const first = record.replicas[0] as ReplicaInfo;
+    return [{ ...first, id: `${record.id}/${first.id} (revoked)` }];
+  }
+
+  /**
+   * A record a retried CreateVolume found: it is answered as created only while its claims stand.
+   * A record whose claims are gone was never answered (an answered record keeps its claims until
+   * it is released): its writer was killed between the record and its check, after the ledger
+   * reconciler had taken the claims for orphaned. It is claimed again, or withdrawn (contended,
+   * the caller retries) when another allocation has its bytes now, but only while nothing of it is
+   * in use: a withdrawal never touches a record with an array, an attachment, a relocation or a
+   * member past Pending (refused then, and left to a human, as the ledger reconciler reports it).
+   * Records older than the ledger are claimed here if the reconciler has not adopted them yet;
+   * their writer answered them, so they are answered as they are whatever the ledger shows.
+   */
+  async confirm(rec: VolumeRecord): Promise<void> {
+    const owner = ownerOf(rec);
+    if (await this.claims.holds(owner, rec.replicas)) return;
+    const refused = await this.claims.claim(owner, rec.replicas);
+    if (!refused && (await this.claims.holds(owner, rec.replicas))) return;
+    if (rec.allocation === undefined) return;
+    const untouched =
+      !rec.arrayUuid &&
+      !rec.attachment &&
+      !rec.relocation &&
+      rec.replicas.every((r) => r.state === 'Pending');
+    if (!untouched) {
+      throw new AllocatorRefusal(
+        'contended',
+        `volume ${rec.name}: its extents are claimed by ${refused?.clash.volume ?? 'nobody (revoked)'} while it is in use; not withdrawn, see the ledger reconciler's report`,
+      );
+    }
+    await markDeleting(this.store, this.inventory, rec.id);
+    this.opts.model?.drop(rec.id);
+    throw new AllocatorRefusal(
+      'contended',
+      `volume ${rec.name}: its record lost its extents to ${refused?.clash.volume ?? 'a revocation'} and was withdrawn; retry`,
+    );
+  }
+
+  /** Decides where the volume goes (held in the live model as this controller's own) without writing. */
+  private async place(req: VolumeRequest, avoid: readonly ReplicaInfo[]): Promise<VolumeRecord> {
     const engine = await this.engine();
     const model = this.opts.model;
     const id = req.id;
@@ -204,37 +280,13 @@ export class Allocator {
         state: 'Pending',
       })),
       phase: 'Active',
+      // This attempt's claims carry it; another attempt for the same volume is another owner.
+      allocation: randomUUID(),
     };
     // The live model keeps these extents reserved until the informer delivers the record, so the
     // next decision never hands them out again from a model that has not seen it yet.
     model?.hold(id, r.reservation, Date.now());
-    try {
-      await this.store.create(record);
-    } catch (e) {
-      model?.drop(id);
-      throw e;
-    }
     return record;
-  }
-
-  /** Another record whose extents overlap this one's, if any (read fresh from the store). */
-  async overlapping(mine: VolumeRecord): Promise<VolumeRecord | undefined> {
-    for (const other of await this.store.list()) {
-      if (other.id === mine.id) continue;
-      for (const a of mine.replicas) {
-        for (const b of other.replicas) {
-          if (
-            a.node === b.node &&
-            a.drive === b.drive &&
-            a.extent.start < b.extent.end &&
-            b.extent.start < a.extent.end
-          ) {
-            return other;
-          }
-        }
-      }
-    }
-    return undefined;
   }
 
   /**
@@ -246,6 +298,18 @@ export class Allocator {
     await this.decide(async () => {
       const plan = (await this.freshEngine()).planExpand(rec.id, sizeBytes);
       if (!plan.ok) throw new PlacementError(plan.code, plan.message);
+      // The grown bytes are claimed first: a claim another allocation holds there (its record not
+      // listed yet) refuses the growth, which the caller retries.
+      for (const g of plan.grows) {
+        const r = rec.replicas.find((x) => x.id === g.replicaId);
+        if (!r) continue;
+        const clash = await this.claims.grow(ownerOf(rec), r, g.newEnd);
+        if (clash)
+          throw new AllocatorRefusal(
+            'contended',
+            `volume ${rec.id}: the bytes to grow into are claimed by ${clash.volume}; retry`,
+          );
+      }
       for (const g of plan.grows) {
         const r = rec.replicas.find((x) => x.id === g.replicaId);
         if (r) r.extent = { start: g.start, end: g.newEnd };

@@ -4,9 +4,9 @@
 // (the informer wiring is in kube-store.ts; callers pass `now`).
 //
 // The cache may lag the apiserver. That is safe because it never decides alone: the controller
-// writes each record with a create that fails if the name exists and then re-reads every record
-// from the apiserver, withdrawing its own on any overlap (controller.ts). A stale cache can only
-// make that check fire and the controller retry. To keep even that rare, the controller's own
+// claims each decision's extents in the nodes' allocation ledgers under their resourceVersion
+// before it writes the record (allocator.ts, docs/adr/0004-allocation-ledger.md). A stale cache
+// can only make a claim fail and the controller retry. To keep even that rare, the controller's own
 // records stay reserved here ("overlays") from the decision until the informer delivers them.
 
 import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
@@ -146,7 +146,7 @@ export class PlacementCache {
       this.live.cluster.reserve(o.reservation);
     } catch {
       // The node lost that drive or the bytes are reported taken now: nothing left to hold, and
-      // the controller's re-read decides whether the record stands.
+      // the ledger decides whether the record stands.
       this.overlays.delete(volumeId);
     }
   }

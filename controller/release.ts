@@ -1,8 +1,9 @@
 // The one rule for freeing a deleted volume's extents: its record (the finalizer) is dropped only
 // once no agent reports a partition of it. Used by DeleteVolume, the allocator's withdraw and the
-// deletion reconciler.
+// deletion reconciler. The record goes first, then its claims on the allocation ledger.
 import type { NodeInfo } from '../placement/model.ts';
 import { type NodeInventory, reportsPartition, type VolumeStore } from '../state/store.ts';
+import { Claims, ownerOf } from './claims.ts';
 
 /**
  * Drops a Deleting record once no agent reports a partition of it. `nodes`: the agents' reports when
@@ -19,6 +20,9 @@ export async function releaseIfWiped(
   if (rec?.phase !== 'Deleting') return false;
   if (reportsPartition(nodes ?? (await inventory.nodes()), id)) return false;
   await store.remove(id);
+  // The bytes are free now: release their claims (a crash before this leaves claims no record
+  // holds, which the ledger reconciler releases once they are old).
+  await new Claims(store.ledger).release(ownerOf(rec), rec.replicas);
   return true;
 }
 

@@ -5,6 +5,7 @@
 import type { NodeInfo } from '../placement/model.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
+import { ownerOf } from './claims.ts';
 import {
   beginRelocation,
   cancelRelocation,
@@ -49,36 +50,55 @@ export class RelocationReconciler {
           const rec = await a.store.get(listed.id);
           if (!rec) return;
           if (relocationEnded(rec)) nodes ??= await a.inventory.nodes();
+          const before = [...rec.replicas];
           if (releaseRemoved(rec, nodes ?? [])) {
             await a.store.replace(rec);
+            // The record no longer holds the dropped members' bytes: their claims go too.
+            await a.claims.release(
+              ownerOf(rec),
+              before.filter((b) => !rec.replicas.some((x) => x.id === b.id)),
+            );
             if (!rec.relocation) out.finished.push(rec.id);
             return;
           }
           const to = relocationTarget(rec);
           if (!to) return;
           // Decided on fresh lists (relocations are rare; a lagging model would only cost a retry).
-          const started = await a.decide(async () => {
+          const added = await a.decide(async () => {
             const res = (await a.freshEngine()).planRelocation(rec.id, to);
             if (!res.ok) {
               out.blocked.push({ volume: rec.id, reason: res.message });
-              return false;
+              return undefined;
             }
-            if (res.noop || !beginRelocation(rec, res.plan)) return false;
-            await a.store.replace(rec);
-            return true;
+            if (res.noop || !beginRelocation(rec, res.plan)) return undefined;
+            const member = rec.replicas.find((x) => x.id === rec.relocation?.toReplica);
+            if (!member) return undefined;
+            // As for CreateVolume: the new member's bytes are claimed before the record names them.
+            const refused = await a.claims.claim(ownerOf(rec), [member]);
+            if (refused) {
+              out.blocked.push({
+                volume: rec.id,
+                reason: `the new extent is claimed by ${refused.clash.volume}; retrying`,
+              });
+              return undefined;
+            }
+            try {
+              await a.store.replace(rec);
+            } catch (e) {
+              await a.claims.release(ownerOf(rec), [member]).catch(() => undefined);
+              throw e;
+            }
+            return member;
           });
-          if (!started) return;
-          // As for CreateVolume: re-read after writing; a clash takes the new member back.
-          if (await a.overlapping(rec)) {
+          if (!added) return;
+          // The claim was revoked as orphaned while the record was written: take the member back.
+          if (!(await a.claims.holds(ownerOf(rec), [added]))) {
             const again = await a.store.get(rec.id);
             if (again) {
               cancelRelocation(again);
               await a.store.replace(again);
             }
-            out.blocked.push({
-              volume: rec.id,
-              reason: 'the new extent collided with another record; retrying',
-            });
+            out.blocked.push({ volume: rec.id, reason: 'the new extent lost its claim; retrying' });
             return;
           }
           out.started.push(`${rec.id} -> ${to}`);

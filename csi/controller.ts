@@ -109,6 +109,7 @@ export class ControllerService {
           throw alreadyExists(`volume ${req.name} is being deleted; retry when it is gone`);
         if (!fits || !same)
           throw alreadyExists(`volume ${req.name} exists with a different size or parameters`);
+        await a.confirm(existing);
         return { volume: toVolume(existing) };
       }
       const record = await a.create({

@@ -151,4 +151,34 @@ export interface MeshStorVolume {
   status?: MeshStorVolumeStatus;
 }
 
-export const PLURAL = { MeshStorNode: 'meshstornodes', MeshStorVolume: 'meshstorvolumes' } as const;
+export const PLURAL = {
+  MeshStorNode: 'meshstornodes',
+  MeshStorVolume: 'meshstorvolumes',
+  MeshStorLedger: 'meshstorledgers',
+} as const;
+
+// ---------------------------------------------------------------- MeshStorLedger --
+
+/** Bytes on one drive that one replica of one volume holds, as the allocator claimed them. */
+export interface MeshStorClaim extends Extent {
+  volume: string;
+  /**
+   * The allocation attempt that claimed the bytes; the MeshStorVolume it wrote carries it as its
+   * `meshstor.io/allocation` annotation. Two attempts for one volume never share bytes either.
+   */
+  allocation: string;
+  replica: string;
+  drive: string;
+  /** RFC 3339 time of the claim. */
+  claimedAt: string;
+  /** Set while the reconciler checks whether the claim is orphaned (no record holds it). */
+  revokedAt?: string;
+}
+
+/** One per node, named like the node: every claimed extent on its drives. */
+export interface MeshStorLedger {
+  apiVersion: typeof API_VERSION;
+  kind: 'MeshStorLedger';
+  metadata: ObjectMeta;
+  spec: { claims: MeshStorClaim[]; claimCount?: number };
+}

@@ -15,6 +15,7 @@ import type { Logger } from '../kube/log.ts';
 import { ExtenderMetrics } from './metrics.ts';
 import { createExtenderApp } from './server.ts';
 import { ExtenderState, quantityBytes, type StateOptions } from './state.ts';
+import { warmUp } from './warm-up.ts';
 
 export interface ExtenderOptions extends StateOptions {
   kc: KubeConfig;
@@ -24,13 +25,15 @@ export interface ExtenderOptions extends StateOptions {
   bodyLimit?: string;
   /** Process-wide default metrics (CPU, memory, event loop); off in tests that run several. */
   defaultMetrics?: boolean;
+  /** filter+prioritize pairs the extender sends itself before /readyz turns ready (default 500; 0: none). */
+  warmUpRounds?: number;
 }
 
 export interface RunningExtender {
   port: number;
   state: ExtenderState;
   metrics: ExtenderMetrics;
-  /** Resolves when every cache has delivered its first list. */
+  /** Resolves when every cache has delivered its first list and the warm-up is done (ready). */
   whenSynced: Promise<void>;
   close(): Promise<void>;
 }
@@ -107,8 +110,10 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
       log,
     ),
   ];
+  let warmed = false;
   const ready = () => {
     const waitingFor = informers.filter((i) => !i.synced()).map((i) => i.name);
+    if (waitingFor.length === 0 && !warmed) waitingFor.push('warm-up');
     return { ready: waitingFor.length === 0, waitingFor };
   };
   const app = createExtenderApp({ state, metrics, log, ready, bodyLimit: opts.bodyLimit });
@@ -120,8 +125,14 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
   server.keepAliveTimeout = 65_000; // longer than kube-scheduler's idle connections
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: opts.host ?? '127.0.0.1' }, 'extender listening');
-  const whenSynced = Promise.all(informers.map((i) => i.whenSynced)).then(() => {
-    log.info('extender caches synced: ready');
+  const whenSynced = Promise.all(informers.map((i) => i.whenSynced)).then(async () => {
+    const rounds = opts.warmUpRounds ?? 500;
+    const ms = rounds > 0 ? await warmUp(state, port, rounds) : 0;
+    warmed = true;
+    log.info(
+      { warmUpRounds: rounds, warmUpMs: Math.round(ms) },
+      'extender caches synced and warmed up: ready',
+    );
   });
   return {
     port,

@@ -6,6 +6,7 @@ import type { Logger } from '../kube/log.ts';
 import { writeMetrics } from '../kube/metrics.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
+import { WARM_UP_HEADER } from './warm-up.ts';
 import { candidateNames, describeIssues, type ExtenderArgs, extenderArgsSchema } from './wire.ts';
 
 export interface AppOptions {
@@ -54,8 +55,9 @@ export function createExtenderApp(opts: AppOptions): express.Express {
     };
 
   // Timed from before the body is read and parsed, so the histogram holds the whole call.
-  const timed = (name: 'filter' | 'prioritize') => (_req: Request, res: Response, next: NextFunction) => {
-    res.locals.endTimer = metrics.latency.startTimer({ verb: name });
+  const timed = (name: 'filter' | 'prioritize') => (req: Request, res: Response, next: NextFunction) => {
+    // The extender's own warm-up calls (warm-up.ts) are not kube-scheduler's: not counted.
+    if (!req.headers[WARM_UP_HEADER]) res.locals.endTimer = metrics.latency.startTimer({ verb: name });
     next();
   };
   const json = express.json({ limit: opts.bodyLimit ?? '8mb', type: () => true });

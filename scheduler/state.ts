@@ -79,6 +79,24 @@ export class ExtenderState {
     };
   }
 
+  /**
+   * What a warm-up call can ask about without changing anything: up to `count` node names and one
+   * claim bound to a MeshStor volume (a bound claim reserves nothing), when there is one.
+   */
+  warmUpSample(count: number): { nodes: string[]; claim?: { namespace: string; name: string } } {
+    const nodes: string[] = [];
+    for (const n of this.agents.keys()) {
+      if (nodes.length >= count) break;
+      nodes.push(n);
+    }
+    for (const [key, info] of this.pvcs) {
+      if (!info.volumeName || !this.pvHandles.has(info.volumeName)) continue;
+      const [namespace = 'default', name = ''] = key.split('/');
+      return { nodes, claim: { namespace, name } };
+    }
+    return { nodes };
+  }
+
   // ------------------------------------------------------------------ informer events --
 
   setStorageClass(name: string, provisioner: string | undefined): void {

@@ -19,29 +19,17 @@ import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
 import { StateError } from './errors.ts';
+import { KubeLedger } from './kube-ledger.ts';
+import { retryTransient } from './kube-retry.ts';
+import type { ExtentLedger } from './ledger.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
 const CSI_NAME = 'meshstor.io/csi-name';
+const ALLOCATION = 'meshstor.io/allocation';
 
 type Stored = MeshStorVolume & { metadata: MeshStorVolume['metadata'] & { deletionTimestamp?: string } };
-
-/**
- * Retries what the apiserver says is temporary (429 "storage is (re)initializing", 5xx) a few
- * times with backoff; anything else, or the last failure, is thrown as it is.
- */
-export async function retryTransient<T>(what: () => Promise<T>, attempts = 6): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await what();
-    } catch (e) {
-      const code = httpStatusOf(e);
-      if (i >= attempts || !(code === 429 || code >= 500)) throw e;
-      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** i)));
-    }
-  }
-}
 
 const STEPS = new Set<Relocation['step']>(['adding', 'syncing', 'removing', 'done', 'cancelled']);
 
@@ -69,6 +57,7 @@ function toRecord(o: Stored): VolumeRecord {
     fsType: 'xfs',
     replicas: v.replicas,
     phase: o.metadata.deletionTimestamp ? 'Deleting' : 'Active',
+    allocation: o.metadata.annotations?.[ALLOCATION],
     arrayUuid: o.status?.arrayUUID,
     relocation: relocationOf(o.status?.relocation),
     attachment: o.spec.attachment?.hostNQN
@@ -82,7 +71,11 @@ export function volumeObject(r: VolumeRecord): MeshStorVolume {
   return {
     apiVersion: API_VERSION,
     kind: 'MeshStorVolume',
-    metadata: { name: r.id, finalizers: [FINALIZER], annotations: { [CSI_NAME]: r.name } },
+    metadata: {
+      name: r.id,
+      finalizers: [FINALIZER],
+      annotations: { [CSI_NAME]: r.name, ...(r.allocation ? { [ALLOCATION]: r.allocation } : {}) },
+    },
     spec: {
       sizeBytes: r.sizeBytes,
       replicaCount: r.replicaCount,
@@ -100,11 +93,14 @@ export function volumeObject(r: VolumeRecord): MeshStorVolume {
 
 export class KubeVolumeStore implements VolumeStore {
   private readonly api: CustomObjectsApi;
+  /** The MeshStorLedgers the allocator claims extents in. */
+  readonly ledger: ExtentLedger;
   /** The object each record was read from, for resourceVersion-guarded writes. */
   private readonly origin = new WeakMap<VolumeRecord, Stored>();
 
   constructor(kc: KubeConfig) {
     this.api = kc.makeApiClient(CustomObjectsApi);
+    this.ledger = new KubeLedger(kc);
   }
 
   private readonly all = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume };
@@ -322,6 +318,10 @@ export class WatchedVolumeStore implements VolumeStore {
 
   async stop(): Promise<void> {
     await this.informer?.stop();
+  }
+
+  get ledger(): ExtentLedger {
+    return this.inner.ledger;
   }
 
   async list(): Promise<VolumeRecord[]> {

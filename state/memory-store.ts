@@ -1,11 +1,13 @@
 // VolumeStore and NodeInventory in memory: for unit tests and `meshstor controller --state memory`.
 import type { NodeInfo } from '../placement/model.ts';
 import { StateError } from './errors.ts';
+import { type ExtentLedger, MemoryLedger } from './ledger.ts';
 import type { NodeInventory, Peer, PeerDirectory, VolumeRecord, VolumeStore } from './store.ts';
 
 export class MemoryVolumeStore implements VolumeStore {
   private readonly records = new Map<string, { rec: VolumeRecord; version: number }>();
   private readonly versions = new WeakMap<VolumeRecord, number>();
+  readonly ledger: ExtentLedger = new MemoryLedger();
 
   async get(id: string): Promise<VolumeRecord | undefined> {
     const r = this.records.get(id);

@@ -4,6 +4,7 @@
 
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
 import { isStateError } from './errors.ts';
+import type { ExtentLedger } from './ledger.ts';
 
 export interface VolumeRecord {
   /** CSI volume id; the MeshStorVolume name. */
@@ -17,6 +18,11 @@ export interface VolumeRecord {
   replicas: ReplicaInfo[];
   /** Deleting: DeleteVolume was called; the record (the finalizer) stays until no agent reports a partition of it. */
   phase: 'Active' | 'Deleting';
+  /**
+   * The allocation attempt whose ledger claims hold this record's bytes (state/ledger.ts); absent
+   * on records written before the ledger, whose claims the ledger reconciler adopts.
+   */
+  allocation?: string | undefined;
   /** Set once the MD array exists: from then on it is assembled, never created again. */
   arrayUuid?: string | undefined;
   /**
@@ -51,6 +57,8 @@ export interface VolumeStore {
   /** Refuses (StateError `changed`) when the record changed since it was read. */
   replace(record: VolumeRecord): Promise<void>;
   remove(id: string): Promise<void>;
+  /** Where the allocator claims extents before it writes a record (state/ledger.ts). */
+  readonly ledger: ExtentLedger;
 }
 
 /**

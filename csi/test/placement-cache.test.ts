@@ -1,6 +1,6 @@
 // The controller's informer-fed placement cache: events become the model, the controller's own
 // writes stay held until the informer delivers them, and a cache that lags never lets two records
-// keep one extent (the controller's re-read of the store decides, the cache only causes retries).
+// keep one extent (the ledger's claims decide, the cache only causes retries).
 import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -84,6 +84,7 @@ function watched(store: VolumeStore, feeds: Feed[]): VolumeStore {
       await store.remove(id);
       await emit(id);
     },
+    ledger: store.ledger,
   };
 }
 

@@ -1,14 +1,23 @@
 // The CSI controller on its Kubernetes state (MeshStorVolume / MeshStorNode) against the real
-// apiserver: finalizer-guarded deletion, resourceVersion-guarded writes, two controllers racing,
-// and a controller that dies right after writing its record.
+// apiserver: finalizer-guarded deletion, resourceVersion-guarded writes, the allocation ledger,
+// two and sixteen controllers racing, and a controller that dies after its claim or its record.
 import { status } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { ownerOf } from '../../controller/claims.ts';
+import { LedgerReconciler } from '../../controller/ledger-reconciler.ts';
 import { startPlacementCache } from '../../controller/live-model.ts';
 import { PlacementCache } from '../../controller/placement-cache.ts';
 import { ControllerService } from '../../csi/controller.ts';
 import { toCsiError } from '../../csi/errors.ts';
 import { NODE_KEY } from '../../csi/topology.ts';
-import { GROUP, type MeshStorNode, type MeshStorVolume, PLURAL, VERSION } from '../../kube/crds.ts';
+import {
+  GROUP,
+  type MeshStorLedger,
+  type MeshStorNode,
+  type MeshStorVolume,
+  PLURAL,
+  VERSION,
+} from '../../kube/crds.ts';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
 import type { StateError } from '../../state/errors.ts';
@@ -18,6 +27,7 @@ import { Kube } from './kube.ts';
 
 let k: Kube;
 const volumes = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume };
+const ledgerPlural = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorLedger };
 
 beforeAll(async () => {
   k = new Kube(inject('cluster').kubeconfig);
@@ -85,11 +95,20 @@ async function reportPartition(
   });
 }
 
-/** Six pairs of creates at once on two controllers; whatever survives must not share a byte. */
-async function race(prefix: string, a: ControllerService, b: ControllerService): Promise<void> {
-  const names = Array.from({ length: 6 }, (_, i) => `${prefix}-${i}`);
+/**
+ * `perController` creates at once on each controller (six on each of two by default); whatever
+ * survives must not share a byte, and every surviving record's bytes are claimed in the ledger.
+ */
+async function race(
+  prefix: string,
+  ctls: ControllerService[],
+  perController = 6,
+  gib = 3,
+  mustKeep = perController * ctls.length - 2,
+): Promise<void> {
+  const names = Array.from({ length: perController }, (_, i) => `${prefix}-${i}`);
   const results = await Promise.allSettled(
-    names.flatMap((n) => [a.createVolume(createReq(`${n}-a`, 3)), b.createVolume(createReq(`${n}-b`, 3))]),
+    names.flatMap((n) => ctls.map((c, j) => c.createVolume(createReq(`${n}-${j}`, gib)))),
   );
   const failures = results
     .filter((r) => r.status === 'rejected')
@@ -102,12 +121,14 @@ async function race(prefix: string, a: ControllerService, b: ControllerService):
       !(v.metadata as { deletionTimestamp?: string }).deletionTimestamp,
   );
   expect(live.length).toBe(results.length - failures.length);
+  const collisions = ctls.reduce((n, c) => n + c.collisions, 0);
   console.log(
-    `${prefix}: two controllers: ${live.length} of ${results.length} volumes kept, ${failures.length} ABORTED, ${a.collisions + b.collisions} collisions withdrawn`,
+    `${prefix}: ${ctls.length} controllers: ${live.length} of ${results.length} volumes kept, ${failures.length} ABORTED, ${collisions} claims refused and placed again`,
   );
-  // Same seed, same state, same moment: the two really collide, so the yield path is exercised.
-  expect(a.collisions + b.collisions).toBeGreaterThan(0);
-  expect(live.length).toBeGreaterThanOrEqual(10);
+  // Same seed, same state, same moment: separate controllers really collide, so the yield path
+  // is exercised. (One controller's own callers never do: its decisions are serialised.)
+  if (ctls.length > 1) expect(collisions).toBeGreaterThan(0);
+  expect(live.length).toBeGreaterThanOrEqual(mustKeep);
   const taken = live.flatMap((v) =>
     (v.spec.replicas ?? []).map((r) => ({ k: `${r.node}/${r.drive}`, ...r.extent, v: v.metadata.name })),
   );
@@ -115,6 +136,22 @@ async function race(prefix: string, a: ControllerService, b: ControllerService):
     for (const y of taken) {
       if (x !== y && x.k === y.k)
         expect(x.end <= y.start || y.end <= x.start, `${x.v} overlaps ${y.v}`).toBe(true);
+    }
+  }
+  const ledgers = (await k.custom.listClusterCustomObject(ledgerPlural)) as { items: MeshStorLedger[] };
+  for (const v of live) {
+    for (const r of v.spec.replicas ?? []) {
+      const claimed = ledgers.items
+        .find((l) => l.metadata.name === r.node)
+        ?.spec.claims.some(
+          (c) =>
+            c.volume === v.metadata.name &&
+            c.allocation === v.metadata.annotations?.['meshstor.io/allocation'] &&
+            c.replica === r.id &&
+            c.start <= r.extent.start &&
+            c.end >= r.extent.end,
+        );
+      expect(claimed, `${v.metadata.name}/${r.id} claimed on ${r.node}`).toBe(true);
     }
   }
 }
@@ -163,6 +200,38 @@ describe('KubeVolumeStore on the real apiserver', () => {
   });
 });
 
+describe('KubeLedger on the real apiserver', () => {
+  it('creates a ledger, refuses a write over a stale version or a second create, and lists', async () => {
+    const ledger = new KubeVolumeStore(k.kc).ledger;
+    expect(await ledger.read('ledger-rt')).toEqual({ node: 'ledger-rt', claims: [] });
+    const claim = {
+      volume: 'v',
+      allocation: 'a1',
+      replica: 'r0',
+      drive: 'd0',
+      start: 0,
+      end: GiB,
+      claimedAt: new Date().toISOString(),
+    };
+    const first = await ledger.write({ node: 'ledger-rt', claims: [claim] });
+    expect(first.version).toBeTruthy();
+    const again = await ledger.write({ node: 'ledger-rt', claims: [] }).catch((e) => e);
+    expect((again as StateError).kind).toBe('changed'); // a second create
+    const second = await ledger.write({
+      ...first,
+      claims: [claim, { ...claim, replica: 'r1', start: GiB, end: 2 * GiB }],
+    });
+    const stale = await ledger.write({ ...first, claims: [] }).catch((e) => e);
+    expect((stale as StateError).kind).toBe('changed');
+    expect((await ledger.read('ledger-rt')).claims).toHaveLength(2);
+    expect((await ledger.list()).find((l) => l.node === 'ledger-rt')?.version).toBe(second.version);
+    // The apiserver validates claims: an extent that ends before it starts is refused.
+    const bad = await ledger.write({ ...second, claims: [{ ...claim, start: 5, end: 5 }] }).catch((e) => e);
+    expect((bad as StateError).kind).toBe('unavailable');
+    expect((bad as Error).message).toMatch(/ends after it starts/);
+  });
+});
+
 describe('ControllerService on Kubernetes state', () => {
   it('creates a MeshStorVolume with the WFFC node first; deletion waits until no agent reports its partitions', async () => {
     const ctl = controller();
@@ -195,7 +264,42 @@ describe('ControllerService on Kubernetes state', () => {
   });
 
   it('two controllers racing never keep two volumes on the same bytes', async () => {
-    await race('race', controller(), controller());
+    await race('race', [controller(), controller()]);
+  });
+
+  it('sixteen controllers racing (fifteen of them lost the Lease without knowing) never keep two volumes on the same bytes', async () => {
+    const believesItLeads = { isLeader: true, currentHolder: 'someone else by now' };
+    const ctls = Array.from(
+      { length: 16 },
+      () =>
+        new ControllerService({
+          store: new KubeVolumeStore(k.kc),
+          inventory: new KubeNodeInventory(k.kc),
+          leader: believesItLeads,
+          seed: 7,
+          backoffMs: 20,
+        }),
+    );
+    // Sixteen identical deciders (same seed, same lists) on three nodes are a thundering herd:
+    // some give up after 8 attempts with ABORTED (external-provisioner retries), none double-books.
+    await race('race16', ctls, 2, 2, 16);
+  });
+
+  it('one controller with sixteen callers at once, placing from its informer cache, places every volume without a collision', async () => {
+    const quiet = makeLogger('test', 'silent');
+    const live = startPlacementCache(k.kc, quiet, new PlacementCache({ seed: 7 }));
+    try {
+      await live.cache.whenSynced;
+      const ctl = new ControllerService({
+        store: new KubeVolumeStore(k.kc),
+        inventory: new KubeNodeInventory(k.kc),
+        model: live.cache,
+      });
+      await race('callers16', [ctl], 16, 1, 16);
+      expect(ctl.collisions).toBe(0);
+    } finally {
+      await live.stop();
+    }
   });
 
   it('two controllers placing from informer caches never keep two volumes on the same bytes either', async () => {
@@ -211,7 +315,7 @@ describe('ControllerService on Kubernetes state', () => {
             model: c.cache,
           }),
       ) as [ControllerService, ControllerService];
-      await race('cached-race', a, b);
+      await race('cached-race', [a, b]);
     } finally {
       await Promise.all(caches.map((c) => c.stop()));
     }
@@ -224,6 +328,7 @@ describe('ControllerService on Kubernetes state', () => {
       list: () => real.list(),
       replace: (r) => real.replace(r),
       remove: (id) => real.remove(id),
+      ledger: real.ledger,
       create: async (r) => {
         await real.create(r);
         throw new Error('killed after the write');
@@ -236,5 +341,44 @@ describe('ControllerService on Kubernetes state', () => {
     expect(
       l.items.filter((v) => v.metadata.annotations?.['meshstor.io/csi-name'] === 'pvc-crash'),
     ).toHaveLength(1);
+  });
+
+  it('a controller that dies after claiming, before its record, blocks nothing: the retry places elsewhere, the reconciler releases the old claim', async () => {
+    const real = new KubeVolumeStore(k.kc);
+    let dead = false;
+    const dying: VolumeStore = {
+      get: (id) => real.get(id),
+      list: () => real.list(),
+      replace: (r) => real.replace(r),
+      remove: (id) => real.remove(id),
+      create: (r) => real.create(r),
+      ledger: {
+        read: (n) => real.ledger.read(n),
+        list: () => real.ledger.list(),
+        write: async (l) => {
+          if (dead) throw new Error('the process is dead');
+          const out = await real.ledger.write(l);
+          dead = true;
+          throw new Error(`killed after claiming on ${out.node}`);
+        },
+      },
+    };
+    await expect(controller(dying).createVolume(createReq('pvc-claim-crash', 2))).rejects.toThrow(/killed/);
+    const next = controller();
+    const { volume } = await next.createVolume(createReq('pvc-claim-crash', 2));
+    const rec = await real.get(volume.volume_id);
+    const orphans = async () =>
+      (await real.ledger.list()).flatMap((l) =>
+        l.claims.filter((c) => c.volume === 'pvc-claim-crash' && c.allocation !== rec?.allocation),
+      );
+    expect(await orphans()).toHaveLength(1);
+    const young = await new LedgerReconciler(next.allocator).pass();
+    expect(young.clashes.filter((c) => c.includes('pvc-claim-crash'))).toEqual([]);
+    expect(await orphans()).toHaveLength(1); // younger than the grace period: left alone
+    const pass = await new LedgerReconciler(next.allocator, { orphanAfterMs: 0 }).pass();
+    expect(pass.released).toBeGreaterThanOrEqual(1);
+    expect(await orphans()).toEqual([]);
+    // The record's own claims stay.
+    expect(rec && (await next.allocator.claims.holds(ownerOf(rec), rec.replicas))).toBe(true);
   });
 });

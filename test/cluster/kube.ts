@@ -91,6 +91,27 @@ export class Kube {
     return (await this.custom.getClusterCustomObject(this.ref('MeshStorNode', name))) as MeshStorNode;
   }
 
+  /** Deletes every MeshStorNode but these (what other test files left in the shared apiserver). */
+  async deleteMeshStorNodesExcept(keep: readonly string[]): Promise<string[]> {
+    // Right after another file re-applied the CRDs, their storage may still be re-initializing
+    // (429, "retry after 1 s"): wait it out.
+    const list = await until('MeshStorNodes listable', 30_000, async () => {
+      try {
+        return (await this.custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL.MeshStorNode,
+        })) as { items: MeshStorNode[] };
+      } catch (e) {
+        if ((e as { code?: number }).code === 429) return undefined;
+        throw e;
+      }
+    });
+    const gone = list.items.map((n) => n.metadata.name).filter((n) => !keep.includes(n));
+    for (const name of gone) await this.custom.deleteClusterCustomObject(this.ref('MeshStorNode', name));
+    return gone;
+  }
+
   async getMeshStorVolume(name: string): Promise<MeshStorVolume> {
     return (await this.custom.getClusterCustomObject(this.ref('MeshStorVolume', name))) as MeshStorVolume;
   }

@@ -207,6 +207,10 @@ beforeAll(async () => {
   // One zone of their own: capacity for a {node, zone} segment is what fits in that zone, so it
   // follows these nodes' free space whatever other test files put in the shared apiserver.
   dir = mkdtempSync(join(tmpdir(), 'meshstor-prov-'));
+  // MeshStorNodes other test files wrote into the shared apiserver have no agent behind them but
+  // a fresh heartbeat: placement would rightly put a second replica there, and staging would then
+  // wait for an agent that never comes. This file's cluster is its three agents' nodes alone.
+  await k.deleteMeshStorNodesExcept(NODES);
   await Promise.all(NODES.map((n) => createTopologyNode(n, ZONE)));
   for (const n of NODES) await startAgent(n, ZONE, kubeconfig, dir);
   await k.storage.createCSIDriver({

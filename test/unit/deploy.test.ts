@@ -56,6 +56,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     const objs = objects(renderChart(h, ['--include-crds']));
     expect(objs.map(key).sort()).toEqual(
       [
+        'CustomResourceDefinition/meshstorledgers.meshstor.io',
         'CustomResourceDefinition/meshstornodes.meshstor.io',
         'CustomResourceDefinition/meshstorvolumes.meshstor.io',
         'ServiceAccount/meshstor-system/meshstor-controller',
@@ -129,7 +130,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--node=$(NODE_NAME)',
       '--csi-socket=/csi/csi.sock',
       '--kubelet-dir=/var/lib/kubelet',
-      '--rack-label=meshstor.io/rack',
+      '--rack-label=topology.meshstor.io/rack',
       '--drive=id:nvme-Samsung_XYZ_123',
       '--drive=serial:S4EWNX0N',
       '--os-drive-tail=model:Samsung*',
