@@ -4,7 +4,7 @@
 // names (the nodes kube-scheduler samples at 5,000 nodes). Prints p50/p99/max of the pair and
 // rounds per second, sequentially as the single scheduling loop calls it.
 //   node bench/extender.ts [--nodes 5000] [--volumes 100000] [--candidates 500] [--rounds 3000]
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { makeLogger } from '../kube/log.ts';
@@ -13,6 +13,7 @@ import { ExtenderMetrics } from '../scheduler/metrics.ts';
 import { createExtenderApp } from '../scheduler/server.ts';
 import { ExtenderState } from '../scheduler/state.ts';
 import { msNode, msVolume, pod } from '../scheduler/test/fixtures.ts';
+import { postJson } from '../scheduler/warm-up.ts';
 
 const { values } = parseArgs({
   options: {
@@ -92,26 +93,7 @@ const server = await new Promise<import('node:http').Server>((r) => {
 const port = (server.address() as AddressInfo).port;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-function post(path: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const post = (path: string, body: string) => postJson(agent, port, path, body);
 
 // Bodies prepared up front: the bench measures the extender, not JSON.stringify in the client.
 const bodies = Array.from({ length: 64 }, (_, i) => {

@@ -9,7 +9,14 @@ import type { ExtenderState } from './state.ts';
 
 export const WARM_UP_HEADER = 'x-meshstor-warm-up';
 
-function post(agent: Agent, port: number, path: string, body: string): Promise<number> {
+/** POSTs a JSON body to the extender on loopback and answers the status (the bench uses it too). */
+export function postJson(
+  agent: Agent,
+  port: number,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -18,7 +25,7 @@ function post(agent: Agent, port: number, path: string, body: string): Promise<n
         path,
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', [WARM_UP_HEADER]: '1' },
+        headers: { 'content-type': 'application/json', ...headers },
       },
       (res) => {
         res.resume();
@@ -63,8 +70,8 @@ export async function warmUp(
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     for (let i = 0; i < rounds; i++) {
-      const a = await post(agent, port, '/filter', body);
-      const b = await post(agent, port, '/prioritize', body);
+      const a = await postJson(agent, port, '/filter', body, { [WARM_UP_HEADER]: '1' });
+      const b = await postJson(agent, port, '/prioritize', body, { [WARM_UP_HEADER]: '1' });
       if (a !== 200 || b !== 200) break;
     }
   } catch {
