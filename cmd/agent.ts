@@ -27,10 +27,9 @@ import type { Logger } from '../kube/log.ts';
 import {
   CsiRpcMetrics,
   HostCommandMetrics,
-  listeningPort,
+  metricsEndpoint,
   metricsRegistry,
   ResyncMetrics,
-  serveMetrics,
 } from '../kube/metrics.ts';
 import { parseBytes } from '../placement/units.ts';
 import { KubePeerDirectory, KubeVolumeStore, WatchedVolumeStore } from '../state/kube-store.ts';
@@ -301,10 +300,7 @@ export const agentCommand = defineCommand({
       },
       log,
     );
-    const metricsServer =
-      registry && config.metricsPort !== undefined
-        ? await serveMetrics(config.metricsPort, registry)
-        : undefined;
+    const metrics = await metricsEndpoint(config.metricsPort, registry);
     log.info(
       {
         socket: config.csiSocket,
@@ -314,7 +310,7 @@ export const agentCommand = defineCommand({
         controller: config.withController,
         address: identity.address,
         zone: identity.zone,
-        metricsPort: metricsServer ? listeningPort(metricsServer) : undefined,
+        metricsPort: metrics.port,
       },
       'serving',
     );
@@ -331,7 +327,7 @@ export const agentCommand = defineCommand({
     await loop.stop();
     await watched?.stop();
     await shutdownServer(server);
-    await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+    await metrics.close();
     await sim?.fabric.close();
     return 0;
   },

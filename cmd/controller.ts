@@ -14,9 +14,8 @@ import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import {
   CsiRpcMetrics,
-  listeningPort,
+  metricsEndpoint,
   metricsRegistry,
-  serveMetrics,
   type VolumeCensus,
   VolumeMetrics,
 } from '../kube/metrics.ts';
@@ -145,10 +144,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       },
       log,
     );
-    const metricsServer =
-      registry && config.metricsPort !== undefined
-        ? await serveMetrics(config.metricsPort, registry)
-        : undefined;
+    const metrics = await metricsEndpoint(config.metricsPort, registry);
     elector?.start();
     ready = true;
     log.info(
@@ -156,7 +152,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
         socket: config.csiSocket,
         state: config.state,
         nodes: nodeCount,
-        metricsPort: metricsServer ? listeningPort(metricsServer) : undefined,
+        metricsPort: metrics.port,
       },
       'serving',
     );
@@ -196,7 +192,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
     await passes.stop();
     await Promise.all([elector?.stop(), cache?.stop()]);
     await shutdownServer(server);
-    await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+    await metrics.close();
     return 0;
   },
 });

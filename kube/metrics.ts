@@ -259,3 +259,23 @@ export function serveMetrics(
 
 /** The port a server listens on (for port 0). */
 export const listeningPort = (server: Server): number => (server.address() as AddressInfo).port;
+
+/** A process's `/metrics` endpoint when `--metrics-port` was given: where it listens, and its stop. */
+export interface MetricsEndpoint {
+  /** The port it listens on (the one asked for, or the one chosen for port 0); undefined when off. */
+  port: number | undefined;
+  close(): Promise<void>;
+}
+
+/** Serves `registry` on `port` when both are given; otherwise an endpoint that is off. */
+export async function metricsEndpoint(
+  port: number | undefined,
+  registry: Registry | undefined,
+): Promise<MetricsEndpoint> {
+  if (port === undefined || !registry) return { port: undefined, close: async () => {} };
+  const server = await serveMetrics(port, registry);
+  return {
+    port: listeningPort(server),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
