@@ -1,6 +1,7 @@
 // The MeshStorNode heartbeat with the node's identity kept current: before each publish it reads
-// this node's Node object, so a cordon, a zone or rack relabel, or a new InternalIP reaches
-// placement within one heartbeat. A Node that cannot be read (the API is down, or a test cluster
+// this node's Node object (at most once a minute: one GET per node per heartbeat would be 500
+// requests a second at 5,000 nodes), so a cordon, a zone or rack relabel, or a new InternalIP
+// reaches placement within a minute. A Node that cannot be read (the API is down, or a test cluster
 // without Node objects) keeps the last identity: the heartbeat itself must still go out.
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { httpStatusOf, kubeErrorMessage } from '../kube/client.ts';
@@ -32,6 +33,8 @@ export class NodeHeartbeat implements Heartbeat {
   private identity: NodeIdentity;
   private readonly log: Logger;
   private warned = false;
+  private refreshedAt = Number.NEGATIVE_INFINITY;
+  private readonly refreshMs: number;
 
   /** `identity`: what flags said, used until (and unless) the Node object says otherwise. */
   constructor(o: {
@@ -40,7 +43,10 @@ export class NodeHeartbeat implements Heartbeat {
     options: NodeIdentityOptions;
     identity: NodeIdentity;
     log: Logger;
+    /** How often the Node is read again (default 60 s). */
+    refreshMs?: number;
   }) {
+    this.refreshMs = o.refreshMs ?? 60_000;
     this.publisher = o.publisher;
     this.readNode = o.readNode;
     this.options = o.options;
@@ -55,6 +61,7 @@ export class NodeHeartbeat implements Heartbeat {
 
   /** Reads the Node and takes its identity; the flags' values stay where the Node says nothing. */
   async refresh(): Promise<NodeIdentity> {
+    this.refreshedAt = Date.now();
     let facts: NodeFacts | undefined;
     try {
       const node = await this.readNode();
@@ -85,7 +92,7 @@ export class NodeHeartbeat implements Heartbeat {
   }
 
   async publish(records: readonly VolumeRecord[]): Promise<void> {
-    await this.refresh();
+    if (Date.now() - this.refreshedAt >= this.refreshMs) await this.refresh();
     await this.publisher.publish(records);
   }
 }
