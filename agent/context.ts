@@ -2,7 +2,7 @@
 // without stopping the others: one volume that cannot be served must never make a live node look
 // dead (the MeshStorNode heartbeat) or hold up the other volumes.
 import type { KeyedLock } from '../state/lock.ts';
-import type { VolumeRecord, VolumeStore } from '../state/store.ts';
+import type { PeerDirectory, VolumeRecord, VolumeStore } from '../state/store.ts';
 import type { Host, ListenAddress } from './host/types.ts';
 
 export interface AgentContext {
@@ -13,13 +13,15 @@ export interface AgentContext {
   listen: ListenAddress;
   /** Shared with the node service: a volume is never staged and worked on here at the same time. */
   locks: KeyedLock;
+  /** Other nodes' NVMe-oF addresses and health: a member back on its node is connected again (catch-up). */
+  peers?: PeerDirectory | undefined;
   /** Aborts the host commands in flight when the agent stops (SIGTERM). */
   signal?: AbortSignal | undefined;
 }
 
 /** One volume a step could not finish, and why; the step goes on with the others. */
 export interface VolumeFailure {
-  step: 'exports' | 'members' | 'relocation' | 'deletion';
+  step: 'exports' | 'members' | 'catch-up' | 'read-preference' | 'relocation' | 'deletion';
   volume: string;
   reason: string;
 }

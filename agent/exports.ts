@@ -9,7 +9,7 @@ import type { VolumeRecord } from '../state/store.ts';
 import type { AgentContext } from './context.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
 import type { Drive, ExportInfo, Host, Owner, Partition } from './host/types.ts';
-import { holds } from './owners.ts';
+import { holds, partitionOf } from './owners.ts';
 
 export interface ExportPassResult {
   /** Replica partitions created, as volume/replica. */
@@ -24,7 +24,9 @@ export interface ExportPassResult {
   failed: { volume: string; replica: string; reason: string }[];
 }
 
-const live = (r: VolumeRecord['replicas'][number]) => r.state !== 'Faulty' && r.state !== 'Removed';
+// A Faulty member is exported too, when its partition is still here: the attached node catches it
+// up from the bitmap (catch-up.ts). Its partition is never made again: a rebuild replaces it.
+const served = (r: VolumeRecord['replicas'][number]) => r.state !== 'Removed';
 
 /**
  * What this pass read of the host once, instead of once per replica: the drives (a partition is
@@ -90,7 +92,7 @@ function wantsExport(rec: VolumeRecord, owner: Owner, nodeName: string): boolean
     rec.phase === 'Active' &&
     !!r &&
     r.node === nodeName &&
-    live(r) &&
+    served(r) &&
     !!rec.attachment &&
     rec.attachment.node !== nodeName
   );
@@ -106,7 +108,7 @@ async function serveVolume(
   const rec = await o.store.get(id);
   if (rec?.phase !== 'Active') return;
   for (const r of rec.replicas) {
-    if (r.node !== o.nodeName || !live(r)) continue;
+    if (r.node !== o.nodeName || !served(r)) continue;
     try {
       await serveReplica(o, view, rec, r, out);
     } catch (e) {
@@ -124,10 +126,14 @@ async function serveReplica(
 ): Promise<void> {
   const owner = { volumeId: rec.id, replicaId: r.id };
   const name = `${rec.id}/${r.id}`;
-  const part = await ensurePartition(o.host, rec, r, {
-    drives: view.drives,
-    onCreate: () => out.created.push(name),
-  });
+  const part =
+    r.state === 'Faulty'
+      ? partitionOf(view.drives, owner)
+      : await ensurePartition(o.host, rec, r, {
+          drives: view.drives,
+          onCreate: () => out.created.push(name),
+        });
+  if (!part) return; // a Faulty member whose partition is gone: nothing to catch up
   const to = rec.attachment;
   if (!to || to.node === o.nodeName) return; // nothing to export; the pass above removed any export
   // This node still runs the array (the old attachment has not unstaged): exporting its member

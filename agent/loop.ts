@@ -7,6 +7,7 @@ import type { MeshStorVolume } from '../kube/crds.ts';
 import type { Logger } from '../kube/log.ts';
 import { every, type Periodic } from '../kube/periodic.ts';
 import type { VolumeRecord } from '../state/store.ts';
+import { describeCatchUp } from './catch-up.ts';
 import { type AgentContext, reasonOf } from './context.ts';
 import { type AgentPassResult, agentPass } from './pass.ts';
 
@@ -15,9 +16,10 @@ export interface Heartbeat {
   publish(records: readonly VolumeRecord[]): Promise<void>;
 }
 
-/** Where per-volume problems are told to users (Warning Events on the MeshStorVolume). */
+/** Where per-volume problems (Warning Events) and progress (Normal Events) are told to users. */
 export interface VolumeWarnings {
   warn(on: { kind: 'MeshStorVolume'; name: string }, reason: string, message: string): Promise<unknown>;
+  note?(on: { kind: 'MeshStorVolume'; name: string }, reason: string, message: string): Promise<unknown>;
 }
 
 export interface AgentLoopOptions {
@@ -120,6 +122,13 @@ export class AgentLoop {
         .catch(() => undefined);
     }
     if (r.members.length) log.info({ volumes: r.members }, 'member states reported');
+    for (const c of r.catchUps) {
+      log.info({ ...c }, 'member catching up from the bitmap');
+      await warnings
+        ?.note?.({ kind: 'MeshStorVolume', name: c.volume }, 'MemberCatchingUp', describeCatchUp(c))
+        .catch(() => undefined);
+    }
+    if (r.readPreference.length) log.info({ volumes: r.readPreference }, 'remote members write-mostly');
     for (const p of r.relocations) log.info({ ...p }, 'relocation');
     if (r.deletions.wiped.length) log.info({ partitions: r.deletions.wiped }, 'wiped');
     for (const w of r.deletions.waiting) log.info(w, 'waiting to wipe');

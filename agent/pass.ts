@@ -4,11 +4,13 @@
 // step that fails as a whole (its host read failed) does not stop the next step.
 // `meshstor agent` (through AgentLoop) and the in-process test clusters run exactly this.
 import type { VolumeRecord } from '../state/store.ts';
+import { type CatchUp, catchUpMembers } from './catch-up.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
+import { preferLocalReads } from './read-preference.ts';
 import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
 import { advanceRelocations, type RelocationProgress } from './relocation.ts';
 
@@ -18,6 +20,10 @@ export interface AgentPassResult {
   exports: ExportPassResult;
   /** Volumes whose member states were updated from md. */
   members: string[];
+  /** Members re-added from the bitmap in this pass. */
+  catchUps: CatchUp[];
+  /** Volumes whose remote members' write-mostly marks changed. */
+  readPreference: string[];
   relocations: RelocationProgress[];
   deletions: ReconcileResult;
   /** The arrays running on this node, as md reported them in this pass. */
@@ -44,11 +50,13 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
   const arrays: ArrayInfo[] = [];
   const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays));
+  const catchUps = await whole('catch-up', [], () => catchUpMembers(o, records, failures));
+  const readPreference = await whole('read-preference', [], () => preferLocalReads(o, records, failures));
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
     reconcileDeletions(o.nodeName, o.host, records),
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });
-  return { records, exports, members, relocations, deletions, arrays, failures };
+  return { records, exports, members, catchUps, readPreference, relocations, deletions, arrays, failures };
 }

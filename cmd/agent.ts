@@ -254,7 +254,14 @@ export const agentCommand = defineCommand({
     // One lock per volume shared by the node service and the agent's pass (agent/exports.ts).
     const locks = new KeyedLock();
     const loop = new AgentLoop({
-      context: { nodeName, host, store, listen: { address: identity.address, port: config.port }, locks },
+      context: {
+        nodeName,
+        host,
+        store,
+        listen: { address: identity.address, port: config.port },
+        locks,
+        peers,
+      },
       heartbeat,
       warnings: events,
       resyncMs: config.resyncSeconds * 1000,

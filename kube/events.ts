@@ -1,4 +1,4 @@
-// Warning Events on MeshStor objects: where `kubectl describe` shows a user why something waits.
+// Warning (and Normal) Events on MeshStor objects: where `kubectl describe` shows a user why something waits.
 // Best effort (an Event that cannot be written is logged, never fatal) and deduplicated: the same
 // reason and message on the same object is written once per `quietMs`.
 import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
@@ -41,7 +41,22 @@ export class EventRecorder {
   }
 
   /** Returns whether an Event was written (false: a duplicate within the quiet period, or it failed). */
-  async warn(on: EventTarget, reason: string, message: string, now = Date.now()): Promise<boolean> {
+  warn(on: EventTarget, reason: string, message: string, now = Date.now()): Promise<boolean> {
+    return this.record('Warning', on, reason, message, now);
+  }
+
+  /** A Normal Event: progress a user may want to see (a member catching up), same deduplication. */
+  note(on: EventTarget, reason: string, message: string, now = Date.now()): Promise<boolean> {
+    return this.record('Normal', on, reason, message, now);
+  }
+
+  private async record(
+    type: 'Warning' | 'Normal',
+    on: EventTarget,
+    reason: string,
+    message: string,
+    now: number,
+  ): Promise<boolean> {
     const key = `${on.kind}/${on.name}/${reason}/${message}`;
     const last = this.sent.get(key);
     if (last !== undefined && now - last < this.quietMs) return false;
@@ -53,7 +68,7 @@ export class EventRecorder {
       await this.write('default', {
         metadata: { generateName: `${on.name}.` },
         involvedObject: { apiVersion: API_VERSION, kind: on.kind, name: on.name },
-        type: 'Warning',
+        type,
         reason,
         message: message.slice(0, 1024),
         source: { component: this.component },

@@ -30,6 +30,15 @@ export class LastInSyncMemberError extends HostError {
   override name = 'LastInSyncMemberError';
 }
 
+/**
+ * A member cannot be caught up from the array's write-intent bitmap (`mdadm --re-add`): it carries
+ * no superblock of the array, it was written while away (its event count is ahead), or md found the
+ * bitmap does not cover the time it was gone. Only a full rebuild (wipe, add) brings it back.
+ */
+export class ReAddRefusedError extends HostError {
+  override name = 'ReAddRefusedError';
+}
+
 /** The partition is a member of an assembled array, exported, or mounted: not deleted or wiped. */
 export class DeviceInUseError extends HostError {
   override name = 'DeviceInUseError';

@@ -7,7 +7,8 @@ import type { ConnectSpec, ListenAddress } from './types.ts';
 /** What lives on a block device: shared by a partition and the remote namespaces exporting it. */
 export interface Store {
   sizeBytes: number;
-  md?: { uuid: string; name: string } | undefined;
+  /** The MD superblock: its array, and its event count (raised by every change of the array while it is a member). */
+  md?: { uuid: string; name: string; events?: number | undefined } | undefined;
   fs?: string | undefined;
 }
 

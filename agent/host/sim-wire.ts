@@ -6,7 +6,7 @@ import type { Store } from './sim-fabric.ts';
 
 const wireStore = z.object({
   sizeBytes: z.number(),
-  md: z.object({ uuid: z.string(), name: z.string() }).nullable(),
+  md: z.object({ uuid: z.string(), name: z.string(), events: z.number().optional() }).nullable(),
   fs: z.string().nullable(),
 });
 export type WireStore = z.infer<typeof wireStore>;

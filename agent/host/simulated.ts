@@ -13,6 +13,7 @@ import {
   InvalidArgumentError,
   LastInSyncMemberError,
   NotFoundError,
+  ReAddRefusedError,
 } from './errors.ts';
 import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
 import {
@@ -40,6 +41,7 @@ import type {
   ArrayInfo,
   ArrayMember,
   BindOptions,
+  BitmapInfo,
   ConnectSpec,
   Drive,
   ExportInfo,
@@ -86,6 +88,7 @@ interface SimMember {
   store: Store;
   slot: number | undefined;
   state: ArrayMember['state'];
+  writeMostly: boolean;
 }
 
 interface SimArray {
@@ -96,6 +99,10 @@ interface SimArray {
   members: SimMember[];
   store: Store;
   mismatch: number;
+  /** The superblocks' event count: raised by every change of the members. */
+  events: number;
+  /** Bitmap chunks written while a slot had no in-sync member (the only write modelled: mkfs). */
+  dirty: number;
 }
 
 interface SimMount {
@@ -122,6 +129,7 @@ interface SimRemote {
 }
 
 const MD_OVERHEAD = MiB; // data offset the simulation reserves for the 1.2 superblock + bitmap
+const BITMAP_CHUNK = 64 * MiB; // mdadm's internal bitmap chunk for arrays of this size
 
 export class SimulatedHost implements Host, SimTarget {
   readonly hostNqn: string;
@@ -368,7 +376,10 @@ export class SimulatedHost implements Host, SimTarget {
     if (!r) return;
     this.remote.delete(nqn);
     for (const a of this.arrays.values()) {
-      for (const m of a.members) if (m.devicePath === r.devicePath) m.state = 'faulty';
+      const lost = a.members.filter((m) => m.devicePath === r.devicePath);
+      for (const m of lost) m.state = 'faulty';
+      // md records the failure on the members that stay (their writes reach their targets later)
+      if (lost.length) void this.bump(a).catch(() => undefined);
     }
   }
 
@@ -408,12 +419,16 @@ export class SimulatedHost implements Host, SimTarget {
         store: stores[i] as Store,
         slot: i,
         state: 'in_sync',
+        writeMostly: false,
       })),
       store: { sizeBytes: 0 },
       mismatch: 0,
+      events: 0,
+      dirty: 0,
     };
     resize(a);
     this.arrays.set(name, a);
+    await this.bump(a);
     return arrayView(a);
   }
 
@@ -445,12 +460,16 @@ export class SimulatedHost implements Host, SimTarget {
         store: stores[i] as Store,
         slot: i,
         state: 'in_sync',
+        writeMostly: false,
       })),
       store: this.arrayStores.get(uuid) ?? { sizeBytes: 0 },
       mismatch: 0,
+      events: Math.max(...stores.map((s) => s.md?.events ?? 0)),
+      dirty: 0,
     };
     resize(a);
     this.arrays.set(name, a);
+    await this.bump(a);
     return arrayView(a);
   }
 
@@ -484,8 +503,10 @@ export class SimulatedHost implements Host, SimTarget {
       store: s,
       slot: free ? slot : undefined,
       state: free ? 'in_sync' : 'spare',
+      writeMostly: false,
     });
     resize(a);
+    await this.bump(a);
     return arrayView(a);
   }
 
@@ -501,7 +522,66 @@ export class SimulatedHost implements Host, SimTarget {
       );
     }
     a.members = a.members.filter((x) => x !== m);
+    await this.bump(a);
     return arrayView(a);
+  }
+
+  async reAddMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    const have = a.members.find((m) => m.devicePath === devicePath);
+    if (have && have.state !== 'faulty') return arrayView(a);
+    if (have) a.members = a.members.filter((m) => m !== have); // a failed copy holds nothing needed
+    const [s] = (await this.fresh([devicePath])) as [Store];
+    this.refuseBusyStore(devicePath, s);
+    if (!s.md)
+      throw new ReAddRefusedError(`${devicePath} carries no MD superblock: only a full rebuild can use it`);
+    if (s.md.uuid !== a.uuid)
+      throw new ForeignSuperblockError(`${devicePath} carries an MD superblock of array ${s.md.name}`);
+    const mine = s.md.events ?? 0;
+    if (mine > a.events) {
+      throw new ReAddRefusedError(
+        `${devicePath} is ahead of ${a.name} (events ${mine} > ${a.events}): written elsewhere after it left; only a full rebuild can use it`,
+      );
+    }
+    const used = new Set(a.members.map((m) => m.slot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    if (slot >= a.raidDevices) throw new ReAddRefusedError(`${a.name} has no free slot for ${devicePath}`);
+    // the simulation resyncs the dirty chunks at once
+    a.members.push({ devicePath, store: s, slot, state: 'in_sync', writeMostly: false });
+    if (!arrayView(a).degraded) a.dirty = 0;
+    await this.bump(a);
+    return arrayView(a);
+  }
+
+  async readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    if (!a.members.some((m) => m.state === 'in_sync'))
+      throw new NotFoundError(`array ${a.name} has no in-sync member`);
+    return {
+      chunkBytes: BITMAP_CHUNK,
+      chunks: Math.ceil(a.store.sizeBytes / BITMAP_CHUNK),
+      dirtyChunks: a.dirty,
+    };
+  }
+
+  async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = this.array(volumeId);
+    const m = a.members.find((x) => x.devicePath === devicePath);
+    if (!m) throw new NotFoundError(`${devicePath} is not a member of ${a.name}`);
+    m.writeMostly = on;
+    return arrayView(a);
+  }
+
+  /** A change of the array: its event count goes up on the superblocks of the members still in it. */
+  private async bump(a: SimArray): Promise<void> {
+    a.events++;
+    const current = a.members.filter((m) => m.state !== 'faulty').map((m) => m.store);
+    for (const s of current) if (s.md) s.md.events = a.events;
+    await this.push(current);
   }
 
   async setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo> {
@@ -526,6 +606,7 @@ export class SimulatedHost implements Host, SimTarget {
       m.state = 'in_sync';
     }
     this.superblockRaidDevices.set(a.uuid, count);
+    await this.bump(a);
     return arrayView(a);
   }
 
@@ -564,6 +645,9 @@ export class SimulatedHost implements Host, SimTarget {
     if (s.sizeBytes < 300 * 1e6)
       throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
     s.fs = 'xfs';
+    // written while a slot is missing: the bitmap keeps the chunk dirty for the member's return
+    const a = [...this.arrays.values()].find((x) => x.store === s);
+    if (a && arrayView(a).degraded) a.dirty = Math.min(a.dirty + 1, Math.ceil(s.sizeBytes / BITMAP_CHUNK));
     await this.push([s]);
   }
 
@@ -805,7 +889,12 @@ function arrayView(a: SimArray): ArrayInfo {
     uuid: a.uuid,
     devicePath: `/dev/md${a.minor}`,
     raidDevices: a.raidDevices,
-    members: a.members.map((m) => ({ devicePath: m.devicePath, slot: m.slot, state: m.state })),
+    members: a.members.map((m) => ({
+      devicePath: m.devicePath,
+      slot: m.slot,
+      state: m.state,
+      writeMostly: m.writeMostly,
+    })),
     degraded: inSync < a.raidDevices,
     syncAction: 'idle',
     syncProgress: undefined,

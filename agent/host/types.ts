@@ -87,6 +87,19 @@ export interface ArrayMember {
   /** Slot in the array; undefined for spares. */
   slot: number | undefined;
   state: MdMemberState;
+  /** md reads from it only when no other member can serve (sysfs state `write_mostly`). */
+  writeMostly: boolean;
+}
+
+/**
+ * An array's write-intent bitmap (`mdadm --examine-bitmap` of an in-sync member): md marks a chunk
+ * dirty before writing to it and keeps it dirty while a member is missing, so the dirty chunks are
+ * what a returning member resyncs.
+ */
+export interface BitmapInfo {
+  chunkBytes: number;
+  chunks: number;
+  dirtyChunks: number;
 }
 
 export interface ArrayInfo {
@@ -176,6 +189,20 @@ export interface Host {
   assembleArray(spec: ArrayCreateSpec, o?: OpOptions): Promise<ArrayInfo>;
   getArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo | undefined>;
   addMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
+  /**
+   * Puts back a member that left the array (`mdadm --re-add`; a faulty entry of the same device is
+   * removed first): md resyncs only the chunks the bitmap marked since it left. Refuses with
+   * ReAddRefusedError what only a full rebuild can bring back (no superblock of this array, an event
+   * count ahead of the array's, md refusing), with ForeignSuperblockError another array's member.
+   */
+  reAddMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
+  /** The array's write-intent bitmap as an in-sync member carries it. */
+  readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo>;
+  /**
+   * Marks a member write-mostly (md reads from the others while they can serve) or clears it. Never
+   * write-behind: that would acknowledge writes the member does not have yet.
+   */
+  setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo>;
   /** Fails and removes one member; refuses the last in-sync one. A vanished device: pass its old path. */
   removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
   setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo>;

@@ -18,9 +18,14 @@ interface FioJson {
   jobs: { read: { iops: number }; write: { iops: number } }[];
 }
 
-async function fio(dev: string): Promise<Record<keyof typeof JOBS, number>> {
+/** IOPS of each job (all of JOBS, or the ones named) on the device. */
+export async function fio(
+  dev: string,
+  only?: readonly (keyof typeof JOBS)[],
+): Promise<Record<keyof typeof JOBS, number>> {
   const out = {} as Record<keyof typeof JOBS, number>;
   for (const [name, args] of Object.entries(JOBS) as [keyof typeof JOBS, readonly string[]][]) {
+    if (only && !only.includes(name)) continue;
     const r = await exec(
       'fio',
       [
@@ -43,6 +48,15 @@ async function fio(dev: string): Promise<Record<keyof typeof JOBS, number>> {
   return out;
 }
 
+/** Writes the first 200 MiB (what fio reads) once, so reads hit allocated data in every setup. */
+export async function fill(dev: string): Promise<void> {
+  const fh = await open(dev, 'r+');
+  const zero = Buffer.alloc(MiB);
+  for (let i = 0; i < 200; i++) await fh.write(zero, 0, MiB, i * MiB);
+  await fh.sync();
+  await fh.close();
+}
+
 export async function bench(): Promise<Record<string, unknown>> {
   const { a } = nodes();
   const owner = { volumeId: 'bench', replicaId: 'r1' };
@@ -53,14 +67,6 @@ export async function bench(): Promise<Record<string, unknown>> {
     { ...owner, extent: { start: f.start, end: f.start + SIZE } },
   ]);
   if (!p) throw new Error('no bench partition');
-  // write every block once, so reads hit allocated data in all three setups
-  const fill = async (dev: string) => {
-    const fh = await open(dev, 'r+');
-    const zero = Buffer.alloc(MiB);
-    for (let i = 0; i < 200; i++) await fh.write(zero, 0, MiB, i * MiB);
-    await fh.sync();
-    await fh.close();
-  };
   await fill(p.path);
   const raw = await fio(p.path);
   const arr = await a.createArray({ volumeId: 'bench', devices: [p.path] });

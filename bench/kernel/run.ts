@@ -1,6 +1,8 @@
 // `npm run bench:kernel`: boots the kernel-tier VM and runs the fio comparison in it (raw
-// partition vs MD RAID1 single member vs LVM thin). Not part of `npm test`: emulated drives under
-// TCG give ratios only, never absolute numbers worth quoting.
+// partition vs MD RAID1 single member vs LVM thin). `npm run bench:kernel -- write-mostly`: 4K
+// random reads of a local + remote (nvme-tcp) RAID1 with and without the remote member marked
+// write-mostly (write-mostly.ts). Not part of `npm test`: emulated drives under TCG give ratios
+// only, never absolute numbers worth quoting.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +14,31 @@ if (missing) {
   console.error(`bench:kernel cannot run: ${missing}`);
   process.exit(2);
 }
+const writeMostly = process.argv[2] === 'write-mostly';
 const dir = mkdtempSync(join(tmpdir(), 'meshstor-bench-'));
-const r = await bootGuest({ suite: 'bench', drives: freshDrives(dir), timeoutMs: 15 * 60_000, workDir: dir });
+const r = await bootGuest({
+  suite: writeMostly ? 'bench-write-mostly' : 'bench',
+  drives: freshDrives(dir),
+  timeoutMs: 15 * 60_000,
+  workDir: dir,
+});
 rmSync(dir, { recursive: true, force: true });
-const c = r.events.find((e) => e.kind === 'case' && e.name === 'fio');
+const c = r.events.find((e) => e.kind === 'case' && e.name === (writeMostly ? 'fio-write-mostly' : 'fio'));
 if (!c?.ok) {
   console.error(c?.error ?? r.console.slice(-3000));
   process.exit(1);
+}
+if (writeMostly) {
+  const w = c.data as { iops: Record<string, number>; ratioToBalanced: Record<string, number> };
+  console.log(`fio 4K randread in the VM (accel=${r.accel}; local + nvme-tcp RAID1; ratios only)`);
+  console.log(`both legs read          ${w.iops.balanced} IOPS (1.00)`);
+  console.log(
+    `remote write-mostly     ${w.iops.writeMostly} IOPS (${w.ratioToBalanced.writeMostly?.toFixed(2)})`,
+  );
+  console.log(
+    `local partition alone   ${w.iops.localPartition} IOPS (${w.ratioToBalanced.localPartition?.toFixed(2)})`,
+  );
+  process.exit(0);
 }
 const d = c.data as {
   iops: Record<string, Record<string, number>>;

@@ -29,7 +29,8 @@ export function clusterNode<H extends Host>(o: {
     mountPoints: { ensure: async () => {}, remove: async () => {} },
   });
   /** One round of the agent's resync loop (what cmd/agent.ts runs, without the MeshStorNode publish). */
-  const pass = async () => (await agentPass({ nodeName: name, host, store, listen, locks })).exports;
+  const pass = async () =>
+    (await agentPass({ nodeName: name, host, store, listen, locks, peers: o.peers })).exports;
   return { host, svc, pass, listen };
 }
 

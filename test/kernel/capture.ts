@@ -1,7 +1,8 @@
 // `node test/kernel/capture.ts`: boots the kernel-tier VM with the `capture` suite
 // (guest/capture.ts) and writes what LinuxHost read there (tool output, sysfs, configfs,
 // mountinfo) to agent/host/linux/parse/fixtures/, where the parsers' unit tests read it. Run it
-// again after a kernel or tool change to see whether the formats moved.
+// again after a kernel or tool change to see whether the formats moved. With fixture names as
+// arguments only those are written (a new parser's fixtures, without touching the others').
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,8 @@ if (!done?.ok) {
 }
 const kernel = (r.events.find((e) => e.kind === 'booted') as { kernel?: string } | undefined)?.kernel;
 mkdirSync(OUT, { recursive: true });
-const fixtures = r.events.filter((e) => e.kind === 'fixture');
+const only = new Set(process.argv.slice(2));
+const fixtures = r.events.filter((e) => e.kind === 'fixture' && (only.size === 0 || only.has(e.name ?? '')));
 for (const f of fixtures) {
   const body = { kernel, capturedBy: 'test/kernel/capture.ts', data: f.data };
   writeFileSync(join(OUT, `${f.name}.json`), `${JSON.stringify(body, null, 2)}\n`);

@@ -8,13 +8,16 @@ import type { DriveSpec } from './harness.ts';
 
 const GiB = 2 ** 30;
 
-/** Fresh sparse images in `dir`; the OS drive gets its GPT from sgdisk run on the image file. */
-export function freshDrives(dir: string): DriveSpec[] {
+/**
+ * Fresh sparse images in `dir`; the OS drive gets its GPT from sgdisk run on the image file.
+ * `abData`: the size of A's and B's data drives (the catch-up boot's 1 GiB volume needs 2 GiB).
+ */
+export function freshDrives(dir: string, abData = GiB): DriveSpec[] {
   mkdirSync(dir, { recursive: true });
   const specs: DriveSpec[] = [
     { serial: 'MS-A-OS', sizeBytes: 2 * GiB },
-    { serial: 'MS-A-DATA', sizeBytes: GiB },
-    { serial: 'MS-B-DATA', sizeBytes: GiB },
+    { serial: 'MS-A-DATA', sizeBytes: abData },
+    { serial: 'MS-B-DATA', sizeBytes: abData },
     { serial: 'MS-B-DATA2', sizeBytes: GiB },
     // the three nodes of scenarios s and r (n3's drive is where r relocates a member to)
     { serial: 'MS-N1-DATA', sizeBytes: GiB },

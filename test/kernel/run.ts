@@ -10,7 +10,8 @@ const suite = process.argv[2] ?? 'contract';
 const dir = mkdtempSync(join(tmpdir(), 'meshstor-run-'));
 const r = await bootGuest({
   suite,
-  drives: freshDrives(dir),
+  // the catch-up scenarios' 1 GiB volume needs larger data drives on A and B
+  drives: freshDrives(dir, suite.includes('catchup') ? 2 * 2 ** 30 : undefined),
   timeoutMs: 15 * 60_000,
   echo: true,
   workDir: dir,

@@ -12,6 +12,7 @@ import type {
   ArrayCreateSpec,
   ArrayInfo,
   BindOptions,
+  BitmapInfo,
   ConnectSpec,
   Drive,
   ExportInfo,
@@ -132,6 +133,15 @@ export class LinuxHost implements Host {
   }
   removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
     return this.arrays.removeMember(volumeId, devicePath, o);
+  }
+  reAddMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    return this.arrays.reAddMember(volumeId, devicePath, o);
+  }
+  readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo> {
+    return this.arrays.readBitmap(volumeId, o);
+  }
+  setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
+    return this.arrays.setWriteMostly(volumeId, devicePath, on, o);
   }
   setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo> {
     return this.arrays.setRaidDevices(volumeId, count, o);

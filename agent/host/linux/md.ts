@@ -4,17 +4,20 @@
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
+  CommandError,
   ForeignSuperblockError,
   InvalidArgumentError,
   LastInSyncMemberError,
   NotFoundError,
+  ReAddRefusedError,
 } from '../errors.ts';
 import { arrayName } from '../names.ts';
-import type { ArrayCreateSpec, ArrayInfo, OpOptions } from '../types.ts';
+import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types.ts';
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
 import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
-import { type MdIdentity, parseExamine, parseMdIdentity } from './parse/mdadm.ts';
+import { type MdIdentity, parseExamine, parseExamineEvents, parseMdIdentity } from './parse/mdadm.ts';
+import { parseExamineBitmap } from './parse/mdadm-bitmap.ts';
 
 /** The files of /sys/block/<md> that make its ArrayInfo. */
 export async function readMdFiles(md: string): Promise<MdFiles> {
@@ -163,6 +166,79 @@ export class Arrays extends Section {
     }
     if (!sb) await this.devices.refuseSignature(devicePath, o);
     await this.c.x('mdadm', [`/dev/${a.md}`, '--add', devicePath], o);
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  /** The superblock's event count of a device, or undefined when it has none. */
+  private async events(path: string, o?: OpOptions): Promise<number | undefined> {
+    const r = await this.c.x('mdadm', ['--examine', '--export', path], o, { okCodes: [0, 1] });
+    return parseExamineEvents(r.code, r.stdout);
+  }
+
+  /** An in-sync member's device: its superblock and bitmap are the array's current ones. */
+  private inSyncMember(info: ArrayInfo): string {
+    const m = info.members.find((x) => x.state === 'in_sync');
+    if (!m) throw new NotFoundError(`array ${info.name} has no in-sync member`);
+    return m.devicePath;
+  }
+
+  async reAddMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    let a = await this.requireArray(volumeId, o);
+    for (const m of a.info.members) {
+      // by path too: a vanished device's faulty entry keeps its old name, which a new one may take
+      if (m.devicePath !== devicePath && !(await sameDevice(m.devicePath, devicePath))) continue;
+      if (m.state !== 'faulty') return a.info;
+      // its faulty entry first: a failed copy holds nothing the array needs
+      await this.removeMember(volumeId, m.devicePath, o);
+      a = await this.requireArray(volumeId, o);
+    }
+    await this.devices.refuseBusy(devicePath, `re-add to ${a.info.name}`);
+    const sb = await this.examine(devicePath, o);
+    if (!sb)
+      throw new ReAddRefusedError(`${devicePath} carries no MD superblock: only a full rebuild can use it`);
+    if (sb.uuid !== a.info.uuid)
+      throw new ForeignSuperblockError(
+        `${devicePath} carries an MD superblock of array ${sb.fullName ?? '?'}`,
+      );
+    const mine = await this.events(devicePath, o);
+    const current = await this.events(this.inSyncMember(a.info), o);
+    // md would take a member whose count is ahead as current and resync nothing: it was written
+    // by another holder of the array after it left, so its bitmap is not this array's to trust
+    if (mine !== undefined && current !== undefined && mine > current) {
+      throw new ReAddRefusedError(
+        `${devicePath} is ahead of ${a.info.name} (events ${mine} > ${current}): written elsewhere after it left; only a full rebuild can use it`,
+      );
+    }
+    try {
+      await this.c.x('mdadm', [`/dev/${a.md}`, '--re-add', devicePath], o);
+    } catch (e) {
+      if (!(e instanceof CommandError) || o?.signal?.aborted) throw e;
+      throw new ReAddRefusedError(`md refused to re-add ${devicePath} to ${a.info.name}: ${e.stderr.trim()}`);
+    }
+    return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo> {
+    check(o);
+    const a = await this.requireArray(volumeId, o);
+    const dev = this.inSyncMember(a.info);
+    const r = await this.c.x('mdadm', ['--examine-bitmap', dev], o, { okCodes: [0, 1, 2] });
+    const b = parseExamineBitmap(r.code, r.stdout);
+    if (!b) throw new NotFoundError(`array ${a.info.name} has no write-intent bitmap on ${dev}`);
+    return b;
+  }
+
+  async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
+    check(o);
+    const a = await this.requireArray(volumeId, o);
+    const m = a.info.members.find((x) => x.devicePath === devicePath);
+    if (!m) throw new NotFoundError(`${devicePath} is not a member of ${a.info.name}`);
+    if (m.writeMostly === on) return a.info;
+    await writeFile(
+      `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`,
+      on ? 'writemostly' : '-writemostly',
+    );
     return (await this.requireArray(volumeId, o)).info;
   }
 

@@ -12,6 +12,7 @@ import {
   LastInSyncMemberError,
   NotFoundError,
   PartitionOverlapError,
+  ReAddRefusedError,
 } from '../errors.ts';
 import { generateDhchapSecret, subsystemNqn } from '../names.ts';
 import type { Drive, Host, ListenAddress, Owner, PartitionSpec } from '../types.ts';
@@ -322,6 +323,68 @@ export const CONTRACT: ContractCase[] = [
       assert.equal((await a.assembleArray({ volumeId: R1.volumeId, devices: [local] })).uuid, arr.uuid);
       await a.stopArray(R1.volumeId);
       await throwsA(a.assembleArray({ volumeId: 'vol-2', devices: [local] }), ForeignSuperblockError);
+    },
+  },
+  {
+    name: "re-adds a member that left (bitmap catch-up), idempotently; refuses a blank device and another array's",
+    async run(env) {
+      const { a, driveA } = env;
+      const { local, remote, arr } = await twoLegArray(env);
+      await waitIdle(a, R1.volumeId);
+      const bitmap = await a.readBitmap(R1.volumeId);
+      assert.ok(bitmap.chunkBytes >= 4096, `bitmap chunk ${bitmap.chunkBytes}`);
+      assert.ok(bitmap.chunks * bitmap.chunkBytes >= arr.sizeBytes, 'the bitmap covers the array');
+      assert.ok(bitmap.dirtyChunks <= bitmap.chunks);
+      const away = await a.removeMember(R1.volumeId, remote.dev);
+      assert.ok(away.degraded, 'degraded while the member is away');
+      const back = await a.reAddMember(R1.volumeId, remote.dev);
+      assert.equal(back.uuid, arr.uuid);
+      assert.ok(
+        back.members.some((m) => m.devicePath === remote.dev && m.state !== 'faulty' && m.slot !== undefined),
+        'back in its slot',
+      );
+      const synced = await waitIdle(a, R1.volumeId);
+      assert.deepEqual(
+        synced.members.map((m) => [m.devicePath, m.state]).sort(),
+        [
+          [local, 'in_sync'],
+          [remote.dev, 'in_sync'],
+        ].sort(),
+      );
+      assert.equal(synced.degraded, false);
+      assert.equal((await a.reAddMember(R1.volumeId, remote.dev)).members.length, 2, 'idempotent');
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R3)]);
+      await throwsA(a.reAddMember(R1.volumeId, await partPath(a, driveA, R3)), ReAddRefusedError);
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, OTHER)]);
+      const other = await partPath(a, driveA, OTHER);
+      await a.createArray({ volumeId: OTHER.volumeId, devices: [other] });
+      await a.stopArray(OTHER.volumeId);
+      await throwsA(a.reAddMember(R1.volumeId, other), ForeignSuperblockError);
+      assert.equal((await a.getArray(R1.volumeId))?.members.length, 2, 'nothing changed by the refusals');
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    name: 'marks a member write-mostly and clears it; a device that is no member is not found',
+    async run(env) {
+      const { a } = env;
+      const { local, remote } = await twoLegArray(env);
+      const wm = await a.setWriteMostly(R1.volumeId, remote.dev, true);
+      const flags = (x: typeof wm) => x.members.map((m) => [m.devicePath, m.writeMostly]).sort();
+      assert.deepEqual(
+        flags(wm),
+        [
+          [local, false],
+          [remote.dev, true],
+        ].sort(),
+      );
+      assert.deepEqual(flags((await a.getArray(R1.volumeId)) ?? wm), flags(wm), 'md keeps it');
+      assert.deepEqual(flags(await a.setWriteMostly(R1.volumeId, remote.dev, true)), flags(wm), 'idempotent');
+      const cleared = await a.setWriteMostly(R1.volumeId, remote.dev, false);
+      assert.ok(cleared.members.every((m) => !m.writeMostly));
+      await throwsA(a.setWriteMostly(R1.volumeId, '/dev/nonexistent', true), NotFoundError);
+      await waitIdle(a, R1.volumeId);
+      await a.stopArray(R1.volumeId);
     },
   },
   {

@@ -114,6 +114,11 @@ export async function captureFixtures(): Promise<unknown> {
   await waitIdle(a, VOL);
   await mdFiles('md-clean', md);
   await tool('mdadm-examine-member', 'mdadm', ['--examine', '--export', p1.path]);
+  await tool('mdadm-examine-bitmap-clean', 'mdadm', ['--examine-bitmap', p1.path]);
+  const remoteState = `/sys/block/${md}/md/dev-${remote.slice(5)}/state`;
+  await writeFile(remoteState, 'writemostly');
+  await mdFiles('md-write-mostly', md);
+  await writeFile(remoteState, '-writemostly');
   await tool('blkid-raid-member', 'blkid', ['--probe', '--output', 'export', p1.path]);
 
   // XFS, mounted, bound read-only onto a path with a space, and the device bound onto a file
@@ -147,6 +152,12 @@ export async function captureFixtures(): Promise<unknown> {
   await writeFile(`/sys/block/${md}/md/dev-${remote.slice(5)}/state`, 'faulty');
   await mdFiles('md-faulty', md);
   await a.removeMember(VOL, remote);
+  // written while the leg is away: the bitmap keeps those chunks dirty; the leg's superblock stays behind
+  await writeFile('/mnt/cap/fs/away', Buffer.alloc(4 * MiB, 7));
+  await exec('sync', []);
+  await tool('mdadm-examine-bitmap-dirty', 'mdadm', ['--examine-bitmap', p1.path]);
+  await tool('mdadm-examine-member-current', 'mdadm', ['--examine', '--export', p1.path]);
+  await tool('mdadm-examine-member-stale', 'mdadm', ['--examine', '--export', remote]);
   // without its superblock the leg comes back as a new member: a full (throttled) recovery
   await exec('mdadm', ['--zero-superblock', remote]);
   await syncSpeed(1000, 2000);

@@ -1,6 +1,6 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
-// alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// all, reboot, bench, bench-write-mostly, capture (the parsers' fixtures), stage: scenarios s and
+// r, relocate: r alone, catchup: h and h2, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
+import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
@@ -64,9 +65,11 @@ async function canWrite(path: string): Promise<boolean> {
   return true;
 }
 
-async function contract(): Promise<boolean> {
+/** The contract cases, or only those whose numbers are given (`contract=10+11`, by hand). */
+async function contract(only?: Set<number>): Promise<boolean> {
   let ok = true;
   for (const [i, c] of CONTRACT.entries()) {
+    if (only && !only.has(i)) continue;
     // the reset is part of the case, so the harness's time bound for the case covers it
     const run = async () => {
       await reset();
@@ -96,10 +99,14 @@ async function scenarios(list: Scenario[]): Promise<boolean> {
   return true;
 }
 
-const suite = process.argv[2] ?? 'contract';
 async function benchSuite(): Promise<boolean> {
   const { bench } = await import('../../../bench/kernel/guest.ts');
   return runCase('fio', bench);
+}
+
+async function writeMostlyBench(): Promise<boolean> {
+  const { benchWriteMostly } = await import('../../../bench/kernel/write-mostly.ts');
+  return runCase('fio-write-mostly', benchWriteMostly);
 }
 
 /**
@@ -115,22 +122,33 @@ async function agentSuite(): Promise<boolean> {
   }
 }
 
-const ok =
-  suite === 'agent'
+async function runSuite(suite: string): Promise<boolean> {
+  const picked = /^contract=([\d+]+)$/.exec(suite)?.[1];
+  if (picked) return contract(new Set(picked.split('+').map(Number)));
+  return suite === 'agent'
     ? await agentSuite()
     : suite === 'contract'
       ? await contract()
       : suite === 'bench'
         ? await benchSuite()
-        : suite === 'capture'
-          ? await runCase('capture', captureFixtures)
-          : await scenarios(
-              suite === 'reboot'
-                ? AFTER_REBOOT
-                : suite === 'stage'
-                  ? [s_csiStaging, r_agentRelocation]
-                  : suite === 'relocate'
-                    ? [r_agentRelocation]
-                    : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-            );
+        : suite === 'bench-write-mostly'
+          ? await writeMostlyBench()
+          : suite === 'capture'
+            ? await runCase('capture', captureFixtures)
+            : await scenarios(
+                suite === 'reboot'
+                  ? AFTER_REBOOT
+                  : suite === 'stage'
+                    ? [s_csiStaging, r_agentRelocation]
+                    : suite === 'relocate'
+                      ? [r_agentRelocation]
+                      : suite === 'catchup'
+                        ? CATCH_UP
+                        : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+              );
+}
+
+// by hand, several suites in one boot: `contract=10+11,catchup`
+let ok = true;
+for (const suite of (process.argv[2] ?? 'contract').split(',')) ok = (await runSuite(suite)) && ok;
 process.exit(ok ? 0 : 1);

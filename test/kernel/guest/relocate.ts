@@ -1,4 +1,4 @@
-// The relocation steps (add before remove) as a driver would run them: every step observes the
+// The relocation steps (add before remove), the rebuild steps and the catch-up steps as a driver would run them: every step observes the
 // machine first and does nothing when its result already holds, so a driver killed at any point
 // and started again converges from observed state alone (no journal). Used by scenario c
 // in-process and by scenario g as a separate process that is killed -9 between steps.
@@ -179,5 +179,70 @@ export function rebuildSteps(a: Host, b: Host, plan: RebuildPlan): Step[] {
       },
     },
     { name: 'free-lost', run: () => b.deletePartition(lost.driveId, lost.owner) },
+  ];
+}
+
+export interface CatchUpPlan {
+  volumeId: string;
+  /** The member that was away: B's partition, exported again as `nqn` once B is back. */
+  away: { driveId: string; owner: Owner; nqn: string };
+  listen: { address: string; port: number };
+  ctrlLossTmoSec: number;
+}
+
+/**
+ * A member back from a reboot catches up from the bitmap: its stale faulty entry and dead
+ * controller go, B exports it again, A connects and re-adds it (never a full rebuild), md resyncs
+ * the dirty chunks.
+ */
+export function catchUpSteps(a: Host, b: Host, plan: CatchUpPlan): Step[] {
+  const { volumeId, away } = plan;
+  return [
+    {
+      name: 'remove-faulty-members',
+      async run() {
+        const arr = await a.getArray(volumeId);
+        assert.ok(arr, `array of ${volumeId} is assembled`);
+        for (const m of arr.members) if (m.state === 'faulty') await a.removeMember(volumeId, m.devicePath);
+      },
+    },
+    {
+      name: 'drop-dead-controller',
+      async run() {
+        // a controller left from before the reboot may still be reconnecting: it never comes back
+        if (!(await b.listExports()).some((e) => e.nqn === away.nqn)) await a.disconnect(away.nqn);
+      },
+    },
+    {
+      name: 'export-again',
+      async run() {
+        const p = await partitionPath(b, away.driveId, away.owner);
+        assert.ok(p, 'the partition that was away is still there');
+        await b.exportReplica({ ...away.owner, devicePath: p, listen: plan.listen });
+      },
+    },
+    { name: 'grant', run: () => b.grantHost(away.nqn, { hostNqn: a.hostNqn }) },
+    {
+      name: 'connect',
+      async run() {
+        if (await a.findDeviceByNqn(away.nqn)) return;
+        await a.connect({ subsystemNqn: away.nqn, target: plan.listen, ctrlLossTmoSec: plan.ctrlLossTmoSec });
+      },
+    },
+    {
+      name: 're-add',
+      async run() {
+        const dev = await a.findDeviceByNqn(away.nqn);
+        assert.ok(dev, 'the member is connected again');
+        await a.reAddMember(volumeId, dev);
+      },
+    },
+    {
+      name: 'wait-catch-up',
+      async run() {
+        const arr = await waitIdle(a, volumeId, 300_000);
+        assert.equal(arr.degraded, false, 'every slot in sync');
+      },
+    },
   ];
 }

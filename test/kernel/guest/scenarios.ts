@@ -14,7 +14,13 @@ import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { ArrayInfo, Host, Owner } from '../../../agent/host/types.ts';
 import { MiB } from '../../../placement/index.ts';
 import { DRIVES, diskBySerial, LISTEN_B, nodes } from './env.ts';
-import { type RebuildPlan, type RelocationPlan, rebuildSteps, relocationSteps } from './relocate.ts';
+import {
+  type CatchUpPlan,
+  type RebuildPlan,
+  type RelocationPlan,
+  rebuildSteps,
+  relocationSteps,
+} from './relocate.ts';
 
 export interface Scenario {
   name: string;
@@ -414,7 +420,7 @@ const e2_reassemble: Scenario = {
 
 /** Runs the driver process; when killAfter is set, kill -9 it right after that step is reported. */
 function driver(
-  plan: RelocationPlan | RebuildPlan,
+  plan: RelocationPlan | RebuildPlan | CatchUpPlan,
   killAfter?: number,
 ): Promise<{ steps: string[]; killed: boolean; crashed?: string }> {
   return new Promise((resolve, reject) => {
@@ -447,7 +453,10 @@ function driver(
 }
 
 /** kill -9 after step 1, then (a fresh driver resuming from observed state) after step 2, ... */
-async function crashRounds(plan: RelocationPlan | RebuildPlan, n: number): Promise<string[]> {
+export async function crashRounds(
+  plan: RelocationPlan | RebuildPlan | CatchUpPlan,
+  n: number,
+): Promise<string[]> {
   const rounds: string[] = [];
   for (let k = 1; k < n; k++) {
     const r = await driver(plan, k);

@@ -71,8 +71,19 @@ describe('md sysfs', () => {
         devicePath: '/dev/nvme4n1',
         slot: undefined,
         state: 'faulty',
+        writeMostly: false,
       },
     );
+  });
+
+  it('a write-mostly member keeps its state and says write-mostly', () => {
+    const m = memberFrom({
+      entry: 'dev-nvme7n1',
+      block: undefined,
+      state: 'in_sync,write_mostly\n',
+      slot: '1\n',
+    });
+    expect([m.state, m.writeMostly]).toEqual(['in_sync', true]);
   });
 
   it('an array that is not running', () => {

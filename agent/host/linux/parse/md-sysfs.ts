@@ -49,7 +49,12 @@ export function memberFrom(f: MdMemberFiles): ArrayMember {
       : slot !== undefined
         ? 'rebuilding'
         : 'spare';
-  return { devicePath: `/dev/${lastSegment(f.block ?? f.entry.slice(4))}`, slot, state };
+  return {
+    devicePath: `/dev/${lastSegment(f.block ?? f.entry.slice(4))}`,
+    slot,
+    state,
+    writeMostly: flags.includes('write_mostly'),
+  };
 }
 
 /** 0..1 while a sync runs, undefined when idle or unknown. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { arrayName } from '../../names.ts';
 import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
-import { parseExamine, parseMdIdentity } from './mdadm.ts';
+import { parseExamine, parseExamineEvents, parseMdIdentity } from './mdadm.ts';
 
 describe('mdadm --export', () => {
   it('--detail of a running array: its name without the homehost and its UUID', () => {
@@ -30,5 +30,13 @@ describe('mdadm --export', () => {
       fullName: 'node1:ms-v1',
       name: 'ms-v1',
     });
+  });
+
+  it('the event count of a member that left is below the members that stayed', () => {
+    const stale = parsedRun('mdadm-examine-member-stale', parseExamineEvents);
+    const current = parsedRun('mdadm-examine-member-current', parseExamineEvents);
+    expect(stale).toBe(20);
+    expect(current).toBe(24);
+    expect(parseExamineEvents(1, '')).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 // `mdadm --detail --export /dev/mdN` and `mdadm --examine --export <device>`: which array a running
-// md device or a member's superblock belongs to.
+// md device or a member's superblock belongs to, and how current a member's superblock is.
 import { parseExportLines } from './export-format.ts';
 
 export interface MdIdentity {
@@ -24,4 +24,15 @@ export function parseMdIdentity(stdout: string): MdIdentity | undefined {
  */
 export function parseExamine(code: number, stdout: string): MdIdentity | undefined {
   return code === 0 ? parseMdIdentity(stdout) : undefined;
+}
+
+/**
+ * The superblock's event count (MD_EVENTS of `mdadm --examine --export`): md raises it on every
+ * change of the array's state, so a member that left has a lower count than the members that
+ * stayed, and one written somewhere else after it left may have a higher one.
+ */
+export function parseExamineEvents(code: number, stdout: string): number | undefined {
+  if (code !== 0) return undefined;
+  const n = Number(parseExportLines(stdout).MD_EVENTS);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
