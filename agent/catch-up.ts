@@ -6,12 +6,11 @@
 // Every step reads the array first, so a pass killed anywhere resumes on the next one.
 import { updateRecord, type VolumeRecord } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
-import { ConnectRefusedError, ReAddRefusedError } from './host/errors.ts';
+import { ReAddRefusedError } from './host/errors.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo, BitmapInfo, Drive } from './host/types.ts';
 import { partitionOf } from './owners.ts';
-
-type Replica = VolumeRecord['replicas'][number];
+import { connectRemoteMember } from './remote-member.ts';
 
 /** One member put back: what the bitmap said it would resync, against the volume's size. */
 export interface CatchUp {
@@ -86,7 +85,7 @@ async function catchUpVolume(o: AgentContext, id: string, drives: Drive[]): Prom
     // Failed entries first: a failed copy holds nothing the array needs, and a vanished device's
     // entry keeps its old name, which the member's new connection may take.
     array = await dropFailed(o, rec.id, array);
-    const dev = known ?? (local ? undefined : await connect(o, rec, r));
+    const dev = known ?? (local ? undefined : await connectRemoteMember(o, rec, r));
     if (!dev) continue; // its partition or its node is not back yet
     const bitmap = await o.host.readBitmap(rec.id);
     try {
@@ -117,20 +116,4 @@ async function dropFailed(o: AgentContext, id: string, array: ArrayInfo): Promis
   let info = array;
   for (const m of array.members) if (m.state === 'faulty') info = await o.host.removeMember(id, m.devicePath);
   return info;
-}
-
-/** Connects a remote member whose node's agent is back and exports it here; undefined until then. */
-async function connect(o: AgentContext, rec: VolumeRecord, r: Replica): Promise<string | undefined> {
-  const peer = await o.peers?.peer(r.node);
-  if (!peer?.ready) return undefined;
-  try {
-    return await o.host.connect({
-      subsystemNqn: subsystemNqn({ volumeId: rec.id, replicaId: r.id }),
-      target: peer.address,
-      ctrlLossTmoSec: 30,
-    });
-  } catch (e) {
-    if (e instanceof ConnectRefusedError) return undefined; // its owner has not exported it to us yet
-    throw e;
-  }
 }

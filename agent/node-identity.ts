@@ -1,8 +1,10 @@
 // Who this node is, from its Kubernetes Node object rather than flags: where its NVMe-oF target
 // listens (the first InternalIP, unless the admin overrides it), its failure domains (the zone
 // label and a configurable rack label) and whether it is cordoned (placement avoids it).
+
 import { isIP } from 'node:net';
 import type { V1Node } from '@kubernetes/client-node';
+import { evacuationRequested } from '../kube/evacuation.ts';
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const DEFAULT_RACK_LABEL = 'topology.meshstor.io/rack';
@@ -20,7 +22,7 @@ export interface NodeFacts {
   address: string;
   zone?: string | undefined;
   rack?: string | undefined;
-  /** false while the Node is cordoned (spec.unschedulable). */
+  /** false while the Node is cordoned (spec.unschedulable) or labelled meshstor.io/evacuate=true. */
   schedulable: boolean;
 }
 
@@ -53,6 +55,7 @@ export function nodeIdentityFrom(node: V1Node, opts: NodeIdentityOptions = {}): 
     address,
     zone: labelValue(labels[ZONE_LABEL]),
     rack: labelValue(labels[opts.rackLabel ?? DEFAULT_RACK_LABEL]),
-    schedulable: node.spec?.unschedulable !== true,
+    // a node being evacuated takes no new replica either, cordoned or not
+    schedulable: node.spec?.unschedulable !== true && !evacuationRequested(labels),
   };
 }

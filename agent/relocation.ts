@@ -9,6 +9,7 @@ import { ensurePartition } from './exports.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo } from './host/types.ts';
 import { partitionOf } from './owners.ts';
+import { connectRemoteMember } from './remote-member.ts';
 
 export interface RelocationProgress {
   volume: string;
@@ -36,7 +37,8 @@ export async function advanceRelocations(
 
 /**
  * The member's block device on this node: its partition here, or its connected namespace.
- * `create`: make the partition if the disk has none yet (only for the member being added).
+ * `create` (only for the member being added): make the partition if the disk has none yet, or
+ * connect the namespace when its node's agent exports it here.
  */
 async function deviceOf(
   o: AgentContext,
@@ -45,7 +47,8 @@ async function deviceOf(
   create: boolean,
 ): Promise<string | undefined> {
   const owner = { volumeId: rec.id, replicaId: r.id };
-  if (r.node !== o.nodeName) return o.host.findDeviceByNqn(subsystemNqn(owner));
+  if (r.node !== o.nodeName)
+    return create ? connectRemoteMember(o, rec, r) : o.host.findDeviceByNqn(subsystemNqn(owner));
   if (create) return (await ensurePartition(o.host, rec, r)).path;
   return partitionOf(await o.host.listDrives(), owner)?.path;
 }
@@ -80,8 +83,8 @@ async function advance(o: AgentContext, id: string): Promise<RelocationProgress 
   if (reloc.step === 'cancelled') return takeBack(o, rec, adding);
   const addDev = await deviceOf(o, rec, adding, true);
   if (!addDev) {
-    // A new member on another node: connecting it is NodeStage's job; it is added on a later stage.
-    return { volume: rec.id, step: `waiting for ${adding.node} to be connected` };
+    // A new member on another node (a drain's destination): connected once its owner exports it here.
+    return { volume: rec.id, step: `waiting for ${adding.node} to export the new member` };
   }
 
   let info: ArrayInfo = array;

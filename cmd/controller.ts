@@ -6,11 +6,12 @@ import { hostname } from 'node:os';
 import { DeletionReconciler } from '../controller/deletion.ts';
 import { LeaseElector } from '../controller/leader.ts';
 import { type RunningPlacementCache, startPlacementCache } from '../controller/live-model.ts';
-import { RelocationReconciler } from '../controller/relocation.ts';
+import { type EvacuatingNodes, RelocationReconciler } from '../controller/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import { evacuatingNodes } from '../kube/evacuation.ts';
 import { EventRecorder } from '../kube/events.ts';
 import {
   CsiRpcMetrics,
@@ -90,6 +91,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
     let elector: LeaseElector | undefined;
     let cache: RunningPlacementCache | undefined;
     let events: EventRecorder | undefined;
+    let evacuating: EvacuatingNodes | undefined;
     if (config.state === 'memory') {
       const nodes = generateCluster(loadScenario(config.cluster).scenario);
       store = new MemoryVolumeStore();
@@ -101,6 +103,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       store = new KubeVolumeStore(kc);
       // Still read fresh: DeleteVolume drops a finalizer only when no agent reports a partition.
       inventory = new KubeNodeInventory(kc);
+      evacuating = evacuatingNodes(kc);
       cache = startPlacementCache(kc, log);
       cache.cache.whenSynced.then(() => log.info(cache?.cache.sizes() ?? {}, 'caches synced'));
       elector = new LeaseElector(kc, {
@@ -130,6 +133,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
         if (registry) census = volumeCensus(records);
       },
       elector,
+      evacuating,
     );
     const server = await serveCsi(
       config.csiSocket,

@@ -1,5 +1,7 @@
 // The relocation reconciler (the active allocator only): starts moving a member to each healthy
-// volume's attached node that holds none, and releases the old members of relocations that ended.
+// volume's attached node that holds none, and off every node being evacuated (a drain: the Node
+// labelled meshstor.io/evacuate=true), at most EVACUATION_MOVES at a time, the most exposed volumes
+// first; and releases the old members of relocations that ended.
 // The steps on disk are the attached node's agent's (agent/relocation.ts); the record logic is in
 // relocator.ts. `meshstor controller` runs it every --resync-seconds.
 import type { NodeInfo } from '../placement/model.ts';
@@ -9,29 +11,39 @@ import { ownerOf } from './claims.ts';
 import {
   beginRelocation,
   cancelRelocation,
+  moveNeeded,
   type RelocationPass,
   releaseRemoved,
   relocationEnded,
-  relocationTarget,
 } from './relocator.ts';
+
+/** Moves off evacuating nodes running at once (each a full resync of one member). */
+export const EVACUATION_MOVES = 2;
+
+/** The nodes being evacuated now (cmd/controller.ts: Nodes labelled meshstor.io/evacuate=true). */
+export type EvacuatingNodes = () => Promise<ReadonlySet<string>>;
 
 export class RelocationReconciler {
   private readonly allocator: Allocator;
   private readonly onList: ((records: readonly VolumeRecord[]) => void) | undefined;
   private readonly leader: { isLeader: boolean } | undefined;
+  private readonly evacuating: EvacuatingNodes | undefined;
 
   /**
    * `onList` hears the pass's list of every record (the volume metrics count it; no second list);
-   * `leader`: the elector that picks the one replica running this pass (default: the allocator's).
+   * `leader`: the elector that picks the one replica running this pass (default: the allocator's);
+   * `evacuating`: the nodes to move every member off (none without it).
    */
   constructor(
     allocator: Allocator,
     onList?: (records: readonly VolumeRecord[]) => void,
     leader?: { isLeader: boolean },
+    evacuating?: EvacuatingNodes,
   ) {
     this.allocator = allocator;
     this.onList = onList;
     this.leader = leader;
+    this.evacuating = evacuating;
   }
 
   async pass(): Promise<RelocationPass> {
@@ -41,10 +53,24 @@ export class RelocationReconciler {
     let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
     const records = await a.store.list();
     this.onList?.(records);
-    for (const listed of records) {
+    const evacuating = (await this.evacuating?.()) ?? new Set<string>();
+    // moves off evacuating nodes already running count against the limit
+    let evacuations = records.filter((r) => {
+      const from = r.replicas.find((x) => x.id === r.relocation?.fromReplica);
+      return !!from && evacuating.has(from.node) && !relocationEnded(r);
+    }).length;
+    for (const listed of ordered(records, evacuating)) {
       // Only volumes with something to do are read again (under their lock). One volume's failure
       // is its own: it is reported as blocked and the pass goes on with the others.
-      if (listed.phase !== 'Active' || (!listed.relocation && !relocationTarget(listed))) continue;
+      const wanted = moveNeeded(listed, evacuating);
+      if (listed.phase !== 'Active' || (!listed.relocation && !wanted)) continue;
+      if (wanted?.kind === 'evacuate' && evacuations >= EVACUATION_MOVES) {
+        out.blocked.push({
+          volume: listed.id,
+          reason: `waiting: ${EVACUATION_MOVES} moves off evacuating nodes run`,
+        });
+        continue;
+      }
       try {
         await a.perVolume.run(listed.id, async () => {
           const rec = await a.store.get(listed.id);
@@ -61,11 +87,16 @@ export class RelocationReconciler {
             if (!rec.relocation) out.finished.push(rec.id);
             return;
           }
-          const to = relocationTarget(rec);
-          if (!to) return;
+          const move = moveNeeded(rec, evacuating);
+          if (!move) return;
+          const to = move.kind === 'follow' ? move.to : `off ${move.off}`;
           // Decided on fresh lists (relocations are rare; a lagging model would only cost a retry).
           const added = await a.decide(async () => {
-            const res = (await a.freshEngine()).planRelocation(rec.id, to);
+            const engine = await a.freshEngine();
+            const res =
+              move.kind === 'follow'
+                ? engine.planRelocation(rec.id, move.to)
+                : engine.planMoveOff(rec.id, move.off);
             if (!res.ok) {
               out.blocked.push({ volume: rec.id, reason: res.message });
               return undefined;
@@ -101,7 +132,8 @@ export class RelocationReconciler {
             out.blocked.push({ volume: rec.id, reason: 'the new extent lost its claim; retrying' });
             return;
           }
-          out.started.push(`${rec.id} -> ${to}`);
+          if (move.kind === 'evacuate') evacuations++;
+          out.started.push(`${rec.id} -> ${move.kind === 'follow' ? to : `${added.node} (${to})`}`);
         });
       } catch (e) {
         out.blocked.push({ volume: listed.id, reason: e instanceof Error ? e.message : String(e) });
@@ -109,4 +141,20 @@ export class RelocationReconciler {
     }
     return out;
   }
+}
+
+/**
+ * The records in the order moves should start: volumes with a member on an evacuating node by
+ * fewest in-sync copies elsewhere (the most exposed first), then the largest, as placement's
+ * planDrain orders a drain; the others after them as listed.
+ */
+function ordered(records: readonly VolumeRecord[], evacuating: ReadonlySet<string>): VolumeRecord[] {
+  if (evacuating.size === 0) return [...records];
+  const onNode = (r: VolumeRecord) => r.replicas.some((x) => x.state !== 'Removed' && evacuating.has(x.node));
+  const elsewhere = (r: VolumeRecord) =>
+    r.replicas.filter((x) => x.state === 'InSync' && !evacuating.has(x.node)).length;
+  const first = records
+    .filter(onNode)
+    .sort((a, b) => elsewhere(a) - elsewhere(b) || b.sizeBytes - a.sizeBytes || (a.id < b.id ? -1 : 1));
+  return [...first, ...records.filter((r) => !onNode(r))];
 }

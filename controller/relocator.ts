@@ -2,7 +2,8 @@
 // gets a new member there (placement picks the extent and which member leaves), and once the
 // attached node's agent has added it, synced it and removed the leaving one (agent/relocation.ts),
 // the leaving member's record is dropped when its owner's agent no longer reports its partition.
-// Only then is its extent free again. One healthy volume moves at a time per volume; a degraded one
+// Only then is its extent free again. A member on an evacuating node (a drain) moves the same way,
+// to where placement puts it. One move at a time per volume, healthy volumes only; a degraded one
 // is a rebuild, not a relocation.
 import type { MovePlan } from '../placement/engine.ts';
 import type { NodeInfo } from '../placement/model.ts';
@@ -22,14 +23,46 @@ export function relocationEnded(rec: VolumeRecord): boolean {
   return rec.relocation?.step === 'done' || rec.relocation?.step === 'cancelled';
 }
 
-/** The node a volume's member should move to, or undefined when it should stay as it is. */
-export function relocationTarget(rec: VolumeRecord): string | undefined {
-  const to = rec.attachment?.node;
-  if (rec.phase !== 'Active' || !to || rec.relocation) return undefined;
+/** Every member in sync, exactly replicaCount of them: a volume that may move (a degraded one is rebuilt or caught up first). */
+function healthy(rec: VolumeRecord): boolean {
   const live = rec.replicas.filter((r) => r.state !== 'Removed');
-  if (live.some((r) => r.node === to)) return undefined;
-  if (live.length !== rec.replicaCount || !live.every((r) => r.state === 'InSync')) return undefined;
-  return to;
+  return live.length === rec.replicaCount && live.every((r) => r.state === 'InSync');
+}
+
+/**
+ * The node a volume's member should move to, or undefined when it should stay as it is. Never an
+ * evacuating node: the pod there is about to leave it too.
+ */
+export function relocationTarget(
+  rec: VolumeRecord,
+  evacuating: ReadonlySet<string> = new Set(),
+): string | undefined {
+  const to = rec.attachment?.node;
+  if (rec.phase !== 'Active' || !to || rec.relocation || evacuating.has(to)) return undefined;
+  if (rec.replicas.some((r) => r.node === to && r.state !== 'Removed')) return undefined;
+  return healthy(rec) ? to : undefined;
+}
+
+/** A move of a member: onto the attached node (`to`), or off an evacuating node (`off`). */
+export type MoveNeed = { kind: 'follow'; to: string } | { kind: 'evacuate'; off: string };
+
+/**
+ * The evacuating node a volume's member should move off, or undefined. Only a healthy volume
+ * whose array runs somewhere (the attached node's agent adds, resyncs and removes) moves; the
+ * member leaves only once its replacement is in sync, so there is always an in-sync copy off the
+ * node when it goes.
+ */
+export function evacuationSource(rec: VolumeRecord, evacuating: ReadonlySet<string>): string | undefined {
+  if (rec.phase !== 'Active' || !rec.attachment || rec.relocation || !healthy(rec)) return undefined;
+  return rec.replicas.find((r) => r.state !== 'Removed' && evacuating.has(r.node))?.node;
+}
+
+/** What move, if any, the volume needs now: following its pod first, then leaving an evacuating node. */
+export function moveNeeded(rec: VolumeRecord, evacuating: ReadonlySet<string>): MoveNeed | undefined {
+  const to = relocationTarget(rec, evacuating);
+  if (to) return { kind: 'follow', to };
+  const off = evacuationSource(rec, evacuating);
+  return off ? { kind: 'evacuate', off } : undefined;
 }
 
 /** Writes the plan into the record: the new member (Pending) and the relocation, step adding. */
