@@ -22,6 +22,10 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
     about: 'the node agent: the CSI Node service, exports, relocation steps, the MeshStorNode heartbeat',
     load: async () => (await import('./agent.ts')).agentCommand,
   },
+  drain: {
+    about: 'plan (and with --yes run) moving every MeshStor replica off a node',
+    load: async () => (await import('./drain.ts')).drainCommand,
+  },
 };
 
 const USAGE = `usage: meshstor <command> [options]
