@@ -1,5 +1,6 @@
 // `node test/kernel/run.ts <suite>[,<suite>...]`: boots the VM once with fresh drives and prints
 // its console (for debugging the kernel tier by hand; the tier itself is kernel.test.ts).
+// MESHSTOR_RUN_MINUTES bounds the boot (default 15).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ const r = await bootGuest({
   suite,
   // the catch-up scenarios' 1 GiB volume needs larger data drives on A and B
   drives: freshDrives(dir, suite.includes('catchup') ? 2 * 2 ** 30 : undefined),
-  timeoutMs: 15 * 60_000,
+  timeoutMs: Number(process.env.MESHSTOR_RUN_MINUTES ?? 15) * 60_000,
   echo: true,
   workDir: dir,
 });
