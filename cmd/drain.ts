@@ -48,15 +48,13 @@ export const drainCommand = defineCommand({
     console.log(formatDrainReport(report, !config.yes));
     if (!config.yes) return 0;
 
-    await kc
-      .makeApiClient(CoreV1Api)
-      .patchNode(
-        {
-          name: node,
-          body: { spec: { unschedulable: true }, metadata: { labels: { [EVACUATE_LABEL]: 'true' } } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+    await kc.makeApiClient(CoreV1Api).patchNode(
+      {
+        name: node,
+        body: { spec: { unschedulable: true }, metadata: { labels: { [EVACUATE_LABEL]: 'true' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     console.log(
       `Node ${node} cordoned and labelled ${EVACUATE_LABEL}=true: the controller moves the replicas.`,
     );

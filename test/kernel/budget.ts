@@ -33,6 +33,9 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   'binds the array device onto a file read-write and read-only, idempotently; unmount undoes it': 20_000,
   'binds a mounted filesystem onto a directory read-write and read-only; the read-only one refuses writes': 20_000,
   'a cancelled operation fails with CancelledError and changes nothing': 10_000,
+  // issue 12 §3 and §6, measured 2026-11-28 in a boot of these two cases alone (load 6–10)
+  "re-adds a member that left (bitmap catch-up), idempotently; refuses a blank device and another array's": 105_000,
+  'marks a member write-mostly and clears it; a device that is no member is not found': 50_000,
   // boot 2: the data-path scenarios, in the order the guest runs them
   'a-os-drive-tail': 50_000,
   'b-two-node-raid1': 75_000,
@@ -46,7 +49,11 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   'e2-reassemble-after-reboot': 55_000,
   'g-crash-resume': 180_000,
   'g2-crash-resume-rebuild': 255_000,
-  // boot 4: the real `meshstor agent` binary against the host's control plane (agent.ts); the
+  // boot 4: catch-up of a 1 GiB volume (guest/catch-up.ts), measured 2026-11-28 in a boot of its
+  // own; h includes md's first full resync of the volume (96 s of its 178 s)
+  'h-catch-up': 180_000,
+  'h2-crash-resume-catch-up': 300_000,
+  // boot 5: the real `meshstor agent` binary against the host's control plane (agent.ts); the
   // longest of four runs the same morning (three of this boot alone, one in the whole tier, which
   // passed all 34 tests in 18.6 min), rounded up to 5 s. k1 and k3 are mostly Node loading the
   // agent's packages under TCG.

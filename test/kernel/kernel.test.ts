@@ -8,8 +8,10 @@
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
 // (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
-// e2, g and g2. Boot 4: `meshstor agent --host linux --state kube` in the guest against the control
-// plane and `meshstor controller` on the host (agent.ts, guest/agent-binary.ts), k1–k5.
+// e2, g and g2. Boot 4: a member away and back, caught up from the bitmap (h, and h2 with kill -9
+// between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
+// in the guest against the control plane and `meshstor controller` on the host (agent.ts,
+// guest/agent-binary.ts), k1–k5.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +138,29 @@ describe('data-path scenarios (real kernel)', () => {
     'g: crash-and-resume: kill -9 of the rebuild driver between every two steps after a lost member',
     'g2-crash-resume-rebuild',
     reboot,
+  );
+});
+
+describe('bitmap catch-up of a member that was away (real kernel)', () => {
+  // a 1 GiB volume: md's bitmap chunk is 64 MiB, so a few MiB written away are a small share of it
+  const catchUp = boot('catch-up', async () => ({
+    suite: 'catchup',
+    drives: freshDrives(join(work, 'catch-up'), 2 * 2 ** 30),
+  }));
+  guestTest('the guest boots (speed measured for the budgets)', undefined, () => catchUp.booted());
+  guestTest(
+    'h: a member back from a reboot is re-added and resyncs the dirty bitmap chunks only, not the volume; data on both legs',
+    'h-catch-up',
+    async () => {
+      const h = (await catchUp.expectCase('h-catch-up')) as { resyncedBytes: number; volumeBytes: number };
+      console.log(`[kernel] catch-up resynced ${h.resyncedBytes} of ${h.volumeBytes} bytes`);
+      expect(h.resyncedBytes).toBeLessThan(h.volumeBytes / 4);
+    },
+  );
+  guestTest(
+    'h2: crash-and-resume: kill -9 of the catch-up driver between every two steps',
+    'h2-crash-resume-catch-up',
+    () => catchUp.expectCase('h2-crash-resume-catch-up'),
   );
 });
 
