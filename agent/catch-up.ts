@@ -78,6 +78,9 @@ async function catchUpVolume(o: AgentContext, id: string, drives: Drive[]): Prom
   for (const r of away) {
     const owner = { volumeId: rec.id, replicaId: r.id };
     const local = r.node === o.nodeName;
+    // a remote member whose node's agent is not ready is not back, even if its dead controller
+    // still shows a device here (it reconnects until ctrl-loss-tmo)
+    if (!local && o.peers && !(await o.peers.peer(r.node))?.ready) continue;
     const known = local
       ? partitionOf(drives, owner)?.path
       : await o.host.findDeviceByNqn(subsystemNqn(owner));
