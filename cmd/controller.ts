@@ -180,6 +180,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
         const r = await relocation.pass();
         if (r.started.length) log.info({ volumes: r.started }, 'relocation started');
         if (r.finished.length) log.info({ volumes: r.finished }, 'relocation finished');
+        if (r.queued.length) log.info({ volumes: r.queued }, 'evacuation queued behind running moves');
         for (const b of r.blocked) {
           log.warn(b, 'relocation blocked');
           await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RelocationBlocked', b.reason);

@@ -48,7 +48,7 @@ export class RelocationReconciler {
 
   async pass(): Promise<RelocationPass> {
     const a = this.allocator;
-    const out: RelocationPass = { started: [], finished: [], blocked: [] };
+    const out: RelocationPass = { started: [], finished: [], blocked: [], queued: [] };
     if (!(this.leader?.isLeader ?? a.isLeader)) return out;
     let nodes: NodeInfo[] | undefined; // read once, and only when a relocation has ended
     const records = await a.store.list();
@@ -65,10 +65,7 @@ export class RelocationReconciler {
       const wanted = moveNeeded(listed, evacuating);
       if (listed.phase !== 'Active' || (!listed.relocation && !wanted)) continue;
       if (wanted?.kind === 'evacuate' && evacuations >= EVACUATION_MOVES) {
-        out.blocked.push({
-          volume: listed.id,
-          reason: `waiting: ${EVACUATION_MOVES} moves off evacuating nodes run`,
-        });
+        out.queued.push(listed.id);
         continue;
       }
       try {

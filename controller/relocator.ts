@@ -16,6 +16,8 @@ export interface RelocationPass {
   finished: string[];
   /** Volumes that should move but cannot now, and why. */
   blocked: { volume: string; reason: string }[];
+  /** Volumes queued behind other moves off evacuating nodes (expected, not a problem). */
+  queued: string[];
 }
 
 /** Whether the volume's relocation is over (done or cancelled) and only its release is left. */

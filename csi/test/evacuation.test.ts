@@ -42,6 +42,28 @@ describe('evacuating a node', () => {
     expect((await reconciler.pass()).started).toEqual([]);
   });
 
+  it('runs at most two moves off evacuating nodes at once, the larger volume first; the rest queue', async () => {
+    const c = cluster();
+    for (const id of ['q1', 'q2', 'q3']) {
+      const v = volume(id, ['n1', 'n2']);
+      if (id === 'q3') v.sizeBytes *= 2; // the largest of equally exposed volumes goes first
+      await c.store.create(v);
+      await c.withAgents(c.node('n1').svc.nodeStageVolume(stage(id)));
+    }
+    const reconciler = new RelocationReconciler(
+      c.controller.allocator,
+      undefined,
+      undefined,
+      async () => new Set(['n2']),
+    );
+    const first = await reconciler.pass();
+    expect(first.started.map((s) => s.split(' ')[0])).toEqual(['q3', 'q1']);
+    expect(first.queued).toEqual(['q2']);
+    expect(first.blocked).toEqual([]);
+    // still two running: the third stays queued
+    expect((await reconciler.pass()).queued).toEqual(['q2']);
+  });
+
   it('starts no move of a degraded or unattached volume, and none onto an evacuating node', () => {
     const rec = (states: VolumeRecord['replicas'][number]['state'][], attached?: string): VolumeRecord => {
       const v = volume('ev2', ['n1', 'n2']);
