@@ -63,9 +63,10 @@ export const drainCommand = defineCommand({
     let last = '';
     for (;;) {
       const now = await read();
+      const running = now.moves.filter((m) => m.running).length;
       const moving = now.moves.filter((m) => !m.waits).length;
       const left = now.moves.length + now.unplaceable.length;
-      const line = `${left} replicas on ${node}: ${moving} moving or next, ${left - moving} waiting`;
+      const line = `${left} replicas on ${node}: ${running} moving, ${moving - running} next, ${left - moving} waiting`;
       if (line !== last) console.log(line);
       last = line;
       if (left === 0) {

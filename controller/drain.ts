@@ -26,6 +26,8 @@ export interface DrainMove {
   inSyncElsewhere: number;
   /** Why it does not start now, when it does not. */
   waits?: string | undefined;
+  /** The move is under way (the record's relocation takes this replica off the node). */
+  running: boolean;
 }
 
 export interface DrainReport {
@@ -36,9 +38,17 @@ export interface DrainReport {
   totalBytes: number;
 }
 
-/** Why a volume's member on `node` is not moved now (undefined: it starts in its turn). */
+/** The relocation running now that takes the volume's member off `node`, if any. */
+function runningOff(rec: VolumeRecord, node: string): VolumeRecord['replicas'][number] | undefined {
+  const r = rec.relocation;
+  if (!r || r.step === 'done' || r.step === 'cancelled') return undefined;
+  const from = rec.replicas.find((x) => x.id === r.fromReplica);
+  return from?.node === node ? rec.replicas.find((x) => x.id === r.toReplica) : undefined;
+}
+
+/** Why a volume's member on `node` is not moved now (undefined: it moves, or starts in its turn). */
 export function whyWaiting(rec: VolumeRecord, node: string): string | undefined {
-  if (evacuationSource(rec, new Set([node])) === node) return undefined;
+  if (evacuationSource(rec, new Set([node])) === node || runningOff(rec, node)) return undefined;
   if (rec.relocation && rec.relocation.step !== 'done' && rec.relocation.step !== 'cancelled')
     return 'another move of this volume is running; it starts after that one';
   if (!rec.attachment)
@@ -69,27 +79,38 @@ export function planDrainReport(
   const plan = new PlacementEngine(cluster).planDrain(node);
   const byId = new Map(records.map((r) => [r.id, r]));
   const moves: DrainMove[] = [];
-  for (const m of plan.moves) {
-    const rec = byId.get(m.volumeId);
-    if (!rec || !m.to) continue;
+  const add = (rec: VolumeRecord, to: { node: string; drive: string }, bytes: number, running: boolean) => {
     const leaving = rec.replicas.find((r) => r.node === node && r.state !== 'Removed');
     const inSync = rec.replicas.filter((r) => r.state === 'InSync');
     moves.push({
       order: moves.length + 1,
       volume: rec.id,
-      replica: leaving?.id ?? m.from?.replicaId ?? '?',
-      to: { node: m.to.node, drive: m.to.drive },
-      bytes: m.bytes,
+      replica: leaving?.id ?? '?',
+      to: { node: to.node, drive: to.drive },
+      running,
+      bytes,
       replicaCount: rec.replicaCount,
       inSyncWhileMoving: inSync.length,
       inSyncElsewhere: inSync.filter((r) => r.node !== node).length,
       waits: whyWaiting(rec, node),
     });
+  };
+  // moves under way first, going where their records say (placement would plan a new one)
+  for (const rec of records) {
+    const to = rec.phase === 'Active' ? runningOff(rec, node) : undefined;
+    if (to) add(rec, to, rec.relocation?.bytesTotal ?? rec.sizeBytes, true);
+  }
+  const planned = new Set(moves.map((m) => m.volume));
+  for (const m of plan.moves) {
+    const rec = byId.get(m.volumeId);
+    if (rec && m.to && !planned.has(rec.id)) add(rec, m.to, m.bytes, false);
   }
   return {
     node,
     moves,
-    unplaceable: plan.unplaceable.map((u) => ({ volume: u.volumeId, reason: u.message })),
+    unplaceable: plan.unplaceable
+      .filter((u) => !planned.has(u.volumeId))
+      .map((u) => ({ volume: u.volumeId, reason: u.message })),
     totalBytes: moves.reduce((s, m) => s + m.bytes, 0),
   };
 }
@@ -111,7 +132,7 @@ export function formatDrainReport(r: DrainReport, dryRun: boolean): string {
     formatBytes(m.bytes),
     `${m.to.node}/${m.to.drive}`,
     `${m.inSyncWhileMoving} of ${m.replicaCount}`,
-    m.waits ? 'waits' : 'moves',
+    m.running ? 'moving' : m.waits ? 'waits' : 'moves',
   ]);
   const head = ['#', 'volume', 'replica', 'bytes', 'to (node/drive)', 'in sync while moving', 'now'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));

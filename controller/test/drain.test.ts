@@ -121,6 +121,32 @@ describe('drain plan', () => {
     expect(text).toMatch(/Waiting \(not moved now\):\n {2}degraded: .*\n {2}idle: not attached/);
   });
 
+  it('a move under way shows where its record takes it, as moving', () => {
+    const v = vol(
+      'busy',
+      1,
+      [
+        ['a', 'InSync'],
+        ['b', 'InSync'],
+      ],
+      'b',
+    );
+    v.replicas.push({
+      id: 'r2',
+      node: 'c',
+      drive: 'c-d',
+      extent: { start: 90 * GiB, end: 91 * GiB + 64 * MiB },
+      state: 'Syncing',
+    });
+    v.relocation = { toNode: 'c', toReplica: 'r2', fromReplica: 'r0', step: 'syncing' };
+    const plan = planDrainReport(nodes, [v], 'a');
+    expect(plan.moves).toMatchObject([
+      { volume: 'busy', replica: 'r0', to: { node: 'c', drive: 'c-d' }, running: true },
+    ]);
+    expect(plan.moves[0]?.waits).toBeUndefined();
+    expect(formatDrainReport(plan, false)).toMatch(/busy +r0 .* c\/c-d +2 of 2 +moving/);
+  });
+
   it('a node without replicas: nothing to move', () => {
     const none = planDrainReport(nodes, records, 'd');
     expect(none.moves).toEqual([]);
