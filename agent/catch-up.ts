@@ -7,7 +7,7 @@
 import { updateRecord, type VolumeRecord } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { ReAddRefusedError } from './host/errors.ts';
-import { subsystemNqn } from './host/names.ts';
+import { arrayName, subsystemNqn } from './host/names.ts';
 import type { ArrayInfo, BitmapInfo, Drive } from './host/types.ts';
 import { partitionOf } from './owners.ts';
 import { connectRemoteMember } from './remote-member.ts';
@@ -37,28 +37,44 @@ export function describeCatchUp(c: CatchUp): string {
 
 const RELOCATING = new Set(['adding', 'syncing', 'removing']);
 
-/** One pass over the volumes whose array runs here. */
+/**
+ * Whether the array (as this pass read it) may lack a member of the record: a failed entry, or
+ * fewer serving members than the record has. In the steady state it has neither, and the volume
+ * costs no host call.
+ */
+function mayLackMember(rec: VolumeRecord, array: ArrayInfo): boolean {
+  const live = rec.replicas.filter((r) => r.state !== 'Removed' && r.state !== 'Pending').length;
+  const serving = array.members.filter((m) => m.state !== 'faulty').length;
+  return serving < live || array.members.some((m) => m.state === 'faulty');
+}
+
+/** One pass over the volumes whose array runs here (`arrays`: as the member-state step read them). */
 export async function catchUpMembers(
   o: AgentContext,
   records: readonly VolumeRecord[],
   failures: VolumeFailure[],
+  arrays: readonly ArrayInfo[],
+  drives: () => Promise<Drive[]>,
 ): Promise<CatchUp[]> {
-  let drives: Drive[] | undefined;
-  const here = records.filter(
-    (r) =>
+  const running = new Map(arrays.map((a) => [a.name, a]));
+  const here = records.filter((r) => {
+    const array = running.get(arrayName(r.id));
+    return (
       r.phase === 'Active' &&
       r.attachment?.node === o.nodeName &&
       !!r.arrayUuid &&
       // a relocation adds and removes members itself (relocation.ts)
-      !RELOCATING.has(r.relocation?.step ?? ''),
-  );
+      !RELOCATING.has(r.relocation?.step ?? '') &&
+      !!array &&
+      mayLackMember(r, array)
+    );
+  });
   const out: CatchUp[] = [];
   await eachVolume(o, 'catch-up', here, failures, (listed) =>
     o.locks.tryRun(
       listed.id,
       async () => {
-        drives ??= await o.host.listDrives();
-        out.push(...(await catchUpVolume(o, listed.id, drives)));
+        out.push(...(await catchUpVolume(o, listed.id, await drives())));
         return undefined;
       },
       undefined,

@@ -19,8 +19,10 @@ export async function reportMemberStates(
   o: AgentContext,
   records: readonly VolumeRecord[],
   failures: VolumeFailure[],
-  /** Collects every array running here (for the resync metrics). */
+  /** Collects every array running here (for the resync metrics and the steps after this one). */
   arrays: ArrayInfo[] = [],
+  /** This node's drives, read once per pass (the pass shares one read between its steps). */
+  readDrives: () => Promise<Drive[]> = () => o.host.listDrives(),
 ): Promise<string[]> {
   let drives: Drive[] | undefined; // read once, and only if an array runs here
   const attachedHere = records.filter((r) => r.phase === 'Active' && r.attachment?.node === o.nodeName);
@@ -28,7 +30,7 @@ export async function reportMemberStates(
     const array = await o.host.getArray(rec.id);
     if (!array) return undefined;
     arrays.push(array);
-    drives ??= await o.host.listDrives();
+    drives ??= await readDrives();
     const stateOf = new Map(array.members.map((m) => [m.devicePath, m.state]));
     const next = new Map<string, VolumeRecord['replicas'][number]['state']>();
     for (const r of rec.replicas) {

@@ -8,7 +8,7 @@ import { type CatchUp, catchUpMembers } from './catch-up.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import { withSignal } from './host/signalled.ts';
-import type { ArrayInfo } from './host/types.ts';
+import type { ArrayInfo, Drive } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
 import { preferLocalReads } from './read-preference.ts';
 import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
@@ -48,10 +48,19 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     }
   };
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
+  // The arrays running here and this node's drives, read once for the member steps: under a
+  // loaded node every mdadm and sfdisk call counts.
   const arrays: ArrayInfo[] = [];
-  const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays));
-  const catchUps = await whole('catch-up', [], () => catchUpMembers(o, records, failures));
-  const readPreference = await whole('read-preference', [], () => preferLocalReads(o, records, failures));
+  let drivesRead: Promise<Drive[]> | undefined;
+  const drives = () => {
+    drivesRead ??= o.host.listDrives();
+    return drivesRead;
+  };
+  const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays, drives));
+  const catchUps = await whole('catch-up', [], () => catchUpMembers(o, records, failures, arrays, drives));
+  const readPreference = await whole('read-preference', [], () =>
+    preferLocalReads(o, records, failures, arrays, drives),
+  );
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
     reconcileDeletions(o.nodeName, o.host, records),

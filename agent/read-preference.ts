@@ -6,25 +6,33 @@
 // cleared, so reads spread over the remote legs again.
 import type { VolumeRecord } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
-import type { Drive } from './host/types.ts';
+import { arrayName } from './host/names.ts';
+import type { ArrayInfo, Drive } from './host/types.ts';
 import { partitionOf } from './owners.ts';
 
-/** Returns the volumes whose marks changed. */
+/**
+ * Returns the volumes whose marks changed. `arrays`: the arrays running here as this pass read
+ * them (the member-state step); `drives`: this node's drives, read once per pass.
+ */
 export async function preferLocalReads(
   o: AgentContext,
   records: readonly VolumeRecord[],
   failures: VolumeFailure[],
+  arrays: readonly ArrayInfo[],
+  drives: () => Promise<Drive[]>,
 ): Promise<string[]> {
-  let drives: Drive[] | undefined;
-  const here = records.filter((r) => r.phase === 'Active' && r.attachment?.node === o.nodeName);
+  const running = new Map(arrays.map((a) => [a.name, a]));
+  const here = records.filter(
+    (r) => r.phase === 'Active' && r.attachment?.node === o.nodeName && running.has(arrayName(r.id)),
+  );
   return eachVolume(o, 'read-preference', here, failures, async (rec) => {
-    const array = await o.host.getArray(rec.id);
+    const array = running.get(arrayName(rec.id));
     if (!array) return undefined;
-    drives ??= await o.host.listDrives();
+    const onDisk = await drives();
     const local = new Set<string>();
     for (const r of rec.replicas) {
       if (r.node !== o.nodeName) continue;
-      const p = partitionOf(drives, { volumeId: rec.id, replicaId: r.id });
+      const p = partitionOf(onDisk, { volumeId: rec.id, replicaId: r.id });
       if (p) local.add(p.path);
     }
     const localInSync = array.members.some((m) => local.has(m.devicePath) && m.state === 'in_sync');
