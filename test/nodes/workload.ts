@@ -1,0 +1,89 @@
+// The tier's workloads and how their results are read. kubectl logs/exec cannot reach kubelets
+// behind slirp, so each writer pod prints its results to stdout, and the guests copy every pod's
+// log to their second serial port (guest/node-init.sh), a file on the host the test reads.
+// A writer keeps a random blob on its volume with its sha256 beside it: on first start it writes
+// both and prints `MSCHECK wrote <sha>`; on every later start it prints `MSCHECK found <sha of the
+// blob> <sha it wrote>`. A volume that came back empty would print `wrote` again: the test sees it.
+import { existsSync, readFileSync } from 'node:fs';
+import { BUSYBOX_IMAGE } from './paths.ts';
+
+export interface CheckLine {
+  pod: string;
+  kind: 'wrote' | 'found' | 'block-wrote' | 'block-found' | 'grew' | 'readonly';
+  values: string[];
+}
+
+/** A shell loop for a filesystem volume at /data: write once (MiB of random data), verify at start. */
+export function fileWriterScript(mib: number): string {
+  return [
+    'set -e',
+    'if [ -f /data/blob.sha256 ]; then',
+    '  echo "MSCHECK found $(sha256sum /data/blob | cut -d" " -f1) $(cut -d" " -f1 /data/blob.sha256)"',
+    'else',
+    `  head -c ${mib * 1048576} /dev/urandom > /data/blob && sync`,
+    '  sha256sum /data/blob > /data/blob.sha256.tmp && sync && mv /data/blob.sha256.tmp /data/blob.sha256 && sync',
+    '  echo "MSCHECK wrote $(cut -d" " -f1 /data/blob.sha256)"',
+    'fi',
+    // keep appending small records while running: the volume is in use when it is drained
+    'while true; do date >> /data/ticks; sync; sleep 5; done',
+  ].join('\n');
+}
+
+/** A StatefulSet of one pod with a claim template; the pod runs fileWriterScript. */
+export function writerStatefulSet(name: string, storageClass: string, sizeMi: number, mib: number): object {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      serviceName: name,
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          containers: [
+            {
+              name: 'writer',
+              image: BUSYBOX_IMAGE,
+              imagePullPolicy: 'Never',
+              command: ['/bin/sh', '-c', fileWriterScript(mib)],
+              volumeMounts: [{ name: 'data', mountPath: '/data' }],
+            },
+          ],
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data' },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: storageClass,
+            resources: { requests: { storage: `${sizeMi}Mi` } },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Every MSCHECK line printed by `pod` (namespace/name) in the given guests' log files. */
+export function checkLines(logFiles: string[], pod: string): CheckLine[] {
+  const found: CheckLine[] = [];
+  const prefix = `pod:${pod.replace('/', '/')}/`;
+  for (const f of logFiles) {
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, 'utf8').split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const at = line.indexOf('MSCHECK ');
+      if (at < 0) continue;
+      const [kind, ...values] = line
+        .slice(at + 8)
+        .trim()
+        .split(/\s+/);
+      found.push({ pod, kind: kind as CheckLine['kind'], values });
+    }
+  }
+  return found;
+}
