@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../kube/log.ts';
 import { DRIVER_NAME } from './identity.ts';
 import { LOADER_OPTIONS, shutdownServer } from './server.ts';
-import { clearStaleSocket, removeSocket } from './socket.ts';
+import { listenUnix, removeSocket } from './socket.ts';
 
 export const REGISTRATION_PROTO_PATH = join(import.meta.dirname, 'proto', 'pluginregistration.proto');
 
@@ -126,12 +126,7 @@ export class KubeletRegistration {
         callback(null, {});
       },
     });
-    clearStaleSocket(socket);
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
+    await listenUnix(server, socket);
     opts.log?.info({ socket, endpoint: opts.endpoint }, 'waiting for kubelet to register the CSI plugin');
     return registration;
   }

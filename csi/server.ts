@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../kube/log.ts';
 import { toCsiError } from './errors.ts';
 import { redact } from './redact.ts';
-import { clearStaleSocket } from './socket.ts';
+import { listenUnix } from './socket.ts';
 
 export const PROTO_PATH = join(import.meta.dirname, 'proto', 'csi.proto');
 
@@ -133,12 +133,7 @@ export async function serveCsi(
       pkg.csi.v1.Node.service,
       implement(pkg.csi.v1.Node.service, services.node, log, services),
     );
-  clearStaleSocket(socketPath);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
+  await listenUnix(server, socketPath);
   return server;
 }
 

@@ -2,9 +2,20 @@
 // socket left by a previous run is replaced, anything else at that path is never touched.
 import { lstatSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+
+/** Binds a gRPC server (insecure: a unix socket, guarded by file permissions) at `socketPath`, replacing a stale socket. */
+export async function listenUnix(server: grpc.Server, socketPath: string): Promise<void> {
+  clearStaleSocket(socketPath);
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+}
 
 /** Makes `socketPath` free to bind: a stale socket is removed, any other file refused, a missing directory named. */
-export function clearStaleSocket(socketPath: string): void {
+function clearStaleSocket(socketPath: string): void {
   removeSocket(socketPath);
   lstatSync(dirname(socketPath)); // a clear ENOENT for a missing directory
 }
