@@ -359,6 +359,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--profiling=false',
         // as kubeadm and every distribution run it: the agent DaemonSet is privileged
         '--allow-privileged=true',
+        // real kubelets: logs, exec and port-forward go from the apiserver to the kubelet
+        ...(realNodes
+          ? [
+              `--kubelet-client-certificate=${join(pki, 'admin.crt')}`,
+              `--kubelet-client-key=${join(pki, 'admin.key')}`,
+              '--kubelet-preferred-address-types=InternalIP',
+            ]
+          : []),
         '--v=1',
       ],
       logs,

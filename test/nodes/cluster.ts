@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { type ControlPlane, freePort, startControlPlane } from '../cluster/control-plane.ts';
+import { type ControlPlane, startControlPlane } from '../cluster/control-plane.ts';
 import { until } from '../cluster/kube.ts';
 import { helmBinary } from '../helm/paths.ts';
 import { type DriveFile, Guest } from './guest.ts';
@@ -19,9 +19,12 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const NAMESPACE = 'meshstor-system';
 export const NODES = ['node1', 'node2', 'node3'] as const;
 export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b', node3: 'zone-c' };
-/** The extender runs on this node (host network) and the host scheduler reaches it through slirp. */
+/** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_NODE = 'node1';
 const EXTENDER_PORT = 8099;
+/** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
+const NODE_NET = '192.168.100';
+export const nodeIp = (index: number) => `${NODE_NET}.${10 + index}`;
 
 export interface NodesClusterOptions {
   /** where consoles, logs and drive files go (kept after a failure) */
@@ -36,7 +39,9 @@ export class NodesCluster {
   cp: ControlPlane | undefined;
   root: GuestRoot | undefined;
   readonly guests = new Map<string, Guest>();
-  extenderPort = 0;
+  readonly extenderUrl = `http://${nodeIp(1)}:${EXTENDER_PORT}`;
+  /** the run's host bridge (a short unique name: interface names have at most 15 bytes) */
+  readonly bridge = `msn${process.pid % 100000}`;
   private readonly log: (msg: string) => void;
   readonly times: Record<string, number> = {};
 
@@ -82,13 +87,13 @@ export class NodesCluster {
     const t0 = Date.now();
     this.root = await ensureGuestRoot(this.log);
     this.times.root = Date.now() - t0;
-    this.extenderPort = await freePort();
+    this.makeBridge();
     const scheduler = parse(
       readFileSync(join(repo, 'deploy/scheduler/kube-scheduler-config.yaml'), 'utf8'),
     ) as {
       extenders: { urlPrefix: string }[];
     };
-    for (const e of scheduler.extenders) e.urlPrefix = `http://127.0.0.1:${this.extenderPort}`;
+    for (const e of scheduler.extenders) e.urlPrefix = this.extenderUrl;
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
       extraSans: ['IP:10.0.2.2'],
@@ -97,7 +102,6 @@ export class NodesCluster {
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
     const apiPort = Number(new URL(this.cp.apiUrl).port);
-    const segment = `230.0.${Math.floor(Math.random() * 200) + 1}.${Math.floor(Math.random() * 200) + 1}:${await freePort()}`;
     for (const [i, name] of NODES.entries()) {
       const g = new Guest({
         name,
@@ -106,8 +110,7 @@ export class NodesCluster {
         pki: join(this.cp.dir, 'pki'),
         root: this.root,
         drives: this.drives(name),
-        segment,
-        forwards: name === EXTENDER_NODE ? [{ host: this.extenderPort, guest: EXTENDER_PORT }] : [],
+        tap: this.tap(i + 1),
         labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
         memMiB: this.opts.memMiB ?? 1536,
         cpus: this.opts.cpus ?? 2,
@@ -124,6 +127,32 @@ export class NodesCluster {
     });
     this.times.nodesReady = Date.now() - tBoot;
     this.log(`3 nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
+  }
+
+  private tap(index: number): string {
+    return `${this.bridge}t${index}`;
+  }
+
+  /** The node network: bridge (host address .1) and one tap per node; stop() removes them. */
+  private makeBridge(): void {
+    const ip = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr} (the nodes tier needs root)`);
+    };
+    this.removeBridge();
+    ip('link', 'add', this.bridge, 'type', 'bridge');
+    ip('addr', 'add', `${NODE_NET}.1/24`, 'dev', this.bridge);
+    ip('link', 'set', this.bridge, 'up');
+    for (let i = 1; i <= NODES.length; i++) {
+      ip('tuntap', 'add', 'dev', this.tap(i), 'mode', 'tap');
+      ip('link', 'set', this.tap(i), 'master', this.bridge);
+      ip('link', 'set', this.tap(i), 'up');
+    }
+  }
+
+  private removeBridge(): void {
+    for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
+    spawnSync('ip', ['link', 'del', this.bridge]);
   }
 
   nodeReady(name: string): boolean {
@@ -206,5 +235,6 @@ export class NodesCluster {
   async stop(): Promise<void> {
     for (const g of this.guests.values()) await g.kill();
     await this.cp?.stop();
+    this.removeBridge();
   }
 }

@@ -1,7 +1,8 @@
 // One Kubernetes node of the nodes tier: a qemu TCG guest booting the shared root image (snapshot=on:
 // its writes go to a throw-away overlay), with its own NVMe drives (sparse files), eth0 on slirp
-// (reaches the host's loopback apiserver as 10.0.2.2) and eth1 on a multicast segment shared by all
-// guests (the node network: 192.168.100.10+N, NVMe/TCP between nodes). Its console (ttyS0: boot and
+// (reaches the host's loopback apiserver as 10.0.2.2) and eth1 on a tap device in a host bridge
+// shared by all guests (the node network: 192.168.100.10+N, NVMe/TCP between nodes; the host is
+// 192.168.100.1 there, so the apiserver reaches each kubelet for logs and exec). Its console (ttyS0: boot and
 // `@@NODE` events) and its logs (ttyS1: kubelet, containerd, every pod container) go to files.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,10 +27,8 @@ export interface GuestSpec {
   pki: string;
   root: GuestRoot;
   drives: DriveFile[];
-  /** multicast group:port of eth1, shared by the guests of one run */
-  segment: string;
-  /** host loopback ports forwarded to this guest's ports */
-  forwards: { host: number; guest: number }[];
+  /** the host tap device of eth1 (in the run's bridge) */
+  tap: string;
   labels: Record<string, string>;
   memMiB: number;
   cpus: number;
@@ -95,7 +94,6 @@ export class Guest {
     spawnSync('cp', ['-a', `${files}/.`, join(staged, 'node')]);
     const initrd = join(s.dir, `${s.name}.initrd`);
     writeFileSync(initrd, Buffer.concat([readFileSync(s.root.initrd), cpioOf(staged)]));
-    const fwd = s.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
     const mac = (net: number) => `52:54:00:0${net}:00:0${s.index}`;
     const args = [
       '-accel',
@@ -130,11 +128,11 @@ export class Guest {
       '-device',
       'virtio-blk-pci,drive=root',
       '-netdev',
-      `user,id=n0${fwd}`,
+      'user,id=n0',
       '-device',
       `virtio-net-pci,netdev=n0,mac=${mac(0)}`,
       '-netdev',
-      `socket,id=n1,mcast=${s.segment},localaddr=127.0.0.1`,
+      `tap,id=n1,ifname=${s.tap},script=no,downscript=no`,
       '-device',
       `virtio-net-pci,netdev=n1,mac=${mac(1)}`,
       '-device',

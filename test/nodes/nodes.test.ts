@@ -84,7 +84,7 @@ function inSyncOn(v: MeshStorVolume, node: string): boolean {
 }
 
 async function extenderCalls(): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${cluster.extenderPort}/metrics`);
+  const res = await fetch(`${cluster.extenderUrl}/metrics`);
   const text = await res.text();
   let n = 0;
   for (const line of text.split('\n')) {
