@@ -8,7 +8,7 @@ import type { MeshStorNode, MeshStorVolume } from '../../kube/crds.ts';
 import { until } from '../cluster/kube.ts';
 import { NAMESPACE, NODES, NodesCluster } from './cluster.ts';
 import { nodesTierMissing } from './paths.ts';
-import { checkLines, writerStatefulSet } from './workload.ts';
+import { blockPod, checkLines, claim, readOnlyPod, writerStatefulSet } from './workload.ts';
 
 const cluster = new NodesCluster({ dir: process.env.MESHSTOR_NODES_DIR });
 let failed = false;
@@ -66,11 +66,41 @@ function volumeOf(claim: string): MeshStorVolume {
 
 const logFiles = () => [...cluster.guests.values()].map((g) => g.logs);
 
+/** The `wrote`/`found` lines of a writer pod once there are `count` of them (one per start). */
 async function check(podName: string, count: number, timeoutMs: number) {
-  return until(`${count} MSCHECK lines from ${podName}`, timeoutMs, async () => {
-    const lines = checkLines(logFiles(), `default/${podName}`);
+  return until(`${count} data checks from ${podName}`, timeoutMs, async () => {
+    const lines = checkLines(logFiles(), `default/${podName}`).filter(
+      (l) => l.kind === 'wrote' || l.kind === 'found',
+    );
     return lines.length >= count ? lines : undefined;
   });
+}
+
+/** The first MSCHECK line of `kind` from a pod. */
+async function line(podName: string, kind: string, timeoutMs: number, after = 0) {
+  return until(
+    `a "${kind}" line from ${podName}`,
+    timeoutMs,
+    async () => checkLines(logFiles(), `default/${podName}`).filter((l) => l.kind === kind)[after],
+  );
+}
+
+/** Deletes the agent pod on `node` at once (no grace): the DaemonSet starts a new one. */
+function killAgent(node: string): string {
+  const pods = cluster.kubectlJson<{ items: PodJson[] }>([
+    'get',
+    'pods',
+    '-n',
+    NAMESPACE,
+    '-l',
+    'app.kubernetes.io/component=agent',
+    '--field-selector',
+    `spec.nodeName=${node}`,
+  ]);
+  const victim = pods.items[0]?.metadata.name;
+  if (!victim) throw new Error(`no agent pod on ${node}`);
+  cluster.kubectl(['delete', 'pod', '-n', NAMESPACE, victim, '--grace-period=0', '--force', '--wait=false']);
+  return victim;
 }
 
 function inSyncOn(v: MeshStorVolume, node: string): boolean {
@@ -143,6 +173,7 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
 
   let dbNode = '';
   let dbSha = '';
+  let soloNode = '';
   it(
     '1. a StatefulSet with a replicaCount 2 claim: first copy on the pod node, extender in the path',
     async () => {
@@ -221,12 +252,123 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
       expect(lines[1]?.kind).toBe('found');
       expect(lines[1]?.values).toEqual([sha, sha]);
       const to = moved.spec.nodeName as string;
+      // 6. the destination's agent is killed while the copy is under way; its DaemonSet restarts
+      // it and the relocation resumes from the step the record names
+      const step = await until(
+        'the relocation under way',
+        10 * 60_000,
+        async () => volumeOf('data-solo-0').status?.relocation?.step,
+      );
+      const killed = killAgent(to);
+      note(`scenario 6: agent ${killed} on ${to} killed during relocation step "${step}"`, Date.now() - t0);
       await until('the single copy on the new node', 20 * 60_000, async () => {
         const v = volumeOf('data-solo-0');
         return inSyncOn(v, to) && v.spec.replicas?.every((r) => r.node === to) ? true : undefined;
       });
-      note('scenario 3: drain → the single copy moved', Date.now() - t0);
+      note('scenario 3: drain → the single copy moved (the agent killed on the way)', Date.now() - t0);
       cluster.kubectl(['uncordon', from]);
+      soloNode = to;
+    },
+    30 * 60_000,
+  );
+
+  it(
+    '4. online expansion of a mounted volume through external-resizer and kubelet, while the pod writes',
+    async () => {
+      watchFailure();
+      const before = await line('db-0', 'size', 60_000);
+      const t0 = Date.now();
+      cluster.kubectl([
+        'patch',
+        'pvc',
+        'data-db-0',
+        '-n',
+        'default',
+        '-p',
+        '{"spec":{"resources":{"requests":{"storage":"448Mi"}}}}',
+      ]);
+      await until('the claim at 448Mi', 10 * 60_000, async () => {
+        const pvc = cluster.kubectlJson<{ status: { capacity?: { storage?: string } } }>([
+          'get',
+          'pvc',
+          'data-db-0',
+          '-n',
+          'default',
+        ]);
+        return pvc.status.capacity?.storage === '448Mi' ? true : undefined;
+      });
+      const grown = await until('the pod to see a bigger file system', 5 * 60_000, async () => {
+        const sizes = checkLines(logFiles(), 'default/db-0').filter((l) => l.kind === 'size');
+        const last = sizes.at(-1);
+        return last && Number(last.values[0]) > Number(before.values[0]) ? last : undefined;
+      });
+      note('scenario 4: resize request → file system grown in the running pod', Date.now() - t0);
+      expect(Number(grown.values[0])).toBeGreaterThan(Number(before.values[0]) + 100 * 1024);
+      expect(pod('db-0')?.status.containerStatuses?.[0]?.restartCount).toBe(0);
+    },
+    20 * 60_000,
+  );
+
+  it(
+    '5. a raw block volume and a read-only mount, through kubelet',
+    async () => {
+      watchFailure();
+      const t0 = Date.now();
+      cluster.kubectl(['apply', '-f', '-'], JSON.stringify(claim('raw', 'meshstor-replicated', 64, 'Block')));
+      cluster.kubectl(['apply', '-f', '-'], JSON.stringify(blockPod('raw', 'raw', 8)));
+      await podRunning('raw', 10 * 60_000);
+      const block = await line('raw', 'block', 3 * 60_000);
+      expect(block.values[0]).toMatch(/^[0-9a-f]{64}$/);
+      expect(block.values[1]).toBe(block.values[0]);
+      note('scenario 5: block claim → data read back from the raw device', Date.now() - t0);
+      // the solo StatefulSet's claim, mounted read-only by another pod once the writer is gone
+      cluster.kubectl(['scale', 'statefulset', 'solo', '-n', 'default', '--replicas=0']);
+      await until('solo-0 gone', 5 * 60_000, async () => (pod('solo-0') ? undefined : true));
+      const t1 = Date.now();
+      cluster.kubectl(['apply', '-f', '-'], JSON.stringify(readOnlyPod('reader', 'data-solo-0')));
+      const r = await podRunning('reader', 10 * 60_000);
+      const ro = await line('reader', 'readonly', 3 * 60_000);
+      expect(ro.values[0]).toBe(ro.values[1]);
+      expect(ro.values[2]).toBe('yes'); // the write was refused
+      note(`scenario 5: read-only mount on ${r.spec.nodeName} (solo's copy on ${soloNode})`, Date.now() - t1);
+      cluster.kubectl(['delete', 'pod', 'reader', 'raw', '-n', 'default', '--wait=false']);
+    },
+    20 * 60_000,
+  );
+
+  it(
+    '7. uninstall and reinstall the chart with volumes in place: nothing is lost, volumes stage again',
+    async () => {
+      watchFailure();
+      const volumes = cluster.kubectlJson<{ items: MeshStorVolume[] }>([
+        'get',
+        'meshstorvolumes.meshstor.io',
+      ]).items;
+      const t0 = Date.now();
+      cluster.helmUninstall();
+      note('scenario 7: helm uninstall', Date.now() - t0);
+      // the CRDs stay (Helm never deletes them), and with them every volume record
+      const after = cluster.kubectlJson<{ items: MeshStorVolume[] }>([
+        'get',
+        'meshstorvolumes.meshstor.io',
+      ]).items;
+      expect(after.map((v) => v.metadata.name).sort()).toEqual(volumes.map((v) => v.metadata.name).sort());
+      const t1 = Date.now();
+      cluster.helmInstall();
+      await until('three agents reporting again', 10 * 60_000, async () => {
+        const list = cluster.kubectlJson<{ items: MeshStorNode[] }>(['get', 'meshstornodes.meshstor.io']);
+        const fresh = list.items.filter((n) => Date.parse(n.status?.heartbeatTime ?? '') > t1);
+        return fresh.length === 3 ? true : undefined;
+      });
+      note('scenario 7: helm install again → three agents reporting', Date.now() - t1);
+      // the writer restarts: its volume stages again and the data is the data it wrote first
+      const starts = (await check('db-0', 1, 60_000)).length;
+      cluster.kubectl(['delete', 'pod', 'db-0', '-n', 'default']);
+      await podRunning('db-0', 10 * 60_000);
+      const lines = await check('db-0', starts + 1, 5 * 60_000);
+      expect(lines.at(-1)?.kind).toBe('found');
+      expect(lines.at(-1)?.values).toEqual([dbSha, dbSha]);
+      note('scenario 7: reinstall → writer restarted with its data', Date.now() - t1);
     },
     30 * 60_000,
   );

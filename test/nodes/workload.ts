@@ -9,7 +9,7 @@ import { BUSYBOX_IMAGE } from './paths.ts';
 
 export interface CheckLine {
   pod: string;
-  kind: 'wrote' | 'found' | 'block-wrote' | 'block-found' | 'grew' | 'readonly';
+  kind: 'wrote' | 'found' | 'size' | 'block' | 'readonly';
   values: string[];
 }
 
@@ -24,8 +24,15 @@ export function fileWriterScript(mib: number): string {
     '  sha256sum /data/blob > /data/blob.sha256.tmp && sync && mv /data/blob.sha256.tmp /data/blob.sha256 && sync',
     '  echo "MSCHECK wrote $(cut -d" " -f1 /data/blob.sha256)"',
     'fi',
-    // keep appending small records while running: the volume is in use when it is drained
-    'while true; do date >> /data/ticks; sync; sleep 5; done',
+    // keep appending small records while running (the volume is in use when it is drained), and
+    // report the file system's size when it changes (online expansion)
+    'last=0',
+    'while true; do',
+    '  date >> /data/ticks; sync',
+    "  size=$(df -k /data | tail -n 1 | awk '{print $2}')",
+    '  if [ "$size" != "$last" ]; then echo "MSCHECK size $size"; last=$size; fi',
+    '  sleep 5',
+    'done',
   ].join('\n');
 }
 
@@ -86,4 +93,80 @@ export function checkLines(logFiles: string[], pod: string): CheckLine[] {
     }
   }
   return found;
+}
+
+/** A pod with a raw block volume at /dev/xvda: writes MiB of random data, reads it back, prints both sums. */
+export function blockPod(name: string, claim: string, mib: number): object {
+  const script = [
+    'set -e',
+    `head -c ${mib * 1048576} /dev/urandom > /tmp/blob`,
+    'dd if=/tmp/blob of=/dev/xvda bs=1M oflag=direct conv=fsync 2> /dev/null',
+    `echo "MSCHECK block $(sha256sum /tmp/blob | cut -d" " -f1) $(dd if=/dev/xvda bs=1M count=${mib} iflag=direct 2> /dev/null | sha256sum | cut -d" " -f1)"`,
+    'sleep 100000',
+  ].join('\n');
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      terminationGracePeriodSeconds: 5,
+      containers: [
+        {
+          name: 'block',
+          image: BUSYBOX_IMAGE,
+          imagePullPolicy: 'Never',
+          command: ['/bin/sh', '-c', script],
+          volumeDevices: [{ name: 'data', devicePath: '/dev/xvda' }],
+        },
+      ],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
+    },
+  };
+}
+
+/** A pod mounting a filesystem claim read-only: prints the blob's sum and whether a write was refused. */
+export function readOnlyPod(name: string, claim: string): object {
+  const script = [
+    'if touch /data/should-fail 2> /dev/null; then refused=no; else refused=yes; fi',
+    'echo "MSCHECK readonly $(sha256sum /data/blob | cut -d" " -f1) $(cut -d" " -f1 /data/blob.sha256) $refused"',
+    'sleep 100000',
+  ].join('\n');
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      terminationGracePeriodSeconds: 5,
+      containers: [
+        {
+          name: 'reader',
+          image: BUSYBOX_IMAGE,
+          imagePullPolicy: 'Never',
+          command: ['/bin/sh', '-c', script],
+          volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: true }],
+        },
+      ],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim, readOnly: true } }],
+    },
+  };
+}
+
+/** A claim (no pod yet: WaitForFirstConsumer binds it with its first pod). */
+export function claim(
+  name: string,
+  storageClass: string,
+  sizeMi: number,
+  volumeMode: 'Filesystem' | 'Block',
+): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: storageClass,
+      volumeMode,
+      resources: { requests: { storage: `${sizeMi}Mi` } },
+    },
+  };
 }
