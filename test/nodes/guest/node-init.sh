@@ -14,6 +14,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/udev # no udev here; the agent's pod mounts the directory (empty is what it finds)
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t configfs configfs /sys/kernel/config
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
