@@ -101,5 +101,5 @@ until wget -q -O /dev/null http://127.0.0.1:10248/healthz 2> /dev/null; do uslee
 ev kubelet-healthy
 while :; do
   sleep 60
-  ev mem "\"avail_kb\":$(awk '/MemAvailable/{print $2}' /proc/meminfo)"
+  ev mem "\"avail_kb\":$(awk '/MemAvailable/{print $2}' /proc/meminfo),\"pod_logs\":$(find /var/log/pods -name '*.log' 2> /dev/null | wc -l),\"pod_log_kb\":$(du -sk /var/log/pods 2> /dev/null | cut -f1)"
 done
