@@ -104,8 +104,7 @@ export function createVerbsApp(opts: VerbsAppOptions): express.Express {
     const e = err as { status?: number; type?: string; message?: string; limit?: number };
     let status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
     let message = e.message ?? String(err);
-    if (e.type === 'entity.too.large')
-      message = `request body larger than the limit of ${e.limit} bytes`;
+    if (e.type === 'entity.too.large') message = `request body larger than the limit of ${e.limit} bytes`;
     else if (status === 500) message = `internal error: ${message}`;
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') status = 415;
     const v = req.path.replace(/^\//, '') || 'unknown';

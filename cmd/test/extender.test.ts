@@ -14,6 +14,24 @@ describe('meshstor extender flags', () => {
     expect(String(err.mock.calls[0]?.[0])).toMatch(msg);
     expect(String(err.mock.calls[0]?.[0])).toMatch(/Run 'meshstor extender --help'/);
   });
+
+  // The default is mutual TLS: no certificate is a clear start-up error, never a plain-HTTP server.
+  it.each([
+    [[], /serves its verbs over mutual TLS: give --tls-cert, --tls-key and --client-ca/],
+    [['--tls-cert', 'a.crt', '--tls-key', 'a.key'], /give --tls-cert, --tls-key and --client-ca/],
+    [['--insecure-http', '--client-ca', 'ca.crt'], /--insecure-http and --tls-cert.* exclude each other/],
+  ])('%j exits 2 before it listens', async (argv, msg) => {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    expect(await main(['extender', ...argv])).toBe(2);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(msg);
+  });
+
+  it('a certificate file that cannot be read exits 1 naming the flag and the path', async () => {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const missing = '/nonexistent/meshstor/tls.crt';
+    expect(await main(['extender', '--tls-cert', missing, '--tls-key', 'k', '--client-ca', 'c'])).toBe(1);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(/--tls-cert \/nonexistent\/meshstor\/tls\.crt: ENOENT/);
+  });
 });
 
 describe('every subcommand', () => {

@@ -91,7 +91,9 @@ describe('mutual TLS on the verbs', () => {
   });
 
   it('refuses plain HTTP on the TLS port', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/filter`, { method: 'POST', body }).catch((e: Error) => e);
+    const res = await fetch(`http://127.0.0.1:${port}/filter`, { method: 'POST', body }).catch(
+      (e: Error) => e,
+    );
     // Node answers an HTTP request on a TLS socket with a bare 400 or closes it; never a verb.
     if (res instanceof Error) expect(res.message).toMatch(/fetch failed/);
     else expect(res.status).toBe(400);
@@ -121,7 +123,9 @@ describe('reading the PEM files', () => {
   it('refuses a file that holds no PEM', () => {
     const junk = join(dir, 'junk.pem');
     writeFileSync(junk, 'not a certificate\n');
-    expect(() => readDoorTls({ cert: junk, key: pki.server.key, clientCa: pki.ca.cert })).toThrow(/--tls-cert/);
+    expect(() => readDoorTls({ cert: junk, key: pki.server.key, clientCa: pki.ca.cert })).toThrow(
+      /--tls-cert/,
+    );
   });
 });
 
@@ -132,7 +136,9 @@ describe('plain HTTP only when asked for', () => {
     const plain = verbsServer({ insecureHttp: true }, app, log);
     const p = await listen(plain, 0, '127.0.0.1');
     try {
-      expect(warn.mock.calls[0]?.[0]).toMatch(/INSECURE: --insecure-http .*plain HTTP without authentication/);
+      expect(warn.mock.calls[0]?.[0]).toMatch(
+        /INSECURE: --insecure-http .*plain HTTP without authentication/,
+      );
       const r = await fetch(`http://127.0.0.1:${p}/filter`, { method: 'POST', body });
       expect(r.status).toBe(200);
     } finally {

@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
-import { ExtenderMetrics } from '../metrics.ts';
 import { MAX_JSON_DEPTH } from '../json-body.ts';
+import { ExtenderMetrics } from '../metrics.ts';
 import { createProbesApp, createVerbsApp } from '../server.ts';
 import { ExtenderState } from '../state.ts';
 import { msNode, msVolume, pod } from './fixtures.ts';
@@ -23,7 +23,9 @@ let probeBase: string;
 
 const listenOn = (app: import('express').Express): Promise<[Server, string]> =>
   new Promise((r) => {
-    const s = app.listen(0, '127.0.0.1', () => r([s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`]));
+    const s = app.listen(0, '127.0.0.1', () =>
+      r([s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`]),
+    );
   });
 
 beforeAll(async () => {
