@@ -13,7 +13,7 @@ import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
 import { readDoorTls } from '../../scheduler/door.ts';
 import { type RunningExtender, startExtender } from '../../scheduler/extender.ts';
-import { startScheduler } from './control-plane.ts';
+import { httpsGet, startScheduler } from './control-plane.ts';
 import { pointExtenders } from './global-setup.ts';
 import { Kube, until } from './kube.ts';
 
@@ -131,6 +131,24 @@ describe('the real kube-scheduler with the MeshStor extender', () => {
     expect(count('prioritize')).toBeGreaterThanOrEqual(5);
     expect(await m.errorCount('4')).toBe(0);
     expect(await m.errorCount('5')).toBe(0);
+  });
+
+  it("lets only kube-scheduler's certificate through; probes on their own plain-HTTP port", async () => {
+    const pki = cluster.extenderPki;
+    const url = `https://127.0.0.1:${cluster.extenderPort}/filter`;
+    const ca = readFileSync(pki.ca.cert);
+    // GET is no verb: with the right certificate the request reaches the app and gets its 404.
+    const [withCert] = await httpsGet(url, {
+      ca,
+      cert: readFileSync(pki.client.cert),
+      key: readFileSync(pki.client.key),
+    });
+    expect(withCert).toBe(404);
+    const [without, why] = await httpsGet(url, { ca });
+    expect(without).toBe(0);
+    expect(why).toMatch(/certificate required/);
+    const ready = await fetch(`http://127.0.0.1:${ext?.probePort}/readyz`);
+    expect(ready.status).toBe(200);
   });
 
   it('keeps scheduling when the extender is gone (ignorable: true)', async () => {
