@@ -148,11 +148,17 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
     const rounds = opts.warmUpRounds ?? 500;
     let ms = 0;
     if (rounds > 0) {
-      const socket = await privateSocket(verbs);
+      // Best effort, like the calls themselves: without a socket (no writable temp directory, say)
+      // the extender is ready unwarmed rather than never.
       try {
-        ms = await warmUp(state, { socketPath: socket.socketPath }, rounds);
-      } finally {
-        await socket.close();
+        const socket = await privateSocket(verbs);
+        try {
+          ms = await warmUp(state, { socketPath: socket.socketPath }, rounds);
+        } finally {
+          await socket.close();
+        }
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'warm-up skipped');
       }
     }
     warmed = true;
