@@ -31,21 +31,23 @@ import { type RunningExtender, startExtender } from '../../scheduler/extender.ts
 import { KubeLedger } from '../../state/kube-ledger.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
 import { updateRecord } from '../../state/store.ts';
-import { Kube } from './kube.ts';
+import { Kube, until } from './kube.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NS = 'meshstor-system';
 const COMPONENTS = ['controller', 'agent', 'extender'] as const;
 type Component = (typeof COMPONENTS)[number];
+const OWN_NODE_POLICY = 'meshstor-agent-own-node';
 const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
 
 const manifests = (
   loadAllYaml(readFileSync(join(root, 'deploy/manifests/meshstor.yaml'), 'utf8')) as unknown[]
 ).filter((o): o is KubernetesObject => o !== null && typeof o === 'object');
-/** The Namespace and each component's ServiceAccount, roles and bindings, as shipped. */
+/** The Namespace, each component's ServiceAccount, roles and bindings, and the agent's policy, as shipped. */
 const rbacObjects = manifests.filter(
   (o) =>
     o.kind === 'Namespace' ||
+    o.metadata?.name === OWN_NODE_POLICY ||
     (RBAC_KINDS.has(o.kind ?? '') &&
       COMPONENTS.some(
         (c) => o.metadata?.name === `meshstor-${c}` || o.metadata?.name?.startsWith(`meshstor-${c}-`),
@@ -57,16 +59,33 @@ let k: Kube;
 const as: Partial<Record<Component, KubeConfig>> = {};
 const kcOf = (c: Component) => as[c] as KubeConfig;
 
-function impersonating(base: KubeConfig, user: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: base.clusters,
-    contexts: base.contexts,
-    currentContext: base.currentContext,
-    users: base.users.map((u) => ({ ...u, impersonateUser: user })),
-  });
-  return kc;
+/**
+ * Calls as `user`; with `node`, also as the apiserver sees a token bound to a pod on that node
+ * (user extra authentication.kubernetes.io/node-name, which the agent's own-node policy reads).
+ */
+class Impersonating extends KubeConfig {
+  private readonly node: string | undefined;
+  constructor(base: KubeConfig, user: string, node?: string) {
+    super();
+    this.node = node;
+    this.loadFromOptions({
+      clusters: base.clusters,
+      contexts: base.contexts,
+      currentContext: base.currentContext,
+      users: base.users.map((u) => ({ ...u, impersonateUser: user })),
+    });
+  }
+  override async applySecurityAuthentication(
+    context: Parameters<KubeConfig['applySecurityAuthentication']>[0],
+  ) {
+    await super.applySecurityAuthentication(context);
+    // The extra's key is percent-encoded in the header name ('/' is not allowed there).
+    if (this.node)
+      context.setHeaderParam('Impersonate-Extra-authentication.kubernetes.io%2fnode-name', this.node);
+  }
 }
+const impersonating = (base: KubeConfig, user: string, node?: string): KubeConfig =>
+  new Impersonating(base, user, node);
 const HOST_NQN = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000abc01';
 const IDENTITY = { nodeName: 'rbac-node-1', zone: 'z1', address: '10.0.0.9', port: 4420, schedulable: true };
 const serviceAccount = (c: Component) => `system:serviceaccount:${NS}:meshstor-${c}`;
@@ -87,7 +106,8 @@ beforeAll(async () => {
   expect(rbacObjects.map((o) => `${o.kind}/${o.metadata?.name}`)).toContain('ClusterRole/meshstor-agent');
   for (const o of rbacObjects)
     await objects.patch(o, undefined, undefined, 'meshstor-rbac-test', true, PatchStrategy.ServerSideApply);
-  for (const c of COMPONENTS) as[c] = impersonating(k.kc, serviceAccount(c));
+  for (const c of COMPONENTS)
+    as[c] = impersonating(k.kc, serviceAccount(c), c === 'agent' ? 'rbac-node-1' : undefined);
   await k.createNode('rbac-node-1');
 });
 
@@ -102,6 +122,9 @@ afterAll(async () => {
   await gone(() => k.custom.deleteClusterCustomObject(ms(PLURAL.MeshStorLedger, 'rbac-node-1')));
   await gone(() => k.storage.deleteCSINode({ name: 'rbac-node-1' }));
   await gone(() => k.core.deleteNode({ name: 'rbac-node-1' }));
+  const objects = KubernetesObjectApi.makeApiClient(k.kc);
+  for (const o of rbacObjects.filter((x) => x.metadata?.name === OWN_NODE_POLICY))
+    await gone(() => objects.delete(o));
 });
 
 describe("each component's code does its job as its own ServiceAccount", () => {
@@ -206,6 +229,31 @@ describe("each component's code does its job as its own ServiceAccount", () => {
     });
     await store.remove('rbac-vol');
     expect(await store.get('rbac-vol')).toBeUndefined();
+  });
+});
+
+describe("an agent writes only its own node's MeshStorNode (agent.ownNodePolicy)", () => {
+  const publisherOn = (tokenNode: string | undefined) =>
+    new NodePublisher(
+      impersonating(k.kc, serviceAccount('agent'), tokenNode),
+      IDENTITY, // rbac-node-1
+      new SimulatedHost({ hostNqn: HOST_NQN, drives: [{ id: 'SIM0', sizeBytes: 20 * 2 ** 30 }] }),
+    );
+
+  it("refuses an agent whose token names another node, or none, and keeps that node's own agent working", async () => {
+    // A new policy takes effect within a moment of its creation: wait for the first refusal.
+    const refusal = await until('the own-node policy to refuse', 30_000, async () => {
+      const e = await publisherOn('rbac-node-2')
+        .publish()
+        .then(() => undefined)
+        .catch((x: Error) => x);
+      return e && /may write only the MeshStorNode rbac-node-2, not rbac-node-1/.test(e.message)
+        ? e
+        : undefined;
+    });
+    expect(refusal.message).toMatch(/forbidden/i);
+    await expect(publisherOn(undefined).publish()).rejects.toThrow(/only with a token bound to its node/);
+    await publisherOn('rbac-node-1').publish();
   });
 });
 

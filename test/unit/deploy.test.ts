@@ -75,6 +75,8 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'ClusterRoleBinding/meshstor-extender',
         'ClusterRoleBinding/meshstor-scheduler-as-kube-scheduler',
         'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
+        'ValidatingAdmissionPolicy/meshstor-agent-own-node',
+        'ValidatingAdmissionPolicyBinding/meshstor-agent-own-node',
         'Role/meshstor-system/meshstor-controller',
         'Role/default/meshstor-agent-events',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
@@ -289,6 +291,12 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     // The plain manifests carry no key material: the Secrets are the admin's.
     expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
     expect(readFileSync(MANIFESTS_FILE, 'utf8')).not.toMatch(/PRIVATE KEY|kind: Secret/);
+  });
+
+  it("agent.ownNodePolicy=false leaves out the agent's own-node admission policy", () => {
+    const kinds = objects(renderChart(h, ['--set', 'agent.ownNodePolicy=false'])).map(key);
+    expect(kinds.filter((k) => k.includes('own-node'))).toEqual([]);
+    expect(kinds).toContain('ClusterRole/meshstor-agent');
   });
 
   it('extender.tls.generate makes both Secrets, and the scheduler reaches the extender with them', async () => {
