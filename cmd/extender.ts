@@ -9,7 +9,8 @@ export const extenderCommand = defineCommand({
   about: 'the kube-scheduler extender (filter, prioritize) for MeshStor volumes',
   description: `Serves filter and prioritize to kube-scheduler over HTTPS that requires a client
 certificate signed by --client-ca (mutual TLS); /healthz, /readyz and /metrics are plain HTTP on
---probe-port. The PEM files are read once at start; their contents are never logged.`,
+--probe-port. The PEM files are read at start and again each minute (a renewed certificate is used
+for new connections without a restart); their contents are never logged.`,
   flags: {
     host: {
       kind: 'string',
@@ -80,7 +81,8 @@ certificate signed by --client-ca (mutual TLS); /healthz, /readyz and /metrics a
             '(or --insecure-http, for tests and benchmarks only)',
         );
       try {
-        door = { tls: readDoorTls({ cert, key, clientCa }) };
+        const files = { cert, key, clientCa };
+        door = { tls: readDoorTls(files), files };
       } catch (e) {
         throw new InputError((e as Error).message);
       }

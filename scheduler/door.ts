@@ -2,11 +2,12 @@
 // for a pending claim, so whoever may call it can hold capacity; the verbs are therefore served
 // over HTTPS that requires a client certificate signed by the CA the extender is given (mutual
 // TLS, as KubeSchedulerConfiguration's extender `tlsConfig` offers). A connection without such a
-// certificate ends in the TLS handshake, before any HTTP is read. Plain HTTP only when asked for
+// certificate ends in the TLS handshake, before any HTTP is read. The PEM files are re-read each
+// minute, so a renewed Secret takes effect without a restart. Plain HTTP only when asked for
 // explicitly (tests and benchmarks), and then the log says so at warn level on every start.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,15 +23,26 @@ export interface DoorTls {
   clientCa: Buffer;
 }
 
-/** How the verbs are served: mutual TLS, or plain HTTP only when a caller asks for it by name. */
-export type Door = { tls: DoorTls } | { insecureHttp: true };
+/** Paths of the door's PEM files. */
+export interface DoorFiles {
+  cert: string;
+  key: string;
+  clientCa: string;
+}
+
+/**
+ * How the verbs are served: mutual TLS, or plain HTTP only when a caller asks for it by name.
+ * With `files`, the PEM files are read again every `reloadMs` (default 60 s) and a changed, valid
+ * set is used for new connections: a renewed Secret (cert-manager, say) needs no restart.
+ */
+export type Door = { tls: DoorTls; files?: DoorFiles; reloadMs?: number } | { insecureHttp: true };
 
 /**
  * Reads the door's PEM files and checks they make a TLS context (a key that does not match its
  * certificate fails here, at start, not at kube-scheduler's first call). Errors name the flag and
  * path, never the contents.
  */
-export function readDoorTls(files: { cert: string; key: string; clientCa: string }): DoorTls {
+export function readDoorTls(files: DoorFiles): DoorTls {
   const read = (flag: string, path: string): Buffer => {
     try {
       return readFileSync(path);
@@ -53,6 +65,37 @@ export function readDoorTls(files: { cert: string; key: string; clientCa: string
   return tls;
 }
 
+const tlsOptions = (tls: DoorTls) => ({
+  cert: tls.cert,
+  key: tls.key,
+  ca: tls.clientCa,
+  requestCert: true,
+  rejectUnauthorized: true,
+  minVersion: 'TLSv1.2' as const,
+});
+
+const samePem = (a: DoorTls, b: DoorTls) =>
+  a.cert.equals(b.cert) && a.key.equals(b.key) && a.clientCa.equals(b.clientCa);
+
+/**
+ * Reads `files` again and, when they changed and make a valid TLS context, puts them in place for
+ * new connections (open ones keep theirs). A bad or half-written set keeps the current one and is
+ * logged by path, never by content. Returns what is in place now.
+ */
+export function reloadDoorTls(server: HttpsServer, current: DoorTls, files: DoorFiles, log: Logger): DoorTls {
+  let next: DoorTls;
+  try {
+    next = readDoorTls(files);
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'extender TLS files unusable; keeping the certificates in use');
+    return current;
+  }
+  if (samePem(next, current)) return current;
+  server.setSecureContext(tlsOptions(next));
+  log.info({ cert: files.cert, clientCa: files.clientCa }, 'extender TLS certificates reloaded');
+  return next;
+}
+
 /** The server for the verbs: HTTPS requiring a client certificate from `clientCa`, or plain HTTP. */
 export function verbsServer(door: Door, handler: RequestListener, log: Logger): Server {
   if ('insecureHttp' in door) {
@@ -62,18 +105,18 @@ export function verbsServer(door: Door, handler: RequestListener, log: Logger): 
     );
     return createHttpServer(handler);
   }
+  const server = createHttpsServer(tlsOptions(door.tls), handler);
+  const { files } = door;
+  if (files) {
+    let inUse = door.tls;
+    const timer = setInterval(() => {
+      inUse = reloadDoorTls(server, inUse, files, log);
+    }, door.reloadMs ?? 60_000);
+    timer.unref();
+    server.once('close', () => clearInterval(timer));
+  }
   // https.Server is an http.Server to every caller here (listen, close, address).
-  return createHttpsServer(
-    {
-      cert: door.tls.cert,
-      key: door.tls.key,
-      ca: door.tls.clientCa,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-    },
-    handler,
-  ) as unknown as Server;
+  return server as unknown as Server;
 }
 
 /** Starts `server` on host:port (0: any free port) and answers the port it got. */

@@ -2,11 +2,12 @@
 // the configured CA. Real TLS on a real socket with certificates openssl makes for the test: the
 // scheduler's certificate is let in; no certificate, or one from another CA, ends in the handshake
 // before the verbs run. Plain HTTP only when asked for, with a warning.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeLogger } from '../../kube/log.ts';
 import { type ExtenderPki, issue, makeCa, makeExtenderPki, type Pem } from '../../test/tls.ts';
@@ -40,6 +41,15 @@ afterAll(async () => {
   await closeServer(server);
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** Resolves once `ok` holds, checking every 50 ms for at most 5 s. */
+async function until(ok: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /** POST /filter over HTTPS, trusting the extender's CA, with the client certificate given. */
 function callFilter(client?: Pem): Promise<{ status: number } | { error: string }> {
@@ -126,6 +136,57 @@ describe('reading the PEM files', () => {
     expect(() => readDoorTls({ cert: junk, key: pki.server.key, clientCa: pki.ca.cert })).toThrow(
       /--tls-cert/,
     );
+  });
+});
+
+describe('renewed certificates are used without a restart', () => {
+  /** The subject CN of the certificate the server shows a new connection. */
+  const servedCn = (p: number) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect(
+        {
+          host: '127.0.0.1',
+          port: p,
+          ca: readFileSync(pki.ca.cert),
+          cert: readFileSync(pki.client.cert),
+          key: readFileSync(pki.client.key),
+        },
+        () => {
+          resolve(String(socket.getPeerCertificate().subject.CN));
+          socket.end();
+        },
+      );
+      socket.on('error', reject);
+    });
+
+  it('reads the files again, uses a changed valid set, keeps the old one when the new is broken', async () => {
+    const live = join(dir, 'live');
+    mkdirSync(live);
+    const files = { cert: join(live, 'tls.crt'), key: join(live, 'tls.key'), clientCa: join(live, 'ca.crt') };
+    copyFileSync(pki.server.cert, files.cert);
+    copyFileSync(pki.server.key, files.key);
+    copyFileSync(pki.ca.cert, files.clientCa);
+    const renewed = issue(dir, pki.ca, 'renewed', {
+      subject: '/CN=meshstor-extender-renewed',
+      usage: 'server',
+      sans: ['IP:127.0.0.1'],
+    });
+    const log = makeLogger('test', 'silent');
+    const warn = vi.spyOn(log, 'warn');
+    const s = verbsServer({ tls: readDoorTls(files), files, reloadMs: 50 }, app, log);
+    const p = await listen(s, 0, '127.0.0.1');
+    try {
+      expect(await servedCn(p)).toBe('meshstor-extender');
+      copyFileSync(renewed.key, files.key);
+      copyFileSync(renewed.cert, files.cert);
+      await until(async () => (await servedCn(p)) === 'meshstor-extender-renewed');
+      writeFileSync(files.cert, 'half-written\n');
+      await until(async () => warn.mock.calls.some((c) => /unusable/.test(String(c[1]))));
+      expect(await servedCn(p)).toBe('meshstor-extender-renewed');
+      expect(JSON.stringify(warn.mock.calls)).not.toMatch(/PRIVATE KEY|half-written/);
+    } finally {
+      await closeServer(s);
+    }
   });
 });
 
