@@ -71,15 +71,15 @@ export interface ExtenderPki {
   client: Pem;
 }
 
-/** Makes ExtenderPki in `dir`, the serving cert valid for 127.0.0.1 and localhost. */
-export function makeExtenderPki(dir: string): ExtenderPki {
+/** Makes ExtenderPki in `dir`, the serving cert valid for `sans` (default 127.0.0.1 and localhost). */
+export function makeExtenderPki(dir: string, sans = ['IP:127.0.0.1', 'DNS:localhost']): ExtenderPki {
   const ca = makeCa(dir, 'extender-ca', 'meshstor-extender-test-ca');
   return {
     ca,
     server: issue(dir, ca, 'extender', {
       subject: '/CN=meshstor-extender',
       usage: 'server',
-      sans: ['IP:127.0.0.1', 'DNS:localhost'],
+      sans,
     }),
     client: issue(dir, ca, 'scheduler-client', { subject: '/CN=kube-scheduler', usage: 'client' }),
   };

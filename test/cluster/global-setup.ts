@@ -37,18 +37,23 @@ interface ExtenderEntry {
 }
 
 /**
- * Points the extenders of a shipped configuration at `port` on loopback: over mutual TLS with
- * `pki`'s files in place of the in-cluster paths (the shipped settings otherwise unchanged), or,
- * without `pki`, over plain HTTP (benchmarks, with `meshstor extender --insecure-http`).
+ * Points the extenders of a shipped configuration at `host:port` (default loopback): over mutual
+ * TLS with `pki`'s files in place of the in-cluster paths (the shipped settings otherwise
+ * unchanged), or, without `pki`, over plain HTTP (benchmarks, with `meshstor extender --insecure-http`).
  */
-export function pointExtenders(extenders: ExtenderEntry[], port: number, pki?: ExtenderPki): void {
+export function pointExtenders(
+  extenders: ExtenderEntry[],
+  port: number,
+  pki?: ExtenderPki,
+  host = '127.0.0.1',
+): void {
   for (const e of extenders) {
     if (pki) {
       if (!e.enableHTTPS || !e.tlsConfig) throw new Error('the shipped extender configuration has no TLS');
-      e.urlPrefix = `https://127.0.0.1:${port}`;
+      e.urlPrefix = `https://${host}:${port}`;
       e.tlsConfig = { caFile: pki.ca.cert, certFile: pki.client.cert, keyFile: pki.client.key };
     } else {
-      e.urlPrefix = `http://127.0.0.1:${port}`;
+      e.urlPrefix = `http://${host}:${port}`;
       e.enableHTTPS = false;
       delete e.tlsConfig;
     }
