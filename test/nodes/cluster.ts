@@ -38,6 +38,22 @@ export interface NodesClusterOptions {
   log?: (msg: string) => void;
 }
 
+/** Bridges and taps of runs whose process is gone (killed before its stop()): msn<pid>[t<n>]. */
+function removeOrphanBridges(): void {
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  for (const m of links.matchAll(/^\d+: (msn(\d+)(t\d+)?)[@:]/gm)) {
+    const [, name, pid] = m;
+    if (!name || !pid) continue;
+    let alive = true;
+    try {
+      process.kill(Number(pid), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) spawnSync('ip', ['link', 'del', name]);
+  }
+}
+
 export class NodesCluster {
   readonly dir: string;
   cp: ControlPlane | undefined;
@@ -49,7 +65,7 @@ export class NodesCluster {
   /** The extender's CA, serving certificate (for node1's address) and kube-scheduler's client certificate. */
   extenderPki: ExtenderPki | undefined;
   /** the run's host bridge (a short unique name: interface names have at most 15 bytes) */
-  readonly bridge = `msn${process.pid % 100000}`;
+  readonly bridge = `msn${process.pid}`;
   private readonly log: (msg: string) => void;
   readonly times: Record<string, number> = {};
 
@@ -150,6 +166,7 @@ export class NodesCluster {
       if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr} (the nodes tier needs root)`);
     };
     this.removeBridge();
+    removeOrphanBridges();
     ip('link', 'add', this.bridge, 'type', 'bridge');
     ip('addr', 'add', `${NODE_NET}.1/24`, 'dev', this.bridge);
     ip('link', 'set', this.bridge, 'up');

@@ -34,7 +34,8 @@ export const HOST_PACKAGES = [
   'gdisk',
 ];
 
-export const resizerBinary = () => join(CACHE, 'csi-resizer', RESIZER_VERSION, 'bin', 'csi-resizer');
+export const resizerBinary = () =>
+  process.env.MESHSTOR_CSI_RESIZER ?? join(CACHE, 'csi-resizer', RESIZER_VERSION, 'bin', 'csi-resizer');
 export const pauseBinary = () => join(CACHE, 'pause', 'pause');
 export const k8sNodeBinary = (name: 'kubelet' | 'kubectl' | 'e2e.test') => join(binDir(), name);
 

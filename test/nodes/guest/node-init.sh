@@ -16,7 +16,6 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/udev # no udev here; the agent's pod mounts the directory (empty is what it finds)
 mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t configfs configfs /sys/kernel/config
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 # mounts a CSI node plugin makes under /var/lib/kubelet must reach the kubelet and other pods
 mount --make-rshared /
@@ -26,10 +25,11 @@ hostname "$NODE"; echo "$NODE" > /etc/hostname
 printf '127.0.0.1 localhost\n%s %s\n' "$IP" "$NODE" > /etc/hosts
 tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id
 ev booted "\"node\":\"$NODE\",\"mem_kb\":$(awk '/MemTotal/{print $2}' /proc/meminfo)"
-for m in overlay bridge veth br_netfilter virtio_net iptable_nat iptable_filter xt_MASQUERADE xt_nat \
+for m in configfs overlay bridge veth br_netfilter virtio_net iptable_nat iptable_filter xt_MASQUERADE xt_nat \
   xt_comment xt_addrtype nf_nat md_mod raid1 nvme_tcp nvmet nvmet_tcp xfs; do
   modprobe "$m" || ev modprobe-failed "\"module\":\"$m\""
 done
+mount -t configfs configfs /sys/kernel/config
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
@@ -46,7 +46,7 @@ cat > /etc/cni/net.d/10-node.conflist <<CNI
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 CNI
 # logs to ttyS1: kubelet's, containerd's and each pod container's, prefixed with their source
-follow() { tail -n +1 -F "$1" 2> /dev/null | sed -u "s|^|$2 |" > /dev/ttyS1 & }
+follow() { tail -n +1 -F "$1" 2> /dev/null | awk -v p="$2" '{ print p, $0; fflush() }' > /dev/ttyS1 & }
 : > /var/log/kubelet.log; : > /var/log/containerd.log
 follow /var/log/kubelet.log kubelet:
 follow /var/log/containerd.log containerd:
