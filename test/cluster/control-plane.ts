@@ -5,13 +5,14 @@
 // plugin TaintNodesByCondition is off, so API-created Nodes carry no not-ready taint that only the
 // (absent) node-lifecycle controller would lift; ServiceAccount admission is off as no token
 // controller runs (envtest does the same).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { issue, makeCa, openssl } from '../tls.ts';
 import { type Binary, binPath } from './binaries.ts';
 
 export interface ControlPlane {
@@ -57,62 +58,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
-}
-
 /** CA, apiserver serving cert, admin and scheduler client certs, service-account key pair. */
 function makePki(pki: string, extraSans: string[], nodes: string[]): void {
-  mkdirSync(pki, { recursive: true, mode: 0o700 });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(
-    [
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=meshstor-test-ca',
-    ].concat([
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]),
-    pki,
-  );
-  const sign = (name: string, subject: string, ext: string) => {
-    writeFileSync(join(pki, `${name}.ext`), ext);
-    openssl(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], pki);
-    openssl(
-      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial'].concat([
-        '-out',
-        `${name}.crt`,
-        '-days',
-        '30',
-        '-extfile',
-        `${name}.ext`,
-      ]),
-      pki,
-    );
-  };
-  sign(
-    'apiserver',
-    '/CN=kube-apiserver',
-    'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
-      `subjectAltName=${['IP:127.0.0.1', 'IP:10.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc', ...extraSans].join(',')}\n`,
-  );
-  const client = 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
-  sign('admin', '/O=system:masters/CN=meshstor-test-admin', client);
+  const ca = makeCa(pki, 'ca', 'meshstor-test-ca');
+  issue(pki, ca, 'apiserver', {
+    subject: '/CN=kube-apiserver',
+    usage: 'server',
+    sans: ['IP:127.0.0.1', 'IP:10.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc', ...extraSans],
+  });
+  issue(pki, ca, 'admin', { subject: '/O=system:masters/CN=meshstor-test-admin', usage: 'client' });
   // The bootstrap RBAC policy grants system:kube-scheduler what the scheduler needs.
-  sign('scheduler', '/CN=system:kube-scheduler', client);
-  for (const n of nodes) sign(`node-${n}`, `/O=system:nodes/CN=system:node:${n}`, client);
+  issue(pki, ca, 'scheduler', { subject: '/CN=system:kube-scheduler', usage: 'client' });
+  for (const n of nodes)
+    issue(pki, ca, `node-${n}`, { subject: `/O=system:nodes/CN=system:node:${n}`, usage: 'client' });
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], pki);
   openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
 }

@@ -9,8 +9,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { type ControlPlane, startControlPlane } from '../cluster/control-plane.ts';
+import { pointExtenders } from '../cluster/global-setup.ts';
 import { until } from '../cluster/kube.ts';
 import { helmBinary } from '../helm/paths.ts';
+import { type ExtenderPki, makeExtenderPki } from '../tls.ts';
 import { type DriveFile, Guest } from './guest.ts';
 import { k8sNodeBinary } from './paths.ts';
 import { ensureGuestRoot, type GuestRoot } from './root-image.ts';
@@ -22,6 +24,8 @@ export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b',
 /** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_NODE = 'node1';
 const EXTENDER_PORT = 8099;
+/** its /healthz, /readyz and /metrics (plain HTTP; the verbs are mutual TLS only) */
+const EXTENDER_PROBE_PORT = 8100;
 /** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
 const NODE_NET = '192.168.100';
 export const nodeIp = (index: number) => `${NODE_NET}.${10 + index}`;
@@ -55,7 +59,11 @@ export class NodesCluster {
   cp: ControlPlane | undefined;
   root: GuestRoot | undefined;
   readonly guests = new Map<string, Guest>();
-  readonly extenderUrl = `http://${nodeIp(1)}:${EXTENDER_PORT}`;
+  /** the verbs, over mutual TLS with `extenderPki` */
+  readonly extenderUrl = `https://${nodeIp(1)}:${EXTENDER_PORT}`;
+  readonly extenderMetricsUrl = `http://${nodeIp(1)}:${EXTENDER_PROBE_PORT}/metrics`;
+  /** The extender's CA, serving certificate (for node1's address) and kube-scheduler's client certificate. */
+  extenderPki: ExtenderPki | undefined;
   /** the run's host bridge (a short unique name: interface names have at most 15 bytes) */
   readonly bridge = `msn${process.pid}`;
   private readonly log: (msg: string) => void;
@@ -107,9 +115,11 @@ export class NodesCluster {
     const scheduler = parse(
       readFileSync(join(repo, 'deploy/scheduler/kube-scheduler-config.yaml'), 'utf8'),
     ) as {
-      extenders: { urlPrefix: string }[];
+      extenders: Parameters<typeof pointExtenders>[0];
     };
-    for (const e of scheduler.extenders) e.urlPrefix = this.extenderUrl;
+    // kube-scheduler reads its client certificate at start: made before it, put in a Secret at install.
+    this.extenderPki = makeExtenderPki(join(this.dir, 'extender-pki'), [`IP:${nodeIp(1)}`]);
+    pointExtenders(scheduler.extenders, EXTENDER_PORT, this.extenderPki, nodeIp(1));
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
       extraSans: ['IP:10.0.2.2'],
@@ -209,6 +219,7 @@ export class NodesCluster {
     };
     const file = join(this.dir, 'values.json');
     writeFileSync(file, JSON.stringify(values, null, 2));
+    this.applyExtenderSecret();
     const r = spawnSync(
       helm,
       [
@@ -227,6 +238,33 @@ export class NodesCluster {
       { encoding: 'utf8' },
     );
     if (r.status !== 0) throw new Error(`helm install failed: ${r.stderr || r.stdout}`);
+  }
+
+  /**
+   * The extender's serving certificate and the CA of kube-scheduler's client certificate, as the
+   * Secret the chart mounts (deploy/README.md, "The extender's certificates"); kept across uninstalls.
+   */
+  private applyExtenderSecret(): void {
+    const pki = this.extenderPki;
+    if (!pki) throw new Error('start() first');
+    const dry = ['--dry-run=client', '-o', 'yaml'];
+    this.kubectl(['apply', '-f', '-'], this.kubectl(['create', 'namespace', NAMESPACE, ...dry]));
+    const secret = this.kubectl([
+      ...[
+        '-n',
+        NAMESPACE,
+        'create',
+        'secret',
+        'generic',
+        'meshstor-extender-tls',
+        '--type=kubernetes.io/tls',
+      ],
+      `--from-file=tls.crt=${pki.server.cert}`,
+      `--from-file=tls.key=${pki.server.key}`,
+      `--from-file=ca.crt=${pki.ca.cert}`,
+      ...dry,
+    ]);
+    this.kubectl(['apply', '-f', '-'], secret);
   }
 
   helmUninstall(): void {

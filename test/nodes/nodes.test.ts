@@ -114,7 +114,7 @@ function inSyncOn(v: MeshStorVolume, node: string): boolean {
 }
 
 async function extenderCalls(): Promise<number> {
-  const res = await fetch(`${cluster.extenderUrl}/metrics`);
+  const res = await fetch(cluster.extenderMetricsUrl);
   const text = await res.text();
   let n = 0;
   for (const line of text.split('\n')) {
