@@ -27,9 +27,13 @@ import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
-  ensure(path: string, kind: 'file' | 'dir'): Promise<void>;
-  /** Deletes the file or the empty directory at path (never anything recursively); gone is fine. */
-  remove(path: string): Promise<void>;
+  /** Creates the target when it is missing; an existing one is left as it is. */
+  ensure(path: string, kind: 'file' | 'dir', signal?: AbortSignal): Promise<void>;
+  /**
+   * Deletes the target only if `ensure` made it (never anything recursively, never a file or
+   * directory it did not make); gone is fine.
+   */
+  remove(path: string, signal?: AbortSignal): Promise<void>;
 }
 
 export interface NodeVolumesOptions {
@@ -238,40 +242,48 @@ export class NodeVolumes {
     const missing = this.o.missingPrerequisites?.();
     if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
-      let rec = await this.record(req.volumeId);
-      rec = await this.attach(host, rec);
-      const md = await this.ensureArray(host, rec, signal);
-      if (req.access === 'mount') {
-        await host.makeFilesystem(md);
-        await host.mount(md, req.stagingPath);
-      }
-    });
+    await this.perVolume.run(
+      req.volumeId,
+      async () => {
+        let rec = await this.record(req.volumeId);
+        rec = await this.attach(host, rec);
+        const md = await this.ensureArray(host, rec, signal);
+        if (req.access === 'mount') {
+          await host.makeFilesystem(md);
+          await host.mount(md, req.stagingPath);
+        }
+      },
+      signal,
+    );
   }
 
   /** Unmounts, stops the array, disconnects remote members and clears the attachment. */
   async unstage(req: { volumeId: string; stagingPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
-      await host.unmount(req.stagingPath);
-      try {
-        await host.stopArray(req.volumeId);
-      } catch (e) {
-        // still published (a pod's bind holds the array): the CO unpublishes first
-        if (e instanceof DeviceInUseError) throw refuse('precondition', e.message);
-        throw e;
-      }
-      const rec = await this.o.store.get(req.volumeId);
-      if (!rec) return;
-      for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
-        await host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
-      // Detached: the owners drop their exports to this node.
-      await updateRecord(this.o.store, rec.id, (r) => {
-        if (r.attachment?.node !== this.o.nodeName) return false;
-        r.attachment = undefined;
-        return true;
-      });
-    });
+    await this.perVolume.run(
+      req.volumeId,
+      async () => {
+        await host.unmount(req.stagingPath);
+        try {
+          await host.stopArray(req.volumeId);
+        } catch (e) {
+          // still published (a pod's bind holds the array): the CO unpublishes first
+          if (e instanceof DeviceInUseError) throw refuse('precondition', e.message);
+          throw e;
+        }
+        const rec = await this.o.store.get(req.volumeId);
+        if (!rec) return;
+        for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
+          await host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+        // Detached: the owners drop their exports to this node.
+        await updateRecord(this.o.store, rec.id, (r) => {
+          if (r.attachment?.node !== this.o.nodeName) return false;
+          r.attachment = undefined;
+          return true;
+        });
+      },
+      signal,
+    );
   }
 
   /** Binds the staged volume onto the pod's target (created here), read-only on request. */
@@ -280,38 +292,60 @@ export class NodeVolumes {
     signal?: AbortSignal,
   ): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
-      await this.record(req.volumeId);
-      const array = await host.getArray(req.volumeId);
-      if (!array) throw refuse('precondition', `volume ${req.volumeId} is not staged on ${this.o.nodeName}`);
-      const bind = { readonly: req.readonly };
-      try {
-        if (req.access === 'block') {
-          await this.o.mountPoints.ensure(req.targetPath, 'file');
-          await host.bindDevice(array.devicePath, req.targetPath, bind);
-        } else {
-          // a bind of the staged mount, not a second mount of the device: a read-only publish is
-          // then a read-only view of the one filesystem the volume has on this node
-          await this.o.mountPoints.ensure(req.targetPath, 'dir');
-          await host.bindMount(req.stagingPath, req.targetPath, bind);
+    await this.perVolume.run(
+      req.volumeId,
+      async () => {
+        await this.record(req.volumeId);
+        const array = await host.getArray(req.volumeId);
+        if (!array)
+          throw refuse('precondition', `volume ${req.volumeId} is not staged on ${this.o.nodeName}`);
+        const bind = { readonly: req.readonly };
+        try {
+          if (req.access === 'block') {
+            await this.o.mountPoints.ensure(req.targetPath, 'file', signal);
+            await host.bindDevice(array.devicePath, req.targetPath, bind);
+          } else {
+            // a bind of the staged mount, not a second mount of the device: a read-only publish is
+            // then a read-only view of the one filesystem the volume has on this node
+            await this.o.mountPoints.ensure(req.targetPath, 'dir', signal);
+            await host.bindMount(req.stagingPath, req.targetPath, bind);
+          }
+        } catch (e) {
+          if (e instanceof NotFoundError)
+            throw refuse('precondition', `volume ${req.volumeId} is not staged at ${req.stagingPath}`);
+          if (e instanceof DeviceInUseError) throw refuse('exists', e.message);
+          if (e instanceof InvalidArgumentError) throw refuse('invalid', e.message);
+          throw e;
         }
-      } catch (e) {
-        if (e instanceof NotFoundError)
-          throw refuse('precondition', `volume ${req.volumeId} is not staged at ${req.stagingPath}`);
-        if (e instanceof DeviceInUseError) throw refuse('exists', e.message);
-        if (e instanceof InvalidArgumentError) throw refuse('invalid', e.message);
-        throw e;
-      }
-    });
+      },
+      signal,
+    );
   }
 
-  /** Undoes a publish and removes the target it created. */
+  /**
+   * Undoes a publish and removes the target if the publish created it. What is mounted at the
+   * target must be this volume's (its array's device, bound or as the staged filesystem): another
+   * volume's publish, or anything else mounted there, is refused and left mounted.
+   */
   async unpublish(req: { volumeId: string; targetPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
-      await host.unmount(req.targetPath);
-      await this.o.mountPoints.remove(req.targetPath);
-    });
+    await this.perVolume.run(
+      req.volumeId,
+      async () => {
+        const at = await host.getMount(req.targetPath);
+        if (at) {
+          const array = await host.getArray(req.volumeId);
+          if (at.devicePath !== array?.devicePath)
+            throw refuse(
+              'precondition',
+              `${req.targetPath} holds ${at.devicePath}, not volume ${req.volumeId}; leaving it mounted`,
+            );
+          await host.unmount(req.targetPath);
+        }
+        await this.o.mountPoints.remove(req.targetPath, signal);
+      },
+      signal,
+    );
   }
 
   /** Usage of the volume mounted (or bound) at `volumePath`, and whether its array is degraded. */
@@ -332,34 +366,56 @@ export class NodeVolumes {
    * Grows this node's partitions to the recorded extents, then the array once every owner grew
    * theirs, then XFS for a mount volume. Returns the array's size.
    */
-  async expand(req: { volumeId: string; volumePath: string }, signal?: AbortSignal): Promise<number> {
+  async expand(
+    req: { volumeId: string; volumePath: string; requiredBytes?: number; limitBytes?: number },
+    signal?: AbortSignal,
+  ): Promise<number> {
     const host = withSignal(this.o.host, signal);
-    return this.perVolume.run(req.volumeId, async () => {
-      const rec = await this.record(req.volumeId);
-      const array = await host.getArray(rec.id);
-      if (!array) throw refuse('precondition', `volume ${rec.id} is not staged on ${this.o.nodeName}`);
-      // The controller recorded the larger extents: grow each local partition to match; the owners'
-      // agents grow the remote ones. md grows to its smallest member, so wait for them.
-      for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
-        await ensurePartition(host, rec, r);
-      const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
-      for (;;) {
-        const grown = await host.growArray(rec.id);
-        if (grown.sizeBytes >= rec.sizeBytes) break;
-        if (Date.now() >= deadline) {
-          const remote = rec.replicas.filter((x) => x.node !== this.o.nodeName).map((x) => x.node);
+    return this.perVolume.run(
+      req.volumeId,
+      async () => {
+        const rec = await this.record(req.volumeId);
+        // The node grows the volume to what the controller recorded, never further: a larger
+        // required size has not been allocated (ControllerExpandVolume first), a limit below the
+        // recorded size cannot be met (volumes do not shrink).
+        const required = req.requiredBytes ?? 0;
+        const limit = req.limitBytes ?? 0;
+        if (required > rec.sizeBytes)
           throw refuse(
-            'unavailable',
-            `volume ${rec.id}: the array is ${grown.sizeBytes} bytes, below ${rec.sizeBytes}; waiting for the members on ${remote.join(', ') || 'this node'} to grow`,
+            'out-of-range',
+            `volume ${rec.id} is ${rec.sizeBytes} bytes; required_bytes ${required} is more than the controller expanded it to`,
           );
+        if (limit > 0 && rec.sizeBytes > limit)
+          throw refuse(
+            'out-of-range',
+            `volume ${rec.id} is ${rec.sizeBytes} bytes, above limit_bytes ${limit} (volumes do not shrink)`,
+          );
+        const array = await host.getArray(rec.id);
+        if (!array) throw refuse('precondition', `volume ${rec.id} is not staged on ${this.o.nodeName}`);
+        // The controller recorded the larger extents: grow each local partition to match; the owners'
+        // agents grow the remote ones. md grows to its smallest member, so wait for them.
+        for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
+          await ensurePartition(host, rec, r);
+        const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
+        for (;;) {
+          const grown = await host.growArray(rec.id);
+          if (grown.sizeBytes >= rec.sizeBytes) break;
+          if (Date.now() >= deadline) {
+            const remote = rec.replicas.filter((x) => x.node !== this.o.nodeName).map((x) => x.node);
+            throw refuse(
+              'unavailable',
+              `volume ${rec.id}: the array is ${grown.sizeBytes} bytes, below ${rec.sizeBytes}; waiting for the members on ${remote.join(', ') || 'this node'} to grow`,
+            );
+          }
+          await pause(250, signal);
         }
-        await pause(250, signal);
-      }
-      const at = await host.getMount(req.volumePath);
-      if (!at) throw refuse('not-found', `nothing of volume ${rec.id} is mounted at ${req.volumePath}`);
-      // a raw block volume is grown once its device is: the pod's bind is the same device node
-      if (at.kind === 'filesystem') await host.growFilesystem(req.volumePath);
-      return (await host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes;
-    });
+        const at = await host.getMount(req.volumePath);
+        if (!at) throw refuse('not-found', `nothing of volume ${rec.id} is mounted at ${req.volumePath}`);
+        // a raw block volume is grown once its device is: the pod's bind is the same device node
+        if (at.kind === 'filesystem') await host.growFilesystem(req.volumePath);
+        return (await host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes;
+      },
+      signal,
+    );
   }
 }
