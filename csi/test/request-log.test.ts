@@ -1,4 +1,5 @@
-// Secrets never reach a log: the server logs every request redacted, failures included.
+// The server logs each request by the volume it names and its size on the wire, never whole: no
+// secret and no megabyte-long field reaches a log line, whether the call succeeds or is refused.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,23 +10,20 @@ import { cluster } from '../../placement/test/fixtures.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
 import { IdentityService } from '../identity.ts';
-import { redact } from '../redact.ts';
+import { describeRequest } from '../request-summary.ts';
 import { loadCsi, serveCsi } from '../server.ts';
 
-describe('secrets', () => {
-  it('redact() hides secret values at any depth and keeps the rest', () => {
-    expect(
-      redact({ name: 'v', secrets: { password: 'hunter2' }, nested: [{ secrets: { k: 'x' } }] }),
-    ).toEqual({
-      name: 'v',
-      secrets: { password: '***' },
-      nested: [{ secrets: { k: '***' } }],
-    });
+describe('request log', () => {
+  it('describeRequest keeps the volume id or name, cut to 128 characters, and nothing else', () => {
+    expect(describeRequest({ volume_id: 'v1', secrets: { k: 'x' } })).toEqual({ volume: 'v1' });
+    expect(describeRequest({ name: 'pvc-1', parameters: { a: 'b' } })).toEqual({ volume: 'pvc-1' });
+    expect(describeRequest({ name: 'x'.repeat(1000) }).volume).toBe(`${'x'.repeat(128)}…`);
+    expect(describeRequest(null)).toEqual({});
   });
 
-  it('the server logs requests, successful or refused, without secret values', async () => {
+  it('logs requests, successful or refused, by id and size: no secret, no long field', async () => {
     const lines: string[] = [];
-    const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-redact-')), 'csi.sock');
+    const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-reqlog-')), 'csi.sock');
     const server = await serveCsi(
       socket,
       {
@@ -47,17 +45,20 @@ describe('secrets', () => {
     const call = (r: object) => new Promise((resolve) => client.CreateVolume(r, resolve));
     const block = [{ block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }];
     await call({ name: 'ok', volume_capabilities: block, secrets: { token: 's3cr3t-ok' } });
+    const huge = 'h'.repeat(200_000);
     await call({
       name: 'bad',
       volume_capabilities: block,
-      parameters: { nope: '1' },
+      parameters: { nope: huge },
       secrets: { token: 's3cr3t-bad' },
     });
     client.close();
     server.forceShutdown();
     expect(lines).toHaveLength(2);
     expect(lines.join('\n')).not.toMatch(/s3cr3t/);
-    expect(lines[0]).toMatch(/"token":"\*\*\*"/);
+    expect(lines[0]).toMatch(/"request":\{"volume":"ok","bytes":\d+\}/);
     expect(lines[1]).toMatch(/"code":"INVALID_ARGUMENT"/);
+    expect(lines[1]).toMatch(/"volume":"bad","bytes":2000\d\d/);
+    for (const line of lines) expect(line.length).toBeLessThan(1000);
   });
 });
