@@ -36,6 +36,15 @@ type Handlers = object;
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
+/**
+ * The longest status message sent: it travels as an HTTP/2 header, and one too large (an error that
+ * quoted a hostile megabyte-long value) is a protocol error that tears down the caller's whole
+ * connection, failing every other call on it.
+ */
+const MAX_DETAILS_CHARS = 1024;
+const boundedDetails = (m: string) =>
+  m.length > MAX_DETAILS_CHARS ? `${m.slice(0, MAX_DETAILS_CHARS)}…` : m;
+
 /** How long a call may run when its caller set no deadline, or a later one (5 minutes). */
 export const MAX_CALL_MS = 5 * 60_000;
 
@@ -101,10 +110,10 @@ function implement(
           (e: unknown) => {
             const err = callFailure(e, signal);
             observe?.(rpc, grpc.status[err.code], (performance.now() - t0) / 1000);
-            const fields = { code: grpc.status[err.code], error: err.message, request };
+            const fields = { code: grpc.status[err.code], error: boundedDetails(err.message), request };
             if (err.code === grpc.status.INTERNAL) log?.error(fields, rpc);
             else log?.warn(fields, rpc);
-            callback({ code: err.code, details: err.message });
+            callback({ code: err.code, details: boundedDetails(err.message) });
           },
         );
     };

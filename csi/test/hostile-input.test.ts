@@ -260,7 +260,11 @@ describe('accessibility_requirements.requisite', () => {
 
   it('puts every replica inside it', async () => {
     const c = ctl();
-    const req = within([topo({ [NODE_KEY]: 'n2', [ZONE_KEY]: 'a' })]);
+    // WaitForFirstConsumer's node comes first in preferred; the requisite still wins
+    const req = within(
+      [topo({ [NODE_KEY]: 'n2', [ZONE_KEY]: 'a' })],
+      [topo({ [NODE_KEY]: 'n1', [ZONE_KEY]: 'a' })],
+    );
     await c.createVolume(req);
     expect((await c.allocator.store.list())[0]?.replicas.map((r) => r.node)).toEqual(['n2']);
   });

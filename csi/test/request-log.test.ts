@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { cluster } from '../../placement/test/fixtures.ts';
 import { MemoryVolumeStore, StaticInventory } from '../../state/memory-store.ts';
 import { ControllerService } from '../controller.ts';
+import { invalid } from '../errors.ts';
 import { IdentityService } from '../identity.ts';
 import { describeRequest } from '../request-summary.ts';
 import { loadCsi, serveCsi } from '../server.ts';
@@ -60,5 +61,39 @@ describe('request log', () => {
     expect(lines[1]).toMatch(/"code":"INVALID_ARGUMENT"/);
     expect(lines[1]).toMatch(/"volume":"bad","bytes":2000\d\d/);
     for (const line of lines) expect(line.length).toBeLessThan(1000);
+  });
+
+  it('an error quoting a huge value still reaches its caller as its status, and the connection lives', async () => {
+    const socket = join(mkdtempSync(join(tmpdir(), 'meshstor-details-')), 'csi.sock');
+    const server = await serveCsi(socket, {
+      identity: new IdentityService({ controller: true, ready: () => true }),
+      // a handler whose message quotes 200 kB of its input (a status message travels as a header)
+      controller: {
+        createVolume: async () => {
+          throw invalid(`bad name ${'q'.repeat(200_000)}`);
+        },
+      },
+    });
+    const csi = loadCsi().csi.v1;
+    const ctl = new csi.Controller(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as {
+      CreateVolume: (r: object, cb: (e: grpc.ServiceError | null) => void) => void;
+      close: () => void;
+    };
+    const identity = new csi.Identity(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as {
+      Probe: (r: object, cb: (e: grpc.ServiceError | null) => void) => void;
+      close: () => void;
+    };
+    try {
+      const err = await new Promise<grpc.ServiceError | null>((r) => ctl.CreateVolume({ name: 'x' }, r));
+      expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details.length).toBeLessThanOrEqual(1025);
+      const again = await new Promise<grpc.ServiceError | null>((r) => ctl.CreateVolume({ name: 'y' }, r));
+      expect(again?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(await new Promise((r) => identity.Probe({}, r))).toBeNull();
+    } finally {
+      ctl.close();
+      identity.close();
+      server.forceShutdown();
+    }
   });
 });
