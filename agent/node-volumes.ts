@@ -89,6 +89,11 @@ export class NodeVolumes {
     return this.o.nodeName;
   }
 
+  /** Runs `work` holding the volume's lock; waiting for it, and the answer, end when `signal` aborts. */
+  private locked<T>(volumeId: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    return this.perVolume.run(volumeId, work, signal);
+  }
+
   private async record(volumeId: string): Promise<VolumeRecord> {
     const rec = await this.o.store.get(volumeId);
     if (!rec || rec.phase === 'Deleting') throw refuse('not-found', `volume ${volumeId} does not exist`);
@@ -242,48 +247,40 @@ export class NodeVolumes {
     const missing = this.o.missingPrerequisites?.();
     if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(
-      req.volumeId,
-      async () => {
-        let rec = await this.record(req.volumeId);
-        rec = await this.attach(host, rec);
-        const md = await this.ensureArray(host, rec, signal);
-        if (req.access === 'mount') {
-          await host.makeFilesystem(md);
-          await host.mount(md, req.stagingPath);
-        }
-      },
-      signal,
-    );
+    await this.locked(req.volumeId, signal, async () => {
+      let rec = await this.record(req.volumeId);
+      rec = await this.attach(host, rec);
+      const md = await this.ensureArray(host, rec, signal);
+      if (req.access === 'mount') {
+        await host.makeFilesystem(md);
+        await host.mount(md, req.stagingPath);
+      }
+    });
   }
 
   /** Unmounts, stops the array, disconnects remote members and clears the attachment. */
   async unstage(req: { volumeId: string; stagingPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(
-      req.volumeId,
-      async () => {
-        await host.unmount(req.stagingPath);
-        try {
-          await host.stopArray(req.volumeId);
-        } catch (e) {
-          // still published (a pod's bind holds the array): the CO unpublishes first
-          if (e instanceof DeviceInUseError) throw refuse('precondition', e.message);
-          throw e;
-        }
-        const rec = await this.o.store.get(req.volumeId);
-        if (!rec) return;
-        for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
-          await host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
-        // Detached: the owners drop their exports to this node.
-        await updateRecord(this.o.store, rec.id, (r) => {
-          if (r.attachment?.node !== this.o.nodeName) return false;
-          r.attachment = undefined;
-          return true;
-        });
-      },
-      signal,
-    );
+    await this.locked(req.volumeId, signal, async () => {
+      await host.unmount(req.stagingPath);
+      try {
+        await host.stopArray(req.volumeId);
+      } catch (e) {
+        // still published (a pod's bind holds the array): the CO unpublishes first
+        if (e instanceof DeviceInUseError) throw refuse('precondition', e.message);
+        throw e;
+      }
+      const rec = await this.o.store.get(req.volumeId);
+      if (!rec) return;
+      for (const r of rec.replicas.filter((x) => x.node !== this.o.nodeName))
+        await host.disconnect(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
+      // Detached: the owners drop their exports to this node.
+      await updateRecord(this.o.store, rec.id, (r) => {
+        if (r.attachment?.node !== this.o.nodeName) return false;
+        r.attachment = undefined;
+        return true;
+      });
+    });
   }
 
   /** Binds the staged volume onto the pod's target (created here), read-only on request. */
@@ -292,34 +289,29 @@ export class NodeVolumes {
     signal?: AbortSignal,
   ): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(
-      req.volumeId,
-      async () => {
-        await this.record(req.volumeId);
-        const array = await host.getArray(req.volumeId);
-        if (!array)
-          throw refuse('precondition', `volume ${req.volumeId} is not staged on ${this.o.nodeName}`);
-        const bind = { readonly: req.readonly };
-        try {
-          if (req.access === 'block') {
-            await this.o.mountPoints.ensure(req.targetPath, 'file', signal);
-            await host.bindDevice(array.devicePath, req.targetPath, bind);
-          } else {
-            // a bind of the staged mount, not a second mount of the device: a read-only publish is
-            // then a read-only view of the one filesystem the volume has on this node
-            await this.o.mountPoints.ensure(req.targetPath, 'dir', signal);
-            await host.bindMount(req.stagingPath, req.targetPath, bind);
-          }
-        } catch (e) {
-          if (e instanceof NotFoundError)
-            throw refuse('precondition', `volume ${req.volumeId} is not staged at ${req.stagingPath}`);
-          if (e instanceof DeviceInUseError) throw refuse('exists', e.message);
-          if (e instanceof InvalidArgumentError) throw refuse('invalid', e.message);
-          throw e;
+    await this.locked(req.volumeId, signal, async () => {
+      await this.record(req.volumeId);
+      const array = await host.getArray(req.volumeId);
+      if (!array) throw refuse('precondition', `volume ${req.volumeId} is not staged on ${this.o.nodeName}`);
+      const bind = { readonly: req.readonly };
+      try {
+        if (req.access === 'block') {
+          await this.o.mountPoints.ensure(req.targetPath, 'file', signal);
+          await host.bindDevice(array.devicePath, req.targetPath, bind);
+        } else {
+          // a bind of the staged mount, not a second mount of the device: a read-only publish is
+          // then a read-only view of the one filesystem the volume has on this node
+          await this.o.mountPoints.ensure(req.targetPath, 'dir', signal);
+          await host.bindMount(req.stagingPath, req.targetPath, bind);
         }
-      },
-      signal,
-    );
+      } catch (e) {
+        if (e instanceof NotFoundError)
+          throw refuse('precondition', `volume ${req.volumeId} is not staged at ${req.stagingPath}`);
+        if (e instanceof DeviceInUseError) throw refuse('exists', e.message);
+        if (e instanceof InvalidArgumentError) throw refuse('invalid', e.message);
+        throw e;
+      }
+    });
   }
 
   /**
@@ -329,23 +321,19 @@ export class NodeVolumes {
    */
   async unpublish(req: { volumeId: string; targetPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(
-      req.volumeId,
-      async () => {
-        const at = await host.getMount(req.targetPath);
-        if (at) {
-          const array = await host.getArray(req.volumeId);
-          if (at.devicePath !== array?.devicePath)
-            throw refuse(
-              'precondition',
-              `${req.targetPath} holds ${at.devicePath}, not volume ${req.volumeId}; leaving it mounted`,
-            );
-          await host.unmount(req.targetPath);
-        }
-        await this.o.mountPoints.remove(req.targetPath, signal);
-      },
-      signal,
-    );
+    await this.locked(req.volumeId, signal, async () => {
+      const at = await host.getMount(req.targetPath);
+      if (at) {
+        const array = await host.getArray(req.volumeId);
+        if (at.devicePath !== array?.devicePath)
+          throw refuse(
+            'precondition',
+            `${req.targetPath} holds ${at.devicePath}, not volume ${req.volumeId}; leaving it mounted`,
+          );
+        await host.unmount(req.targetPath);
+      }
+      await this.o.mountPoints.remove(req.targetPath, signal);
+    });
   }
 
   /** Usage of the volume mounted (or bound) at `volumePath`, and whether its array is degraded. */
@@ -371,51 +359,49 @@ export class NodeVolumes {
     signal?: AbortSignal,
   ): Promise<number> {
     const host = withSignal(this.o.host, signal);
-    return this.perVolume.run(
-      req.volumeId,
-      async () => {
-        const rec = await this.record(req.volumeId);
-        // The node grows the volume to what the controller recorded, never further: a larger
-        // required size has not been allocated (ControllerExpandVolume first), a limit below the
-        // recorded size cannot be met (volumes do not shrink).
-        const required = req.requiredBytes ?? 0;
-        const limit = req.limitBytes ?? 0;
-        if (required > rec.sizeBytes)
+    return this.locked(req.volumeId, signal, async () => {
+      const rec = await this.record(req.volumeId);
+      // The node grows the volume to what the controller recorded, never further: a larger
+      // required size has not been allocated (ControllerExpandVolume first), a limit below the
+      // recorded size cannot be met (volumes do not shrink).
+      const required = req.requiredBytes ?? 0;
+      const limit = req.limitBytes ?? 0;
+      if (required > rec.sizeBytes)
+        throw refuse(
+          'out-of-range',
+          `volume ${rec.id} is ${rec.sizeBytes} bytes; required_bytes ${required} is more than the controller expanded it to`,
+        );
+      if (limit > 0 && rec.sizeBytes > limit)
+        throw refuse(
+          'out-of-range',
+          `volume ${rec.id} is ${rec.sizeBytes} bytes, above limit_bytes ${limit} (volumes do not shrink)`,
+        );
+      const array = await host.getArray(rec.id);
+      if (!array) throw refuse('precondition', `volume ${rec.id} is not staged on ${this.o.nodeName}`);
+      // what is at volume_path must be this volume: never grow another filesystem mounted there
+      const at = await host.getMount(req.volumePath);
+      if (!at || at.devicePath !== array.devicePath)
+        throw refuse('not-found', `volume ${rec.id} is not mounted at ${req.volumePath}`);
+      // The controller recorded the larger extents: grow each local partition to match; the owners'
+      // agents grow the remote ones. md grows to its smallest member, so wait for them.
+      for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
+        await ensurePartition(host, rec, r);
+      const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
+      for (;;) {
+        const grown = await host.growArray(rec.id);
+        if (grown.sizeBytes >= rec.sizeBytes) break;
+        if (Date.now() >= deadline) {
+          const remote = rec.replicas.filter((x) => x.node !== this.o.nodeName).map((x) => x.node);
           throw refuse(
-            'out-of-range',
-            `volume ${rec.id} is ${rec.sizeBytes} bytes; required_bytes ${required} is more than the controller expanded it to`,
+            'unavailable',
+            `volume ${rec.id}: the array is ${grown.sizeBytes} bytes, below ${rec.sizeBytes}; waiting for the members on ${remote.join(', ') || 'this node'} to grow`,
           );
-        if (limit > 0 && rec.sizeBytes > limit)
-          throw refuse(
-            'out-of-range',
-            `volume ${rec.id} is ${rec.sizeBytes} bytes, above limit_bytes ${limit} (volumes do not shrink)`,
-          );
-        const array = await host.getArray(rec.id);
-        if (!array) throw refuse('precondition', `volume ${rec.id} is not staged on ${this.o.nodeName}`);
-        // The controller recorded the larger extents: grow each local partition to match; the owners'
-        // agents grow the remote ones. md grows to its smallest member, so wait for them.
-        for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
-          await ensurePartition(host, rec, r);
-        const deadline = Date.now() + (this.o.connectWaitMs ?? 30_000);
-        for (;;) {
-          const grown = await host.growArray(rec.id);
-          if (grown.sizeBytes >= rec.sizeBytes) break;
-          if (Date.now() >= deadline) {
-            const remote = rec.replicas.filter((x) => x.node !== this.o.nodeName).map((x) => x.node);
-            throw refuse(
-              'unavailable',
-              `volume ${rec.id}: the array is ${grown.sizeBytes} bytes, below ${rec.sizeBytes}; waiting for the members on ${remote.join(', ') || 'this node'} to grow`,
-            );
-          }
-          await pause(250, signal);
         }
-        const at = await host.getMount(req.volumePath);
-        if (!at) throw refuse('not-found', `nothing of volume ${rec.id} is mounted at ${req.volumePath}`);
-        // a raw block volume is grown once its device is: the pod's bind is the same device node
-        if (at.kind === 'filesystem') await host.growFilesystem(req.volumePath);
-        return (await host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes;
-      },
-      signal,
-    );
+        await pause(250, signal);
+      }
+      // a raw block volume is grown once its device is: the pod's bind is the same device node
+      if (at.kind === 'filesystem') await host.growFilesystem(req.volumePath);
+      return (await host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes;
+    });
   }
 }

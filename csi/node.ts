@@ -3,10 +3,10 @@
 // stops the host commands it started.
 import { NodeVolumes, type NodeVolumesOptions } from '../agent/node-volumes.ts';
 import { capabilityProblem } from './capabilities.ts';
-import { invalid } from './errors.ts';
+import { invalid, notFound } from './errors.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
 import type { CapacityRange, StringMap, VolumeCapability } from './types.ts';
-import { checkId, checkPath, checkRange, kubeletRoot } from './validate.ts';
+import { checkId, checkPath, checkRange, kubeletRoot, shown } from './validate.ts';
 
 export interface NodeServiceOptions extends NodeVolumesOptions {
   zone?: string | undefined;
@@ -52,6 +52,21 @@ export class NodeService {
   /** A staging, target or volume path, checked against kubelet's directory. */
   private path(value: string | undefined, field: string): string {
     return checkPath(value, field, this.kubeletRoot);
+  }
+
+  /**
+   * The path NodeGetVolumeStats and NodeExpandVolume read a volume at: required, and a path that is
+   * not a kubelet path cannot be where the volume is, which the spec answers NOT_FOUND ("volume not
+   * accessible at volume_path"). Only read, never created or removed; the work below checks that
+   * what is mounted there is this volume.
+   */
+  private volumePath(volumeId: string, value: string | undefined): string {
+    if (!value) throw invalid('volume_path is required');
+    try {
+      return this.path(value, 'volume_path');
+    } catch (e) {
+      throw notFound(`volume ${volumeId} is not at ${shown(value, 200)}: ${(e as Error).message}`);
+    }
   }
 
   async nodeGetInfo() {
@@ -105,7 +120,7 @@ export class NodeService {
 
   async nodeGetVolumeStats(req: { volume_id: string; volume_path: string }, signal?: AbortSignal) {
     const volumeId = checkId(req.volume_id, 'volume_id');
-    const volumePath = this.path(req.volume_path, 'volume_path');
+    const volumePath = this.volumePath(volumeId, req.volume_path);
     const u = await this.volumes.usage({ volumeId, volumePath }, signal);
     const volume_condition = u.degraded
       ? { abnormal: true, message: u.degraded }
@@ -144,7 +159,7 @@ export class NodeService {
     signal?: AbortSignal,
   ) {
     const volumeId = checkId(req.volume_id, 'volume_id');
-    const volumePath = this.path(req.volume_path, 'volume_path');
+    const volumePath = this.volumePath(volumeId, req.volume_path);
     if (req.staging_target_path) this.path(req.staging_target_path, 'staging_target_path');
     if (req.volume_capability) accessOf(req.volume_capability);
     const { required, limit } = checkRange(req.capacity_range);

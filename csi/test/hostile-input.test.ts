@@ -135,17 +135,38 @@ describe('the node plugin’s paths', () => {
     ['a control character', (k: string) => `${k}/pods/a\u0000b/mount`],
     ['a path outside it', () => '/etc'],
     ['`..` out of it', (k: string) => `${k}/pods/../../../etc`],
-  ])('volume paths of NodeGetVolumeStats and NodeExpandVolume are checked too: %s', async (_, path) => {
+  ])(
+    'NodePublish refuses %s with INVALID_ARGUMENT; stats and expand read nothing there (NOT_FOUND)',
+    async (_, path) => {
+      const n = oneNode();
+      const { id } = await n.ready('v1');
+      const p = path(kubelet);
+      expect(await codeOf(n.svc.nodePublishVolume(n.publishReq(id, p)))).toBe(status.INVALID_ARGUMENT);
+      expect(await codeOf(n.svc.nodeGetVolumeStats({ volume_id: id, volume_path: p }))).toBe(
+        status.NOT_FOUND,
+      );
+      expect(
+        await codeOf(n.svc.nodeExpandVolume({ volume_id: id, volume_path: p, capacity_range: null })),
+      ).toBe(status.NOT_FOUND);
+    },
+  );
+
+  it('NodeExpandVolume at another volume’s mount grows nothing there (NOT_FOUND)', async () => {
     const n = oneNode();
-    const { id } = await n.ready('v1');
-    const p = path(kubelet);
-    expect(await codeOf(n.svc.nodeGetVolumeStats({ volume_id: id, volume_path: p }))).toBe(
-      status.INVALID_ARGUMENT,
-    );
+    const a = await n.ready('va');
+    const b = await n.ready('vb');
+    const t = n.target(b.id);
+    await n.svc.nodePublishVolume(n.publishReq(b.id, t));
+    let grown = 0;
+    const grow = n.host.growFilesystem.bind(n.host);
+    n.host.growFilesystem = async (...args) => {
+      grown++;
+      return grow(...args);
+    };
     expect(
-      await codeOf(n.svc.nodeExpandVolume({ volume_id: id, volume_path: p, capacity_range: null })),
-    ).toBe(status.INVALID_ARGUMENT);
-    expect(await codeOf(n.svc.nodePublishVolume(n.publishReq(id, p)))).toBe(status.INVALID_ARGUMENT);
+      await codeOf(n.svc.nodeExpandVolume({ volume_id: a.id, volume_path: t, capacity_range: null })),
+    ).toBe(status.NOT_FOUND);
+    expect(grown).toBe(0);
   });
 
   it('a NodePublish to a target under /proc answers instead of hanging, and frees the volume', async () => {
