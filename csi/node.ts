@@ -6,7 +6,7 @@ import { capabilityProblem } from './capabilities.ts';
 import { invalid, notFound } from './errors.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
 import type { CapacityRange, StringMap, VolumeCapability } from './types.ts';
-import { checkId, checkPath, checkRange, kubeletRoot, shown } from './validate.ts';
+import { checkId, checkPath, checkRange, kubeletRoot } from './validate.ts';
 
 export interface NodeServiceOptions extends NodeVolumesOptions {
   zone?: string | undefined;
@@ -65,7 +65,7 @@ export class NodeService {
     try {
       return this.path(value, 'volume_path');
     } catch (e) {
-      throw notFound(`volume ${volumeId} is not at ${shown(value, 200)}: ${(e as Error).message}`);
+      throw notFound(`volume ${volumeId} is not accessible there: ${(e as Error).message}`);
     }
   }
 
