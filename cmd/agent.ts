@@ -185,8 +185,9 @@ export const agentCommand = defineCommand({
     'kubelet-dir': {
       kind: 'string',
       placeholder: 'DIR',
+      default: '/var/lib/kubelet',
       about:
-        "kubelet's directory: staging and publish paths must be absolute, normalised and under it\n(not checked when not given)",
+        "kubelet's directory: staging, publish and volume paths must be absolute, normalised and under it",
     },
     'registration-dir': {
       kind: 'string',

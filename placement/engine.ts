@@ -45,6 +45,8 @@ export interface AllocationRequest {
   preferredNode?: string | undefined;
   /** Only nodes in this segment may hold replicas. */
   segment?: TopologySegment | undefined;
+  /** Nodes that may not hold a replica (outside a CSI requisite, say). */
+  excludeNodes?: ReadonlySet<string> | undefined;
   /** Caller's clock value after which the reservation may be expired. */
   expiresAt?: number | undefined;
 }
@@ -201,7 +203,7 @@ export class PlacementEngine {
         count: req.replicaCount,
         spread,
         usedDomains: new Set(),
-        excludeNodes: new Set(),
+        excludeNodes: new Set(req.excludeNodes),
         preferredNodes: req.preferredNode ? [req.preferredNode] : [],
         segment: req.segment,
       },

@@ -141,7 +141,7 @@ describe('CreateVolume', () => {
           ...base,
           volume_capabilities: [{ mount: { fs_type: 'ext4' }, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
         },
-        /fs_type ext4/,
+        /fs_type "ext4"/,
       ],
       [{ ...base, capacity_range: { required_bytes: '10', limit_bytes: '5' } }, /above limit_bytes/],
     ];

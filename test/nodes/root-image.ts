@@ -278,7 +278,10 @@ export async function ensureGuestRoot(log: (msg: string) => void = console.log):
   for (const p of CNI_PLUGINS) copyWithLibraries(root, `/usr/lib/cni/${p}`, `/opt/cni/bin/${p}`);
   cpSync(moduleRoot, join(root, 'lib', 'modules', kernel.release), { recursive: true });
   // decompressed here once: xz under TCG made every guest's modprobes take half a minute
-  run('sh', ['-c', `find '${join(root, 'lib', 'modules')}' -name '*.ko.xz' -print0 | xargs -0 -r -P2 -n64 xz -d`]);
+  run('sh', [
+    '-c',
+    `find '${join(root, 'lib', 'modules')}' -name '*.ko.xz' -print0 | xargs -0 -r -P2 -n64 xz -d`,
+  ]);
   run('depmod', ['-b', root, kernel.release]);
   writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
