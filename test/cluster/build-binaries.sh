@@ -11,7 +11,8 @@
 #
 # Usage: K8S_VERSION=v1.36.3 OUT=~/.cache/k8s-test-bins/v1.36.3 build-binaries.sh
 #   K8S_COMMANDS  which k8s.io/kubernetes commands (default: the control plane and etcd); the nodes
-#                 tier asks for "kubelet kubectl e2e.test" (e2e.test is `go test -c` of test/e2e).
+#                 tier asks for "kubelet kubectl e2e.test agnhost" (e2e.test is `go test -c` of
+#                 test/e2e; agnhost is test/images/agnhost, the e2e suite's test image binary).
 #   WITH_ETCD     0 to skip etcd (default 1 unless K8S_COMMANDS is set)
 set -euo pipefail
 : "${K8S_VERSION:?set K8S_VERSION, e.g. v1.36.3}"
@@ -69,6 +70,8 @@ build_kubernetes() {
   local test_bins=()
   for c in "${want[@]}"; do
     if [[ $c == e2e.test ]]; then test_bins+=("$c"); gets+=("k8s.io/kubernetes/test/e2e@$K8S_VERSION"); continue; fi
+    # agnhost: the e2e suite's Swiss-army test image binary, a main package of the same module
+    if [[ $c == agnhost ]]; then pkgs+=("k8s.io/kubernetes/test/images/agnhost"); gets+=("k8s.io/kubernetes/test/images/agnhost@$K8S_VERSION"); continue; fi
     pkgs+=("k8s.io/kubernetes/cmd/$c"); gets+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
   done
   for k in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

@@ -13,6 +13,8 @@ export interface ImageSpec {
   root: string;
   /** the image reference, e.g. registry.k8s.io/pause:3.10 */
   name: string;
+  /** more references for the same image */
+  aliases?: string[];
   entrypoint?: string[];
   cmd?: string[];
 }
@@ -56,7 +58,9 @@ export function writeImageArchive(spec: ImageSpec, out: string): void {
     writeFileSync(join(work, configName), config);
     writeFileSync(
       join(work, 'manifest.json'),
-      JSON.stringify([{ Config: configName, RepoTags: [spec.name], Layers: ['layer.tar'] }]),
+      JSON.stringify([
+        { Config: configName, RepoTags: [spec.name, ...(spec.aliases ?? [])], Layers: ['layer.tar'] },
+      ]),
     );
     tar([
       '--numeric-owner',

@@ -18,6 +18,19 @@ export const RESIZER_VERSION = 'v2.3.0';
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
 /** The image of the tier's own test pods: static busybox. */
 export const BUSYBOX_IMAGE = 'local.test/busybox:1';
+/**
+ * The images Kubernetes' e2e storage suites of v1.36.3 run (`e2e.test --list-images`), made here
+ * from the same parts: busybox from Debian's busybox-static, agnhost built from k8s.io/kubernetes,
+ * pause from pause/. No registry is reachable, so each is imported under the name the suite asks for.
+ */
+export const E2E_IMAGES = {
+  busybox: [
+    'registry.k8s.io/e2e-test-images/busybox:1.36.1-1',
+    'registry.k8s.io/e2e-test-images/busybox:1.37.0-1',
+  ],
+  agnhost: ['registry.k8s.io/e2e-test-images/agnhost:2.55', 'registry.k8s.io/e2e-test-images/agnhost:2.63.0'],
+  pause: ['registry.k8s.io/pause:3.10.2'],
+};
 
 /** Host packages whose binaries go into the guests' root (same Debian release as the host). */
 export const HOST_PACKAGES = [
@@ -37,7 +50,7 @@ export const HOST_PACKAGES = [
 export const resizerBinary = () =>
   process.env.MESHSTOR_CSI_RESIZER ?? join(CACHE, 'csi-resizer', RESIZER_VERSION, 'bin', 'csi-resizer');
 export const pauseBinary = () => join(CACHE, 'pause', 'pause');
-export const k8sNodeBinary = (name: 'kubelet' | 'kubectl' | 'e2e.test') => join(binDir(), name);
+export const k8sNodeBinary = (name: 'kubelet' | 'kubectl' | 'e2e.test' | 'agnhost') => join(binDir(), name);
 
 function executable(file: string): boolean {
   try {

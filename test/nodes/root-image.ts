@@ -34,6 +34,7 @@ import { writeImageArchive } from './image-archive.ts';
 import {
   BUSYBOX_IMAGE,
   CACHE,
+  E2E_IMAGES,
   HOST_PACKAGES,
   k8sNodeBinary,
   PAUSE_IMAGE,
@@ -152,10 +153,17 @@ function buildSmallImages(dir: string): string[] {
   };
   let d = stage('pause');
   copyFileSync(pauseBinary(), join(d, 'pause'));
-  add('pause', { root: d, name: PAUSE_IMAGE, entrypoint: ['/pause'] });
+  add('pause', { root: d, name: PAUSE_IMAGE, aliases: E2E_IMAGES.pause, entrypoint: ['/pause'] });
   d = stage('busybox');
   busyboxApplets(d);
-  add('busybox', { root: d, name: BUSYBOX_IMAGE, cmd: ['/bin/sh'] });
+  add('busybox', { root: d, name: BUSYBOX_IMAGE, aliases: E2E_IMAGES.busybox, cmd: ['/bin/sh'] });
+  if (existsSync(k8sNodeBinary('agnhost'))) {
+    d = stage('agnhost');
+    busyboxApplets(d);
+    copyFileSync(k8sNodeBinary('agnhost'), join(d, 'agnhost'));
+    const [name, ...aliases] = E2E_IMAGES.agnhost as [string, ...string[]];
+    add('agnhost', { root: d, name, aliases, entrypoint: ['/agnhost'] });
+  }
   const provisioner = provisionerBinary();
   if (!provisioner) throw new Error('csi-provisioner is not built: npm run setup:provisioner');
   for (const [name, bin, ref] of [
@@ -211,6 +219,7 @@ export async function ensureGuestRoot(log: (msg: string) => void = console.log):
     fingerprint(join(here, 'root-image.ts')),
     fingerprint(join(here, 'image-archive.ts')),
     fingerprint(k8sNodeBinary('kubelet')),
+    existsSync(k8sNodeBinary('agnhost')) ? fingerprint(k8sNodeBinary('agnhost')) : 'no agnhost',
     fingerprint(pauseBinary()),
     fingerprint(resizerBinary()),
     fingerprint(provisionerBinary() ?? ''),

@@ -3,9 +3,9 @@
 //  1. Debian packages on the host (root): containerd, runc, CNI plugins, iptables, busybox-static,
 //     e2fsprogs, qemu. The guests run these very binaries (same Debian release as the host), copied
 //     into their root image with their shared libraries (root-image.ts).
-//  2. kubelet, kubectl and e2e.test of the control plane's Kubernetes release, from the Go module
-//     k8s.io/kubernetes (test/cluster/build-binaries.sh; ~/.cache/k8s-test-bins/<version>/bin).
-//     MESHSTOR_NODES_E2E=0 skips e2e.test (the longest build).
+//  2. kubelet, kubectl, e2e.test and agnhost (the e2e suite's test image binary) of the control
+//     plane's Kubernetes release, from the Go module k8s.io/kubernetes (test/cluster/build-binaries.sh;
+//     ~/.cache/k8s-test-bins/<version>/bin). MESHSTOR_NODES_E2E=0 skips the last two (the longest builds).
 //  3. The external-resizer sidecar from its Go module, and the tier's pause program (pause/).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -53,7 +53,11 @@ function hostPackages(): void {
 }
 
 function kubernetesBinaries(): void {
-  const want = ['kubelet', 'kubectl', ...(process.env.MESHSTOR_NODES_E2E === '0' ? [] : ['e2e.test'])];
+  const want = [
+    'kubelet',
+    'kubectl',
+    ...(process.env.MESHSTOR_NODES_E2E === '0' ? [] : ['e2e.test', 'agnhost']),
+  ];
   const gone = want.filter((b) => !existsSync(k8sNodeBinary(b as 'kubelet')));
   if (gone.length === 0) {
     say(`${want.join(', ')} ${K8S_VERSION} present`);
