@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import type { MeshStorNode, MeshStorVolume } from '../../kube/crds.ts';
 import { until } from '../cluster/kube.ts';
 import { NAMESPACE, NODES, NodesCluster } from './cluster.ts';
+import { CI_FOCUS, CI_SKIP, runE2E } from './e2e.ts';
 import { nodesTierMissing } from './paths.ts';
 import { blockPod, checkLines, claim, readOnlyPod, writerStatefulSet } from './workload.ts';
 
@@ -371,5 +372,23 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
       note('scenario 7: reinstall → writer restarted with its data', Date.now() - t1);
     },
     30 * 60_000,
+  );
+
+  it(
+    "8. Kubernetes' own External Storage e2e suites (the CI subset) pass against MeshStor",
+    async () => {
+      watchFailure();
+      const r = await runE2E({
+        kubeconfig: cluster.kubeconfig,
+        dir: cluster.dir,
+        focus: process.env.MESHSTOR_E2E_FOCUS ?? CI_FOCUS,
+        skip: process.env.MESHSTOR_E2E_SKIP ?? CI_SKIP,
+        timeoutMinutes: Number(process.env.MESHSTOR_E2E_MINUTES ?? 40),
+      });
+      note(`e2e: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (log ${r.log})`, r.wallMs);
+      expect(r.failures).toEqual([]);
+      expect(r.passed).toBeGreaterThan(0);
+    },
+    60 * 60_000,
   );
 });
