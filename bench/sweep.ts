@@ -5,6 +5,7 @@
 //
 //   node bench/sweep.ts [--seeds 1,2,3,4,5] [--classes a,b] [--policies a,b] [--out FILE.md]
 //                       [--dwell HOURS] [--stay RATIO]   (override the scenarios' move policy)
+//                       [--rank-room on|off]             (override workload.extenderRanksRoom)
 import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     dwell: { type: 'string' },
     stay: { type: 'string' },
+    'rank-room': { type: 'string' },
   },
 });
 const seeds = values.seeds.split(',').map(Number);
@@ -89,6 +91,7 @@ for (const cls of classes) {
     scenario.policies = policies;
     if (values.dwell !== undefined) scenario.moves.dwellHours = Number(values.dwell);
     if (values.stay !== undefined) scenario.moves.stayPerMoveHour = Number(values.stay);
+    if (values['rank-room'] !== undefined) scenario.workload.extenderRanksRoom = values['rank-room'] === 'on';
     const t0 = performance.now();
     const r = await runScenario(scenario, cls, { charts: false });
     const byPolicy = new Map(r.runs.map((x) => [x.metrics.policy, x]));

@@ -133,6 +133,11 @@ export class ClusterState {
   /** Nodes sorted by name: the deterministic scan order. */
   nodes: NodeState[] = [];
   readonly volumes = new Map<string, VolumeState>();
+  /**
+   * The largest replica extent this model has held (reserved or loaded); never shrinks. Policies
+   * read it as the size the biggest future request is likely to need.
+   */
+  largestReplicaBytes = 0;
   readonly reservations = new Map<string, Reservation>();
   readonly drift: Drift[] = [];
   private readonly domainIds = { zone: new Map<string, number>(), rack: new Map<string, number>() };
@@ -276,6 +281,7 @@ export class ClusterState {
         const d = this.mustDrive(r.node, r.drive);
         d.take(r.extent, { kind: 'reservation', reservationId: res.id, replicaId: r.replicaId });
         done.push(r);
+        this.noteReplicaBytes(r.extent);
       }
     } catch (e) {
       for (const r of done) this.mustDrive(r.node, r.drive).drop(r.extent.start, isReservation(res.id));
@@ -283,6 +289,10 @@ export class ClusterState {
     }
     for (const r of res.replicas) this.mustNode(r.node).refresh();
     this.reservations.set(res.id, res);
+  }
+
+  private noteReplicaBytes(e: Extent): void {
+    if (e.end - e.start > this.largestReplicaBytes) this.largestReplicaBytes = e.end - e.start;
   }
 
   release(reservationId: string): boolean {
@@ -371,6 +381,7 @@ export class ClusterState {
     for (const r of v.replicas) {
       v.nextReplica = Math.max(v.nextReplica, replicaIndex(r.id) + 1);
       if (r.state === 'Removed') continue;
+      this.noteReplicaBytes(r.extent);
       const n = this.nodeMap.get(r.node);
       if (!n) {
         this.drift.push({

@@ -18,7 +18,7 @@ import {
   type SpreadPolicy,
   type TopologySegment,
 } from './model.ts';
-import { meshstorPolicy, type PlacementPolicy } from './policies.ts';
+import { LAST_RESORT, meshstorPolicy, type PlacementPolicy } from './policies.ts';
 import { Rng } from './rng.ts';
 import {
   type NodeChoice,
@@ -307,7 +307,11 @@ export class PlacementEngine {
       need = Math.max(need, replicaExtentBytes(pv.sizeBytes));
       total += replicaExtentBytes(pv.sizeBytes);
     }
-    const view = { nodes: this.cluster.nodes, random: () => this.rng.next() };
+    const view = {
+      nodes: this.cluster.nodes,
+      largestReplicaBytes: this.cluster.largestReplicaBytes,
+      random: () => this.rng.next(),
+    };
     const prepared = this.policy.prepare(view);
     const room: { node: string; score: number }[] = [];
     const scores = new Map<string, number>();
@@ -324,9 +328,13 @@ export class PlacementEngine {
       room.push({ node: name, score: this.policy.score(n, need, prepared, view) });
     }
     room.sort((a, b) => b.score - a.score || (a.node < b.node ? -1 : 1));
-    room.forEach((r, i) => {
-      scores.set(r.node, 3 - Math.floor((3 * i) / room.length));
+    // A node the policy takes only as a last resort (a kept hole, a big slot) is ranked with the
+    // nodes that cannot take everything; the rest split 3/2/1 by thirds of the ranking.
+    const preferred = room.filter((r) => r.score > LAST_RESORT);
+    preferred.forEach((r, i) => {
+      scores.set(r.node, 3 - Math.floor((3 * i) / preferred.length));
     });
+    for (const r of room) if (r.score <= LAST_RESORT) scores.set(r.node, 1);
     return candidateNodes.map((node) => ({ node, score: scores.get(node) ?? 0 }));
   }
 

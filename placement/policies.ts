@@ -9,6 +9,8 @@ import { GiB } from './units.ts';
 export interface PolicyView {
   /** Every node in the model, in scan order (for policies that look at the whole cluster). */
   readonly nodes: readonly NodeState[];
+  /** The largest replica extent the cluster has held (0 when none): the size big requests need. */
+  readonly largestReplicaBytes: number;
   /** A uniform random number in [0, 1), from the engine's seeded generator. */
   random(): number;
 }
@@ -89,6 +91,9 @@ function bestFitHole(n: NodeState, need: number): number {
   return best;
 }
 
+/** Scores at or below this mean "only when no other node can": the extender ranks them last. */
+export const LAST_RESORT = -1.5;
+
 /** Below any dominant-share score (those lie in [-1, 1]): a kept hole is the last resort. */
 const KEPT_HOLE_PENALTY = 2;
 
@@ -126,6 +131,76 @@ function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT
     score: holeKeepingScore,
   };
 }
+
+/**
+ * How many holes of the cluster's largest replica size (`big`) placing `need` on `n` destroys:
+ * 0 when the best-fit hole has room for `need` beside the big slots it holds, 1 when it does not.
+ */
+export function bigSlotsLost(n: NodeState, need: number, big: number): number {
+  const hole = bestFitHole(n, need);
+  if (hole <= 0 || big <= 0) return 0;
+  return Math.floor(hole / big) - Math.floor((hole - need) / big);
+}
+
+/** Below any dominant-share score: breaking a big slot is the last resort. */
+const BIG_SLOT_PENALTY = 3;
+
+/**
+ * Dominant-share least-allocated, except that a replica which would cut a hole below a multiple
+ * of the cluster's largest replica goes there only when every node would: small volumes fill the
+ * slack beside big slots, so the biggest volumes still find holes when the cluster is nearly full.
+ */
+const slotKeepingScore: PlacementPolicy['score'] = (n, need, _prepared, view) => {
+  const base = dominantShareScore(n, need);
+  if (!bytesBindOn(n, need)) return base;
+  return base - BIG_SLOT_PENALTY * bigSlotsLost(n, need, Math.max(need, view.largestReplicaBytes));
+};
+
+/** Experimental (issue 14): big slots kept instead of (or with) the 3 largest holes. */
+export const meshstorSlotsPolicy: PlacementPolicy = {
+  name: 'meshstor-slots',
+  description: 'least-allocated node by its scarcer resource; a hole is cut below a multiple of the largest replica last; best-fit extent',
+  extentFit: 'best',
+  prepare: nothing,
+  score: slotKeepingScore,
+};
+export const meshstorSlotsHolesPolicy: PlacementPolicy = {
+  name: 'meshstor-slots-k3',
+  description: 'meshstor-slots and the 3 largest holes kept for last',
+  extentFit: 'best',
+  prepare: (view) => keptHoles(view, KEPT_HOLES),
+  score: (n, need, prepared, view) =>
+    holeKeepingScore(n, need, prepared, view) - (slotKeepingScore(n, need, prepared, view) < -1 ? BIG_SLOT_PENALTY : 0),
+};
+
+/** Share of a big slot left over in the best-fit hole after placing `need` (0 = tight fit). */
+export function slackLeft(n: NodeState, need: number, big: number): number {
+  const hole = bestFitHole(n, need);
+  if (hole <= 0 || big <= 0) return 1;
+  return ((hole - need) % big) / big;
+}
+
+function packing(name: string, spreadWeight: number): PlacementPolicy {
+  return {
+    name,
+    description: `big slots kept; then tight slack (weight ${1 - spreadWeight}) and least-allocated (${spreadWeight}); best-fit extent`,
+    extentFit: 'best',
+    prepare: nothing,
+    score: (n, need, _prepared, view) => {
+      const base = dominantShareScore(n, need);
+      if (!bytesBindOn(n, need)) return base;
+      const big = Math.max(need, view.largestReplicaBytes);
+      return (
+        -BIG_SLOT_PENALTY * bigSlotsLost(n, need, big) -
+        (1 - spreadWeight) * slackLeft(n, need, big) +
+        spreadWeight * base
+      );
+    },
+  };
+}
+export const meshstorPack = packing('meshstor-pack', 0.001);
+export const meshstorPack50 = packing('meshstor-pack50', 0.5);
+export const meshstorPack80 = packing('meshstor-pack80', 0.8);
 
 export const meshstorPolicy = meshstor(
   'best',
@@ -274,6 +349,11 @@ export const ALL_POLICIES: readonly PlacementPolicy[] = [
   ...POLICIES,
   meshstorBytesPolicy,
   meshstorDominantPolicy,
+  meshstorSlotsPolicy,
+  meshstorSlotsHolesPolicy,
+  meshstorPack,
+  meshstorPack50,
+  meshstorPack80,
 ];
 
 export function policyByName(name: string): PlacementPolicy {
