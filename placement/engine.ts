@@ -18,7 +18,7 @@ import {
   type SpreadPolicy,
   type TopologySegment,
 } from './model.ts';
-import { LAST_RESORT, meshstorPolicy, type PlacementPolicy } from './policies.ts';
+import { meshstorPolicy, type PlacementPolicy } from './policies.ts';
 import { Rng } from './rng.ts';
 import {
   type NodeChoice,
@@ -330,11 +330,12 @@ export class PlacementEngine {
     room.sort((a, b) => b.score - a.score || (a.node < b.node ? -1 : 1));
     // A node the policy takes only as a last resort (a kept hole, a big slot) is ranked with the
     // nodes that cannot take everything; the rest split 3/2/1 by thirds of the ranking.
-    const preferred = room.filter((r) => r.score > LAST_RESORT);
+    const floor = this.policy.lastResortBelow ?? Number.NEGATIVE_INFINITY;
+    const preferred = room.filter((r) => r.score > floor);
     preferred.forEach((r, i) => {
       scores.set(r.node, 3 - Math.floor((3 * i) / preferred.length));
     });
-    for (const r of room) if (r.score <= LAST_RESORT) scores.set(r.node, 1);
+    for (const r of room) if (r.score <= floor) scores.set(r.node, 1);
     return candidateNodes.map((node) => ({ node, score: scores.get(node) ?? 0 }));
   }
 

@@ -22,6 +22,11 @@ export interface PlacementPolicy {
   readonly extentFit: ExtentFit;
   /** Called once per decision; what it returns is handed to `score`. */
   prepare(view: PolicyView): unknown;
+  /**
+   * Scores at or below this mean "only when no other node can" (a kept hole, a big slot): the
+   * extender ranks such nodes with those that cannot take the volume. Undefined: no such scores.
+   */
+  readonly lastResortBelow?: number;
   /** Higher is better; ties are broken by a seeded per-decision shuffle. */
   score(node: NodeState, needBytes: number, prepared: unknown, view: PolicyView): number;
 }
@@ -92,7 +97,7 @@ function bestFitHole(n: NodeState, need: number): number {
 }
 
 /** Scores at or below this mean "only when no other node can": the extender ranks them last. */
-export const LAST_RESORT = -1.5;
+const LAST_RESORT = -1.5;
 
 /** Below any dominant-share score (those lie in [-1, 1]): a kept hole is the last resort. */
 const KEPT_HOLE_PENALTY = 2;
@@ -161,6 +166,7 @@ export const meshstorSlotsPolicy: PlacementPolicy = {
   name: 'meshstor-slots',
   description: 'least-allocated node by its scarcer resource; a hole is cut below a multiple of the largest replica last; best-fit extent',
   extentFit: 'best',
+  lastResortBelow: LAST_RESORT,
   prepare: nothing,
   score: slotKeepingScore,
 };
@@ -185,6 +191,7 @@ function packing(name: string, spreadWeight: number): PlacementPolicy {
     name,
     description: `big slots kept; then tight slack (weight ${1 - spreadWeight}) and least-allocated (${spreadWeight}); best-fit extent`,
     extentFit: 'best',
+    lastResortBelow: LAST_RESORT,
     prepare: nothing,
     score: (n, need, _prepared, view) => {
       const base = dominantShareScore(n, need);
