@@ -127,16 +127,6 @@ export function bytesBindOn(n: NodeState, need: number): boolean {
   return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
 }
 
-function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
-  return {
-    name,
-    description,
-    extentFit: fit,
-    prepare: (view) => keptHoles(view, kept),
-    score: holeKeepingScore,
-  };
-}
-
 /**
  * How many holes of the cluster's largest replica size (`big`) placing `need` on `n` destroys:
  * 0 when the best-fit hole has room for `need` beside the big slots it holds, 1 when it does not.
@@ -161,58 +151,31 @@ const slotKeepingScore: PlacementPolicy['score'] = (n, need, _prepared, view) =>
   return base - BIG_SLOT_PENALTY * bigSlotsLost(n, need, Math.max(need, view.largestReplicaBytes));
 };
 
-/** Experimental (issue 14): big slots kept instead of (or with) the 3 largest holes. */
-export const meshstorSlotsPolicy: PlacementPolicy = {
-  name: 'meshstor-slots',
-  description: 'least-allocated node by its scarcer resource; a hole is cut below a multiple of the largest replica last; best-fit extent',
-  extentFit: 'best',
-  lastResortBelow: LAST_RESORT,
-  prepare: nothing,
-  score: slotKeepingScore,
-};
-export const meshstorSlotsHolesPolicy: PlacementPolicy = {
-  name: 'meshstor-slots-k3',
-  description: 'meshstor-slots and the 3 largest holes kept for last',
+/** The previous MeshStor policy (issue 14, first session): 3 largest holes kept for last. */
+export const meshstorKeptHolesPolicy: PlacementPolicy = {
+  name: 'meshstor-kept-holes',
+  description:
+    'least-allocated node by its scarcer resource, the 3 largest holes kept for last; best-fit extent',
   extentFit: 'best',
   prepare: (view) => keptHoles(view, KEPT_HOLES),
-  score: (n, need, prepared, view) =>
-    holeKeepingScore(n, need, prepared, view) - (slotKeepingScore(n, need, prepared, view) < -1 ? BIG_SLOT_PENALTY : 0),
+  score: holeKeepingScore,
 };
 
-/** Share of a big slot left over in the best-fit hole after placing `need` (0 = tight fit). */
-export function slackLeft(n: NodeState, need: number, big: number): number {
-  const hole = bestFitHole(n, need);
-  if (hole <= 0 || big <= 0) return 1;
-  return ((hole - need) % big) / big;
-}
-
-function packing(name: string, spreadWeight: number): PlacementPolicy {
+function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
   return {
     name,
-    description: `big slots kept; then tight slack (weight ${1 - spreadWeight}) and least-allocated (${spreadWeight}); best-fit extent`,
-    extentFit: 'best',
+    description,
+    extentFit: fit,
     lastResortBelow: LAST_RESORT,
     prepare: nothing,
-    score: (n, need, _prepared, view) => {
-      const base = dominantShareScore(n, need);
-      if (!bytesBindOn(n, need)) return base;
-      const big = Math.max(need, view.largestReplicaBytes);
-      return (
-        -BIG_SLOT_PENALTY * bigSlotsLost(n, need, big) -
-        (1 - spreadWeight) * slackLeft(n, need, big) +
-        spreadWeight * base
-      );
-    },
+    score: slotKeepingScore,
   };
 }
-export const meshstorPack = packing('meshstor-pack', 0.001);
-export const meshstorPack50 = packing('meshstor-pack50', 0.5);
-export const meshstorPack80 = packing('meshstor-pack80', 0.8);
 
 export const meshstorPolicy = meshstor(
   'best',
   'meshstor',
-  'least-allocated node by its scarcer resource (bytes or GPT entries), the 3 largest holes kept for last; best-fit extent',
+  'least-allocated node by its scarcer resource (bytes or GPT entries); a hole is cut below a multiple of the largest replica only when every node would; best-fit extent',
 );
 
 /** Issue 14's first step alone (dominant share, no kept holes): kept so simulations can compare. */
@@ -356,11 +319,7 @@ export const ALL_POLICIES: readonly PlacementPolicy[] = [
   ...POLICIES,
   meshstorBytesPolicy,
   meshstorDominantPolicy,
-  meshstorSlotsPolicy,
-  meshstorSlotsHolesPolicy,
-  meshstorPack,
-  meshstorPack50,
-  meshstorPack80,
+  meshstorKeptHolesPolicy,
 ];
 
 export function policyByName(name: string): PlacementPolicy {

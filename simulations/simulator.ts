@@ -364,16 +364,6 @@ export function simulatePolicy(
         if (m.fillAtFirstFailure === null) {
           m.fillAtFirstFailure = fill();
           m.slotsAtFirstFailure = slotShare();
-          if (process.env.DEBUG_FAIL) {
-            const hist = new Map<string, number>();
-            for (const n of c.nodes) {
-              for (const d of n.drives) {
-                const k = `${n.zone}:${(d.capacityBytes / 2 ** 40).toFixed(2)}:${Math.floor(d.largestPlaceable / 2 ** 38) / 4}`;
-                hist.set(k, (hist.get(k) ?? 0) + 1);
-              }
-            }
-            console.error(engine.policy.name, now, step.sizeBytes / 2 ** 30, step.replicaCount, r.ok ? '' : r.message.slice(0, 300), [...hist].sort().join(' '));
-          }
         }
         continue;
       }
