@@ -34,7 +34,12 @@ const classes = (
 const BASELINES = ['most-free', 'longhorn', 'mayastor', 'topolvm', 'random'];
 // MeshStor's policy, its two predecessors (ADR 0001's bytes-only, ADR 0003's first kept-holes rule)
 // and the baselines; meshstor-worst-fit/-first-fit (ADR 0001's evidence) only when asked for.
-const policies = values.policies?.split(',') ?? ['meshstor', 'meshstor-kept-holes', 'meshstor-bytes', ...BASELINES];
+const policies = values.policies?.split(',') ?? [
+  'meshstor',
+  'meshstor-kept-holes',
+  'meshstor-bytes',
+  ...BASELINES,
+];
 
 interface Metric {
   key: string;

@@ -146,32 +146,38 @@ describe('big slots kept (property)', () => {
   it('a replica cuts a hole below a multiple of the largest replica only when every node would (where bytes bind)', () => {
     let spared = 0;
     fc.assert(
-      fc.property(arbNodes, arbWork, fc.integer({ min: 1, max: 60 }), fc.nat(), (nodes, before, gib, seed) => {
-        const prep = new PlacementEngine({ nodes, volumes: [] }, { policy: meshstorBytesPolicy, seed });
-        before.forEach((g, i) => {
-          const req = { volumeId: `pre${i}`, sizeBytes: g * GiB, replicaCount: 1 };
-          if (prep.allocate(req).ok) prep.commit(req, 'InSync');
-        });
-        const e = new PlacementEngine(prep.cluster, { policy: meshstorPolicy, seed });
-        const extent = replicaExtentBytes(gib * GiB);
-        const big = Math.max(extent, e.cluster.largestReplicaBytes);
-        const candidates = e.cluster.nodes.filter((n) => n.largestPlaceable >= extent);
-        const lost = new Map(candidates.map((n) => [n.name, bigSlotsLost(n, extent, big)]));
-        const bound = new Map(candidates.map((n) => [n.name, bytesBindOn(n, extent)]));
-        const someSpare = candidates.some((n) => lost.get(n.name) === 0 && bound.get(n.name));
-        const r = e.allocate({
-          volumeId: 'x',
-          sizeBytes: gib * GiB,
-          replicaCount: 1,
-          spread: { domain: 'zone', mode: 'none' },
-        });
-        expect(r.ok).toBe(candidates.length > 0);
-        const chosen = r.ok ? (r.reservation.replicas[0]?.node as string) : '';
-        if (someSpare && bound.get(chosen)) {
-          expect(lost.get(chosen)).toBe(0);
-          spared++;
-        }
-      }),
+      fc.property(
+        arbNodes,
+        arbWork,
+        fc.integer({ min: 1, max: 60 }),
+        fc.nat(),
+        (nodes, before, gib, seed) => {
+          const prep = new PlacementEngine({ nodes, volumes: [] }, { policy: meshstorBytesPolicy, seed });
+          before.forEach((g, i) => {
+            const req = { volumeId: `pre${i}`, sizeBytes: g * GiB, replicaCount: 1 };
+            if (prep.allocate(req).ok) prep.commit(req, 'InSync');
+          });
+          const e = new PlacementEngine(prep.cluster, { policy: meshstorPolicy, seed });
+          const extent = replicaExtentBytes(gib * GiB);
+          const big = Math.max(extent, e.cluster.largestReplicaBytes);
+          const candidates = e.cluster.nodes.filter((n) => n.largestPlaceable >= extent);
+          const lost = new Map(candidates.map((n) => [n.name, bigSlotsLost(n, extent, big)]));
+          const bound = new Map(candidates.map((n) => [n.name, bytesBindOn(n, extent)]));
+          const someSpare = candidates.some((n) => lost.get(n.name) === 0 && bound.get(n.name));
+          const r = e.allocate({
+            volumeId: 'x',
+            sizeBytes: gib * GiB,
+            replicaCount: 1,
+            spread: { domain: 'zone', mode: 'none' },
+          });
+          expect(r.ok).toBe(candidates.length > 0);
+          const chosen = r.ok ? (r.reservation.replicas[0]?.node as string) : '';
+          if (someSpare && bound.get(chosen)) {
+            expect(lost.get(chosen)).toBe(0);
+            spared++;
+          }
+        },
+      ),
       { numRuns: 150 },
     );
     expect(spared).toBeGreaterThan(30); // the condition held often enough to mean something
