@@ -81,7 +81,15 @@ const event = z.discriminatedUnion('type', [
       uncordonAfterHours: z.number().positive().optional(),
     })
     .strict(),
-  z.object({ at: z.number().nonnegative(), type: z.literal('nodeLoss'), node: nodeRef }).strict(),
+  z
+    .object({
+      at: z.number().nonnegative(),
+      type: z.literal('nodeLoss'),
+      node: nodeRef,
+      /** The node comes back under its own name, drives intact (a reboot, a partition healed). */
+      returnAfterHours: z.number().positive().max(LIMITS.hours).optional(),
+    })
+    .strict(),
   z.object({ at: z.number().nonnegative(), type: z.literal('zoneOutage'), zone: z.string().min(1) }).strict(),
   z
     .object({
@@ -109,6 +117,15 @@ const sync = z
     networkBandwidth: bandwidth.default(3.125e9),
     perSyncCap: bandwidth.default(2e8),
     concurrentPerNode: z.number().int().min(1).max(64).default(2),
+    /**
+     * Bytes each volume writes per hour: what a member that was away must catch up (md's
+     * write-intent bitmap resyncs only what changed; never more than the volume).
+     */
+    writtenPerVolumeHour: z
+      .number()
+      .nonnegative()
+      .max(2 ** 50)
+      .default(2 ** 30),
   })
   .strict();
 

@@ -209,16 +209,16 @@ describe('big slots kept (property)', () => {
 
 describe('moves: order and delay (property)', () => {
   const arbSync: fc.Arbitrary<QueuedSync> = fc.record({
-    kind: fc.constantFrom('rebuild', 'drain', 'relocation'),
+    kind: fc.constantFrom('catch-up', 'rebuild', 'drain', 'relocation'),
     bytes: fc.integer({ min: 0, max: 2 ** 44 }),
     seq: fc.nat(),
   });
 
-  it('a total order: rebuilds before drains before relocations, then smaller first, then first come', () => {
+  it('a total order: catch-ups, rebuilds, drains, relocations, then smaller first, then first come', () => {
     fc.assert(
       fc.property(fc.array(arbSync, { minLength: 1, maxLength: 40 }), (syncs) => {
         const sorted = [...syncs].sort(compareSyncs);
-        const rank = { rebuild: 0, drain: 1, relocation: 2 };
+        const rank = { 'catch-up': 0, rebuild: 1, drain: 2, relocation: 3 };
         for (let i = 1; i < sorted.length; i++) {
           const a = sorted[i - 1] as QueuedSync;
           const b = sorted[i] as QueuedSync;

@@ -130,6 +130,24 @@ describe('simulated time', () => {
     expect(fast.relocationBytes).toBeGreaterThan(0);
   });
 
+  it('a node back under its own name catches up instead of being rebuilt, and loses nothing', async () => {
+    const loss = (back: string) =>
+      parseScenario(
+        `${small.replace(/events:[\s\S]*$/, `events:\n  - { at: 600, type: nodeLoss, node: a-00${back} }\n`)}policies: [meshstor]\n`,
+      );
+    const gone = (await runScenario(loss(''), 'gone', { charts: false })).runs[0]?.metrics;
+    const back = (await runScenario(loss(', returnAfterHours: 0.5'), 'back', { charts: false })).runs[0]
+      ?.metrics;
+    expect(gone && back).toBeTruthy();
+    if (!gone || !back) return;
+    expect(gone.volumesLost).toBeGreaterThan(0); // replicaCount 1 volumes on the node
+    expect(back.volumesLost).toBe(0); // they were only away
+    expect(back.catchUpBytes).toBeGreaterThan(0);
+    // Half an hour of writes is less than rebuilding whole members.
+    expect(back.catchUpBytes + back.rebuildBytes).toBeLessThan(gone.rebuildBytes);
+    expect(gone.catchUpBytes).toBe(0);
+  });
+
   it('a zone outage loses every node of the zone and rebuilds what it can', async () => {
     const s = parseScenario(
       `${small.replace(/events:[\s\S]*$/, 'events:\n  - { at: 600, type: zoneOutage, zone: b }\n')}policies: [meshstor]\n`,
