@@ -269,6 +269,23 @@ export class ClusterState {
     }
   }
 
+  /** One drive of a node is gone (drive failure): its replicas become Faulty, the node stays. */
+  removeDrive(nodeName: string, driveId: string): void {
+    const n = this.mustNode(nodeName);
+    this.mustDrive(nodeName, driveId);
+    for (const [id, r] of this.reservations) {
+      if (r.replicas.some((x) => x.node === nodeName && x.drive === driveId)) this.release(id);
+    }
+    n.drives.splice(
+      n.drives.findIndex((d) => d.id === driveId),
+      1,
+    );
+    n.refresh();
+    for (const v of this.volumes.values()) {
+      for (const r of v.replicas) if (r.node === nodeName && r.drive === driveId) r.state = 'Faulty';
+    }
+  }
+
   // ---------------------------------------------------------------- reservations --
 
   /** Claims every extent of the reservation, or none of them. */
@@ -469,7 +486,7 @@ export class ClusterState {
   private freeReplicaExtent(v: VolumeState, r: ReplicaInfo): void {
     const n = this.nodeMap.get(r.node);
     const d = n?.drive(r.drive);
-    if (!n || !d) return; // the node is gone: nothing left to free
+    if (!n || !d) return; // the node or drive is gone: nothing left to free
     d.drop(r.extent.start, (c) => c.kind === 'replica' && c.volumeId === v.id && c.replicaId === r.id);
     n.refresh();
   }

@@ -94,6 +94,15 @@ const event = z.discriminatedUnion('type', [
   z
     .object({
       at: z.number().nonnegative(),
+      type: z.literal('driveFailure'),
+      node: nodeRef,
+      /** Which of the node's drives, in the order the node type lists them (the OS drive first). */
+      drive: z.number().int().nonnegative().max(64).default(0),
+    })
+    .strict(),
+  z
+    .object({
+      at: z.number().nonnegative(),
       type: z.literal('nodeAdded'),
       nodeType: z.string().min(1),
       zone: z.string().min(1),
@@ -201,7 +210,17 @@ export const scenarioSchema = z
       ) {
         problem(['events', i, 'zone'], `no zone "${e.zone}"`);
       }
-      if ((e.type === 'drain' || e.type === 'nodeLoss') && e.node !== 'auto' && !names.has(e.node)) {
+      if (e.type === 'driveFailure') {
+        const fewest = Math.min(...s.cluster.nodeTypes.map((t) => t.drives.length + (t.osDrive ? 1 : 0)));
+        if (e.drive >= fewest) {
+          problem(['events', i, 'drive'], `drive ${e.drive}: some node type has only ${fewest} drive(s)`);
+        }
+      }
+      if (
+        (e.type === 'drain' || e.type === 'nodeLoss' || e.type === 'driveFailure') &&
+        e.node !== 'auto' &&
+        !names.has(e.node)
+      ) {
         problem(['events', i, 'node'], `no node "${e.node}" (nodes are named <zone>-NN, from 00)`);
       }
       if (e.at > s.durationHours) problem(['events', i, 'at'], `after the end (${s.durationHours} h)`);

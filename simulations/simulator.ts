@@ -487,18 +487,45 @@ export function simulatePolicy(
       if (!lost) continue;
       // A drain already copying this member elsewhere is its rebuild.
       if ([...(inflight.get(v.id) ?? [])].some((sy) => sy.fromReplica === lost.id)) continue;
-      const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
-      if (plan.ok && !plan.noop) startMove('rebuild', plan.plan, cause);
-      else if (!plan.ok && plan.code === 'unsafe' && !returns) {
-        m.volumesLost++;
-        deleteVolume(v.id);
-        const p = pods.get(v.id);
-        if (p) dropPod(p);
-        continue;
-      }
-      const p = pods.get(v.id);
-      if (p) refreshPod(p);
+      rebuild(v, nodeName, cause, !returns);
     }
+  };
+
+  /**
+   * Rebuilds `v`'s member on `nodeName` elsewhere; when no in-sync copy is left to copy from, the
+   * volume is lost if its data went with the node or drive (`dataGone`), else it waits.
+   */
+  const rebuild = (v: VolumeState, nodeName: string, cause: number, dataGone: boolean) => {
+    const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
+    if (plan.ok && !plan.noop) startMove('rebuild', plan.plan, cause);
+    else if (!plan.ok && plan.code === 'unsafe' && dataGone) {
+      m.volumesLost++;
+      deleteVolume(v.id);
+      const p = pods.get(v.id);
+      if (p) dropPod(p);
+      return;
+    }
+    const p = pods.get(v.id);
+    if (p) refreshPod(p);
+  };
+
+  /** One drive of a node fails: its members are rebuilt elsewhere; the node and its pods stay. */
+  const failDrive = (nodeName: string, index: number, cause: number) => {
+    const d = c.node(nodeName)?.drives[index];
+    if (!d) return; // the node was lost earlier
+    for (const [volumeId, set] of [...inflight]) {
+      for (const sy of [...set]) {
+        const to = c.volumes.get(volumeId)?.replicas.find((r) => r.id === sy.toReplica);
+        if (sy.target !== nodeName || to?.drive !== d.id) continue;
+        cancelSync(sy);
+        c.removeReplica(volumeId, sy.toReplica, { force: true });
+      }
+    }
+    const hit = [...c.volumes.values()].filter((v) =>
+      v.replicas.some((r) => r.node === nodeName && r.drive === d.id && r.state !== 'Removed'),
+    );
+    c.removeDrive(nodeName, d.id);
+    for (const v of hit) rebuild(v, nodeName, cause, true);
   };
 
   /**
@@ -598,6 +625,7 @@ export function simulatePolicy(
         eventTimes.push({ index: cause, t: step.t });
         if (e.type === 'drain') drain(e.node, cause);
         else if (e.type === 'nodeLoss') lose(e.node, cause, e.returnAfterHours !== undefined);
+        else if (e.type === 'driveFailure') failDrive(e.node, e.drive, cause);
         else if (e.type === 'zoneOutage') {
           for (const n of c.nodes.filter((x) => x.zone === e.zone).map((x) => x.name)) lose(n, cause);
         } else if (e.type === 'nodeAdded') {

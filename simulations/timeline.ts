@@ -72,7 +72,7 @@ export function buildTimeline(s: Scenario, initialNodes: readonly string[]): Ste
   }
   const gone = new Set<string>();
   for (const [index, e] of s.events.entries()) {
-    if (e.type === 'drain' || e.type === 'nodeLoss') {
+    if (e.type === 'drain' || e.type === 'nodeLoss' || e.type === 'driveFailure') {
       const node = e.node === 'auto' ? rng.pick(initialNodes.filter((n) => !gone.has(n))) : e.node;
       if (e.type === 'nodeLoss') gone.add(node);
       if (e.type === 'drain' && e.uncordonAfterHours !== undefined) {
