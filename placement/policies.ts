@@ -90,8 +90,8 @@ function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
 function bestFitHole(n: NodeState, need: number): number {
   let best = 0;
   for (const d of n.drives) {
-    const p = d.pick(need, 'best');
-    if (p && (best === 0 || p.holeBytes < best)) best = p.holeBytes;
+    const h = d.smallestHoleFor(need);
+    if (h > 0 && (best === 0 || h < best)) best = h;
   }
   return best;
 }
@@ -132,6 +132,7 @@ export function bytesBindOn(n: NodeState, need: number): boolean {
  * 0 when the best-fit hole has room for `need` beside the big slots it holds, 1 when it does not.
  */
 export function bigSlotsLost(n: NodeState, need: number, big: number): number {
+  if (n.largestPlaceable < big) return 0; // no hole holds a big slot, so none can be lost
   const hole = bestFitHole(n, need);
   if (hole <= 0 || big <= 0) return 0;
   return Math.floor(hole / big) - Math.floor((hole - need) / big);
