@@ -6,7 +6,8 @@ export type VolumeRefusalKind =
   | 'not-found' // the volume, or what the request names of it, is not there
   | 'exists' // something incompatible is already at the target
   | 'precondition' // the volume is not in the state the request needs (not staged, still published, …)
-  | 'unavailable'; // waiting for another node or the cluster; retrying later can succeed
+  | 'unavailable' // waiting for another node or the cluster; retrying later can succeed
+  | 'out-of-range'; // a size the volume cannot take (beyond what the controller expanded it to)
 
 export class VolumeRefusal extends Error {
   readonly kind: VolumeRefusalKind;

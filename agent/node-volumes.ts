@@ -27,9 +27,13 @@ import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
-  ensure(path: string, kind: 'file' | 'dir'): Promise<void>;
-  /** Deletes the file or the empty directory at path (never anything recursively); gone is fine. */
-  remove(path: string): Promise<void>;
+  /** Creates the target when it is missing; an existing one is left as it is. */
+  ensure(path: string, kind: 'file' | 'dir', signal?: AbortSignal): Promise<void>;
+  /**
+   * Deletes the target only if `ensure` made it (never anything recursively, never a file or
+   * directory it did not make); gone is fine.
+   */
+  remove(path: string, signal?: AbortSignal): Promise<void>;
 }
 
 export interface NodeVolumesOptions {
@@ -83,6 +87,11 @@ export class NodeVolumes {
 
   get nodeName(): string {
     return this.o.nodeName;
+  }
+
+  /** Runs `work` holding the volume's lock; waiting for it, and the answer, end when `signal` aborts. */
+  private locked<T>(volumeId: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    return this.perVolume.run(volumeId, work, signal);
   }
 
   private async record(volumeId: string): Promise<VolumeRecord> {
@@ -238,7 +247,7 @@ export class NodeVolumes {
     const missing = this.o.missingPrerequisites?.();
     if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
+    await this.locked(req.volumeId, signal, async () => {
       let rec = await this.record(req.volumeId);
       rec = await this.attach(host, rec);
       const md = await this.ensureArray(host, rec, signal);
@@ -252,7 +261,7 @@ export class NodeVolumes {
   /** Unmounts, stops the array, disconnects remote members and clears the attachment. */
   async unstage(req: { volumeId: string; stagingPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
+    await this.locked(req.volumeId, signal, async () => {
       await host.unmount(req.stagingPath);
       try {
         await host.stopArray(req.volumeId);
@@ -280,19 +289,19 @@ export class NodeVolumes {
     signal?: AbortSignal,
   ): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
+    await this.locked(req.volumeId, signal, async () => {
       await this.record(req.volumeId);
       const array = await host.getArray(req.volumeId);
       if (!array) throw refuse('precondition', `volume ${req.volumeId} is not staged on ${this.o.nodeName}`);
       const bind = { readonly: req.readonly };
       try {
         if (req.access === 'block') {
-          await this.o.mountPoints.ensure(req.targetPath, 'file');
+          await this.o.mountPoints.ensure(req.targetPath, 'file', signal);
           await host.bindDevice(array.devicePath, req.targetPath, bind);
         } else {
           // a bind of the staged mount, not a second mount of the device: a read-only publish is
           // then a read-only view of the one filesystem the volume has on this node
-          await this.o.mountPoints.ensure(req.targetPath, 'dir');
+          await this.o.mountPoints.ensure(req.targetPath, 'dir', signal);
           await host.bindMount(req.stagingPath, req.targetPath, bind);
         }
       } catch (e) {
@@ -305,12 +314,25 @@ export class NodeVolumes {
     });
   }
 
-  /** Undoes a publish and removes the target it created. */
+  /**
+   * Undoes a publish and removes the target if the publish created it. What is mounted at the
+   * target must be this volume's (its array's device, bound or as the staged filesystem): another
+   * volume's publish, or anything else mounted there, is refused and left mounted.
+   */
   async unpublish(req: { volumeId: string; targetPath: string }, signal?: AbortSignal): Promise<void> {
     const host = withSignal(this.o.host, signal);
-    await this.perVolume.run(req.volumeId, async () => {
-      await host.unmount(req.targetPath);
-      await this.o.mountPoints.remove(req.targetPath);
+    await this.locked(req.volumeId, signal, async () => {
+      const at = await host.getMount(req.targetPath);
+      if (at) {
+        const array = await host.getArray(req.volumeId);
+        if (at.devicePath !== array?.devicePath)
+          throw refuse(
+            'precondition',
+            `${req.targetPath} holds ${at.devicePath}, not volume ${req.volumeId}; leaving it mounted`,
+          );
+        await host.unmount(req.targetPath);
+      }
+      await this.o.mountPoints.remove(req.targetPath, signal);
     });
   }
 
@@ -332,12 +354,34 @@ export class NodeVolumes {
    * Grows this node's partitions to the recorded extents, then the array once every owner grew
    * theirs, then XFS for a mount volume. Returns the array's size.
    */
-  async expand(req: { volumeId: string; volumePath: string }, signal?: AbortSignal): Promise<number> {
+  async expand(
+    req: { volumeId: string; volumePath: string; requiredBytes?: number; limitBytes?: number },
+    signal?: AbortSignal,
+  ): Promise<number> {
     const host = withSignal(this.o.host, signal);
-    return this.perVolume.run(req.volumeId, async () => {
+    return this.locked(req.volumeId, signal, async () => {
       const rec = await this.record(req.volumeId);
+      // The node grows the volume to what the controller recorded, never further: a larger
+      // required size has not been allocated (ControllerExpandVolume first), a limit below the
+      // recorded size cannot be met (volumes do not shrink).
+      const required = req.requiredBytes ?? 0;
+      const limit = req.limitBytes ?? 0;
+      if (required > rec.sizeBytes)
+        throw refuse(
+          'out-of-range',
+          `volume ${rec.id} is ${rec.sizeBytes} bytes; required_bytes ${required} is more than the controller expanded it to`,
+        );
+      if (limit > 0 && rec.sizeBytes > limit)
+        throw refuse(
+          'out-of-range',
+          `volume ${rec.id} is ${rec.sizeBytes} bytes, above limit_bytes ${limit} (volumes do not shrink)`,
+        );
       const array = await host.getArray(rec.id);
       if (!array) throw refuse('precondition', `volume ${rec.id} is not staged on ${this.o.nodeName}`);
+      // what is at volume_path must be this volume: never grow another filesystem mounted there
+      const at = await host.getMount(req.volumePath);
+      if (!at || at.devicePath !== array.devicePath)
+        throw refuse('not-found', `volume ${rec.id} is not mounted at ${req.volumePath}`);
       // The controller recorded the larger extents: grow each local partition to match; the owners'
       // agents grow the remote ones. md grows to its smallest member, so wait for them.
       for (const r of rec.replicas.filter((x) => x.node === this.o.nodeName && x.state !== 'Faulty'))
@@ -355,8 +399,6 @@ export class NodeVolumes {
         }
         await pause(250, signal);
       }
-      const at = await host.getMount(req.volumePath);
-      if (!at) throw refuse('not-found', `nothing of volume ${rec.id} is mounted at ${req.volumePath}`);
       // a raw block volume is grown once its device is: the pod's bind is the same device node
       if (at.kind === 'filesystem') await host.growFilesystem(req.volumePath);
       return (await host.getArray(rec.id))?.sizeBytes ?? rec.sizeBytes;

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { makeLogger } from '../kube/log.ts';
 import { GiB } from '../placement/units.ts';
 import { ExtenderMetrics } from '../scheduler/metrics.ts';
-import { createExtenderApp } from '../scheduler/server.ts';
+import { createVerbsApp } from '../scheduler/server.ts';
 import { ExtenderState } from '../scheduler/state.ts';
 import { msNode, msVolume, pod } from '../scheduler/test/fixtures.ts';
 import { postJson } from '../scheduler/warm-up.ts';
@@ -80,11 +80,11 @@ console.log(
 );
 
 const metrics = new ExtenderMetrics(() => state.sizes());
-const app = createExtenderApp({
+// The verbs' app over plain HTTP (as `--insecure-http`): the bench measures the handlers, not TLS.
+const app = createVerbsApp({
   state,
   metrics,
   log: makeLogger('bench', 'silent'),
-  ready: () => ({ ready: true, waitingFor: [] }),
   now: () => now,
 });
 const server = await new Promise<import('node:http').Server>((r) => {
@@ -93,7 +93,7 @@ const server = await new Promise<import('node:http').Server>((r) => {
 const port = (server.address() as AddressInfo).port;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-const post = (path: string, body: string) => postJson(agent, port, path, body);
+const post = (path: string, body: string) => postJson(agent, { port }, path, body);
 
 // Bodies prepared up front: the bench measures the extender, not JSON.stringify in the client.
 const bodies = Array.from({ length: 64 }, (_, i) => {

@@ -110,6 +110,7 @@ try {
   const ext = await startExtender({
     kc: k.kc,
     log,
+    door: { insecureHttp: true }, // the bench measures scheduling throughput over plain HTTP
     host: '127.0.0.1',
     port: extenderPort,
     heartbeatStaleMs: 24 * 3600_000,

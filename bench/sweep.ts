@@ -1,14 +1,14 @@
 // `npm run bench:sweep`: every scenario class in simulations/scenarios/ over several seeds, every
-// policy on the same timelines; prints policy x class x metric (mean over seeds), MeshStor's rank
-// per class before (meshstor-bytes, ADR 0001's policy) and after (meshstor), and the wall time per
-// policy. Wall times are measured here, never in tests.
+// policy on the same timelines; prints policy x class x metric (mean over seeds), the rank per
+// class of meshstor-bytes (ADR 0001), meshstor-kept-holes (ADR 0003's first rule) and meshstor,
+// and the wall time per policy. Wall times are measured here, never in tests.
 //
 //   node bench/sweep.ts [--seeds 1,2,3,4,5] [--classes a,b] [--policies a,b] [--out FILE.md]
 //                       [--dwell HOURS] [--stay RATIO]   (override the scenarios' move policy)
+//                       [--rank-room on|off]             (override workload.extenderRanksRoom)
 import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { POLICIES } from '../placement/policies.ts';
 import { loadScenario, runScenario } from '../simulations/run.ts';
 import type { PolicyMetrics } from '../simulations/simulator.ts';
 
@@ -20,6 +20,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     dwell: { type: 'string' },
     stay: { type: 'string' },
+    'rank-room': { type: 'string' },
   },
 });
 const seeds = values.seeds.split(',').map(Number);
@@ -31,7 +32,14 @@ const classes = (
     .map((f) => basename(f, '.yaml'))
 ).sort();
 const BASELINES = ['most-free', 'longhorn', 'mayastor', 'topolvm', 'random'];
-const policies = values.policies?.split(',') ?? [...POLICIES.map((p) => p.name), 'meshstor-bytes'];
+// MeshStor's policy, its two predecessors (ADR 0001's bytes-only, ADR 0003's first kept-holes rule)
+// and the baselines; meshstor-worst-fit/-first-fit (ADR 0001's evidence) only when asked for.
+const policies = values.policies?.split(',') ?? [
+  'meshstor',
+  'meshstor-kept-holes',
+  'meshstor-bytes',
+  ...BASELINES,
+];
 
 interface Metric {
   key: string;
@@ -89,6 +97,7 @@ for (const cls of classes) {
     scenario.policies = policies;
     if (values.dwell !== undefined) scenario.moves.dwellHours = Number(values.dwell);
     if (values.stay !== undefined) scenario.moves.stayPerMoveHour = Number(values.stay);
+    if (values['rank-room'] !== undefined) scenario.workload.extenderRanksRoom = values['rank-room'] === 'on';
     const t0 = performance.now();
     const r = await runScenario(scenario, cls, { charts: false });
     const byPolicy = new Map(r.runs.map((x) => [x.metrics.policy, x]));
@@ -149,13 +158,13 @@ for (const cls of classes) {
   const baseMoved = BASELINES.map((b) => mean(sums.get(b)?.get('moved') ?? []));
   out.push(
     '',
-    `Rank among meshstor + the ${BASELINES.length} baselines (before = meshstor-bytes → after = meshstor), seeds where meshstor beat or tied every baseline; median baseline moved ${median(baseMoved).toFixed(1)} GiB/vol:`,
+    `Rank among each MeshStor policy + the ${BASELINES.length} baselines (meshstor-bytes → meshstor-kept-holes → meshstor), seeds where meshstor beat or tied every baseline; median baseline moved ${median(baseMoved).toFixed(1)} GiB/vol:`,
     '',
   );
   out.push(
     `| metric | ${METRICS.map((x) => x.head).join(' | ')} |`,
     `|---|${METRICS.map(() => '---:').join('|')}|`,
-    `| rank before → after | ${METRICS.map((x) => `${rank(sums, 'meshstor-bytes', x)} → ${rank(sums, 'meshstor', x)}`).join(' | ')} |`,
+    `| rank bytes → kept-holes → meshstor | ${METRICS.map((x) => ['meshstor-bytes', 'meshstor-kept-holes', 'meshstor'].map((p) => (sums.has(p) ? rank(sums, p, x) : '–')).join(' → ')).join(' | ')} |`,
     `| seeds won (after) | ${METRICS.map((x) => `${wins.get(`${cls}/${x.key}`) ?? 0}/${seeds.length}`).join(' | ')} |`,
     '',
   );

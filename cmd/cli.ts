@@ -195,10 +195,32 @@ export function defineCommand<F extends Flags>(spec: CommandSpec<F>): Command {
   };
 }
 
-/** Resolves with the signal's name at the first SIGTERM or SIGINT. */
-export function untilStopSignal(): Promise<string> {
+/** How long a server may take to stop after SIGTERM before the process exits anyway. */
+export const STOP_GRACE_MS = 20_000;
+
+/**
+ * Resolves with the signal's name at the first SIGTERM or SIGINT, and makes sure the process ends:
+ * a second signal exits at once, and so does a stop that takes longer than `exitAfterMs` (a hung
+ * host call, or work Node cannot cancel, such as a file-system call stuck in the kernel, would
+ * otherwise keep the process alive for ever). The timer is unref'd: a clean stop is not delayed.
+ */
+export function untilStopSignal({ exitAfterMs = STOP_GRACE_MS } = {}): Promise<string> {
   return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+    const stop = (signal: string) => {
+      process.removeListener('SIGTERM', onTerm);
+      process.removeListener('SIGINT', onInt);
+      const force = (why: string) => {
+        process.stderr.write(`meshstor: ${why}; exiting now\n`);
+        process.exit(1);
+      };
+      process.once('SIGTERM', () => force('second SIGTERM while stopping'));
+      process.once('SIGINT', () => force('second SIGINT while stopping'));
+      setTimeout(() => force(`still stopping ${exitAfterMs} ms after ${signal}`), exitAfterMs).unref();
+      resolve(signal);
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
   });
 }

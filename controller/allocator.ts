@@ -47,6 +47,22 @@ export interface VolumeRequest {
   spread: SpreadPolicy;
   fsType: VolumeRecord['fsType'];
   preferredNode?: string | undefined;
+  /**
+   * CSI's accessibility_requirements.requisite as placement segments: every replica goes on a node
+   * inside one of them (any of them). Undefined: anywhere. Empty: nowhere (nothing fits).
+   */
+  requisite?: readonly TopologySegment[] | undefined;
+}
+
+/** The nodes outside every segment of a requisite: none may hold a replica. */
+function outsideRequisite(
+  engine: PlacementEngine,
+  requisite: readonly TopologySegment[] | undefined,
+): Set<string> {
+  if (!requisite) return new Set();
+  return new Set(
+    engine.cluster.nodes.filter((n) => !requisite.some((seg) => n.matches(seg))).map((n) => n.name),
+  );
 }
 
 const MAX_ATTEMPTS = 8;
@@ -245,6 +261,7 @@ export class Allocator {
       }
     });
     let r: ReturnType<PlacementEngine['allocate']>;
+    const outside = outsideRequisite(engine, req.requisite);
     try {
       // Under its own reservation id, never the volume's: a stale model may still hold a deleted
       // volume of this name, and allocate would hand back that layout as if it were this one.
@@ -254,16 +271,20 @@ export class Allocator {
         replicaCount: req.replicaCount,
         spread: req.spread,
         preferredNode: req.preferredNode,
+        excludeNodes: outside,
       });
     } finally {
       for (const h of held) engine.cluster.release(h);
     }
     if (!r.ok) {
+      // the nodes outside the requisite were never candidates: their reasons say nothing
       const reasons = Object.entries(r.nodeReasons ?? {})
+        .filter(([n]) => !outside.has(n))
         .slice(0, 10)
         .map(([n, why]) => `${n}: ${why}`)
         .join('; ');
-      throw new PlacementError(r.code, `${r.message}${reasons ? ` (${reasons})` : ''}`);
+      const where = req.requisite ? 'nothing inside accessibility_requirements.requisite fits: ' : '';
+      throw new PlacementError(r.code, `${where}${r.message}${reasons ? ` (${reasons})` : ''}`);
     }
     const record: VolumeRecord = {
       id,

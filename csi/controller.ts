@@ -4,6 +4,7 @@
 // reports what placement can really place, expansion grows extents in place. The background
 // reconcilers (deletion, relocation) live in controller/ and cmd/ runs them.
 import { createHash } from 'node:crypto';
+import { MIN_FILESYSTEM_BYTES } from '../agent/host/filesystem-minimums.ts';
 import { Allocator, type AllocatorOptions } from '../controller/allocator.ts';
 import { markDeleting } from '../controller/release.ts';
 import { GiB, MiB } from '../placement/units.ts';
@@ -11,7 +12,7 @@ import type { VolumeRecord } from '../state/store.ts';
 import { capabilityProblem } from './capabilities.ts';
 import { alreadyExists, invalid, notFound, outOfRange } from './errors.ts';
 import { parseParameters } from './params.ts';
-import { preferredNode, segmentOf } from './topology.ts';
+import { preferredNode, requisiteSegments, segmentOf } from './topology.ts';
 import type {
   CapacityRange,
   ControllerExpandVolumeRequest,
@@ -22,6 +23,7 @@ import type {
   Volume,
   VolumeCapability,
 } from './types.ts';
+import { checkId, checkRange } from './validate.ts';
 
 export const DEFAULT_VOLUME_BYTES = GiB;
 /** The allocator's options: the service builds its allocator from them. */
@@ -35,24 +37,29 @@ function checkCapabilities(caps: readonly VolumeCapability[] | undefined): void 
   }
 }
 
-function int64(v: string | number | undefined, field: string): number {
-  const n = Number(v ?? 0);
-  if (!Number.isFinite(n) || n < 0) throw invalid(`${field} must not be negative`);
-  if (!Number.isSafeInteger(n)) throw outOfRange(`${field} ${v} is larger than MeshStor can address`);
-  return n;
-}
-
-/** The size to provision for a capacity range: at least required, at most limit, whole MiB. */
-export function sizeFor(range: CapacityRange | null | undefined): number {
-  const required = int64(range?.required_bytes, 'capacity_range.required_bytes');
-  const limit = int64(range?.limit_bytes, 'capacity_range.limit_bytes');
-  if (limit > 0 && required > limit)
-    throw invalid(`required_bytes ${required} is above limit_bytes ${limit}`);
+/**
+ * The size to provision for a capacity range: at least required, at most limit, whole MiB, and at
+ * least `minBytes` (the filesystem's smallest, for a mount volume): a smaller request is rounded
+ * up, as CSI allows while the limit permits, rather than refused, since a claim of a few MiB is
+ * common (tests, small config volumes) and would otherwise fail only at NodeStage's mkfs.
+ */
+export function sizeFor(range: CapacityRange | null | undefined, minBytes = MiB): number {
+  const { required, limit } = checkRange(range);
   const want =
     required > 0 ? required : limit > 0 ? Math.min(limit, DEFAULT_VOLUME_BYTES) : DEFAULT_VOLUME_BYTES;
-  const size = Math.ceil(want / MiB) * MiB;
-  if (limit > 0 && size > limit) throw outOfRange(`no whole-MiB size between ${required} and ${limit} bytes`);
+  const size = Math.ceil(Math.max(want, minBytes) / MiB) * MiB;
+  if (limit > 0 && size > limit)
+    throw outOfRange(
+      minBytes > want
+        ? `limit_bytes ${limit} is below the ${minBytes} bytes the volume's filesystem needs`
+        : `no whole-MiB size between ${required} and ${limit} bytes`,
+    );
   return size;
+}
+
+/** The smallest volume its capabilities allow: a mount volume holds XFS, a block one anything. */
+function minimumFor(caps: readonly VolumeCapability[]): number {
+  return caps.some((c) => c.mount) ? MIN_FILESYSTEM_BYTES.xfs : MiB;
 }
 
 /** Volume ids are MeshStorVolume names: a DNS label, derived from the CSI name. */
@@ -84,55 +91,60 @@ export class ControllerService {
     return this.allocator.collisions;
   }
 
-  async createVolume(req: CreateVolumeRequest): Promise<{ volume: Volume }> {
-    if (!req.name) throw invalid('name is required');
+  async createVolume(req: CreateVolumeRequest, signal?: AbortSignal): Promise<{ volume: Volume }> {
+    checkId(req.name, 'name');
     checkCapabilities(req.volume_capabilities);
     if (req.volume_content_source)
       throw invalid('volume_content_source is not supported (no snapshots or clones yet)');
     const params = parseParameters(req.parameters ?? {});
-    const size = sizeFor(req.capacity_range);
+    const size = sizeFor(req.capacity_range, minimumFor(req.volume_capabilities));
+    const { required, limit } = checkRange(req.capacity_range);
+    const requisite = requisiteSegments(req.accessibility_requirements?.requisite);
     const id = volumeIdFor(req.name);
     const a = this.allocator;
     a.requireLeader();
-    return a.perVolume.run(id, async () => {
-      const existing = await a.store.get(id);
-      if (existing) {
-        const required = int64(req.capacity_range?.required_bytes, 'required_bytes');
-        const limit = int64(req.capacity_range?.limit_bytes, 'limit_bytes');
-        const fits = existing.sizeBytes >= required && (limit === 0 || existing.sizeBytes <= limit);
-        const same =
-          existing.name === req.name &&
-          existing.replicaCount === params.replicaCount &&
-          existing.spread.mode === params.spread.mode &&
-          existing.spread.domain === params.spread.domain;
-        if (existing.phase === 'Deleting')
-          throw alreadyExists(`volume ${req.name} is being deleted; retry when it is gone`);
-        if (!fits || !same)
-          throw alreadyExists(`volume ${req.name} exists with a different size or parameters`);
-        await a.confirm(existing);
-        return { volume: toVolume(existing) };
-      }
-      const record = await a.create({
-        id,
-        name: req.name,
-        sizeBytes: size,
-        ...params,
-        preferredNode: preferredNode(req.accessibility_requirements?.preferred),
-      });
-      return { volume: toVolume(record) };
-    });
+    return a.perVolume.run(
+      id,
+      async () => {
+        const existing = await a.store.get(id);
+        if (existing) {
+          const fits = existing.sizeBytes >= required && (limit === 0 || existing.sizeBytes <= limit);
+          const same =
+            existing.name === req.name &&
+            existing.replicaCount === params.replicaCount &&
+            existing.spread.mode === params.spread.mode &&
+            existing.spread.domain === params.spread.domain;
+          if (existing.phase === 'Deleting')
+            throw alreadyExists(`volume ${req.name} is being deleted; retry when it is gone`);
+          if (!fits || !same)
+            throw alreadyExists(`volume ${req.name} exists with a different size or parameters`);
+          await a.confirm(existing);
+          return { volume: toVolume(existing) };
+        }
+        const record = await a.create({
+          id,
+          name: req.name,
+          sizeBytes: size,
+          ...params,
+          preferredNode: preferredNode(req.accessibility_requirements?.preferred),
+          requisite,
+        });
+        return { volume: toVolume(record) };
+      },
+      signal,
+    );
   }
 
-  async deleteVolume(req: DeleteVolumeRequest): Promise<Record<string, never>> {
-    if (!req.volume_id) throw invalid('volume_id is required');
+  async deleteVolume(req: DeleteVolumeRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    checkId(req.volume_id, 'volume_id');
     const a = this.allocator;
     a.requireLeader();
-    await a.perVolume.run(req.volume_id, () => markDeleting(a.store, a.inventory, req.volume_id));
+    await a.perVolume.run(req.volume_id, () => markDeleting(a.store, a.inventory, req.volume_id), signal);
     return {};
   }
 
   async validateVolumeCapabilities(req: ValidateVolumeCapabilitiesRequest) {
-    if (!req.volume_id) throw invalid('volume_id is required');
+    checkId(req.volume_id, 'volume_id');
     if (!req.volume_capabilities || req.volume_capabilities.length === 0)
       throw invalid('volume_capabilities is required');
     const rec = await this.allocator.store.get(req.volume_id);
@@ -182,19 +194,23 @@ export class ControllerService {
     };
   }
 
-  async controllerExpandVolume(req: ControllerExpandVolumeRequest) {
-    if (!req.volume_id) throw invalid('volume_id is required');
+  async controllerExpandVolume(req: ControllerExpandVolumeRequest, signal?: AbortSignal) {
+    checkId(req.volume_id, 'volume_id');
     if (!req.capacity_range) throw invalid('capacity_range is required');
     if (req.volume_capability) checkCapabilities([req.volume_capability]);
     const size = sizeFor(req.capacity_range);
     const a = this.allocator;
     a.requireLeader();
-    return a.perVolume.run(req.volume_id, async () => {
-      const rec = await a.store.get(req.volume_id);
-      if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
-      const nodeExpansion = !req.volume_capability?.block;
-      if (size > rec.sizeBytes) await a.expand(rec, size);
-      return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
-    });
+    return a.perVolume.run(
+      req.volume_id,
+      async () => {
+        const rec = await a.store.get(req.volume_id);
+        if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
+        const nodeExpansion = !req.volume_capability?.block;
+        if (size > rec.sizeBytes) await a.expand(rec, size);
+        return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
+      },
+      signal,
+    );
   }
 }

@@ -33,6 +33,15 @@ export const notFound = (message: string) => new CsiError(status.NOT_FOUND, mess
 export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
 export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
 
+/** Why a call's signal aborted, and so the status the call ends with whatever its work threw. */
+const ABORT_CODES = {
+  deadline: status.DEADLINE_EXCEEDED,
+  cancelled: status.CANCELLED,
+  stopping: status.UNAVAILABLE,
+} as const;
+export const aborted = (why: keyof typeof ABORT_CODES, message: string) =>
+  new CsiError(ABORT_CODES[why], message);
+
 const PLACEMENT_CODES: Record<PlacementError['code'], status> = {
   invalid: status.INVALID_ARGUMENT,
   'not-found': status.NOT_FOUND,
@@ -54,6 +63,7 @@ const VOLUME_CODES: Record<VolumeRefusalKind, status> = {
   exists: status.ALREADY_EXISTS,
   precondition: status.FAILED_PRECONDITION,
   unavailable: status.UNAVAILABLE,
+  'out-of-range': status.OUT_OF_RANGE,
 };
 
 const ALLOCATOR_CODES: Record<AllocatorRefusalKind, status> = {
@@ -94,4 +104,15 @@ export function codeFor(e: unknown): status {
 export function toCsiError(e: unknown): CsiError {
   if (e instanceof CsiError) return e;
   return new CsiError(codeFor(e), e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * What a call that failed answers: once its signal aborted (deadline, cancel, stop), the abort's
+ * status, since whatever the work threw then (a killed command, say) is a consequence of it.
+ */
+export function callFailure(e: unknown, signal: AbortSignal): CsiError {
+  if (!signal.aborted || e === signal.reason) return toCsiError(e);
+  const reason = toCsiError(signal.reason);
+  const detail = e instanceof Error ? e.message : String(e);
+  return new CsiError(reason.code, `${reason.message} (${detail})`);
 }

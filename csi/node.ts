@@ -1,21 +1,21 @@
 // The CSI Node service's handlers: they check requests as the spec asks and hand the work to the
 // agent (agent/node-volumes.ts), with the call's signal, so a cancelled call or a passed deadline
 // stops the host commands it started.
-import { isAbsolute, normalize } from 'node:path';
 import { NodeVolumes, type NodeVolumesOptions } from '../agent/node-volumes.ts';
 import { capabilityProblem } from './capabilities.ts';
-import { invalid } from './errors.ts';
+import { invalid, notFound } from './errors.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
-import type { StringMap, VolumeCapability } from './types.ts';
+import type { CapacityRange, StringMap, VolumeCapability } from './types.ts';
+import { checkId, checkPath, checkRange, kubeletRoot } from './validate.ts';
 
 export interface NodeServiceOptions extends NodeVolumesOptions {
   zone?: string | undefined;
   /**
-   * kubelet's directory: staging and target paths must be absolute, normalised and under it, so a
-   * careless or hostile caller cannot make the driver create, mount or remove anything elsewhere.
-   * Unchecked when not given (tests that play kubelet in a temporary directory).
+   * kubelet's directory (`--kubelet-dir`, default /var/lib/kubelet): every staging, target and
+   * volume path must be absolute, normalised and under it, so a careless or hostile caller cannot
+   * make the driver create, mount or remove anything elsewhere. Always checked.
    */
-  kubeletDir?: string | undefined;
+  kubeletDir: string;
 }
 
 interface StageRequest {
@@ -30,11 +30,6 @@ interface PublishRequest extends StageRequest {
   readonly: boolean;
 }
 
-function required(value: string | undefined, field: string): string {
-  if (!value) throw invalid(`${field} is required`);
-  return value;
-}
-
 /** The access type of a checked capability. */
 function accessOf(c: VolumeCapability | null): 'mount' | 'block' {
   if (!c) throw invalid('volume_capability is required');
@@ -45,24 +40,33 @@ function accessOf(c: VolumeCapability | null): 'mount' | 'block' {
 
 export class NodeService {
   private readonly zone: string | undefined;
-  private readonly kubeletDir: string | undefined;
+  private readonly kubeletRoot: string;
   readonly volumes: NodeVolumes;
 
   constructor(o: NodeServiceOptions) {
     this.zone = o.zone;
-    this.kubeletDir = o.kubeletDir === undefined ? undefined : normalize(o.kubeletDir).replace(/\/$/, '');
+    this.kubeletRoot = kubeletRoot(o.kubeletDir);
     this.volumes = new NodeVolumes(o);
   }
 
-  /** A staging or target path, checked against kubelet's directory when one is configured. */
+  /** A staging, target or volume path, checked against kubelet's directory. */
   private path(value: string | undefined, field: string): string {
-    const p = required(value, field);
-    const dir = this.kubeletDir;
-    if (dir === undefined) return p;
-    if (!isAbsolute(p) || normalize(p) !== p || p.endsWith('/'))
-      throw invalid(`${field} must be an absolute, normalised path (got ${JSON.stringify(p.slice(0, 200))})`);
-    if (!p.startsWith(`${dir}/`)) throw invalid(`${field} must be under kubelet's directory ${dir}`);
-    return p;
+    return checkPath(value, field, this.kubeletRoot);
+  }
+
+  /**
+   * The path NodeGetVolumeStats and NodeExpandVolume read a volume at: required, and a path that is
+   * not a kubelet path cannot be where the volume is, which the spec answers NOT_FOUND ("volume not
+   * accessible at volume_path"). Only read, never created or removed; the work below checks that
+   * what is mounted there is this volume.
+   */
+  private volumePath(volumeId: string, value: string | undefined): string {
+    if (!value) throw invalid('volume_path is required');
+    try {
+      return this.path(value, 'volume_path');
+    } catch (e) {
+      throw notFound(`volume ${volumeId} is not accessible there: ${(e as Error).message}`);
+    }
   }
 
   async nodeGetInfo() {
@@ -84,7 +88,7 @@ export class NodeService {
   }
 
   async nodeStageVolume(req: StageRequest, signal?: AbortSignal) {
-    const volumeId = required(req.volume_id, 'volume_id');
+    const volumeId = checkId(req.volume_id, 'volume_id');
     const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     const access = accessOf(req.volume_capability);
     await this.volumes.stage({ volumeId, stagingPath, access }, signal);
@@ -92,14 +96,14 @@ export class NodeService {
   }
 
   async nodeUnstageVolume(req: { volume_id: string; staging_target_path: string }, signal?: AbortSignal) {
-    const volumeId = required(req.volume_id, 'volume_id');
+    const volumeId = checkId(req.volume_id, 'volume_id');
     const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     await this.volumes.unstage({ volumeId, stagingPath }, signal);
     return {};
   }
 
   async nodePublishVolume(req: PublishRequest, signal?: AbortSignal) {
-    const volumeId = required(req.volume_id, 'volume_id');
+    const volumeId = checkId(req.volume_id, 'volume_id');
     const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     const targetPath = this.path(req.target_path, 'target_path');
     const access = accessOf(req.volume_capability);
@@ -108,15 +112,15 @@ export class NodeService {
   }
 
   async nodeUnpublishVolume(req: { volume_id: string; target_path: string }, signal?: AbortSignal) {
-    const volumeId = required(req.volume_id, 'volume_id');
+    const volumeId = checkId(req.volume_id, 'volume_id');
     const targetPath = this.path(req.target_path, 'target_path');
     await this.volumes.unpublish({ volumeId, targetPath }, signal);
     return {};
   }
 
   async nodeGetVolumeStats(req: { volume_id: string; volume_path: string }, signal?: AbortSignal) {
-    const volumeId = required(req.volume_id, 'volume_id');
-    const volumePath = required(req.volume_path, 'volume_path');
+    const volumeId = checkId(req.volume_id, 'volume_id');
+    const volumePath = this.volumePath(volumeId, req.volume_path);
     const u = await this.volumes.usage({ volumeId, volumePath }, signal);
     const volume_condition = u.degraded
       ? { abnormal: true, message: u.degraded }
@@ -145,12 +149,24 @@ export class NodeService {
   }
 
   async nodeExpandVolume(
-    req: { volume_id: string; volume_path: string; capacity_range: { required_bytes: string } | null },
+    req: {
+      volume_id: string;
+      volume_path: string;
+      capacity_range: CapacityRange | null;
+      staging_target_path?: string;
+      volume_capability?: VolumeCapability | null;
+    },
     signal?: AbortSignal,
   ) {
-    const volumeId = required(req.volume_id, 'volume_id');
-    const volumePath = required(req.volume_path, 'volume_path');
-    const size = await this.volumes.expand({ volumeId, volumePath }, signal);
+    const volumeId = checkId(req.volume_id, 'volume_id');
+    const volumePath = this.volumePath(volumeId, req.volume_path);
+    if (req.staging_target_path) this.path(req.staging_target_path, 'staging_target_path');
+    if (req.volume_capability) accessOf(req.volume_capability);
+    const { required, limit } = checkRange(req.capacity_range);
+    const size = await this.volumes.expand(
+      { volumeId, volumePath, requiredBytes: required, limitBytes: limit },
+      signal,
+    );
     return { capacity_bytes: String(size) };
   }
 }

@@ -18,3 +18,23 @@ export function segmentOf(t: Topology | null | undefined): TopologySegment {
   const zone = t?.segments[ZONE_KEY];
   return zone ? { zone } : {};
 }
+
+/**
+ * CreateVolume's `accessibility_requirements.requisite` as placement segments: replicas may go on
+ * a node inside any of them. A topology with a key MeshStor does not report (NodeGetInfo gives only
+ * the node and zone keys) matches no node, so it adds nothing. Undefined when no requisite is given.
+ */
+export function requisiteSegments(requisite: readonly Topology[] | undefined): TopologySegment[] | undefined {
+  if (!requisite || requisite.length === 0) return undefined;
+  const known = new Set([NODE_KEY, ZONE_KEY]);
+  return requisite
+    .filter((t) => Object.keys(t.segments ?? {}).every((k) => known.has(k)))
+    .map((t) => {
+      const seg: TopologySegment = {};
+      const node = t.segments[NODE_KEY];
+      const zone = t.segments[ZONE_KEY];
+      if (node !== undefined) seg.node = node;
+      if (zone !== undefined) seg.zone = zone;
+      return seg;
+    });
+}

@@ -133,6 +133,11 @@ export class ClusterState {
   /** Nodes sorted by name: the deterministic scan order. */
   nodes: NodeState[] = [];
   readonly volumes = new Map<string, VolumeState>();
+  /**
+   * The largest replica extent this model has held (reserved or loaded); never shrinks. Policies
+   * read it as the size the biggest future request is likely to need.
+   */
+  largestReplicaBytes = 0;
   readonly reservations = new Map<string, Reservation>();
   readonly drift: Drift[] = [];
   private readonly domainIds = { zone: new Map<string, number>(), rack: new Map<string, number>() };
@@ -264,6 +269,23 @@ export class ClusterState {
     }
   }
 
+  /** One drive of a node is gone (drive failure): its replicas become Faulty, the node stays. */
+  removeDrive(nodeName: string, driveId: string): void {
+    const n = this.mustNode(nodeName);
+    this.mustDrive(nodeName, driveId);
+    for (const [id, r] of this.reservations) {
+      if (r.replicas.some((x) => x.node === nodeName && x.drive === driveId)) this.release(id);
+    }
+    n.drives.splice(
+      n.drives.findIndex((d) => d.id === driveId),
+      1,
+    );
+    n.refresh();
+    for (const v of this.volumes.values()) {
+      for (const r of v.replicas) if (r.node === nodeName && r.drive === driveId) r.state = 'Faulty';
+    }
+  }
+
   // ---------------------------------------------------------------- reservations --
 
   /** Claims every extent of the reservation, or none of them. */
@@ -276,6 +298,7 @@ export class ClusterState {
         const d = this.mustDrive(r.node, r.drive);
         d.take(r.extent, { kind: 'reservation', reservationId: res.id, replicaId: r.replicaId });
         done.push(r);
+        this.noteReplicaBytes(r.extent);
       }
     } catch (e) {
       for (const r of done) this.mustDrive(r.node, r.drive).drop(r.extent.start, isReservation(res.id));
@@ -283,6 +306,10 @@ export class ClusterState {
     }
     for (const r of res.replicas) this.mustNode(r.node).refresh();
     this.reservations.set(res.id, res);
+  }
+
+  private noteReplicaBytes(e: Extent): void {
+    if (e.end - e.start > this.largestReplicaBytes) this.largestReplicaBytes = e.end - e.start;
   }
 
   release(reservationId: string): boolean {
@@ -371,6 +398,7 @@ export class ClusterState {
     for (const r of v.replicas) {
       v.nextReplica = Math.max(v.nextReplica, replicaIndex(r.id) + 1);
       if (r.state === 'Removed') continue;
+      this.noteReplicaBytes(r.extent);
       const n = this.nodeMap.get(r.node);
       if (!n) {
         this.drift.push({
@@ -458,7 +486,7 @@ export class ClusterState {
   private freeReplicaExtent(v: VolumeState, r: ReplicaInfo): void {
     const n = this.nodeMap.get(r.node);
     const d = n?.drive(r.drive);
-    if (!n || !d) return; // the node is gone: nothing left to free
+    if (!n || !d) return; // the node or drive is gone: nothing left to free
     d.drop(r.extent.start, (c) => c.kind === 'replica' && c.volumeId === v.id && c.replicaId === r.id);
     n.refresh();
   }

@@ -144,6 +144,17 @@ export class DriveState {
     return out;
   }
 
+  /** Size of the smallest free extent that holds `bytes` (0 when none or no GPT slot): no allocation. */
+  smallestHoleFor(bytes: number): number {
+    if (this.slotsFree === 0) return 0;
+    let best = 0;
+    for (const f of this.freeList) {
+      const len = f.end - f.start;
+      if (len >= bytes && (best === 0 || len < best)) best = len;
+    }
+    return best;
+  }
+
   /**
    * The free extent ("hole") a new partition of `bytes` goes into under `fit`; the partition is
    * placed at the hole's start so what is left stays one piece.

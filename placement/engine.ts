@@ -45,6 +45,8 @@ export interface AllocationRequest {
   preferredNode?: string | undefined;
   /** Only nodes in this segment may hold replicas. */
   segment?: TopologySegment | undefined;
+  /** Nodes that may not hold a replica (outside a CSI requisite, say). */
+  excludeNodes?: ReadonlySet<string> | undefined;
   /** Caller's clock value after which the reservation may be expired. */
   expiresAt?: number | undefined;
 }
@@ -201,7 +203,7 @@ export class PlacementEngine {
         count: req.replicaCount,
         spread,
         usedDomains: new Set(),
-        excludeNodes: new Set(),
+        excludeNodes: new Set(req.excludeNodes),
         preferredNodes: req.preferredNode ? [req.preferredNode] : [],
         segment: req.segment,
       },
@@ -307,7 +309,11 @@ export class PlacementEngine {
       need = Math.max(need, replicaExtentBytes(pv.sizeBytes));
       total += replicaExtentBytes(pv.sizeBytes);
     }
-    const view = { nodes: this.cluster.nodes, random: () => this.rng.next() };
+    const view = {
+      nodes: this.cluster.nodes,
+      largestReplicaBytes: this.cluster.largestReplicaBytes,
+      random: () => this.rng.next(),
+    };
     const prepared = this.policy.prepare(view);
     const room: { node: string; score: number }[] = [];
     const scores = new Map<string, number>();
@@ -324,9 +330,14 @@ export class PlacementEngine {
       room.push({ node: name, score: this.policy.score(n, need, prepared, view) });
     }
     room.sort((a, b) => b.score - a.score || (a.node < b.node ? -1 : 1));
-    room.forEach((r, i) => {
-      scores.set(r.node, 3 - Math.floor((3 * i) / room.length));
+    // A node the policy takes only as a last resort (a kept hole, a big slot) is ranked with the
+    // nodes that cannot take everything; the rest split 3/2/1 by thirds of the ranking.
+    const floor = this.policy.lastResortBelow ?? Number.NEGATIVE_INFINITY;
+    const preferred = room.filter((r) => r.score > floor);
+    preferred.forEach((r, i) => {
+      scores.set(r.node, 3 - Math.floor((3 * i) / preferred.length));
     });
+    for (const r of room) if (r.score <= floor) scores.set(r.node, 1);
     return candidateNodes.map((node) => ({ node, score: scores.get(node) ?? 0 }));
   }
 

@@ -1,9 +1,10 @@
 // What moving data costs and when it is worth it: a sync copies a member's bytes at the bandwidth
 // one sync gets; data follows a pod only once the pod has stayed long enough to be likely to stay
-// as long again; queued syncs run rebuilds first (a volume short of copies), then drains, then
+// as long again; queued syncs run catch-ups and rebuilds first (a volume short of copies), then drains, then
 // relocations, smallest first within each, so many small volumes become local before one big one.
 
-export type SyncKind = 'rebuild' | 'drain' | 'relocation';
+/** `catch-up`: a member that was away (its node back under its own name) resyncs what changed. */
+export type SyncKind = 'catch-up' | 'rebuild' | 'drain' | 'relocation';
 
 export interface MovePolicy {
   /** A pod runs on its node at least this long before its data follows it (hysteresis). */
@@ -31,7 +32,8 @@ export function relocationDelayHours(bytes: number, bytesPerSecond: number, poli
   return Math.max(policy.dwellHours, policy.stayPerMoveHour * syncHours(bytes, bytesPerSecond));
 }
 
-const PRIORITY: Record<SyncKind, number> = { rebuild: 0, drain: 1, relocation: 2 };
+// A catch-up restores a copy soonest (it copies only what changed), so it goes first.
+const PRIORITY: Record<SyncKind, number> = { 'catch-up': 0, rebuild: 1, drain: 2, relocation: 3 };
 
 export interface QueuedSync {
   kind: SyncKind;

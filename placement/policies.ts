@@ -9,6 +9,8 @@ import { GiB } from './units.ts';
 export interface PolicyView {
   /** Every node in the model, in scan order (for policies that look at the whole cluster). */
   readonly nodes: readonly NodeState[];
+  /** The largest replica extent the cluster has held (0 when none): the size big requests need. */
+  readonly largestReplicaBytes: number;
   /** A uniform random number in [0, 1), from the engine's seeded generator. */
   random(): number;
 }
@@ -20,6 +22,11 @@ export interface PlacementPolicy {
   readonly extentFit: ExtentFit;
   /** Called once per decision; what it returns is handed to `score`. */
   prepare(view: PolicyView): unknown;
+  /**
+   * Scores at or below this mean "only when no other node can" (a kept hole, a big slot): the
+   * extender ranks such nodes with those that cannot take the volume. Undefined: no such scores.
+   */
+  readonly lastResortBelow?: number;
   /** Higher is better; ties are broken by a seeded per-decision shuffle. */
   score(node: NodeState, needBytes: number, prepared: unknown, view: PolicyView): number;
 }
@@ -83,11 +90,14 @@ function keptHoles(view: PolicyView, count: number = KEPT_HOLES): KeptHoles {
 function bestFitHole(n: NodeState, need: number): number {
   let best = 0;
   for (const d of n.drives) {
-    const p = d.pick(need, 'best');
-    if (p && (best === 0 || p.holeBytes < best)) best = p.holeBytes;
+    const h = d.smallestHoleFor(need);
+    if (h > 0 && (best === 0 || h < best)) best = h;
   }
   return best;
 }
+
+/** Scores at or below this mean "only when no other node can": the extender ranks them last. */
+const LAST_RESORT = -1.5;
 
 /** Below any dominant-share score (those lie in [-1, 1]): a kept hole is the last resort. */
 const KEPT_HOLE_PENALTY = 2;
@@ -117,20 +127,56 @@ export function bytesBindOn(n: NodeState, need: number): boolean {
   return (n.freeBytes - need) / n.capacityBytes < (n.slotsTotal - n.slotsUsed - 1) / n.slotsTotal;
 }
 
-function meshstor(fit: ExtentFit, name: string, description: string, kept = KEPT_HOLES): PlacementPolicy {
+/**
+ * How many holes of the cluster's largest replica size (`big`) placing `need` on `n` destroys:
+ * 0 when the best-fit hole has room for `need` beside the big slots it holds, 1 when it does not.
+ */
+export function bigSlotsLost(n: NodeState, need: number, big: number): number {
+  if (n.largestPlaceable < big) return 0; // no hole holds a big slot, so none can be lost
+  const hole = bestFitHole(n, need);
+  if (hole <= 0 || big <= 0) return 0;
+  return Math.floor(hole / big) - Math.floor((hole - need) / big);
+}
+
+/** Below any dominant-share score: breaking a big slot is the last resort. */
+const BIG_SLOT_PENALTY = 3;
+
+/**
+ * Dominant-share least-allocated, except that a replica which would cut a hole below a multiple
+ * of the cluster's largest replica goes there only when every node would: small volumes fill the
+ * slack beside big slots, so the biggest volumes still find holes when the cluster is nearly full.
+ */
+const slotKeepingScore: PlacementPolicy['score'] = (n, need, _prepared, view) => {
+  const base = dominantShareScore(n, need);
+  if (!bytesBindOn(n, need)) return base;
+  return base - BIG_SLOT_PENALTY * bigSlotsLost(n, need, Math.max(need, view.largestReplicaBytes));
+};
+
+/** The previous MeshStor policy (issue 14, first session): 3 largest holes kept for last. */
+export const meshstorKeptHolesPolicy: PlacementPolicy = {
+  name: 'meshstor-kept-holes',
+  description:
+    'least-allocated node by its scarcer resource, the 3 largest holes kept for last; best-fit extent',
+  extentFit: 'best',
+  prepare: (view) => keptHoles(view, KEPT_HOLES),
+  score: holeKeepingScore,
+};
+
+function meshstor(fit: ExtentFit, name: string, description: string): PlacementPolicy {
   return {
     name,
     description,
     extentFit: fit,
-    prepare: (view) => keptHoles(view, kept),
-    score: holeKeepingScore,
+    lastResortBelow: LAST_RESORT,
+    prepare: nothing,
+    score: slotKeepingScore,
   };
 }
 
 export const meshstorPolicy = meshstor(
   'best',
   'meshstor',
-  'least-allocated node by its scarcer resource (bytes or GPT entries), the 3 largest holes kept for last; best-fit extent',
+  'least-allocated node by its scarcer resource (bytes or GPT entries); a hole is cut below a multiple of the largest replica only when every node would; best-fit extent',
 );
 
 /** Issue 14's first step alone (dominant share, no kept holes): kept so simulations can compare. */
@@ -274,6 +320,7 @@ export const ALL_POLICIES: readonly PlacementPolicy[] = [
   ...POLICIES,
   meshstorBytesPolicy,
   meshstorDominantPolicy,
+  meshstorKeptHolesPolicy,
 ];
 
 export function policyByName(name: string): PlacementPolicy {

@@ -111,7 +111,11 @@ export function selectNodes(
   cursor: ScanCursor = { next: 0 },
 ): SelectResult {
   const salt = rng.nextU32();
-  const view: PolicyView = { nodes: cluster.nodes, random: () => rng.next() };
+  const view: PolicyView = {
+    nodes: cluster.nodes,
+    largestReplicaBytes: cluster.largestReplicaBytes,
+    random: () => rng.next(),
+  };
   const chosen: NodeState[] = [];
   const taken = new Set<string>(req.excludeNodes);
   const used = new Set<string>(req.usedDomains);

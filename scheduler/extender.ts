@@ -1,6 +1,6 @@
-// `meshstor extender`: informers feeding ExtenderState, and the HTTP server kube-scheduler calls.
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// `meshstor extender`: informers feeding ExtenderState, the verbs kube-scheduler calls (mutual TLS,
+// door.ts) and the probes and metrics on a port of their own.
+import { createServer } from 'node:http';
 import {
   CoreV1Api,
   type KubeConfig,
@@ -12,16 +12,23 @@ import {
 import { type MeshStorNode, type MeshStorVolume, PLURAL } from '../kube/crds.ts';
 import { type RunningInformer, startCustomInformer, startInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
+import { closeServer, type Door, listen, privateSocket, verbsServer } from './door.ts';
 import { ExtenderMetrics } from './metrics.ts';
-import { createExtenderApp } from './server.ts';
+import { createProbesApp, createVerbsApp } from './server.ts';
 import { ExtenderState, quantityBytes, type StateOptions } from './state.ts';
 import { warmUp } from './warm-up.ts';
 
 export interface ExtenderOptions extends StateOptions {
   kc: KubeConfig;
   log: Logger;
+  /** How the verbs are served: mutual TLS, or plain HTTP only when asked for by name. */
+  door: Door;
+  /** Address of both listeners (default 127.0.0.1). */
   host?: string;
+  /** Port of the verbs (default 8099; 0: any free port). */
   port?: number;
+  /** Port of /healthz, /readyz and /metrics, plain HTTP (default 0: any free port). */
+  probePort?: number;
   bodyLimit?: string;
   /** Process-wide default metrics (CPU, memory, event loop); off in tests that run several. */
   defaultMetrics?: boolean;
@@ -30,7 +37,10 @@ export interface ExtenderOptions extends StateOptions {
 }
 
 export interface RunningExtender {
+  /** The verbs' port. */
   port: number;
+  /** The probes' and metrics' port. */
+  probePort: number;
   state: ExtenderState;
   metrics: ExtenderMetrics;
   /** Resolves when every cache has delivered its first list and the warm-up is done (ready). */
@@ -116,18 +126,41 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
     if (waitingFor.length === 0 && !warmed) waitingFor.push('warm-up');
     return { ready: waitingFor.length === 0, waitingFor };
   };
-  const app = createExtenderApp({ state, metrics, log, ready, bodyLimit: opts.bodyLimit });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(opts.port ?? 8099, opts.host ?? '127.0.0.1', (err?: Error) =>
-      err ? reject(err) : resolve(s),
-    );
-  });
+  const verbs = createVerbsApp({ state, metrics, log, bodyLimit: opts.bodyLimit });
+  const host = opts.host ?? '127.0.0.1';
+  const server = verbsServer(opts.door, verbs, log);
   server.keepAliveTimeout = 65_000; // longer than kube-scheduler's idle connections
-  const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: opts.host ?? '127.0.0.1' }, 'extender listening');
+  const probes = createProbesApp({ metrics, ready });
+  const probeServer = createServer(probes);
+  let port: number;
+  let probePort: number;
+  try {
+    port = await listen(server, opts.port ?? 8099, host);
+    probePort = await listen(probeServer, opts.probePort ?? 0, host);
+  } catch (e) {
+    await Promise.all(informers.map((i) => i.stop()));
+    await Promise.all([closeServer(server), closeServer(probeServer)]);
+    throw e;
+  }
+  const scheme = 'tls' in opts.door ? 'https (client certificate required)' : 'http (INSECURE)';
+  log.info({ port, probePort, host, scheme }, 'extender listening');
   const whenSynced = Promise.all(informers.map((i) => i.whenSynced)).then(async () => {
     const rounds = opts.warmUpRounds ?? 500;
-    const ms = rounds > 0 ? await warmUp(state, port, rounds) : 0;
+    let ms = 0;
+    if (rounds > 0) {
+      // Best effort, like the calls themselves: without a socket (no writable temp directory, say)
+      // the extender is ready unwarmed rather than never.
+      try {
+        const socket = await privateSocket(verbs);
+        try {
+          ms = await warmUp(state, { socketPath: socket.socketPath }, rounds);
+        } finally {
+          await socket.close();
+        }
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'warm-up skipped');
+      }
+    }
     warmed = true;
     log.info(
       { warmUpRounds: rounds, warmUpMs: Math.round(ms) },
@@ -136,15 +169,13 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
   });
   return {
     port,
+    probePort,
     state,
     metrics,
     whenSynced,
     close: async () => {
       await Promise.all(informers.map((i) => i.stop()));
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await Promise.all([closeServer(server), closeServer(probeServer)]);
     },
   };
 }

@@ -1,26 +1,29 @@
-// The extender's HTTP surface (express 5): POST /filter and /prioritize in the kube-scheduler
-// extender wire format, /healthz, /readyz (after the caches synced), /metrics. Bad requests get a
-// 4xx with a message saying what is wrong, and the process keeps serving.
+// The extender's HTTP surfaces (express 5), two apps for two doors: the verbs (POST /filter and
+// /prioritize in the kube-scheduler extender wire format), served over mutual TLS to kube-scheduler
+// alone; and the probes (/healthz, /readyz after the caches synced, /metrics), served apart to
+// kubelet and Prometheus. Bad requests get a 4xx with a message saying what is wrong, and the
+// process keeps serving.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../kube/log.ts';
 import { writeMetrics } from '../kube/metrics.ts';
+import { BadRequest, boundedJsonBody } from './json-body.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
 import { WARM_UP_HEADER } from './warm-up.ts';
 import { candidateNames, describeIssues, type ExtenderArgs, extenderArgsSchema } from './wire.ts';
 
-export interface AppOptions {
+export interface VerbsAppOptions {
   state: ExtenderState;
   metrics: ExtenderMetrics;
   log: Logger;
-  ready: () => { ready: boolean; waitingFor: string[] };
   /** Largest accepted request body (express/body-parser size string). */
   bodyLimit?: string;
   now?: () => number;
 }
 
-class BadRequest extends Error {
-  readonly status = 400;
+export interface ProbesAppOptions {
+  metrics: ExtenderMetrics;
+  ready: () => { ready: boolean; waitingFor: string[] };
 }
 
 function parseArgs(body: unknown): ExtenderArgs {
@@ -32,12 +35,18 @@ function parseArgs(body: unknown): ExtenderArgs {
   return r.data;
 }
 
-export function createExtenderApp(opts: AppOptions): express.Express {
-  const { state, metrics, log } = opts;
-  const now = opts.now ?? Date.now;
+function bareApp(): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  return app;
+}
+
+/** POST /filter and /prioritize: what kube-scheduler calls (behind mutual TLS in a cluster). */
+export function createVerbsApp(opts: VerbsAppOptions): express.Express {
+  const { state, metrics, log } = opts;
+  const now = opts.now ?? Date.now;
+  const app = bareApp();
 
   const verb =
     (name: 'filter' | 'prioritize', fn: (args: ExtenderArgs, names: string[]) => unknown) =>
@@ -60,7 +69,7 @@ export function createExtenderApp(opts: AppOptions): express.Express {
     if (!req.headers[WARM_UP_HEADER]) res.locals.endTimer = metrics.latency.startTimer({ verb: name });
     next();
   };
-  const json = express.json({ limit: opts.bodyLimit ?? '8mb', type: () => true });
+  const json = boundedJsonBody(opts.bodyLimit ?? '8mb');
   app.post(
     '/filter',
     timed('filter'),
@@ -85,6 +94,34 @@ export function createExtenderApp(opts: AppOptions): express.Express {
     json,
     verb('prioritize', (args, names) => state.prioritize(args.Pod, names, now())),
   );
+  app.use((req, res) => {
+    res
+      .status(404)
+      .json({ Error: `no such endpoint: ${req.method} ${req.path} (use POST /filter, POST /prioritize)` });
+  });
+  // Express 5 forwards thrown errors and rejected promises here: nothing goes unhandled.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; type?: string; message?: string; limit?: number };
+    let status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
+    let message = e.message ?? String(err);
+    if (e.type === 'entity.too.large') message = `request body larger than the limit of ${e.limit} bytes`;
+    else if (status === 500) message = `internal error: ${message}`;
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') status = 415;
+    const v = req.path.replace(/^\//, '') || 'unknown';
+    metrics.errors.inc({ verb: v, code: String(status) });
+    (status >= 500 ? log.error : log.warn).call(
+      log,
+      { verb: v, status, err: message },
+      'extender request failed',
+    );
+    if (!res.headersSent) res.status(status).json({ Error: message });
+  });
+  return app;
+}
+
+/** GET /healthz, /readyz and /metrics: for kubelet and Prometheus, on a port of their own. */
+export function createProbesApp(opts: ProbesAppOptions): express.Express {
+  const app = bareApp();
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
   });
@@ -97,30 +134,12 @@ export function createExtenderApp(opts: AppOptions): express.Express {
         .type('text/plain')
         .send(`caches not synced yet: ${r.waitingFor.join(', ')}`);
   });
-  app.get('/metrics', (_req, res) => writeMetrics(metrics.registry, res));
+  app.get('/metrics', (_req, res) => writeMetrics(opts.metrics.registry, res));
   app.use((req, res) => {
     res
       .status(404)
-      .json({ Error: `no such endpoint: ${req.method} ${req.path} (use POST /filter, POST /prioritize)` });
-  });
-  // Express 5 forwards thrown errors and rejected promises here: nothing goes unhandled.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { status?: number; type?: string; message?: string; limit?: number };
-    let status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
-    let message = e.message ?? String(err);
-    if (e.type === 'entity.parse.failed') message = `malformed JSON body: ${message}`;
-    else if (e.type === 'entity.too.large')
-      message = `request body larger than the limit of ${e.limit} bytes`;
-    else if (status === 500) message = `internal error: ${message}`;
-    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') status = 415;
-    const v = req.path.replace(/^\//, '') || 'unknown';
-    metrics.errors.inc({ verb: v, code: String(status) });
-    (status >= 500 ? log.error : log.warn).call(
-      log,
-      { verb: v, status, err: message },
-      'extender request failed',
-    );
-    if (!res.headersSent) res.status(status).json({ Error: message });
+      .type('text/plain')
+      .send(`no such endpoint: ${req.method} ${req.path} (use GET /healthz, /readyz, /metrics)\n`);
   });
   return app;
 }

@@ -25,6 +25,7 @@ const COLUMNS: Column[] = [
   { head: 'relocated', cell: (m) => formatBytes(m.relocationBytes) },
   { head: 'drained', cell: (m) => formatBytes(m.drainBytes) },
   { head: 'rebuilt', cell: (m) => formatBytes(m.rebuildBytes) },
+  { head: 'caught up', cell: (m) => formatBytes(m.catchUpBytes) },
   { head: 'moved/vol', cell: (m) => formatBytes(m.bytesMovedPerVolume) },
   { head: 'settle mean/max', cell: (m) => `${hours(m.meanSettleHours)}/${hours(m.maxSettleHours)}` },
   { head: 'peak syncs node/all', cell: (m) => `${m.peakSyncsPerNode}/${m.peakSyncsQueued}` },

@@ -101,16 +101,20 @@ export async function runScenario(
 
 function describeEvent(e: Scenario['events'][number], t: number): string {
   const where =
-    'node' in e
-      ? ` (${e.node})`
-      : e.type === 'zoneOutage' || e.type === 'nodeAdded'
-        ? ` (zone ${e.zone})`
-        : '';
+    e.type === 'driveFailure'
+      ? ` (${e.node}, drive ${e.drive})`
+      : 'node' in e
+        ? ` (${e.node})`
+        : e.type === 'zoneOutage' || e.type === 'nodeAdded'
+          ? ` (zone ${e.zone})`
+          : '';
   const storm =
     e.type === 'evictionStorm'
       ? ` (${e.fraction * 100}% of pods${e.zone === undefined ? '' : ` in zone ${e.zone}`})`
       : '';
-  return `${e.type} at ${t} h${where}${storm}`;
+  const detail =
+    e.type === 'nodeLoss' && e.returnAfterHours !== undefined ? `, back after ${e.returnAfterHours} h` : '';
+  return `${e.type} at ${t} h${where}${detail}${storm}`;
 }
 
 /**

@@ -81,8 +81,25 @@ const event = z.discriminatedUnion('type', [
       uncordonAfterHours: z.number().positive().optional(),
     })
     .strict(),
-  z.object({ at: z.number().nonnegative(), type: z.literal('nodeLoss'), node: nodeRef }).strict(),
+  z
+    .object({
+      at: z.number().nonnegative(),
+      type: z.literal('nodeLoss'),
+      node: nodeRef,
+      /** The node comes back under its own name, drives intact (a reboot, a partition healed). */
+      returnAfterHours: z.number().positive().max(LIMITS.hours).optional(),
+    })
+    .strict(),
   z.object({ at: z.number().nonnegative(), type: z.literal('zoneOutage'), zone: z.string().min(1) }).strict(),
+  z
+    .object({
+      at: z.number().nonnegative(),
+      type: z.literal('driveFailure'),
+      node: nodeRef,
+      /** Which of the node's drives, in the order the node type lists them (the OS drive first). */
+      drive: z.number().int().nonnegative().max(64).default(0),
+    })
+    .strict(),
   z
     .object({
       at: z.number().nonnegative(),
@@ -109,6 +126,15 @@ const sync = z
     networkBandwidth: bandwidth.default(3.125e9),
     perSyncCap: bandwidth.default(2e8),
     concurrentPerNode: z.number().int().min(1).max(64).default(2),
+    /**
+     * Bytes each volume writes per hour: what a member that was away must catch up (md's
+     * write-intent bitmap resyncs only what changed; never more than the volume).
+     */
+    writtenPerVolumeHour: z
+      .number()
+      .nonnegative()
+      .max(2 ** 50)
+      .default(2 ** 30),
   })
   .strict();
 
@@ -184,7 +210,17 @@ export const scenarioSchema = z
       ) {
         problem(['events', i, 'zone'], `no zone "${e.zone}"`);
       }
-      if ((e.type === 'drain' || e.type === 'nodeLoss') && e.node !== 'auto' && !names.has(e.node)) {
+      if (e.type === 'driveFailure') {
+        const fewest = Math.min(...s.cluster.nodeTypes.map((t) => t.drives.length + (t.osDrive ? 1 : 0)));
+        if (e.drive >= fewest) {
+          problem(['events', i, 'drive'], `drive ${e.drive}: some node type has only ${fewest} drive(s)`);
+        }
+      }
+      if (
+        (e.type === 'drain' || e.type === 'nodeLoss' || e.type === 'driveFailure') &&
+        e.node !== 'auto' &&
+        !names.has(e.node)
+      ) {
         problem(['events', i, 'node'], `no node "${e.node}" (nodes are named <zone>-NN, from 00)`);
       }
       if (e.at > s.durationHours) problem(['events', i, 'at'], `after the end (${s.durationHours} h)`);

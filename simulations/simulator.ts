@@ -51,6 +51,8 @@ export interface PolicyMetrics {
   relocationBytes: number;
   drainBytes: number;
   rebuildBytes: number;
+  /** Bytes resynced by members whose node came back under its own name (instead of a rebuild). */
+  catchUpBytes: number;
   relocationsFailed: number;
   volumesLost: number;
   /** Volumes left with fewer in-sync members than asked for at the end. */
@@ -71,7 +73,7 @@ export interface PolicyMetrics {
   timeLocality: number;
   /** Pod-hours run with the volume only over the network. */
   remotePodHours: number;
-  /** Bytes copied by relocation, drain and rebuild per volume allocated. */
+  /** Bytes copied by relocation, drain, rebuild and catch-up per volume allocated. */
   bytesMovedPerVolume: number;
   /** Mean and worst hours from a scenario event until the last sync it caused ended. */
   meanSettleHours: number;
@@ -230,21 +232,34 @@ export function simulatePolicy(
       return;
     }
     c.commitReplica(plan.reservationId ?? `${plan.volumeId}/${plan.to.replicaId}`, 'Syncing');
+    queueSync(kind, plan.volumeId, plan.to.node, plan.bytes, plan.to.replicaId, plan.from?.replicaId, cause);
+  };
+
+  /** A sync into `toReplica` (already Syncing), queued on its node and counted for its cause. */
+  const queueSync = (
+    kind: SyncKind,
+    volumeId: string,
+    target: string,
+    bytes: number,
+    toReplica: string,
+    fromReplica: string | undefined,
+    cause: number,
+  ) => {
     const sy: Sync = {
       seq: seq++,
       kind,
-      volumeId: plan.volumeId,
-      target: plan.to.node,
-      bytes: plan.bytes,
-      toReplica: plan.to.replicaId,
-      fromReplica: plan.from?.replicaId,
+      volumeId,
+      target,
+      bytes,
+      toReplica,
+      fromReplica,
       cause,
       queuedAt: now,
       cancelled: false,
     };
-    const set = inflight.get(sy.volumeId) ?? new Set();
+    const set = inflight.get(volumeId) ?? new Set();
     set.add(sy);
-    inflight.set(sy.volumeId, set);
+    inflight.set(volumeId, set);
     if (cause >= 0) causeOpen.set(cause, (causeOpen.get(cause) ?? 0) + 1);
     syncs.enqueue(sy, now);
   };
@@ -277,6 +292,7 @@ export function simulatePolicy(
     if (from) c.removeReplica(v.id, from.id);
     if (sy.kind === 'relocation') m.relocationBytes += sy.bytes;
     else if (sy.kind === 'drain') m.drainBytes += sy.bytes;
+    else if (sy.kind === 'catch-up') m.catchUpBytes += sy.bytes;
     else m.rebuildBytes += sy.bytes;
     const p = pods.get(v.id);
     if (p) settle(p, sy.cause);
@@ -441,8 +457,12 @@ export function simulatePolicy(
     }
   };
 
-  const lose = (nodeName: string, cause: number) => {
-    if (!c.node(nodeName)) return;
+  /** Nodes that are down but will come back under their own name, with when they went down. */
+  const away = new Map<string, number>();
+
+  const lose = (nodeName: string, cause: number, returns = false) => {
+    const node = c.node(nodeName);
+    if (!node) return;
     // Syncs into the lost node end with it; their half-made members go too.
     for (const [volumeId, set] of [...inflight]) {
       for (const sy of [...set]) {
@@ -452,21 +472,88 @@ export function simulatePolicy(
       }
     }
     draining.delete(nodeName);
-    c.removeNode(nodeName);
+    if (returns) {
+      // Down, not gone: its drives keep their partitions, its members are Faulty until it returns.
+      node.agentHealthy = false;
+      node.schedulable = false;
+      away.set(nodeName, now);
+      for (const v of c.volumes.values()) {
+        for (const r of v.replicas) if (r.node === nodeName && r.state !== 'Removed') r.state = 'Faulty';
+      }
+    } else c.removeNode(nodeName);
     for (const p of [...pods.values()]) if (p.node === nodeName) reschedule(p, cause);
     for (const v of [...c.volumes.values()]) {
       const lost = v.replicas.find((r) => r.node === nodeName);
       if (!lost) continue;
       // A drain already copying this member elsewhere is its rebuild.
       if ([...(inflight.get(v.id) ?? [])].some((sy) => sy.fromReplica === lost.id)) continue;
-      const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
-      if (plan.ok && !plan.noop) startMove('rebuild', plan.plan, cause);
-      else if (!plan.ok && plan.code === 'unsafe') {
-        m.volumesLost++;
-        deleteVolume(v.id);
-        const p = pods.get(v.id);
-        if (p) dropPod(p);
-        continue;
+      rebuild(v, nodeName, cause, !returns);
+    }
+  };
+
+  /**
+   * Rebuilds `v`'s member on `nodeName` elsewhere; when no in-sync copy is left to copy from, the
+   * volume is lost if its data went with the node or drive (`dataGone`), else it waits.
+   */
+  const rebuild = (v: VolumeState, nodeName: string, cause: number, dataGone: boolean) => {
+    const plan = engine.planRebuild(v.id, nodeName, { reserve: true });
+    if (plan.ok && !plan.noop) startMove('rebuild', plan.plan, cause);
+    else if (!plan.ok && plan.code === 'unsafe' && dataGone) {
+      m.volumesLost++;
+      deleteVolume(v.id);
+      const p = pods.get(v.id);
+      if (p) dropPod(p);
+      return;
+    }
+    const p = pods.get(v.id);
+    if (p) refreshPod(p);
+  };
+
+  /** One drive of a node fails: its members are rebuilt elsewhere; the node and its pods stay. */
+  const failDrive = (nodeName: string, index: number, cause: number) => {
+    const d = c.node(nodeName)?.drives[index];
+    if (!d) return; // the node was lost earlier
+    for (const [volumeId, set] of [...inflight]) {
+      for (const sy of [...set]) {
+        const to = c.volumes.get(volumeId)?.replicas.find((r) => r.id === sy.toReplica);
+        if (sy.target !== nodeName || to?.drive !== d.id) continue;
+        cancelSync(sy);
+        c.removeReplica(volumeId, sy.toReplica, { force: true });
+      }
+    }
+    const hit = [...c.volumes.values()].filter((v) =>
+      v.replicas.some((r) => r.node === nodeName && r.drive === d.id && r.state !== 'Removed'),
+    );
+    c.removeDrive(nodeName, d.id);
+    for (const v of hit) rebuild(v, nodeName, cause, true);
+  };
+
+  /**
+   * A lost node back under its own name: each member still on it catches up what its volume wrote
+   * while it was away instead of being rebuilt (a rebuild still copying is cancelled); a member
+   * whose rebuild finished was removed then and its space is free again.
+   */
+  const comeBack = (nodeName: string, cause: number) => {
+    const node = c.node(nodeName);
+    const since = away.get(nodeName);
+    if (!node || since === undefined) return;
+    away.delete(nodeName);
+    node.agentHealthy = true;
+    node.schedulable = true;
+    for (const v of c.volumes.values()) {
+      const back = v.replicas.find((r) => r.node === nodeName && r.state === 'Faulty');
+      if (!back) continue;
+      for (const sy of [...(inflight.get(v.id) ?? [])]) {
+        if (sy.fromReplica !== back.id) continue;
+        cancelSync(sy);
+        c.removeReplica(v.id, sy.toReplica, { force: true });
+      }
+      if (!v.replicas.some((r) => r.state === 'InSync')) {
+        back.state = 'InSync'; // it holds the newest data: nothing was written while it was away
+      } else {
+        back.state = 'Syncing';
+        const written = Math.round((now - since) * s.sync.writtenPerVolumeHour);
+        queueSync('catch-up', v.id, nodeName, Math.min(v.sizeBytes, written), back.id, undefined, cause);
       }
       const p = pods.get(v.id);
       if (p) refreshPod(p);
@@ -512,6 +599,9 @@ export function simulatePolicy(
       case 'delete':
         remove(step.group);
         break;
+      case 'return':
+        comeBack(step.node, step.index);
+        break;
       case 'uncordon': {
         const n = c.node(step.node);
         if (n) n.schedulable = true;
@@ -534,7 +624,8 @@ export function simulatePolicy(
         const cause = step.index;
         eventTimes.push({ index: cause, t: step.t });
         if (e.type === 'drain') drain(e.node, cause);
-        else if (e.type === 'nodeLoss') lose(e.node, cause);
+        else if (e.type === 'nodeLoss') lose(e.node, cause, e.returnAfterHours !== undefined);
+        else if (e.type === 'driveFailure') failDrive(e.node, e.drive, cause);
         else if (e.type === 'zoneOutage') {
           for (const n of c.nodes.filter((x) => x.zone === e.zone).map((x) => x.name)) lose(n, cause);
         } else if (e.type === 'nodeAdded') {
@@ -558,7 +649,8 @@ export function simulatePolicy(
   m.timeLocality = podHours > 0 ? localPodHours / podHours : 1;
   m.remotePodHours = podHours - localPodHours;
   const placed = m.allocations - m.failedAllocations;
-  m.bytesMovedPerVolume = placed > 0 ? (m.relocationBytes + m.drainBytes + m.rebuildBytes) / placed : 0;
+  m.bytesMovedPerVolume =
+    placed > 0 ? (m.relocationBytes + m.drainBytes + m.rebuildBytes + m.catchUpBytes) / placed : 0;
   m.peakSyncsPerNode = syncs.peakPerNode;
   m.peakSyncsQueued = syncs.peakTotal;
   m.syncsUnfinished = syncs.inFlight;
@@ -591,6 +683,7 @@ function emptyMetrics(policy: string): PolicyMetrics {
     relocationBytes: 0,
     drainBytes: 0,
     rebuildBytes: 0,
+    catchUpBytes: 0,
     relocationsFailed: 0,
     volumesLost: 0,
     volumesDegraded: 0,

@@ -24,6 +24,14 @@ export interface Uncordon {
   t: number;
   node: string;
 }
+/** A lost node back under its own name (a `nodeLoss` with `returnAfterHours`). */
+export interface NodeReturn {
+  kind: 'return';
+  t: number;
+  node: string;
+  /** The nodeLoss event's index (its catch-ups count toward that event's settle time). */
+  index: number;
+}
 /** A scenario event with `node: auto` resolved to a node name. */
 export type ResolvedEvent = ScenarioEvent;
 export interface ScenarioStep {
@@ -33,9 +41,16 @@ export interface ScenarioStep {
   index: number;
   event: ResolvedEvent;
 }
-export type Step = GroupArrival | GroupDelete | Sample | Uncordon | ScenarioStep;
+export type Step = GroupArrival | GroupDelete | Sample | Uncordon | NodeReturn | ScenarioStep;
 
-const ORDER: Record<Step['kind'], number> = { event: 0, uncordon: 1, delete: 2, arrival: 3, sample: 4 };
+const ORDER: Record<Step['kind'], number> = {
+  event: 0,
+  uncordon: 1,
+  return: 1,
+  delete: 2,
+  arrival: 3,
+  sample: 4,
+};
 
 /** `initialNodes` names the generated nodes, for events that say `node: auto`. */
 export function buildTimeline(s: Scenario, initialNodes: readonly string[]): Step[] {
@@ -57,11 +72,14 @@ export function buildTimeline(s: Scenario, initialNodes: readonly string[]): Ste
   }
   const gone = new Set<string>();
   for (const [index, e] of s.events.entries()) {
-    if (e.type === 'drain' || e.type === 'nodeLoss') {
+    if (e.type === 'drain' || e.type === 'nodeLoss' || e.type === 'driveFailure') {
       const node = e.node === 'auto' ? rng.pick(initialNodes.filter((n) => !gone.has(n))) : e.node;
       if (e.type === 'nodeLoss') gone.add(node);
       if (e.type === 'drain' && e.uncordonAfterHours !== undefined) {
         steps.push({ kind: 'uncordon', t: e.at + e.uncordonAfterHours, node });
+      }
+      if (e.type === 'nodeLoss' && e.returnAfterHours !== undefined) {
+        steps.push({ kind: 'return', t: e.at + e.returnAfterHours, node, index });
       }
       steps.push({ kind: 'event', t: e.at, index, event: { ...e, node } });
     } else steps.push({ kind: 'event', t: e.at, index, event: e });

@@ -15,6 +15,7 @@ import {
   NotFoundError,
   ReAddRefusedError,
 } from './errors.ts';
+import { MIN_FILESYSTEM_BYTES } from './filesystem-minimums.ts';
 import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
 import {
   arrayName,
@@ -642,8 +643,10 @@ export class SimulatedHost implements Host, SimTarget {
         `${devicePath} carries ${s.fs ?? 'an MD superblock'}; not formatting it`,
       );
     }
-    if (s.sizeBytes < 300 * 1e6)
-      throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
+    if (s.sizeBytes < MIN_FILESYSTEM_BYTES.xfs)
+      throw new InvalidArgumentError(
+        `${devicePath} is too small for XFS (< ${MIN_FILESYSTEM_BYTES.xfs} bytes)`,
+      );
     s.fs = 'xfs';
     // written while a slot is missing: the bitmap keeps the chunk dirty for the member's return
     const a = [...this.arrays.values()].find((x) => x.store === s);

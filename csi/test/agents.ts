@@ -20,6 +20,8 @@ export function clusterNode<H extends Host>(o: {
   o.peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
   const locks = new KeyedLock();
   const svc = new NodeService({
+    // these tests play kubelet at paths of their own: any absolute path is under '/'
+    kubeletDir: '/',
     nodeName: name,
     host,
     store,

@@ -80,6 +80,8 @@ describe('cancellation', () => {
     const server = await serveCsi(socket, {
       identity: new IdentityService({ controller: false, ready: () => true }),
       node: new NodeService({
+        // these tests play kubelet at paths of their own: any absolute path is under '/'
+        kubeletDir: '/',
         nodeName: 'n1',
         host,
         store,

@@ -141,7 +141,7 @@ describe('CreateVolume', () => {
           ...base,
           volume_capabilities: [{ mount: { fs_type: 'ext4' }, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
         },
-        /fs_type ext4/,
+        /fs_type "ext4"/,
       ],
       [{ ...base, capacity_range: { required_bytes: '10', limit_bytes: '5' } }, /above limit_bytes/],
     ];
@@ -251,9 +251,10 @@ describe('DeleteVolume, Validate, GetCapacity, Expand', () => {
     expect(Number(one?.available_capacity)).toBeLessThan(100 * GiB);
     expect(Number(three?.available_capacity)).toBeLessThanOrEqual(Number(one?.available_capacity));
     expect((one?.maximum_volume_size as { value: string } | undefined)?.value).toBe(one?.available_capacity);
-    // zone a holds node-0 and "small" (3 GiB): two replicas in zone a are at most ~3 GiB
+    // zone a holds node-0 and "small" (3 GiB): two replicas in zone a are at most ~3 GiB, less
+    // what small volumes put on "small" (they fill slack beside big slots first: ADR 0003)
     expect(Number(zoneA?.available_capacity)).toBeLessThan(3 * GiB);
-    expect(Number(zoneA?.available_capacity)).toBeGreaterThan(GiB);
+    expect(Number(zoneA?.available_capacity)).toBeGreaterThan(GiB / 2);
   });
 
   it('reports capacity for a class with bad parameters as for the defaults (CreateVolume refuses it on the claim)', async () => {

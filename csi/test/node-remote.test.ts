@@ -153,7 +153,7 @@ describe('NodeStage with members on other nodes', () => {
       c.node('n3').svc.nodeExpandVolume({
         volume_id: 'v8',
         volume_path: '/stage/v8',
-        capacity_range: { required_bytes: String(rec.sizeBytes) },
+        capacity_range: { required_bytes: String(rec.sizeBytes), limit_bytes: '0' },
       }),
     );
     expect(Number(grown.capacity_bytes)).toBeGreaterThanOrEqual(rec.sizeBytes);

@@ -22,6 +22,8 @@ function setup() {
   const dirs = new Map<string, 'file' | 'dir'>();
   const ctl = new ControllerService({ store, inventory: new HostInventory('n1', 'a', host) });
   const node = new NodeService({
+    // these tests play kubelet at paths of their own: any absolute path is under '/'
+    kubeletDir: '/',
     nodeName: 'n1',
     zone: 'a',
     host,

@@ -1,5 +1,5 @@
-// Issue 14's policy rules: the scarcer resource (bytes or GPT entries) decides, the cluster's
-// largest holes are kept for last, moves are ordered safety-first and small-first, a relocation
+// Issue 14's policy rules: the scarcer resource (bytes or GPT entries) decides, a hole is cut below
+// a multiple of the largest replica last (the previous rule: the largest holes kept for last), moves are ordered safety-first and small-first, a relocation
 // waits at least the dwell and longer for bigger copies, and the rebuild reserve is what it says.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,14 @@ import {
   relocationDelayHours,
   syncHours,
 } from '../moves.ts';
-import { bytesBindOn, KEPT_HOLES, meshstorBytesPolicy, meshstorPolicy } from '../policies.ts';
+import {
+  bigSlotsLost,
+  bytesBindOn,
+  KEPT_HOLES,
+  meshstorBytesPolicy,
+  meshstorKeptHolesPolicy,
+  meshstorPolicy,
+} from '../policies.ts';
 import { GiB } from '../units.ts';
 import { drive, node } from './fixtures.ts';
 
@@ -90,7 +97,7 @@ describe('kept holes (property)', () => {
             const req = { volumeId: `pre${i}`, sizeBytes: g * GiB, replicaCount: 1 };
             if (prep.allocate(req).ok) prep.commit(req, 'InSync');
           });
-          const e = new PlacementEngine(prep.cluster, { policy: meshstorPolicy, seed });
+          const e = new PlacementEngine(prep.cluster, { policy: meshstorKeptHolesPolicy, seed });
           const need = (gib + 1) * GiB; // at least the replica's extent (volume + md headroom)
           const sorted = topHoles(e, KEPT_HOLES + 1);
           const kept = sorted.slice(0, KEPT_HOLES);
@@ -119,18 +126,99 @@ describe('kept holes (property)', () => {
   });
 });
 
+describe('big slots kept (property)', () => {
+  const arbNodes = fc
+    .array(fc.array(fc.integer({ min: 20, max: 400 }), { minLength: 1, maxLength: 3 }), {
+      minLength: 2,
+      maxLength: 10,
+    })
+    .map((sizes) =>
+      sizes.map((drives, i) =>
+        node(
+          `n${i}`,
+          `z${i % 3}`,
+          drives.map((g, j) => drive(`d${j}`, g)),
+        ),
+      ),
+    );
+  const arbWork = fc.array(fc.integer({ min: 1, max: 80 }), { minLength: 1, maxLength: 12 });
+
+  it('a replica cuts a hole below a multiple of the largest replica only when every node would (where bytes bind)', () => {
+    let spared = 0;
+    fc.assert(
+      fc.property(
+        arbNodes,
+        arbWork,
+        fc.integer({ min: 1, max: 60 }),
+        fc.nat(),
+        (nodes, before, gib, seed) => {
+          const prep = new PlacementEngine({ nodes, volumes: [] }, { policy: meshstorBytesPolicy, seed });
+          before.forEach((g, i) => {
+            const req = { volumeId: `pre${i}`, sizeBytes: g * GiB, replicaCount: 1 };
+            if (prep.allocate(req).ok) prep.commit(req, 'InSync');
+          });
+          const e = new PlacementEngine(prep.cluster, { policy: meshstorPolicy, seed });
+          const extent = replicaExtentBytes(gib * GiB);
+          const big = Math.max(extent, e.cluster.largestReplicaBytes);
+          const candidates = e.cluster.nodes.filter((n) => n.largestPlaceable >= extent);
+          const lost = new Map(candidates.map((n) => [n.name, bigSlotsLost(n, extent, big)]));
+          const bound = new Map(candidates.map((n) => [n.name, bytesBindOn(n, extent)]));
+          const someSpare = candidates.some((n) => lost.get(n.name) === 0 && bound.get(n.name));
+          const r = e.allocate({
+            volumeId: 'x',
+            sizeBytes: gib * GiB,
+            replicaCount: 1,
+            spread: { domain: 'zone', mode: 'none' },
+          });
+          expect(r.ok).toBe(candidates.length > 0);
+          const chosen = r.ok ? (r.reservation.replicas[0]?.node as string) : '';
+          if (someSpare && bound.get(chosen)) {
+            expect(lost.get(chosen)).toBe(0);
+            spared++;
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(spared).toBeGreaterThan(30); // the condition held often enough to mean something
+  });
+
+  it('keeps room for the biggest volume where least-allocated alone spreads it away', () => {
+    // Two 100 GiB nodes, a 60 GiB volume on each would leave no 60 GiB hole if 30 GiB volumes
+    // were spread first; meshstor puts the small ones beside the slot instead.
+    const run = (policy = meshstorPolicy) => {
+      const e = new PlacementEngine(
+        { nodes: [node('a', 'z', [drive('d0', 100)]), node('b', 'z', [drive('d0', 100)])], volumes: [] },
+        { policy, seed: 1 },
+      );
+      const put = (id: string, gib: number) => {
+        const req = { volumeId: id, sizeBytes: gib * GiB, replicaCount: 1 };
+        const ok = e.allocate(req).ok;
+        if (ok) e.commit(req, 'InSync');
+        return ok;
+      };
+      put('big0', 60);
+      put('s0', 30);
+      put('s1', 30);
+      return put('big1', 60);
+    };
+    expect(run()).toBe(true);
+    expect(run(meshstorBytesPolicy)).toBe(false);
+  });
+});
+
 describe('moves: order and delay (property)', () => {
   const arbSync: fc.Arbitrary<QueuedSync> = fc.record({
-    kind: fc.constantFrom('rebuild', 'drain', 'relocation'),
+    kind: fc.constantFrom('catch-up', 'rebuild', 'drain', 'relocation'),
     bytes: fc.integer({ min: 0, max: 2 ** 44 }),
     seq: fc.nat(),
   });
 
-  it('a total order: rebuilds before drains before relocations, then smaller first, then first come', () => {
+  it('a total order: catch-ups, rebuilds, drains, relocations, then smaller first, then first come', () => {
     fc.assert(
       fc.property(fc.array(arbSync, { minLength: 1, maxLength: 40 }), (syncs) => {
         const sorted = [...syncs].sort(compareSyncs);
-        const rank = { rebuild: 0, drain: 1, relocation: 2 };
+        const rank = { 'catch-up': 0, rebuild: 1, drain: 2, relocation: 3 };
         for (let i = 1; i < sorted.length; i++) {
           const a = sorted[i - 1] as QueuedSync;
           const b = sorted[i] as QueuedSync;

@@ -1,12 +1,14 @@
-// The extender's HTTP surface through a real socket: wire format, health, metrics, and bad input
-// answered with a clear 4xx while the server keeps serving.
+// The extender's HTTP surfaces through real sockets: wire format, health, metrics, and bad input
+// answered with a clear 4xx while the server keeps serving. The verbs and the probes are two apps
+// on two ports (the verbs behind mutual TLS in a cluster: door.test.ts).
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
+import { MAX_JSON_DEPTH } from '../json-body.ts';
 import { ExtenderMetrics } from '../metrics.ts';
-import { createExtenderApp } from '../server.ts';
+import { createProbesApp, createVerbsApp } from '../server.ts';
 import { ExtenderState } from '../state.ts';
 import { msNode, msVolume, pod } from './fixtures.ts';
 
@@ -15,7 +17,16 @@ const state = new ExtenderState();
 const metrics = new ExtenderMetrics(() => state.sizes());
 let ready = false;
 let server: Server;
+let probeServer: Server;
 let base: string;
+let probeBase: string;
+
+const listenOn = (app: import('express').Express): Promise<[Server, string]> =>
+  new Promise((r) => {
+    const s = app.listen(0, '127.0.0.1', () =>
+      r([s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`]),
+    );
+  });
 
 beforeAll(async () => {
   state.setStorageClass('meshstor', 'meshstor.io');
@@ -28,20 +39,21 @@ beforeAll(async () => {
     { uid: 'u', volumeName: 'pv-a', storageClassName: 'meshstor', requestBytes: 10 * GiB, selectedNode: '' },
     NOW,
   );
-  const app = createExtenderApp({
-    state,
-    metrics,
-    log: makeLogger('test', 'silent'),
-    ready: () => ({ ready, waitingFor: ready ? [] : ['meshstorvolumes'] }),
-    bodyLimit: '64kb',
-    now: () => NOW,
-  });
-  server = await new Promise((r) => {
-    const s = app.listen(0, '127.0.0.1', () => r(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  [server, base] = await listenOn(
+    createVerbsApp({ state, metrics, log: makeLogger('test', 'silent'), bodyLimit: '64kb', now: () => NOW }),
+  );
+  [probeServer, probeBase] = await listenOn(
+    createProbesApp({ metrics, ready: () => ({ ready, waitingFor: ready ? [] : ['meshstorvolumes'] }) }),
+  );
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  await new Promise<void>((r) => probeServer.close(() => r()));
+});
+
+/** JSON text nested `depth` arrays deep inside a Nodes item (the shape of the 500 of issue 13). */
+const deepNodes = (depth: number) =>
+  `{"Pod":{"metadata":{"name":"p"}},"Nodes":{"items":[{"metadata":{"name":"node-1"},"x":${'['.repeat(depth)}${']'.repeat(depth)}}]}}`;
 
 async function post(path: string, body: unknown, raw = false): Promise<[number, unknown]> {
   const res = await fetch(base + path, {
@@ -119,6 +131,9 @@ describe('bad input gets a clear 4xx and the server keeps serving', () => {
       /Pod.metadata.name/,
     ],
     ['a huge body', '/filter', `{"x":"${'a'.repeat(100_000)}"}`, true, 413, /larger than the limit/],
+    // Used to be a 500 "Maximum call stack size exceeded" (issue 13): the answer echoes Nodes.
+    ['Nodes nested 20,000 levels deep', '/filter', deepNodes(20_000), true, 400, /nested deeper than 100/],
+    ['a Pod nested past the bound', '/prioritize', deepNodes(MAX_JSON_DEPTH), true, 400, /nested deeper/],
   ];
   for (const [what, path, body, raw, status, msg] of cases) {
     it(`${what} -> ${status}`, async () => {
@@ -132,8 +147,8 @@ describe('bad input gets a clear 4xx and the server keeps serving', () => {
 
   it('counts the errors per verb and status in /metrics', async () => {
     expect(await metrics.errorCount('4')).toBe(cases.length);
-    const text = await (await fetch(`${base}/metrics`)).text();
-    expect(text).toMatch(/meshstor_extender_errors_total\{verb="filter",code="400"\} 4/);
+    const text = await (await fetch(`${probeBase}/metrics`)).text();
+    expect(text).toMatch(/meshstor_extender_errors_total\{verb="filter",code="400"\} 5/);
     expect(text).toMatch(/meshstor_extender_request_duration_seconds_count\{verb="prioritize"\} \d+/);
     expect(text).toMatch(/meshstor_extender_cache_objects\{kind="meshstornodes"\} 3/);
   });
@@ -143,15 +158,34 @@ describe('bad input gets a clear 4xx and the server keeps serving', () => {
     expect(code).toBe(404);
     expect((out as { Error: string }).Error).toMatch(/POST \/filter/);
   });
+
+  it('accepts JSON nested up to the bound, and counts no brackets inside strings', async () => {
+    const nested = `{"Pod":{"metadata":{"name":"p","annotations":{"a":"${'[{'.repeat(500)}"}},"spec":{"x":${'['.repeat(MAX_JSON_DEPTH - 3)}${']'.repeat(MAX_JSON_DEPTH - 3)}}},"NodeNames":["node-1"]}`;
+    const [code] = await post('/filter', nested, true);
+    expect(code).toBe(200);
+  });
+});
+
+describe('two doors: the verbs and the probes answer on their own ports only', () => {
+  it('the verbs port has no /healthz, /readyz or /metrics', async () => {
+    for (const p of ['/healthz', '/readyz', '/metrics']) expect((await fetch(base + p)).status).toBe(404);
+  });
+  it('the probes port has no filter or prioritize', async () => {
+    for (const p of ['/filter', '/prioritize']) {
+      const res = await fetch(probeBase + p, { method: 'POST', body: '{}' });
+      expect(res.status).toBe(404);
+      expect(await res.text()).toMatch(/use GET \/healthz, \/readyz, \/metrics/);
+    }
+  });
 });
 
 describe('health', () => {
   it('/healthz is ok at once, /readyz only after the caches synced', async () => {
-    expect((await fetch(`${base}/healthz`)).status).toBe(200);
-    const before = await fetch(`${base}/readyz`);
+    expect((await fetch(`${probeBase}/healthz`)).status).toBe(200);
+    const before = await fetch(`${probeBase}/readyz`);
     expect(before.status).toBe(503);
     expect(await before.text()).toMatch(/meshstorvolumes/);
     ready = true;
-    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${probeBase}/readyz`)).status).toBe(200);
   });
 });

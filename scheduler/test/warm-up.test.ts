@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
 import { ExtenderMetrics } from '../metrics.ts';
-import { createExtenderApp } from '../server.ts';
+import { createVerbsApp } from '../server.ts';
 import { ExtenderState } from '../state.ts';
 import { warmUp, warmUpBody } from '../warm-up.ts';
 import { msNode, msVolume } from './fixtures.ts';
@@ -35,13 +35,7 @@ beforeAll(async () => {
     { uid: 'u', volumeName: 'pv-a', storageClassName: 'meshstor', requestBytes: 10 * GiB, selectedNode: '' },
     NOW,
   );
-  const app = createExtenderApp({
-    state,
-    metrics,
-    log: makeLogger('test', 'silent'),
-    ready: () => ({ ready: true, waitingFor: [] }),
-    now: () => NOW,
-  });
+  const app = createVerbsApp({ state, metrics, log: makeLogger('test', 'silent'), now: () => NOW });
   server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
   });
@@ -60,7 +54,7 @@ describe('warm-up', () => {
   it('calls both verbs over HTTP, reserves nothing, and is not counted as kube-scheduler latency', async () => {
     const filter = vi.spyOn(state, 'filter');
     const prioritize = vi.spyOn(state, 'prioritize');
-    await warmUp(state, port, 7);
+    await warmUp(state, { port }, 7);
     expect(filter).toHaveBeenCalledTimes(7);
     expect(prioritize).toHaveBeenCalledTimes(7);
     // The volume's replica is on node-2: the warm-up really scored it.

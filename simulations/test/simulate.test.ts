@@ -10,7 +10,9 @@ const small = readFileSync(DEFAULT_SCENARIO_PATH, 'utf8')
   .replace(/at: 900/, 'at: 400')
   .replace(/at: 1300/, 'at: 600')
   .replace(/at: 1500/, 'at: 800')
-  .replace(/at: 1800/, 'at: 1000');
+  .replace(/at: 1800/, 'at: 1000')
+  .replace(/at: 2100/, 'at: 1100')
+  .replace(/at: 2200/, 'at: 1150');
 
 describe('simulation runs', () => {
   it('same scenario and seed give byte-identical outputs, charts included', async () => {

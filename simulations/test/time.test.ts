@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { generateCluster } from '../cluster-gen.ts';
 import { DEFAULT_SCENARIO_PATH, runScenario } from '../run.ts';
 import { parseScenario } from '../scenario.ts';
 import { type Sync, SyncQueue } from '../syncs.ts';
@@ -56,7 +57,9 @@ const small = readFileSync(DEFAULT_SCENARIO_PATH, 'utf8')
   .replace(/at: 900/, 'at: 400')
   .replace(/at: 1300/, 'at: 600')
   .replace(/at: 1500/, 'at: 800')
-  .replace(/at: 1800/, 'at: 1000');
+  .replace(/at: 1800/, 'at: 1000')
+  .replace(/at: 2100/, 'at: 1100')
+  .replace(/at: 2200/, 'at: 1150');
 
 type Row = Record<string, string>;
 function rows(csv: string): Row[] {
@@ -128,6 +131,43 @@ describe('simulated time', () => {
     expect(slow.maxSettleHours).toBeGreaterThan(fast.maxSettleHours);
     expect(slow.timeLocality).toBeLessThan(fast.timeLocality);
     expect(fast.relocationBytes).toBeGreaterThan(0);
+  });
+
+  it('a node back under its own name catches up instead of being rebuilt, and loses nothing', async () => {
+    const loss = (back: string) =>
+      parseScenario(
+        `${small.replace(/events:[\s\S]*$/, `events:\n  - { at: 600, type: nodeLoss, node: a-00${back} }\n`)}policies: [meshstor]\n`,
+      );
+    const gone = (await runScenario(loss(''), 'gone', { charts: false })).runs[0]?.metrics;
+    const back = (await runScenario(loss(', returnAfterHours: 0.5'), 'back', { charts: false })).runs[0]
+      ?.metrics;
+    expect(gone && back).toBeTruthy();
+    if (!gone || !back) return;
+    expect(gone.volumesLost).toBeGreaterThan(0); // replicaCount 1 volumes on the node
+    expect(back.volumesLost).toBe(0); // they were only away
+    expect(back.catchUpBytes).toBeGreaterThan(0);
+    // Half an hour of writes is less than rebuilding whole members.
+    expect(back.catchUpBytes + back.rebuildBytes).toBeLessThan(gone.rebuildBytes);
+    expect(gone.catchUpBytes).toBe(0);
+  });
+
+  it('a failed drive rebuilds its members elsewhere; the node keeps its other drives and its pods', async () => {
+    const s = parseScenario(
+      `${small.replace(/events:[\s\S]*$/, 'events:\n  - { at: 600, type: driveFailure, node: a-00, drive: 1 }\n')}policies: [meshstor]\n`,
+    );
+    const r = await runScenario(s, 'drive', { charts: false });
+    const m = r.runs[0]?.metrics;
+    expect(m?.rebuildBytes).toBeGreaterThan(0);
+    const placed = rows(r.files['placements.csv'] as string);
+    const failed = generateCluster(s).find((n) => n.name === 'a-00')?.drives[1]?.id;
+    expect(failed).toBeTruthy();
+    expect(placed.some((x) => x.node === 'a-00' && x.state === 'InSync')).toBe(true); // other drives
+    expect(placed.some((x) => x.drive === failed && x.state !== 'Faulty')).toBe(false);
+    expect(() =>
+      parseScenario(
+        `${small.replace(/events:[\s\S]*$/, 'events:\n  - { at: 600, type: driveFailure, drive: 60 }\n')}`,
+      ),
+    ).toThrow(/drive 60: some node type has only \d+ drive/);
   });
 
   it('a zone outage loses every node of the zone and rebuilds what it can', async () => {

@@ -1,7 +1,9 @@
 // The extender end to end: the real kube-scheduler, running our KubeSchedulerConfiguration
 // (deploy/scheduler/), calls the extender (started in this process with startExtender, the code
 // `meshstor extender` runs) for pods with MeshStor PVCs and binds them where their replicas are.
-// No mock between kube-scheduler and the extender: real HTTP, the real wire format.
+// No mock between kube-scheduler and the extender: real HTTPS with mutual TLS (certificates made
+// by global-setup.ts, the extender requiring kube-scheduler's client certificate), the real wire
+// format.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +11,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { makeLogger } from '../../kube/log.ts';
 import { GiB } from '../../placement/units.ts';
+import { readDoorTls } from '../../scheduler/door.ts';
 import { type RunningExtender, startExtender } from '../../scheduler/extender.ts';
-import { startScheduler } from './control-plane.ts';
+import { httpsGet, startScheduler } from './control-plane.ts';
+import { pointExtenders } from './global-setup.ts';
 import { Kube, until } from './kube.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -58,6 +62,13 @@ beforeAll(async () => {
   ext = await startExtender({
     kc: k.kc,
     log: makeLogger('extender', process.env.MESHSTOR_LOG_LEVEL ?? 'silent'),
+    door: {
+      tls: readDoorTls({
+        cert: cluster.extenderPki.server.cert,
+        key: cluster.extenderPki.server.key,
+        clientCa: cluster.extenderPki.ca.cert,
+      }),
+    },
     host: '127.0.0.1',
     port: cluster.extenderPort,
   });
@@ -97,10 +108,10 @@ describe('the real kube-scheduler with the MeshStor extender', () => {
       data: { 'config.yaml': string };
     };
     const cfg = parseAllDocuments(cm.data['config.yaml'])[0]?.toJS() as {
-      extenders: { urlPrefix: string }[];
+      extenders: Parameters<typeof pointExtenders>[0];
       profiles: { schedulerName: string }[];
     };
-    for (const e of cfg.extenders) e.urlPrefix = `http://127.0.0.1:${cluster.extenderPort}`;
+    pointExtenders(cfg.extenders, cluster.extenderPort, cluster.extenderPki);
     const second = await startScheduler(cluster, cfg, 'meshstor-scheduler');
     try {
       const claims = await boundClaims([{ name: 'vol-second', nodes: ['node-1'] }]);
@@ -120,6 +131,24 @@ describe('the real kube-scheduler with the MeshStor extender', () => {
     expect(count('prioritize')).toBeGreaterThanOrEqual(5);
     expect(await m.errorCount('4')).toBe(0);
     expect(await m.errorCount('5')).toBe(0);
+  });
+
+  it("lets only kube-scheduler's certificate through; probes on their own plain-HTTP port", async () => {
+    const pki = cluster.extenderPki;
+    const url = `https://127.0.0.1:${cluster.extenderPort}/filter`;
+    const ca = readFileSync(pki.ca.cert);
+    // GET is no verb: with the right certificate the request reaches the app and gets its 404.
+    const [withCert] = await httpsGet(url, {
+      ca,
+      cert: readFileSync(pki.client.cert),
+      key: readFileSync(pki.client.key),
+    });
+    expect(withCert).toBe(404);
+    const [without, why] = await httpsGet(url, { ca });
+    expect(without).toBe(0);
+    expect(why).toMatch(/certificate required/);
+    const ready = await fetch(`http://127.0.0.1:${ext?.probePort}/readyz`);
+    expect(ready.status).toBe(200);
   });
 
   it('keeps scheduling when the extender is gone (ignorable: true)', async () => {

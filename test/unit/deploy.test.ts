@@ -3,13 +3,17 @@
 // values reach the objects they govern, and the image's two recipes (npm run image and the
 // Containerfile) ship the same packages and files.
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { CHART_DIR, helm, MANIFESTS_FILE, renderChart, renderManifests } from '../../deploy/helm/render.ts';
 import { imagePackages, isProductionFile } from '../../deploy/image/contents.ts';
+import { makeLogger } from '../../kube/log.ts';
+import { closeServer, listen, verbsServer } from '../../scheduler/door.ts';
 import { helmBinary, missingHelm } from '../helm/paths.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -71,9 +75,13 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'ClusterRoleBinding/meshstor-extender',
         'ClusterRoleBinding/meshstor-scheduler-as-kube-scheduler',
         'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
+        'ValidatingAdmissionPolicy/meshstor-agent-own-node',
+        'ValidatingAdmissionPolicyBinding/meshstor-agent-own-node',
         'Role/meshstor-system/meshstor-controller',
+        'Role/default/meshstor-agent-events',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/meshstor-system/meshstor-controller',
+        'RoleBinding/default/meshstor-agent-events',
         'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/kube-system/meshstor-scheduler-extension-apiserver-authentication-reader',
         'ConfigMap/meshstor-system/meshstor-scheduler-config',
@@ -130,6 +138,8 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--node=$(NODE_NAME)',
       '--csi-socket=/csi/csi.sock',
       '--kubelet-dir=/var/lib/kubelet',
+      '--registration-dir=/registration',
+      '--csi-endpoint-on-host=/var/lib/kubelet/plugins/meshstor.io/csi.sock',
       '--rack-label=topology.meshstor.io/rack',
       '--drive=id:nvme-Samsung_XYZ_123',
       '--drive=serial:S4EWNX0N',
@@ -149,13 +159,49 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     );
     expect(mounts['/var/lib/kubelet'].mountPropagation).toBe('Bidirectional');
     expect(mounts['/lib/modules'].readOnly).toBe(true);
-    for (const p of ['/dev', '/sys', '/sys/kernel/config', '/run/udev', '/etc/nvme', '/csi']) {
+    for (const p of [
+      '/dev',
+      '/sys',
+      '/sys/kernel/config',
+      '/run/udev',
+      '/etc/nvme',
+      '/csi',
+      '/registration',
+    ]) {
       expect(mounts[p], p).toBeDefined();
     }
-    expect(container(ds, 'node-driver-registrar').args).toContain(
-      '--kubelet-registration-path=/var/lib/kubelet/plugins/meshstor.io/csi.sock',
+    // no sidecars: the agent registers itself with kubelet and serves its own /healthz
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    expect(pod.containers.map((c: any) => c.name)).toEqual(['meshstor']);
+    expect(agent.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(agent.ports).toEqual([{ name: 'metrics', containerPort: 9812 }]);
+    const hostPaths = Object.fromEntries(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered volumes
+      pod.volumes.map((v: any) => [v.name, v.hostPath?.path]),
     );
-    expect(container(ds, 'liveness-probe')).toBeDefined();
+    expect(hostPaths['registration-dir']).toBe('/var/lib/kubelet/plugins_registry');
+    expect(hostPaths['plugin-dir']).toBe('/var/lib/kubelet/plugins/meshstor.io');
+  });
+
+  it('agent.kubeletDir moves the CSI socket, the registry and the endpoint told to kubelet together', () => {
+    const ds = find(
+      objects(renderChart(h, ['--set', 'agent.kubeletDir=/var/lib/k0s/kubelet'])),
+      'DaemonSet',
+      'meshstor-agent',
+    );
+    expect(container(ds, 'meshstor').args).toEqual(
+      expect.arrayContaining([
+        '--kubelet-dir=/var/lib/k0s/kubelet',
+        '--registration-dir=/registration',
+        '--csi-endpoint-on-host=/var/lib/k0s/kubelet/plugins/meshstor.io/csi.sock',
+      ]),
+    );
+    const hostPaths = Object.fromEntries(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered volumes
+      ds.spec.template.spec.volumes.map((v: any) => [v.name, v.hostPath?.path]),
+    );
+    expect(hostPaths['registration-dir']).toBe('/var/lib/k0s/kubelet/plugins_registry');
+    expect(hostPaths['plugin-dir']).toBe('/var/lib/k0s/kubelet/plugins/meshstor.io');
   });
 
   it('by default the agent has no --drive, --os-drive-tail or --address: the agent’s defaults apply', () => {
@@ -166,7 +212,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     expect(args.filter((a) => /^--(drive|os-drive-tail|address)=/.test(a))).toEqual([]);
   });
 
-  it('runs two controllers with the provisioner (topology, capacity), resizer and liveness probe', () => {
+  it('runs two controllers with the provisioner (topology, capacity) and resizer; liveness on its own /healthz', () => {
     const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
     expect(d.spec.replicas).toBe(2);
     expect(container(d, 'meshstor').args).toEqual([
@@ -186,7 +232,15 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         '--extra-create-metadata',
       ]),
     );
-    expect(container(d, 'csi-resizer').image).toMatch(/^registry\.k8s\.io\/sig-storage\/csi-resizer:v/);
+    // the version the Go module proxy serves (github.com/kubernetes-csi/external-resizer/v2)
+    expect(container(d, 'csi-resizer').image).toBe('registry.k8s.io/sig-storage/csi-resizer:v2.3.0');
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    expect(d.spec.template.spec.containers.map((c: any) => c.name)).toEqual([
+      'meshstor',
+      'csi-provisioner',
+      'csi-resizer',
+    ]);
+    expect(container(d, 'meshstor').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
   });
 
   it('the provisioner pin is the version the cluster tier builds and runs', async () => {
@@ -235,6 +289,107 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     expect(() => renderChart(h, ['--set', 'scheduler.form=third'])).toThrow(
       /scheduler.form must be second or default/,
     );
+  });
+
+  it('the extender serves its verbs over mutual TLS from the Secret, probes and metrics on their own port', () => {
+    const objs = objects(renderChart(h));
+    const d = find(objs, 'Deployment', 'meshstor-extender');
+    const c = container(d, 'meshstor');
+    const dir = '/etc/meshstor/extender-tls';
+    expect(c.args).toEqual(
+      expect.arrayContaining([
+        '--port=8099',
+        '--probe-port=8100',
+        `--tls-cert=${dir}/tls.crt`,
+        `--tls-key=${dir}/tls.key`,
+        `--client-ca=${dir}/ca.crt`,
+      ]),
+    );
+    expect(c.args.join(' ')).not.toMatch(/insecure/);
+    expect(c.volumeMounts).toContainEqual({ name: 'tls', mountPath: dir, readOnly: true });
+    expect(d.spec.template.spec.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'meshstor-extender-tls', defaultMode: 0o400 },
+    });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'probes' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'probes' });
+    expect(find(objs, 'Service', 'meshstor-extender').spec.ports).toEqual([
+      { name: 'https', port: 8099, targetPort: 'https' },
+      { name: 'metrics', port: 8100, targetPort: 'probes' },
+    ]);
+    // The second scheduler presents its client certificate from a Secret mounted where tlsConfig points.
+    const cfg = parse(find(objs, 'ConfigMap', 'meshstor-scheduler-config').data?.['config.yaml'] as string);
+    const [ext] = cfg.extenders;
+    expect(ext).toMatchObject({
+      urlPrefix: 'https://meshstor-extender.meshstor-system.svc:8099',
+      enableHTTPS: true,
+    });
+    const s = find(objs, 'Deployment', 'meshstor-scheduler');
+    const mount = container(s, 'kube-scheduler').volumeMounts.find(
+      (m: { name: string }) => m.name === 'extender-client',
+    );
+    for (const f of ['caFile', 'certFile', 'keyFile'])
+      expect(dirname(ext.tlsConfig[f]), f).toBe(mount.mountPath);
+    expect(s.spec.template.spec.volumes).toContainEqual({
+      name: 'extender-client',
+      secret: { secretName: 'meshstor-scheduler-extender-client', defaultMode: 0o400 },
+    });
+    // The plain manifests carry no key material: the Secrets are the admin's.
+    expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(readFileSync(MANIFESTS_FILE, 'utf8')).not.toMatch(/PRIVATE KEY|kind: Secret/);
+  });
+
+  it("agent.ownNodePolicy=false leaves out the agent's own-node admission policy", () => {
+    const kinds = objects(renderChart(h, ['--set', 'agent.ownNodePolicy=false'])).map(key);
+    expect(kinds.filter((k) => k.includes('own-node'))).toEqual([]);
+    expect(kinds).toContain('ClusterRole/meshstor-agent');
+  });
+
+  it('extender.tls.generate makes both Secrets, and the scheduler reaches the extender with them', async () => {
+    const objs = objects(renderChart(h, ['--set', 'extender.tls.generate=true']));
+    const data = (name: string) => {
+      const o = find(objs, 'Secret', name) as K8sObject & { type: string };
+      expect(o.type).toBe('kubernetes.io/tls');
+      return Object.fromEntries(
+        Object.entries(o.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
+      ) as Record<'tls.crt' | 'tls.key' | 'ca.crt', Buffer>;
+    };
+    const server = data('meshstor-extender-tls');
+    const client = data('meshstor-scheduler-extender-client');
+    expect(new X509Certificate(server['tls.crt']).subjectAltName).toMatch(
+      /DNS:meshstor-extender\.meshstor-system\.svc/,
+    );
+    // The extender's own door with the server Secret; a call with the client Secret, by the Service name.
+    const door = verbsServer(
+      { tls: { cert: server['tls.crt'], key: server['tls.key'], clientCa: server['ca.crt'] } },
+      (_req, res) => res.end('ok'),
+      makeLogger('test', 'silent'),
+    );
+    const port = await listen(door, 0, '127.0.0.1');
+    try {
+      const status = await new Promise<number | string>((resolve) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            servername: 'meshstor-extender.meshstor-system.svc',
+            ca: client['ca.crt'],
+            cert: client['tls.crt'],
+            key: client['tls.key'],
+            agent: false,
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', (e) => resolve(e.message));
+        req.end();
+      });
+      expect(status).toBe(200);
+    } finally {
+      await closeServer(door);
+    }
   });
 
   it('an empty image tag means the chart appVersion, which is the package version', () => {

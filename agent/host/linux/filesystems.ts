@@ -1,9 +1,11 @@
 // Filesystems and publishing: mkfs.xfs, mount, bind mounts of a filesystem or a device node, with
 // /proc/self/mountinfo as the state (a bound device node is recognised by the node's own device
 // number, since mountinfo names the devtmpfs it lives on), xfs_growfs, statfs.
-import { mkdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
+import { realpath, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
+import { MIN_FILESYSTEM_BYTES } from '../filesystem-minimums.ts';
+import { makeDirectories } from '../make-directories.ts';
 import type { BindOptions, FsUsage, MountInfo, OpOptions } from '../types.ts';
 import { check, readText } from './context.ts';
 import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
@@ -19,7 +21,10 @@ export class Filesystems extends Section {
     if (type) throw new ForeignSuperblockError(`${devicePath} carries ${type}; not formatting it`);
     const size =
       Number(await readText(`/sys/class/block/${basename(await realpath(devicePath))}/size`)) * 512;
-    if (size < 300e6) throw new InvalidArgumentError(`${devicePath} is too small for XFS (< 300 MB)`);
+    if (size < MIN_FILESYSTEM_BYTES.xfs)
+      throw new InvalidArgumentError(
+        `${devicePath} is too small for XFS (< ${MIN_FILESYSTEM_BYTES.xfs} bytes)`,
+      );
     await this.devices.refuseBusy(devicePath, 'format');
     // no -f: mkfs.xfs itself refuses a device with a signature blkid did not report
     await this.c.x('mkfs.xfs', ['-q', devicePath], o, { timeoutMs: 300_000 });
@@ -45,7 +50,7 @@ export class Filesystems extends Section {
     const have = await this.mountAt(target);
     if (have?.dev === dev) return;
     if (have) throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
-    await mkdir(target, { recursive: true });
+    await makeDirectories(target, o?.signal);
     await this.c.x('mount', ['-t', 'xfs', devicePath, target], o);
   }
 
@@ -61,7 +66,7 @@ export class Filesystems extends Section {
     }
     const st = await stat(target).catch(() => undefined);
     if (st && !st.isDirectory()) throw new InvalidArgumentError(`${target} exists and is not a directory`);
-    await mkdir(target, { recursive: true });
+    await makeDirectories(target, o?.signal);
     await this.c.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), src.target, target], o);
   }
 
@@ -82,7 +87,7 @@ export class Filesystems extends Section {
     const st = await stat(target).catch(() => undefined);
     if (st && !st.isFile()) throw new InvalidArgumentError(`${target} exists and is not a file`);
     if (!st) {
-      await mkdir(dirname(target), { recursive: true });
+      await makeDirectories(dirname(target), o.signal);
       await writeFile(target, '', { flag: 'a' });
     }
     await this.c.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), devicePath, target], o);

@@ -19,5 +19,5 @@ app.kubernetes.io/component: {{ . }}
 
 {{/* The extender's in-cluster URL, as kube-scheduler calls it. */}}
 {{- define "meshstor.extenderURL" -}}
-http://meshstor-extender.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
+https://meshstor-extender.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
 {{- end -}}
