@@ -25,6 +25,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUNDLE_FILE, bundleProject, RUNTIME_FILES } from './bundle.ts';
 import {
   DEBIAN_MIRROR,
   DEBIAN_SUITE,
@@ -137,26 +138,15 @@ function nodeLayer(work: string): string {
   return file;
 }
 
-/** Layer 3: /opt/meshstor (tracked production files, production node_modules) and the `meshstor` command. */
+/** Layer 3: /opt/meshstor (the project bundled into one module, bundle.ts) and the `meshstor` command. */
 function appLayer(work: string): string {
   const dir = join(work, 'app');
-  const app = join(dir, 'opt/meshstor');
-  const files = run('git', ['ls-files', '-z']).split('\0').filter(isProductionFile);
-  for (const f of files) {
-    mkdirSync(dirname(join(app, f)), { recursive: true });
-    copyFileSync(join(root, f), join(app, f));
-  }
-  say(`${files.length} project files; npm ci --omit=dev`);
-  // --ignore-scripts: no dependency needs an install script to run, and the image gets no compiler.
-  run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
-    cwd: app,
-  });
-  // Type declarations and source maps are never loaded at run time (about 45 MiB).
-  run('find', ['node_modules', '-type', 'f', '(', ...PRUNED_FROM_NODE_MODULES, ')', '-delete'], { cwd: app });
+  bundleProject(join(dir, 'opt/meshstor'));
+  say(`bundled into /opt/meshstor/${BUNDLE_FILE} with ${RUNTIME_FILES.length} run-time files`);
   mkdirSync(join(dir, 'usr/local/bin'), { recursive: true });
   writeFileSync(
     join(dir, 'usr/local/bin/meshstor'),
-    '#!/bin/sh\nexec /usr/local/bin/node /opt/meshstor/cmd/meshstor.ts "$@"\n',
+    `#!/bin/sh\nexec /usr/local/bin/node /opt/meshstor/${BUNDLE_FILE} "$@"\n`,
   );
   chmodSync(join(dir, 'usr/local/bin/meshstor'), 0o755);
   const file = join(work, 'app.tar');
