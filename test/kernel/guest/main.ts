@@ -1,5 +1,5 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
+// all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
 // alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
@@ -10,7 +10,7 @@ import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
-import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
+import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
 
 export function report(o: Record<string, unknown>): void {
@@ -64,9 +64,10 @@ async function canWrite(path: string): Promise<boolean> {
   return true;
 }
 
-async function contract(): Promise<boolean> {
+async function contract(only = ''): Promise<boolean> {
   let ok = true;
   for (const [i, c] of CONTRACT.entries()) {
+    if (!c.name.startsWith(only)) continue;
     // the reset is part of the case, so the harness's time bound for the case covers it
     const run = async () => {
       await reset();
@@ -115,22 +116,31 @@ async function agentSuite(): Promise<boolean> {
   }
 }
 
+/** NVMe-oF authentication alone: the contract's DH-HMAC-CHAP cases, a reset, then b and b2. */
+async function dhchapSuite(): Promise<boolean> {
+  const contractOk = await contract('DH-HMAC-CHAP');
+  await reset();
+  return (await scenarios(DHCHAP)) && contractOk;
+}
+
 const ok =
-  suite === 'agent'
-    ? await agentSuite()
-    : suite === 'contract'
-      ? await contract()
-      : suite === 'bench'
-        ? await benchSuite()
-        : suite === 'capture'
-          ? await runCase('capture', captureFixtures)
-          : await scenarios(
-              suite === 'reboot'
-                ? AFTER_REBOOT
-                : suite === 'stage'
-                  ? [s_csiStaging, r_agentRelocation]
-                  : suite === 'relocate'
-                    ? [r_agentRelocation]
-                    : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-            );
+  suite === 'dhchap'
+    ? await dhchapSuite()
+    : suite === 'agent'
+      ? await agentSuite()
+      : suite === 'contract'
+        ? await contract()
+        : suite === 'bench'
+          ? await benchSuite()
+          : suite === 'capture'
+            ? await runCase('capture', captureFixtures)
+            : await scenarios(
+                suite === 'reboot'
+                  ? AFTER_REBOOT
+                  : suite === 'stage'
+                    ? [s_csiStaging, r_agentRelocation]
+                    : suite === 'relocate'
+                      ? [r_agentRelocation]
+                      : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+              );
 process.exit(ok ? 0 : 1);
