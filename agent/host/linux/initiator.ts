@@ -68,23 +68,27 @@ export function fabricsOptions(spec: ConnectSpec, hostNqn: string, hostId: strin
   return o.join(',');
 }
 
-/** One write(2) of the options (the kernel takes the whole request from one write), bounded in time. */
+/** What a connect that does not answer in time is told (it is treated as refused: the caller may retry). */
+class ConnectTimeout extends Error {}
+
+/**
+ * One write(2) of the options (the kernel takes the whole request from one write), bounded in
+ * time. The write cannot be interrupted once in the kernel: on a timeout or a cancel the caller is
+ * released and the write finishes on its own (the handle is closed after it); a controller it
+ * makes is found by the next connect. A refused authentication can end this way: nvmet drops the
+ * connection and the host's connect command waits for its own timeout.
+ */
 async function writeFabrics(options: string, o: OpOptions | undefined): Promise<void> {
   const fh = await open(FABRICS_DEVICE, 'r+');
+  const write = fh.write(options).finally(() => fh.close().catch(() => {}));
+  write.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {
-    const write = fh.write(options);
-    // The write cannot be interrupted once in the kernel: the caller is released, the write
-    // finishes or fails on its own, and a controller it makes is found by the next connect.
-    write.catch(() => {});
     await Promise.race([
       write,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new HostError(`connect timed out after ${CONNECT_MS} ms`)),
-          CONNECT_MS,
-        );
+        timer = setTimeout(() => reject(new ConnectTimeout()), CONNECT_MS);
         onAbort = () => reject(new CancelledError('connect cancelled'));
         o?.signal?.addEventListener('abort', onAbort, { once: true });
       }),
@@ -92,7 +96,6 @@ async function writeFabrics(options: string, o: OpOptions | undefined): Promise<
   } finally {
     clearTimeout(timer);
     if (onAbort) o?.signal?.removeEventListener('abort', onAbort);
-    await fh.close().catch(() => {});
   }
 }
 
@@ -120,7 +123,10 @@ export class Initiator extends Section {
       } catch (e) {
         if (e instanceof HostError) throw e;
         // the errno only (EKEYREJECTED, ECONNREFUSED, EIO, ...): never the options, they hold the keys
-        const code = (e as NodeJS.ErrnoException).code ?? 'error';
+        const code =
+          e instanceof ConnectTimeout
+            ? `no answer within ${CONNECT_MS / 1000} s`
+            : ((e as NodeJS.ErrnoException).code ?? 'error');
         throw new ConnectRefusedError(
           `${spec.target.address}:${spec.target.port} refused ${spec.subsystemNqn} to ${this.c.hostNqn}: ${code}`,
         );
