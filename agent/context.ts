@@ -2,8 +2,9 @@
 // without stopping the others: one volume that cannot be served must never make a live node look
 // dead (the MeshStorNode heartbeat) or hold up the other volumes.
 import type { KeyedLock } from '../state/lock.ts';
-import type { VolumeRecord, VolumeStore } from '../state/store.ts';
+import type { PeerDirectory, VolumeRecord, VolumeStore } from '../state/store.ts';
 import type { Host, ListenAddress } from './host/types.ts';
+import type { NodeKeys } from './node-keys.ts';
 
 export interface AgentContext {
   nodeName: string;
@@ -15,11 +16,15 @@ export interface AgentContext {
   locks: KeyedLock;
   /** Aborts the host commands in flight when the agent stops (SIGTERM). */
   signal?: AbortSignal | undefined;
+  /** DH-HMAC-CHAP keys per node pair (ADR 0005); without them exports and connects are unauthenticated. */
+  keys?: NodeKeys | undefined;
+  /** Where other nodes' targets listen (the key step hands live connections their new keys). */
+  peers?: PeerDirectory | undefined;
 }
 
 /** One volume a step could not finish, and why; the step goes on with the others. */
 export interface VolumeFailure {
-  step: 'exports' | 'members' | 'relocation' | 'deletion';
+  step: 'exports' | 'keys' | 'members' | 'relocation' | 'deletion';
   volume: string;
   reason: string;
 }

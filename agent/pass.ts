@@ -4,6 +4,7 @@
 // step that fails as a whole (its host read failed) does not stop the next step.
 // `meshstor agent` (through AgentLoop) and the in-process test clusters run exactly this.
 import type { VolumeRecord } from '../state/store.ts';
+import { refreshConnectionKeys } from './connection-keys.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import { withSignal } from './host/signalled.ts';
@@ -42,6 +43,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     }
   };
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
+  await whole('keys', [], () => refreshConnectionKeys(o, records, failures));
   const arrays: ArrayInfo[] = [];
   const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays));
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));

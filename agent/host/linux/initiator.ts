@@ -36,8 +36,12 @@ export async function readControllers(): Promise<ControllerFiles[]> {
 
 /** The misc device nvme-fabrics reads connect requests from. */
 export const FABRICS_DEVICE = '/dev/nvme-fabrics';
-/** How long a connect may hold the caller (the kernel's own connect has its own bounds). */
-const CONNECT_MS = 30_000;
+/**
+ * How long a connect may hold the caller: past the kernel's admin command timeout (60 s), which
+ * bounds a connect whose authentication failed on the target's side. The kernel runs one connect
+ * at a time (a mutex around /dev/nvme-fabrics writes), so the next one waits for that one.
+ */
+const CONNECT_MS = 75_000;
 
 /**
  * The options string the kernel parses (drivers/nvme/host/fabrics.c, comma-separated key=value).
