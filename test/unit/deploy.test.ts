@@ -71,8 +71,10 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'ClusterRoleBinding/meshstor-extender',
         'ClusterRoleBinding/meshstor-scheduler-as-kube-scheduler',
         'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
+        'Role/meshstor-system/meshstor-agent-dhchap',
         'Role/meshstor-system/meshstor-controller',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
+        'RoleBinding/meshstor-system/meshstor-agent-dhchap',
         'RoleBinding/meshstor-system/meshstor-controller',
         'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/kube-system/meshstor-scheduler-extension-apiserver-authentication-reader',
@@ -136,12 +138,15 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--os-drive-tail=model:Samsung*',
       '--address=10.1.2.3',
       '--port=4420',
+      '--nvme-auth=dhchap',
+      '--dhchap-rotate-days=30',
       '--resync-seconds=5',
       '--metrics-port=9812',
       '--log-level=info',
     ]);
     expect(agent.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     const mounts = Object.fromEntries(
       // biome-ignore lint/suspicious/noExplicitAny: rendered volumeMounts
