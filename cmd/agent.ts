@@ -145,10 +145,10 @@ export const agentCommand = defineCommand({
     'nvme-auth': {
       kind: 'string',
       placeholder: 'KIND',
-      choices: ['dhchap', 'none'],
-      default: 'dhchap',
+      choices: ['auto', 'dhchap', 'none'],
+      default: 'auto',
       about:
-        'with --state kube: dhchap: exports and connects prove a per-node-pair DH-HMAC-CHAP key both ways,\nkept in Secrets of --namespace (ADR 0005); none: allow-listed host NQNs only',
+        'with --state kube: dhchap: exports and connects prove a per-node-pair DH-HMAC-CHAP key both ways,\nkept in Secrets of --namespace (ADR 0005); none: allow-listed host NQNs only; auto: dhchap with\n--host linux, none with --host simulated (its fabric compares secrets in the clear)',
     },
     'dhchap-rotate-days': {
       kind: 'integer',
@@ -258,7 +258,7 @@ export const agentCommand = defineCommand({
       watched = new WatchedVolumeStore(new KubeVolumeStore(kc));
       store = watched;
       peers = new KubePeerDirectory(kc);
-      if (config.nvmeAuth === 'dhchap') {
+      if (config.nvmeAuth === 'dhchap' || (config.nvmeAuth === 'auto' && config.host === 'linux')) {
         keys = new NodeKeys({
           node: nodeName,
           store: new KubePairKeyStore({ namespace: config.namespace, kc }),

@@ -221,8 +221,9 @@ export type SecretsApi = Pick<
 >;
 
 /** An apiserver error as a StateError whose message can hold no key (a 422 may echo the body). */
-function failed(what: string, e: unknown): StateError {
+function failed(what: string, e: unknown, creating = false): StateError {
   const code = httpStatusOf(e);
+  if (code === 404 && creating) return new StateError('unavailable', `${what}: its namespace does not exist`);
   if (code === 409 || code === 404)
     return new StateError('changed', `${what}: changed since it was read; retry`);
   return new StateError('unavailable', `${what}: ${redactSecrets(kubeErrorMessage(e))}`);
@@ -255,7 +256,7 @@ export class KubePairKeyStore implements PairKeyStore {
     try {
       return fromSecret(await this.api.createNamespacedSecret({ namespace: this.namespace, body }));
     } catch (e) {
-      if (httpStatusOf(e) !== 409) throw failed(`creating Secret ${body.metadata?.name}`, e);
+      if (httpStatusOf(e) !== 409) throw failed(`creating Secret ${body.metadata?.name}`, e, true);
       const have = await this.get(p.target, p.host); // another agent created it first: theirs wins
       if (!have) throw new StateError('changed', `Secret ${body.metadata?.name} came and went; retry`);
       return have;
