@@ -328,6 +328,7 @@ const b2_dhchapRotation: Scenario = {
     const seen = await watch.stop();
     assert.deepEqual(seen.offences, [], 'no secret on a command line or in the kernel log');
     assert.ok(seen.scans > 10, `command lines scanned (${seen.scans} times)`);
+    assert.ok(seen.commands > 20, `host commands checked (${seen.commands})`);
     const verified = await verify(MNT, ctx.sums);
     return {
       rotationMs,

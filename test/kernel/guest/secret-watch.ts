@@ -1,10 +1,13 @@
 // Inside the VM: watches for secrets where they must never be. While running it reads every
 // process's /proc/<pid>/cmdline every 50 ms (a command given a key on its argv, as
 // `nvme connect --dhchap-secret=...` would be, shows there for as long as it runs); at the end it
-// reads the kernel log (/dev/kmsg). Any text holding a DH-HMAC-CHAP secret is an offence.
+// reads the kernel log (/dev/kmsg), and every command line the nodes' LinuxHosts ran in between
+// (env.ts records them: under TCG the sampling is too slow to see every short command). Any text
+// holding a DH-HMAC-CHAP secret is an offence.
 import { constants } from 'node:fs';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { holdsSecret, redactSecrets } from '../../../kube/redact.ts';
+import { commandsRun } from './env.ts';
 
 export interface WatchReport {
   scans: number;
@@ -13,6 +16,8 @@ export interface WatchReport {
   /** Where a secret was seen (redacted), empty when none. */
   offences: string[];
   kernelLogLines: number;
+  /** Host commands run while watching, each checked. */
+  commands: number;
 }
 
 export class SecretWatch {
@@ -21,8 +26,10 @@ export class SecretWatch {
   private readonly offences: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private firstCommand = 0;
 
   start(): void {
+    this.firstCommand = commandsRun.length;
     const tick = () => {
       this.running = this.scan().finally(() => {
         if (this.timer !== undefined) this.timer = setTimeout(tick, 50);
@@ -49,11 +56,14 @@ export class SecretWatch {
     await this.running;
     const kmsg = await kernelLog();
     for (const l of kmsg) if (holdsSecret(l)) this.offences.push(`kernel log: ${redactSecrets(l)}`);
+    const commands = commandsRun.slice(this.firstCommand);
+    for (const c of commands) if (holdsSecret(c)) this.offences.push(`command: ${redactSecrets(c)}`);
     return {
       scans: this.scans,
       processes: this.seen.size,
       offences: this.offences,
       kernelLogLines: kmsg.length,
+      commands: commands.length,
     };
   }
 }
