@@ -32,6 +32,9 @@ export class NodeKeys {
   private readonly rotateAfterMs: number;
   private readonly now: () => number;
   private readonly fresh: () => string;
+  private readonly cacheMs: number;
+  /** Pairs read lately: a pass asks once per replica, the apiserver is asked once per pair. */
+  private readonly cache = new Map<string, { at: number; pair: PairKeys | undefined }>();
 
   constructor(o: {
     node: string;
@@ -40,29 +43,55 @@ export class NodeKeys {
     rotateAfterMs?: number;
     now?: () => number;
     fresh?: () => string;
+    /** How long a pair read is reused (default 2 s: well inside one pass; a write replaces it). */
+    cacheMs?: number;
   }) {
     this.node = o.node;
     this.store = o.store;
     this.rotateAfterMs = o.rotateAfterMs ?? (DEFAULT_ROTATE_DAYS * 86_400_000) / 2;
     this.now = o.now ?? Date.now;
     this.fresh = o.fresh ?? (() => generateDhchapSecret());
+    this.cacheMs = o.cacheMs ?? 2_000;
+  }
+
+  private async read(target: string, host: string): Promise<PairKeys | undefined> {
+    const k = `${target}\0${host}`;
+    const hit = this.cache.get(k);
+    if (hit && this.now() - hit.at < this.cacheMs) return hit.pair;
+    return this.remember(await this.store.get(target, host), target, host);
+  }
+
+  private remember(pair: PairKeys | undefined, target: string, host: string): PairKeys | undefined {
+    this.cache.set(`${target}\0${host}`, { at: this.now(), pair });
+    return pair;
+  }
+
+  private async write(p: PairKeys, how: 'create' | 'update'): Promise<PairKeys> {
+    try {
+      const w = how === 'create' ? await this.store.create(p) : await this.store.update(p);
+      this.remember(w, p.target, p.host);
+      return w;
+    } catch (e) {
+      this.cache.delete(`${p.target}\0${p.host}`); // read it fresh next time
+      throw e;
+    }
   }
 
   /** As the target of `hostNode`: the keys to grant it (the pair is created, or stepped when due). */
   async forGrant(hostNode: string): Promise<KeysInUse> {
     let p =
-      (await this.store.get(this.node, hostNode)) ??
-      (await this.store.create(newPair(this.node, hostNode, this.fresh, this.now())));
+      (await this.read(this.node, hostNode)) ??
+      (await this.write(newPair(this.node, hostNode, this.fresh, this.now()), 'create'));
     const step = rotationDue(p, this.now(), this.rotateAfterMs)
       ? rotationStep(p, this.fresh, this.now())
       : undefined;
-    if (step) p = await this.store.update(step);
+    if (step) p = await this.write(step, 'update');
     return this.inUse(p, keysForTarget(p), 'target');
   }
 
   /** As a host of `targetNode`: the keys its nvmet holds, or undefined before it created any. */
   async forConnect(targetNode: string): Promise<KeysInUse | undefined> {
-    const p = await this.store.get(targetNode, this.node);
+    const p = await this.read(targetNode, this.node);
     const k = p && keysForHost(p);
     if (!p || !k) return undefined;
     return this.inUse(p, k, 'host');
@@ -82,7 +111,7 @@ export class NodeKeys {
         )
           return;
         try {
-          await this.store.update(next);
+          await this.write(next, 'update');
         } catch (e) {
           if (!(e instanceof StateError && e.kind === 'changed')) throw e; // another writer: the next pass records it
         }

@@ -3,7 +3,7 @@
 // takes the new keys without a disconnect, the old ones are retired and refused afterwards.
 import { describe, expect, it } from 'vitest';
 import { GiB, MiB } from '../../placement/index.ts';
-import { MemoryPairKeyStore } from '../../state/dhchap-keys.ts';
+import { MemoryPairKeyStore, newPair } from '../../state/dhchap-keys.ts';
 import { generateDhchapSecret } from '../host/dhchap.ts';
 import { ConnectRefusedError } from '../host/errors.ts';
 import { SimFabric, SimulatedHost } from '../host/simulated.ts';
@@ -35,8 +35,10 @@ async function pair() {
       now += ms;
     },
   };
-  const keysA = new NodeKeys({ node: 'node-a', store, now: clock.now, rotateAfterMs: 15 * DAY });
-  const keysB = new NodeKeys({ node: 'node-b', store, now: clock.now, rotateAfterMs: 15 * DAY });
+  // no cache here: each pass reads what the other side wrote (the cache has its own test)
+  const opts = { store, now: clock.now, rotateAfterMs: 15 * DAY, cacheMs: 0 };
+  const keysA = new NodeKeys({ node: 'node-a', ...opts });
+  const keysB = new NodeKeys({ node: 'node-b', ...opts });
   const spec = { subsystemNqn: ex.nqn, target: LISTEN, ctrlLossTmoSec: 30 };
   /** One pass of the target's agent: grant the pair's keys, record them. */
   const targetPass = async () => {
@@ -109,5 +111,26 @@ describe('NodeKeys on SimulatedHosts', () => {
     const h = await t.keysA.forConnect('node-b');
     expect(h?.keys).toEqual(first?.keys);
     expect(h?.generation).toBe(1);
+  });
+});
+
+describe('NodeKeys reads', () => {
+  it('ask the store once per pair within the cache period, and again after it', async () => {
+    const store = new MemoryPairKeyStore();
+    await store.create(newPair('node-b', 'node-a', generateDhchapSecret, 0));
+    let gets = 0;
+    const counting = Object.assign(Object.create(store) as MemoryPairKeyStore, {
+      get: (t: string, h: string) => {
+        gets++;
+        return store.get(t, h);
+      },
+    });
+    let now = 0;
+    const keys = new NodeKeys({ node: 'node-b', store: counting, now: () => now, cacheMs: 2000 });
+    for (let i = 0; i < 10; i++) await keys.forGrant('node-a'); // ten replicas exported to node-a
+    expect(gets).toBe(1);
+    now = 2000;
+    await keys.forGrant('node-a');
+    expect(gets).toBe(2);
   });
 });
