@@ -47,6 +47,17 @@ export default defineConfig({
         },
       },
       {
+        // Real nodes: qemu guests running kubelet + containerd, MeshStor installed by its chart
+        // (npm run setup:nodes). Tests run in order on one cluster; each has its own timeout.
+        test: {
+          name: 'nodes',
+          include: ['test/nodes/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 30 * 60_000,
+          hookTimeout: 5 * 60_000,
+        },
+      },
+      {
         // Real etcd, kube-apiserver, kube-scheduler and kube-controller-manager (npm run setup:cluster),
         // started once for the tier by the global setup; files run one after another against it.
         test: {

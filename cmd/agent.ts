@@ -6,6 +6,7 @@
 // exports over real TCP at their --address/--port) and stores nothing real. With --state memory
 // --with-controller it is a one-node driver (Identity, Controller and Node on one socket) for
 // csi-sanity and trials, which never exports and so never listens.
+import { existsSync } from 'node:fs';
 import { DriveSelectorError } from '../agent/drive-selection.ts';
 import { kernelModulesCondition } from '../agent/host/kernel-modules.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
@@ -21,6 +22,8 @@ import { NodePublisher } from '../agent/publisher.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { NodeService } from '../csi/node.ts';
+import { probeCsiSocket } from '../csi/probe.ts';
+import { KubeletRegistration, type RegistrationFlags, registrationTarget } from '../csi/registration.ts';
 import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
@@ -28,6 +31,7 @@ import type { Logger } from '../kube/log.ts';
 import {
   CsiRpcMetrics,
   HostCommandMetrics,
+  kubeletRegistrationGauge,
   metricsEndpoint,
   metricsRegistry,
   ResyncMetrics,
@@ -64,6 +68,24 @@ function simulatedHost(
     fabric,
   });
   return { host, fabric };
+}
+
+/**
+ * Registers the CSI socket with kubelet where the flags say (nowhere without --kubelet-dir or
+ * --registration-dir). A registry derived from --kubelet-dir that does not exist is no kubelet:
+ * a warning, not an error (tests run the agent with a kubelet directory of their own).
+ */
+async function registerWithKubelet(
+  config: RegistrationFlags,
+  log: Logger,
+): Promise<KubeletRegistration | undefined> {
+  const target = registrationTarget(config);
+  if (!target) return undefined;
+  if (!target.explicit && !existsSync(target.dir)) {
+    log.warn({ dir: target.dir }, 'no kubelet plugin registry there: not registering with kubelet');
+    return undefined;
+  }
+  return KubeletRegistration.serve({ dir: target.dir, endpoint: target.endpoint, log });
 }
 
 export const agentCommand = defineCommand({
@@ -190,6 +212,18 @@ export const agentCommand = defineCommand({
       placeholder: 'DIR',
       about:
         "kubelet's directory: staging and publish paths must be absolute, normalised and under it\n(not checked when not given)",
+    },
+    'registration-dir': {
+      kind: 'string',
+      placeholder: 'DIR',
+      about:
+        "kubelet's plugin registry: the agent registers itself with kubelet through meshstor.io-reg.sock\nthere (default: <kubelet-dir>/plugins_registry when that directory exists; off when empty)",
+    },
+    'csi-endpoint-on-host': {
+      kind: 'string',
+      placeholder: 'PATH',
+      about:
+        'the CSI socket as kubelet reaches it on the host, told to kubelet at registration\n(default: <kubelet-dir>/plugins/meshstor.io/csi.sock; --csi-socket without --kubelet-dir)',
     },
     'with-controller': {
       kind: 'boolean',
@@ -342,10 +376,17 @@ export const agentCommand = defineCommand({
       },
       log,
     );
-    const metrics = await metricsEndpoint(config.metricsPort, registry);
+    const registration = await registerWithKubelet(config, log);
+    if (registry && registration)
+      kubeletRegistrationGauge(registry, () => registration.state().state === 'registered');
+    const metrics = await metricsEndpoint(config.metricsPort, registry, {
+      // kubelet's liveness probe: kubelet refused us or lost our socket, or the CSI socket does not answer
+      unhealthy: async () => registration?.problem() ?? (await probeCsiSocket(config.csiSocket)),
+    });
     log.info(
       {
         socket: config.csiSocket,
+        registration: registration?.socket,
         node: nodeName,
         host: config.host,
         state: config.state,
@@ -366,6 +407,8 @@ export const agentCommand = defineCommand({
 
     const signal = await untilStopSignal();
     log.info({ signal }, 'stopping');
+    // kubelet deregisters the driver when the socket goes; a new agent registers it again
+    await registration?.stop();
     await loop.stop();
     await watched?.stop();
     await shutdownServer(server);

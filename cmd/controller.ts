@@ -9,6 +9,7 @@ import { type RunningPlacementCache, startPlacementCache } from '../controller/l
 import { RelocationReconciler } from '../controller/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
+import { probeCsiSocket } from '../csi/probe.ts';
 import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
@@ -144,7 +145,10 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       },
       log,
     );
-    const metrics = await metricsEndpoint(config.metricsPort, registry);
+    const metrics = await metricsEndpoint(config.metricsPort, registry, {
+      // the liveness probe: the CSI socket answers Probe ready (as the livenessprobe sidecar checked)
+      unhealthy: () => probeCsiSocket(config.csiSocket),
+    });
     elector?.start();
     ready = true;
     log.info(

@@ -1,12 +1,12 @@
 // Serves the CSI services on a unix socket: loads our .proto, maps each RPC to a service method,
 // turns every failure into a gRPC status, and logs requests with secrets redacted.
-import { lstatSync, unlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../kube/log.ts';
 import { toCsiError } from './errors.ts';
 import { redact } from './redact.ts';
+import { listenUnix } from './socket.ts';
 
 export const PROTO_PATH = join(import.meta.dirname, 'proto', 'csi.proto');
 
@@ -133,18 +133,7 @@ export async function serveCsi(
       pkg.csi.v1.Node.service,
       implement(pkg.csi.v1.Node.service, services.node, log, services),
     );
-  try {
-    if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath);
-    else throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  lstatSync(dirname(socketPath)); // a clear ENOENT for a missing directory
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
+  await listenUnix(server, socketPath);
   return server;
 }
 

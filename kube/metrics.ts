@@ -67,6 +67,22 @@ export class HostCommandMetrics {
   };
 }
 
+/**
+ * Whether kubelet registered this agent's CSI plugin (csi/registration.ts), read at scrape time:
+ * 1 registered, 0 refused or not yet answered; absent when the agent does not register.
+ */
+export function kubeletRegistrationGauge(registry: Registry, registered: () => boolean | undefined): Gauge {
+  return new Gauge({
+    name: 'meshstor_kubelet_plugin_registered',
+    help: 'Whether kubelet registered this agent as the CSI plugin (1) or refused it or has not answered yet (0)',
+    registers: [registry],
+    collect() {
+      const r = registered();
+      if (r !== undefined) this.set(r ? 1 : 0);
+    },
+  });
+}
+
 /** Counts of the volume records at one moment (state/census.ts computes it from the records). */
 export interface VolumeCensus {
   /** By the volume's Ready reason: InSync, Syncing, Relocating, Degraded, Provisioned, Deleting. */
@@ -223,8 +239,20 @@ export async function writeMetrics(registry: Registry, res: ServerResponse): Pro
 export interface MetricsServerOptions {
   /** Address to listen on (default all). */
   host?: string;
-  /** /healthz answers 503 with the message while this returns one. */
-  unhealthy?: () => string | undefined;
+  /** /healthz answers 503 with the message while this returns (or resolves to) one. */
+  unhealthy?: () => string | undefined | Promise<string | undefined>;
+}
+
+/** Answers /healthz: 200 "ok", or 503 with the problem (a check that throws is a problem too). */
+async function writeHealth(unhealthy: MetricsServerOptions['unhealthy'], res: ServerResponse): Promise<void> {
+  let bad: string | undefined;
+  try {
+    bad = await unhealthy?.();
+  } catch (e) {
+    bad = `the health check failed: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  res.writeHead(bad ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(bad ? `${bad}\n` : 'ok\n');
 }
 
 /** GET /metrics and /healthz on `port` (0: any free port; the server's address() says which). */
@@ -239,11 +267,8 @@ export function serveMetrics(
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
       res.end('only GET\n');
     } else if (path === '/metrics') void writeMetrics(registry, res);
-    else if (path === '/healthz') {
-      const bad = opts.unhealthy?.();
-      res.writeHead(bad ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(bad ? `${bad}\n` : 'ok\n');
-    } else {
+    else if (path === '/healthz') void writeHealth(opts.unhealthy, res);
+    else {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`no such endpoint: ${path} (use /metrics, /healthz)\n`);
     }
@@ -267,13 +292,14 @@ export interface MetricsEndpoint {
   close(): Promise<void>;
 }
 
-/** Serves `registry` on `port` when both are given; otherwise an endpoint that is off. */
+/** Serves `registry` (and /healthz by `opts.unhealthy`) on `port` when both are given; otherwise an endpoint that is off. */
 export async function metricsEndpoint(
   port: number | undefined,
   registry: Registry | undefined,
+  opts: MetricsServerOptions = {},
 ): Promise<MetricsEndpoint> {
   if (port === undefined || !registry) return { port: undefined, close: async () => {} };
-  const server = await serveMetrics(port, registry);
+  const server = await serveMetrics(port, registry, opts);
   return {
     port: listeningPort(server),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -105,6 +105,9 @@ describe('meshstor controller', () => {
     // the call is counted by method and code on /metrics
     const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(scraped).toMatch(/meshstor_csi_rpc_duration_seconds_count\{method="CreateVolume",code="OK"\} 1/);
+    // /healthz: its own CSI socket answers Probe ready
+    const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
     client.close();
     expect(await proc.stop()).toBe(0);
     expect(proc.logged('CreateVolume')).toBe(true);
@@ -128,7 +131,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `,
     );
-    const proc = MeshstorProcess.kubeController(socket, kubeconfig);
+    const proc = MeshstorProcess.kubeController(socket, kubeconfig, ['--metrics-port', '0']);
     await proc.waitFor('serving');
     const identity = new (loadCsi().csi.v1.Identity)(`unix:${socket}`, grpc.credentials.createInsecure());
     const probe = await new Promise<{ ready: { value: boolean } }>((resolve, reject) =>
@@ -140,6 +143,9 @@ current-context: x
     identity.close();
     expect(probe.ready.value).toBe(false);
     expect(proc.logged('caches synced')).toBe(false);
+    // not ready is unhealthy, as the livenessprobe sidecar judged it
+    const health = await fetch(`http://127.0.0.1:${proc.lines('serving')[0]?.metricsPort}/healthz`);
+    expect([health.status, await health.text()]).toEqual([503, 'the CSI driver answers Probe: not ready\n']);
     expect(await proc.stop()).toBe(0);
   });
 
@@ -148,5 +154,77 @@ current-context: x
     const r = run('controller', '--csi-socket', '/tmp/x.sock', '--state', 'etcd');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--state etcd: use kube or memory/);
+  });
+});
+
+describe('meshstor agent', () => {
+  it('registers with kubelet through its registry, reports kubelet’s refusal on /healthz, leaves on SIGTERM', async () => {
+    const grpc = await import('@grpc/grpc-js');
+    const { loadRegistration } = await import('../../csi/registration.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'meshstor-agent-'));
+    const registry = join(dir, 'plugins_registry');
+    mkdirSync(registry);
+    const socket = join(dir, 'csi.sock');
+    const proc = new MeshstorProcess([
+      'agent',
+      '--host',
+      'simulated',
+      '--state',
+      'memory',
+      '--node',
+      'reg-n1',
+      '--csi-socket',
+      socket,
+      '--registration-dir',
+      registry,
+      '--csi-endpoint-on-host',
+      '/var/lib/kubelet/plugins/meshstor.io/csi.sock',
+      '--metrics-port',
+      '0',
+    ]);
+    try {
+      await proc.waitFor('serving');
+      const regSocket = join(registry, 'meshstor.io-reg.sock');
+      expect(proc.logged('serving', { registration: regSocket })).toBe(true);
+      const base = `http://127.0.0.1:${proc.lines('serving')[0]?.metricsPort}`;
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+
+      // kubelet's plugin watcher: GetInfo, then its verdict
+      const client = new (loadRegistration().pluginregistration.Registration)(
+        `unix:${regSocket}`,
+        grpc.credentials.createInsecure(),
+      ) as unknown as Record<string, (r: object, cb: (e: Error | null, v: never) => void) => void> &
+        InstanceType<typeof grpc.Client>;
+      const call = (m: string, r: object) =>
+        new Promise<Record<string, unknown>>((resolve, reject) =>
+          client[m]?.(r, (e, v) => (e ? reject(e) : resolve(v))),
+        );
+      expect(await call('GetInfo', {})).toEqual({
+        type: 'CSIPlugin',
+        name: 'meshstor.io',
+        endpoint: '/var/lib/kubelet/plugins/meshstor.io/csi.sock',
+        supported_versions: ['1.0.0'],
+      });
+      await call('NotifyRegistrationStatus', { plugin_registered: true, error: '' });
+      expect(await (await fetch(`${base}/metrics`)).text()).toMatch(
+        /^meshstor_kubelet_plugin_registered 1$/m,
+      );
+      await call('NotifyRegistrationStatus', { plugin_registered: false, error: 'version not supported' });
+      const health = await fetch(`${base}/healthz`);
+      expect([health.status, await health.text()]).toEqual([
+        503,
+        'kubelet refused to register the CSI plugin: version not supported\n',
+      ]);
+      expect(
+        proc.logged('kubelet refused to register the CSI plugin', { error: 'version not supported' }),
+      ).toBe(true);
+      client.close();
+
+      expect(await proc.stop()).toBe(0);
+      // the socket is gone: kubelet deregisters the driver
+      expect(existsSync(regSocket)).toBe(false);
+    } finally {
+      await proc.stop();
+    }
   });
 });

@@ -141,6 +141,19 @@ describe('serveMetrics', () => {
     expect(post.status).toBe(405);
   });
 
+  it('/healthz awaits an asynchronous check, and a check that throws is unhealthy', async () => {
+    let check: () => Promise<string | undefined> = async () => undefined;
+    server = await serveMetrics(0, metricsRegistry('agent'), { host: '127.0.0.1', unhealthy: () => check() });
+    const url = `http://127.0.0.1:${listeningPort(server)}/healthz`;
+    expect((await fetch(url)).status).toBe(200);
+    check = async () => 'the CSI driver does not answer Probe';
+    const slow = await fetch(url);
+    expect([slow.status, await slow.text()]).toEqual([503, 'the CSI driver does not answer Probe\n']);
+    check = () => Promise.reject(new Error('boom'));
+    const thrown = await fetch(url);
+    expect([thrown.status, await thrown.text()]).toEqual([503, 'the health check failed: boom\n']);
+  });
+
   it('a port in use is an error, not a silent non-start', async () => {
     const reg = metricsRegistry('agent');
     server = await serveMetrics(0, reg, { host: '127.0.0.1' });

@@ -10,6 +10,9 @@
 # module as well; its version is the one k8s.io/kubernetes pins.
 #
 # Usage: K8S_VERSION=v1.36.3 OUT=~/.cache/k8s-test-bins/v1.36.3 build-binaries.sh
+#   K8S_COMMANDS  which k8s.io/kubernetes commands (default: the control plane and etcd); the nodes
+#                 tier asks for "kubelet kubectl e2e.test" (e2e.test is `go test -c` of test/e2e).
+#   WITH_ETCD     0 to skip etcd (default 1 unless K8S_COMMANDS is set)
 set -euo pipefail
 : "${K8S_VERSION:?set K8S_VERSION, e.g. v1.36.3}"
 : "${OUT:?set OUT, the cache directory for this version}"
@@ -39,7 +42,7 @@ echo "# build $(date -u +%FT%TZ) $K8S_VERSION nproc=$(nproc) $(go version)" >> "
 
 build_kubernetes() {
   local want=() c
-  for c in kube-apiserver kube-scheduler kube-controller-manager; do
+  for c in ${K8S_COMMANDS:-kube-apiserver kube-scheduler kube-controller-manager}; do
     current "$c" "$K8S_VERSION" || want+=("$c")
   done
   if ((${#want[@]} == 0)); then say "kubernetes binaries are current"; return; fi
@@ -63,12 +66,21 @@ build_kubernetes() {
   } > "$dir/go.mod"
   : > "$dir/go.sum"
   local pkgs=() gets=() ld="-s -w" k v
-  for c in "${want[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); gets+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION"); done
+  local test_bins=()
+  for c in "${want[@]}"; do
+    if [[ $c == e2e.test ]]; then test_bins+=("$c"); gets+=("k8s.io/kubernetes/test/e2e@$K8S_VERSION"); continue; fi
+    pkgs+=("k8s.io/kubernetes/cmd/$c"); gets+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
+  done
   for k in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     for v in "gitVersion=$K8S_VERSION" gitMajor=1 "gitMinor=$minor" gitTreeState=clean; do ld+=" -X $k.$v"; done
   done
   say "building ${want[*]} ($(wc -l <<<"$staging") staging modules -> $staging_ver)"
-  (cd "$dir" && go get "${gets[@]}" && go build -mod=mod -trimpath -ldflags "$ld" -o "$BIN/" "${pkgs[@]}")
+  (cd "$dir" && go get "${gets[@]}")
+  if ((${#pkgs[@]} > 0)); then (cd "$dir" && go build -mod=mod -trimpath -ldflags "$ld" -o "$BIN/" "${pkgs[@]}"); fi
+  # e2e.test: the e2e suite compiled as a test binary, as Kubernetes' release tarballs ship it
+  if ((${#test_bins[@]} > 0)); then
+    (cd "$dir" && go test -c -mod=mod -trimpath -ldflags "$ld" -o "$BIN/e2e.test" k8s.io/kubernetes/test/e2e)
+  fi
   for c in "${want[@]}"; do stamp "$c" "$K8S_VERSION"; done
 }
 
@@ -94,5 +106,7 @@ timed() {
   say "$1 took $((SECONDS - t0))s"
 }
 timed build_kubernetes
-timed build_etcd
-"$BIN/kube-apiserver" --version >&2
+if [[ ${WITH_ETCD:-$([[ -n ${K8S_COMMANDS:-} ]] && echo 0 || echo 1)} == 1 ]]; then
+  timed build_etcd
+  "$BIN/kube-apiserver" --version >&2
+fi

@@ -31,6 +31,13 @@ export interface ControlPlaneOptions {
   schedulerConfig?: Record<string, unknown>;
   /** More subjectAltNames of the apiserver's serving certificate, e.g. `IP:10.0.2.2` for a VM. */
   extraSans?: string[];
+  /**
+   * Real kubelets will join with these node names (the nodes tier): each gets a client certificate
+   * (pki/node-<name>.crt, CN=system:node:<name>, O=system:nodes); ServiceAccount admission is on
+   * (pods get tokens) and kube-controller-manager runs every default controller, not only the
+   * volume ones (Deployments, DaemonSets, StatefulSets, node lifecycle, kube-root-ca.crt).
+   */
+  nodes?: string[];
   /** Keep the run directory (logs, certificates) after stop. */
   keep?: boolean;
   /** Per-component start timeout. */
@@ -56,7 +63,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** CA, apiserver serving cert, admin and scheduler client certs, service-account key pair. */
-function makePki(pki: string, extraSans: string[]): void {
+function makePki(pki: string, extraSans: string[], nodes: string[]): void {
   mkdirSync(pki, { recursive: true, mode: 0o700 });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(
@@ -105,6 +112,7 @@ function makePki(pki: string, extraSans: string[]): void {
   sign('admin', '/O=system:masters/CN=meshstor-test-admin', client);
   // The bootstrap RBAC policy grants system:kube-scheduler what the scheduler needs.
   sign('scheduler', '/CN=system:kube-scheduler', client);
+  for (const n of nodes) sign(`node-${n}`, `/O=system:nodes/CN=system:node:${n}`, client);
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], pki);
   openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
 }
@@ -217,6 +225,7 @@ async function startSchedulerAndControllers(
   { schedPort, kcmPort }: { schedPort: number; kcmPort: number },
   procs: Proc[],
   timeout: number,
+  realNodes: boolean,
 ): Promise<void> {
   const schedConfig = {
     ...config,
@@ -238,6 +247,21 @@ async function startSchedulerAndControllers(
   procs.push(sched);
   // Without a kubelet nothing would ever lift a not-ready taint, so only the volume controllers
   // run (never node-lifecycle). --use-service-account-credentials=false: they act as admin.
+  // With real kubelets (the nodes tier) every default controller runs.
+  const pki = join(dir, 'pki');
+  const controllers = realNodes
+    ? [
+        '--controllers=*',
+        `--root-ca-file=${join(pki, 'ca.crt')}`,
+        `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+        `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
+        `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
+      ]
+    : [
+        '--controllers=persistentvolume-binder-controller,persistentvolume-attach-detach-controller,' +
+          'persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,' +
+          'garbage-collector-controller',
+      ];
   const kcm = new Proc(
     'kube-controller-manager',
     [
@@ -247,9 +271,7 @@ async function startSchedulerAndControllers(
       `--cert-dir=${join(dir, 'kcm-certs')}`,
       '--leader-elect=false',
       '--use-service-account-credentials=false',
-      '--controllers=persistentvolume-binder-controller,persistentvolume-attach-detach-controller,' +
-        'persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,' +
-        'garbage-collector-controller',
+      ...controllers,
       '--v=1',
     ],
     logs,
@@ -267,7 +289,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const pki = join(dir, 'pki');
   const logs = join(dir, 'logs');
   mkdirSync(logs);
-  makePki(pki, opts.extraSans ?? []);
+  makePki(pki, opts.extraSans ?? [], opts.nodes ?? []);
+  const realNodes = opts.nodes !== undefined;
   const [etcdPort, etcdPeer, apiPort, schedPort, kcmPort] = [
     await freePort(),
     await freePort(),
@@ -329,11 +352,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         `--service-account-key-file=${join(pki, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
+        realNodes
+          ? '--disable-admission-plugins=TaintNodesByCondition'
+          : '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         // as kubeadm and every distribution run it: the agent DaemonSet is privileged
         '--allow-privileged=true',
+        // real kubelets: logs, exec and port-forward go from the apiserver to the kubelet
+        ...(realNodes
+          ? [
+              `--kubelet-client-certificate=${join(pki, 'admin.crt')}`,
+              `--kubelet-client-key=${join(pki, 'admin.key')}`,
+              '--kubelet-preferred-address-types=InternalIP',
+            ]
+          : []),
         '--v=1',
       ],
       logs,
@@ -346,7 +379,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     if (opts.schedulerConfig) {
       const ports = { schedPort, kcmPort };
-      await startSchedulerAndControllers(dir, logs, opts.schedulerConfig, ports, procs, timeout);
+      await startSchedulerAndControllers(dir, logs, opts.schedulerConfig, ports, procs, timeout, realNodes);
     }
   } catch (e) {
     await stop();

@@ -132,6 +132,8 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--node=$(NODE_NAME)',
       '--csi-socket=/csi/csi.sock',
       '--kubelet-dir=/var/lib/kubelet',
+      '--registration-dir=/registration',
+      '--csi-endpoint-on-host=/var/lib/kubelet/plugins/meshstor.io/csi.sock',
       '--rack-label=topology.meshstor.io/rack',
       '--drive=id:nvme-Samsung_XYZ_123',
       '--drive=serial:S4EWNX0N',
@@ -154,13 +156,49 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     );
     expect(mounts['/var/lib/kubelet'].mountPropagation).toBe('Bidirectional');
     expect(mounts['/lib/modules'].readOnly).toBe(true);
-    for (const p of ['/dev', '/sys', '/sys/kernel/config', '/run/udev', '/etc/nvme', '/csi']) {
+    for (const p of [
+      '/dev',
+      '/sys',
+      '/sys/kernel/config',
+      '/run/udev',
+      '/etc/nvme',
+      '/csi',
+      '/registration',
+    ]) {
       expect(mounts[p], p).toBeDefined();
     }
-    expect(container(ds, 'node-driver-registrar').args).toContain(
-      '--kubelet-registration-path=/var/lib/kubelet/plugins/meshstor.io/csi.sock',
+    // no sidecars: the agent registers itself with kubelet and serves its own /healthz
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    expect(pod.containers.map((c: any) => c.name)).toEqual(['meshstor']);
+    expect(agent.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(agent.ports).toEqual([{ name: 'metrics', containerPort: 9812 }]);
+    const hostPaths = Object.fromEntries(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered volumes
+      pod.volumes.map((v: any) => [v.name, v.hostPath?.path]),
     );
-    expect(container(ds, 'liveness-probe')).toBeDefined();
+    expect(hostPaths['registration-dir']).toBe('/var/lib/kubelet/plugins_registry');
+    expect(hostPaths['plugin-dir']).toBe('/var/lib/kubelet/plugins/meshstor.io');
+  });
+
+  it('agent.kubeletDir moves the CSI socket, the registry and the endpoint told to kubelet together', () => {
+    const ds = find(
+      objects(renderChart(h, ['--set', 'agent.kubeletDir=/var/lib/k0s/kubelet'])),
+      'DaemonSet',
+      'meshstor-agent',
+    );
+    expect(container(ds, 'meshstor').args).toEqual(
+      expect.arrayContaining([
+        '--kubelet-dir=/var/lib/k0s/kubelet',
+        '--registration-dir=/registration',
+        '--csi-endpoint-on-host=/var/lib/k0s/kubelet/plugins/meshstor.io/csi.sock',
+      ]),
+    );
+    const hostPaths = Object.fromEntries(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered volumes
+      ds.spec.template.spec.volumes.map((v: any) => [v.name, v.hostPath?.path]),
+    );
+    expect(hostPaths['registration-dir']).toBe('/var/lib/k0s/kubelet/plugins_registry');
+    expect(hostPaths['plugin-dir']).toBe('/var/lib/k0s/kubelet/plugins/meshstor.io');
   });
 
   it('by default the agent has no --drive, --os-drive-tail or --address: the agent’s defaults apply', () => {
@@ -171,7 +209,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     expect(args.filter((a) => /^--(drive|os-drive-tail|address)=/.test(a))).toEqual([]);
   });
 
-  it('runs two controllers with the provisioner (topology, capacity), resizer and liveness probe', () => {
+  it('runs two controllers with the provisioner (topology, capacity) and resizer; liveness on its own /healthz', () => {
     const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
     expect(d.spec.replicas).toBe(2);
     expect(container(d, 'meshstor').args).toEqual([
@@ -191,7 +229,15 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         '--extra-create-metadata',
       ]),
     );
-    expect(container(d, 'csi-resizer').image).toMatch(/^registry\.k8s\.io\/sig-storage\/csi-resizer:v/);
+    // the version the Go module proxy serves (github.com/kubernetes-csi/external-resizer/v2)
+    expect(container(d, 'csi-resizer').image).toBe('registry.k8s.io/sig-storage/csi-resizer:v2.3.0');
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    expect(d.spec.template.spec.containers.map((c: any) => c.name)).toEqual([
+      'meshstor',
+      'csi-provisioner',
+      'csi-resizer',
+    ]);
+    expect(container(d, 'meshstor').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
   });
 
   it('the provisioner pin is the version the cluster tier builds and runs', async () => {

@@ -1,0 +1,240 @@
+// The nodes tier's cluster: the control plane on host loopback (etcd, kube-apiserver,
+// kube-scheduler with the MeshStor extender configured, kube-controller-manager), three guests
+// that are real Kubernetes nodes (kubelet + containerd, own kernel, own NVMe drives), and MeshStor
+// installed by its own Helm chart from its own image. kubectl talks to it like a user would.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { type ControlPlane, startControlPlane } from '../cluster/control-plane.ts';
+import { until } from '../cluster/kube.ts';
+import { helmBinary } from '../helm/paths.ts';
+import { type DriveFile, Guest } from './guest.ts';
+import { k8sNodeBinary } from './paths.ts';
+import { ensureGuestRoot, type GuestRoot } from './root-image.ts';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const NAMESPACE = 'meshstor-system';
+export const NODES = ['node1', 'node2', 'node3'] as const;
+export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b', node3: 'zone-c' };
+/** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
+const EXTENDER_NODE = 'node1';
+const EXTENDER_PORT = 8099;
+/** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
+const NODE_NET = '192.168.100';
+export const nodeIp = (index: number) => `${NODE_NET}.${10 + index}`;
+
+export interface NodesClusterOptions {
+  /** where consoles, logs and drive files go (kept after a failure) */
+  dir?: string;
+  memMiB?: number;
+  cpus?: number;
+  log?: (msg: string) => void;
+}
+
+export class NodesCluster {
+  readonly dir: string;
+  cp: ControlPlane | undefined;
+  root: GuestRoot | undefined;
+  readonly guests = new Map<string, Guest>();
+  readonly extenderUrl = `http://${nodeIp(1)}:${EXTENDER_PORT}`;
+  /** the run's host bridge (a short unique name: interface names have at most 15 bytes) */
+  readonly bridge = `msn${process.pid % 100000}`;
+  private readonly log: (msg: string) => void;
+  readonly times: Record<string, number> = {};
+
+  private readonly opts: NodesClusterOptions;
+
+  constructor(opts: NodesClusterOptions = {}) {
+    this.opts = opts;
+    this.dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'meshstor-nodes-'));
+    mkdirSync(this.dir, { recursive: true });
+    this.log = opts.log ?? ((m) => console.log(`[nodes] ${m}`));
+  }
+
+  get kubeconfig(): string {
+    if (!this.cp) throw new Error('the control plane is not running');
+    return this.cp.kubeconfig;
+  }
+
+  /** kubectl against the cluster; throws with its output when it fails. */
+  kubectl(args: string[], input?: string): string {
+    const r = spawnSync(k8sNodeBinary('kubectl'), ['--kubeconfig', this.kubeconfig, ...args], {
+      encoding: 'utf8',
+      input,
+      maxBuffer: 64 << 20,
+    });
+    if (r.status !== 0)
+      throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr || r.stdout || r.error?.message}`);
+    return r.stdout;
+  }
+
+  kubectlJson<T>(args: string[]): T {
+    return JSON.parse(this.kubectl([...args, '-o', 'json'])) as T;
+  }
+
+  drives(node: string): DriveFile[] {
+    return [
+      { path: join(this.dir, `${node}-os.img`), serial: `${node}-os`, sizeMiB: 1024, osPartitionMiB: 200 },
+      { path: join(this.dir, `${node}-a.img`), serial: `${node}-a`, sizeMiB: 1024 },
+      { path: join(this.dir, `${node}-b.img`), serial: `${node}-b`, sizeMiB: 1024 },
+    ];
+  }
+
+  async start(): Promise<void> {
+    const t0 = Date.now();
+    this.root = await ensureGuestRoot(this.log);
+    this.times.root = Date.now() - t0;
+    this.makeBridge();
+    const scheduler = parse(
+      readFileSync(join(repo, 'deploy/scheduler/kube-scheduler-config.yaml'), 'utf8'),
+    ) as {
+      extenders: { urlPrefix: string }[];
+    };
+    for (const e of scheduler.extenders) e.urlPrefix = this.extenderUrl;
+    this.cp = await startControlPlane({
+      schedulerConfig: scheduler,
+      extraSans: ['IP:10.0.2.2'],
+      nodes: [...NODES],
+      keep: true,
+    });
+    this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
+    const apiPort = Number(new URL(this.cp.apiUrl).port);
+    for (const [i, name] of NODES.entries()) {
+      const g = new Guest({
+        name,
+        index: i + 1,
+        apiPort,
+        pki: join(this.cp.dir, 'pki'),
+        root: this.root,
+        drives: this.drives(name),
+        tap: this.tap(i + 1),
+        labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
+        memMiB: this.opts.memMiB ?? 1536,
+        cpus: this.opts.cpus ?? 2,
+        dir: this.dir,
+      });
+      this.guests.set(name, g);
+      g.start();
+    }
+    const tBoot = Date.now();
+    await until('every node Ready', 10 * 60_000, async () => {
+      for (const g of this.guests.values())
+        if (!g.running) throw new Error(`${g.spec.name}: qemu exited (console ${g.console})`);
+      return NODES.every((n) => this.nodeReady(n)) ? true : undefined;
+    });
+    this.times.nodesReady = Date.now() - tBoot;
+    this.log(`3 nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
+  }
+
+  private tap(index: number): string {
+    return `${this.bridge}t${index}`;
+  }
+
+  /** The node network: bridge (host address .1) and one tap per node; stop() removes them. */
+  private makeBridge(): void {
+    const ip = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr} (the nodes tier needs root)`);
+    };
+    this.removeBridge();
+    ip('link', 'add', this.bridge, 'type', 'bridge');
+    ip('addr', 'add', `${NODE_NET}.1/24`, 'dev', this.bridge);
+    ip('link', 'set', this.bridge, 'up');
+    for (let i = 1; i <= NODES.length; i++) {
+      ip('tuntap', 'add', 'dev', this.tap(i), 'mode', 'tap');
+      ip('link', 'set', this.tap(i), 'master', this.bridge);
+      ip('link', 'set', this.tap(i), 'up');
+    }
+  }
+
+  private removeBridge(): void {
+    for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
+    spawnSync('ip', ['link', 'del', this.bridge]);
+  }
+
+  nodeReady(name: string): boolean {
+    const r = spawnSync(
+      k8sNodeBinary('kubectl'),
+      ['--kubeconfig', this.kubeconfig, 'get', 'node', name, '-o', 'json'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (r.status !== 0) return false;
+    const n = JSON.parse(r.stdout) as { status?: { conditions?: { type: string; status: string }[] } };
+    return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+  }
+
+  /** helm install of deploy/helm/meshstor with the image imported into the nodes' root. */
+  helmInstall(extraValues: Record<string, unknown> = {}): void {
+    if (!this.root) throw new Error('start() first');
+    const helm = helmBinary();
+    if (!helm) throw new Error('helm is not built: npm run setup:helm');
+    const [repository, tag] = this.root.meshstorImage.split(':') as [string, string];
+    const values = {
+      image: { repository, tag, pullPolicy: 'Never' },
+      logLevel: 'debug',
+      controller: { replicas: 1 },
+      agent: {
+        osDriveTail: NODES.map((n) => `serial:${n}-os`),
+        resyncSeconds: 5,
+      },
+      extender: {
+        hostNetwork: true,
+        nodeSelector: { 'kubernetes.io/hostname': EXTENDER_NODE },
+        port: EXTENDER_PORT,
+      },
+      scheduler: { form: 'default' },
+      ...extraValues,
+    };
+    const file = join(this.dir, 'values.json');
+    writeFileSync(file, JSON.stringify(values, null, 2));
+    const r = spawnSync(
+      helm,
+      [
+        'upgrade',
+        '--install',
+        'meshstor',
+        join(repo, 'deploy/helm/meshstor'),
+        '--namespace',
+        NAMESPACE,
+        '--create-namespace',
+        '--values',
+        file,
+        '--kubeconfig',
+        this.kubeconfig,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`helm install failed: ${r.stderr || r.stdout}`);
+  }
+
+  helmUninstall(): void {
+    const helm = helmBinary() as string;
+    const r = spawnSync(
+      helm,
+      ['uninstall', 'meshstor', '--namespace', NAMESPACE, '--wait', '--kubeconfig', this.kubeconfig],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (r.status !== 0) throw new Error(`helm uninstall failed: ${r.stderr || r.stdout}`);
+  }
+
+  /** Where to look when something failed. */
+  where(): string {
+    return [
+      `consoles and logs: ${this.dir}/<node>.console, <node>.logs (kubelet, containerd, every pod)`,
+      `control plane logs: ${this.cp?.logs ?? '(none)'}`,
+    ].join('\n');
+  }
+
+  async stop(): Promise<void> {
+    for (const g of this.guests.values()) await g.kill();
+    await this.cp?.stop();
+    this.removeBridge();
+  }
+}

@@ -1,0 +1,93 @@
+// Kubernetes' own storage conformance suite against the nodes tier's cluster: e2e.test (built from
+// k8s.io/kubernetes/test/e2e at the control plane's version) runs its External Storage suites with
+// e2e/driver.yaml, and the JUnit report says what passed, failed and was skipped.
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { k8sNodeBinary } from './paths.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface E2EResult {
+  passed: number;
+  failed: number;
+  skipped: number;
+  failures: string[];
+  wallMs: number;
+  log: string;
+}
+
+/** The suites CI runs (issue 11: provisioning, volumes, volumeIO, volumeMode, expansion, topology, capacity). */
+export const CI_FOCUS =
+  'External.Storage.*meshstor.io.*\\[Testpattern: Dynamic PV \\((default fs|block volmode)\\)\\] (provisioning|volumes|volumeIO|volumeMode|volume-expand|topology|capacity) ';
+export const CI_SKIP = '\\[Slow\\]|\\[Serial\\]|\\[Disruptive\\]|\\[Feature:|\\[LinuxOnly\\].*multiple';
+
+/** Counts of one JUnit file's <testcase> elements: a <skipped> child skips, a <failure> or <error> fails. */
+export function parseJunit(xml: string): Omit<E2EResult, 'wallMs' | 'log'> {
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  const failures: string[] = [];
+  for (const m of xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    const name = /name="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?';
+    const body = m[3] ?? '';
+    if (/<skipped\b/.test(body)) skipped++;
+    else if (/<(failure|error)\b/.test(body)) {
+      failed++;
+      failures.push(name.replace(/&#34;|&quot;/g, '"').replace(/&amp;/g, '&'));
+    } else passed++;
+  }
+  return { passed, failed, skipped, failures };
+}
+
+export async function runE2E(opts: {
+  kubeconfig: string;
+  dir: string;
+  focus: string;
+  skip: string;
+  timeoutMinutes: number;
+}): Promise<E2EResult> {
+  const report = join(opts.dir, 'e2e-report');
+  mkdirSync(report, { recursive: true });
+  const log = join(opts.dir, 'e2e.log');
+  const out = createWriteStream(log);
+  const args = [
+    `--kubeconfig=${opts.kubeconfig}`,
+    '--provider=skeleton',
+    `-storage.testdriver=${join(here, 'e2e', 'driver.yaml')}`,
+    `--ginkgo.focus=${opts.focus}`,
+    `--ginkgo.skip=${opts.skip}`,
+    `--ginkgo.timeout=${opts.timeoutMinutes}m`,
+    '--ginkgo.no-color',
+    '--ginkgo.v',
+    `--report-dir=${report}`,
+    '--allowed-not-ready-nodes=0',
+    '--minStartupPods=0',
+    '--e2e-verify-service-account=false',
+    '--node-os-distro=debian',
+    `--kubectl-path=${k8sNodeBinary('kubectl')}`,
+  ];
+  const t0 = Date.now();
+  const code = await new Promise<number>((resolve, reject) => {
+    const p = spawn(k8sNodeBinary('e2e.test'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.pipe(out, { end: false });
+    p.stderr.pipe(out, { end: false });
+    p.on('error', reject);
+    p.on('exit', (c) => resolve(c ?? 1));
+  });
+  out.end();
+  const files = existsSync(report)
+    ? readdirSync(report).filter((f) => f.startsWith('junit') && f.endsWith('.xml'))
+    : [];
+  if (files.length === 0) throw new Error(`e2e.test exited ${code} and wrote no JUnit report: see ${log}`);
+  const total = { passed: 0, failed: 0, skipped: 0, failures: [] as string[] };
+  for (const f of files) {
+    const r = parseJunit(readFileSync(join(report, f), 'utf8'));
+    total.passed += r.passed;
+    total.failed += r.failed;
+    total.skipped += r.skipped;
+    total.failures.push(...r.failures);
+  }
+  return { ...total, wallMs: Date.now() - t0, log };
+}

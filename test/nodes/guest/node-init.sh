@@ -1,0 +1,105 @@
+#!/bin/sh
+# PID 1 of a nodes-tier guest: a Kubernetes node with containerd and kubelet, no systemd.
+# Settings come from /etc/node/env (written per guest by the harness): NODE, INDEX, API_PORT, ZONE.
+# Events go to the console (ttyS0) as `@@NODE {"ev":...}`; kubelet's and every pod's log go to the
+# second serial port (ttyS1), which the harness keeps in a file beside the console.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+. /etc/node/env
+up() { cut -d' ' -f1 /proc/uptime; }
+ev() { echo "@@NODE {\"ev\":\"$1\",\"up\":$(up)${2:+,$2}}"; }
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/udev # no udev here; the agent's pod mounts the directory (empty is what it finds)
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t configfs configfs /sys/kernel/config
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+# mounts a CSI node plugin makes under /var/lib/kubelet must reach the kubelet and other pods
+mount --make-rshared /
+for c in $(cat /sys/fs/cgroup/cgroup.controllers); do echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control; done
+IP=192.168.100.$((10 + INDEX))
+hostname "$NODE"; echo "$NODE" > /etc/hostname
+printf '127.0.0.1 localhost\n%s %s\n' "$IP" "$NODE" > /etc/hosts
+tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id
+ev booted "\"node\":\"$NODE\",\"mem_kb\":$(awk '/MemTotal/{print $2}' /proc/meminfo)"
+for m in overlay bridge veth br_netfilter virtio_net iptable_nat iptable_filter xt_MASQUERADE xt_nat \
+  xt_comment xt_addrtype nf_nat md_mod raid1 nvme_tcp nvmet nvmet_tcp xfs; do
+  modprobe "$m" || ev modprobe-failed "\"module\":\"$m\""
+done
+sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+ip link set lo up
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+ip link set eth1 up && ip addr add "$IP/24" dev eth1
+# No kube-proxy runs here: the only Service the nodes need is `kubernetes` (ClusterIP 10.0.0.1),
+# which pods use to reach the apiserver; it is the host's loopback apiserver, 10.0.2.2 through slirp.
+iptables -t nat -A OUTPUT -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "10.0.2.2:$API_PORT"
+iptables -t nat -A PREROUTING -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "10.0.2.2:$API_PORT"
+ev net "\"ip\":\"$IP\""
+mkdir -p /etc/cni/net.d
+cat > /etc/cni/net.d/10-node.conflist <<CNI
+{"cniVersion":"0.4.0","name":"node","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,
+ "ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.$INDEX.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}
+CNI
+# logs to ttyS1: kubelet's, containerd's and each pod container's, prefixed with their source
+follow() { tail -n +1 -F "$1" 2> /dev/null | sed -u "s|^|$2 |" > /dev/ttyS1 & }
+: > /var/log/kubelet.log; : > /var/log/containerd.log
+follow /var/log/kubelet.log kubelet:
+follow /var/log/containerd.log containerd:
+(
+  seen=' '
+  while :; do
+    for f in /var/log/pods/*/*/*.log; do
+      [ -f "$f" ] || continue
+      case "$seen" in *" $f "*) continue ;; esac
+      seen="$seen$f "
+      p=${f#/var/log/pods/}; follow "$f" "pod:${p%%_*}/$(echo "$p" | cut -d_ -f2)/$(basename "$(dirname "$f")"):"
+    done
+    sleep 3
+  done
+) &
+containerd --config /etc/containerd/config.toml > /var/log/containerd.log 2>&1 &
+until ctr version > /dev/null 2>&1; do usleep 100000; done
+ev containerd-ready "\"images\":\"$(ctr -n k8s.io images ls -q | grep -v sha256: | tr '\n' ' ')\""
+cat > /etc/node/kubelet.yaml <<KCFG
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+failSwapOn: false
+resolvConf: /etc/resolv.conf
+authentication: {anonymous: {enabled: false}, webhook: {enabled: false}, x509: {clientCAFile: /etc/node/ca.crt}}
+authorization: {mode: AlwaysAllow}
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+nodeStatusUpdateFrequency: 5s
+KCFG
+cat > /etc/node/kubeconfig <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: "https://10.0.2.2:$API_PORT", certificate-authority: /etc/node/ca.crt}
+users:
+- name: node
+  user: {client-certificate: /etc/node/node.crt, client-key: /etc/node/node.key}
+contexts:
+- name: test
+  context: {cluster: test, user: node}
+current-context: test
+KC
+kubelet --config=/etc/node/kubelet.yaml --kubeconfig=/etc/node/kubeconfig --hostname-override="$NODE" \
+  --node-ip="$IP" --node-labels="$LABELS" --v=1 > /var/log/kubelet.log 2>&1 &
+ev kubelet-spawned
+until wget -q -O /dev/null http://127.0.0.1:10248/healthz 2> /dev/null; do usleep 200000; done
+ev kubelet-healthy
+while :; do
+  sleep 60
+  ev mem "\"avail_kb\":$(awk '/MemAvailable/{print $2}' /proc/meminfo)"
+done

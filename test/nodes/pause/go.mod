@@ -1,0 +1,3 @@
+module meshstor.local/pause
+
+go 1.24

@@ -1,0 +1,32 @@
+// The nodes tier counts Kubernetes' e2e results from its JUnit report: a skipped or failed case
+// must never be counted as passed.
+import { describe, expect, it } from 'vitest';
+import { parseJunit } from '../nodes/e2e.ts';
+
+describe('parseJunit', () => {
+  it('counts passed, failed (failure or error) and skipped test cases, and names the failures', () => {
+    const xml = `<?xml version="1.0"?>
+<testsuites><testsuite name="Kubernetes e2e suite" tests="5">
+  <testcase name="[sig-storage] ok one" time="3"></testcase>
+  <testcase name="[sig-storage] ok two" time="1"/>
+  <testcase name="[sig-storage] skipped" time="0"><skipped message="not supported"></skipped></testcase>
+  <testcase name="[sig-storage] broke &#34;x&#34;" time="9"><failure message="boom">trace</failure></testcase>
+  <testcase name="[sig-storage] errored" time="9"><error message="panic"></error></testcase>
+</testsuite></testsuites>`;
+    expect(parseJunit(xml)).toEqual({
+      passed: 2,
+      failed: 2,
+      skipped: 1,
+      failures: ['[sig-storage] broke "x"', '[sig-storage] errored'],
+    });
+  });
+
+  it('finds nothing in a report without test cases', () => {
+    expect(parseJunit('<testsuites></testsuites>')).toEqual({
+      passed: 0,
+      failed: 0,
+      skipped: 0,
+      failures: [],
+    });
+  });
+});
