@@ -4,6 +4,7 @@
 import type { KeyedLock } from '../state/lock.ts';
 import type { PeerDirectory, VolumeRecord, VolumeStore } from '../state/store.ts';
 import type { Host, ListenAddress } from './host/types.ts';
+import type { NodeKeys } from './node-keys.ts';
 
 export interface AgentContext {
   nodeName: string;
@@ -13,15 +14,20 @@ export interface AgentContext {
   listen: ListenAddress;
   /** Shared with the node service: a volume is never staged and worked on here at the same time. */
   locks: KeyedLock;
-  /** Other nodes' NVMe-oF addresses and health: a member back on its node is connected again (catch-up). */
+  /**
+   * Other nodes' NVMe-oF addresses and health: a member back on its node is connected again
+   * (catch-up), and the key step hands live connections their new keys.
+   */
   peers?: PeerDirectory | undefined;
   /** Aborts the host commands in flight when the agent stops (SIGTERM). */
   signal?: AbortSignal | undefined;
+  /** DH-HMAC-CHAP keys per node pair (ADR 0007); without them exports and connects are unauthenticated. */
+  keys?: NodeKeys | undefined;
 }
 
 /** One volume a step could not finish, and why; the step goes on with the others. */
 export interface VolumeFailure {
-  step: 'exports' | 'members' | 'catch-up' | 'read-preference' | 'relocation' | 'deletion';
+  step: 'exports' | 'keys' | 'members' | 'catch-up' | 'read-preference' | 'relocation' | 'deletion';
   volume: string;
   reason: string;
 }

@@ -148,13 +148,22 @@ async function serveReplica(
   }
   const nqn = subsystemNqn(owner);
   const have = view.exports.get(nqn);
-  if (have?.allowedHosts.length === 1 && have.allowedHosts[0] === to.hostNqn) return;
+  // the pair's keys, every pass: a rotation step reaches nvmet here (written only when they differ)
+  const keys = await o.keys?.forGrant(to.node);
+  if (have?.allowedHosts.length === 1 && have.allowedHosts[0] === to.hostNqn) {
+    if (keys) {
+      await o.host.grantHost(nqn, { hostNqn: to.hostNqn, ...keys.keys });
+      await keys.taken();
+    }
+    return;
+  }
   if (have) {
     await o.host.unexport(nqn); // fencing: drops the previous host's connection
     view.exports.delete(nqn);
   }
   const made = await o.host.exportReplica({ ...owner, devicePath: part.path, listen: o.listen });
-  await o.host.grantHost(nqn, { hostNqn: to.hostNqn });
+  await o.host.grantHost(nqn, { hostNqn: to.hostNqn, ...keys?.keys });
+  await keys?.taken();
   view.exports.set(nqn, { ...made, allowedHosts: [to.hostNqn] });
   out.exported.push(`${name} -> ${to.node}`);
 }

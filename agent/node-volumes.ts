@@ -24,6 +24,7 @@ import { subsystemNqn } from './host/names.ts';
 import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, FsUsage, Host } from './host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
+import type { NodeKeys } from './node-keys.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
@@ -56,7 +57,12 @@ export interface NodeVolumesOptions {
    * undefined when nothing is missing. Staging is refused (precondition) while it says something.
    */
   missingPrerequisites?: (() => string | undefined) | undefined;
+  /** DH-HMAC-CHAP keys per node pair (ADR 0007): remote members are connected with them when given. */
+  keys?: NodeKeys | undefined;
 }
+
+/** Seconds a lost controller of a remote member is retried before its I/O fails. */
+export const CTRL_LOSS_TMO_SEC = 30;
 
 /** What a staged volume is used as: a filesystem, or the raw block device. */
 export type AccessType = 'mount' | 'block';
@@ -169,7 +175,18 @@ export class NodeVolumes {
       const peer = await peers.peer(r.node);
       if (!peer?.ready) return undefined;
       try {
-        return await host.connect({ subsystemNqn: subsystem, target: peer.address, ctrlLossTmoSec: 30 });
+        // with keys, a pair the target has not created yet is the same as no export yet
+        const keys = await this.o.keys?.forConnect(r.node);
+        if (this.o.keys && !keys)
+          throw new ConnectRefusedError(`node ${r.node} has no DH-HMAC-CHAP keys for this node yet`);
+        const dev = await host.connect({
+          subsystemNqn: subsystem,
+          target: peer.address,
+          ...keys?.keys,
+          ctrlLossTmoSec: CTRL_LOSS_TMO_SEC,
+        });
+        await keys?.taken();
+        return dev;
       } catch (e) {
         if (!(e instanceof ConnectRefusedError || e instanceof CommandError)) throw e;
         if (e instanceof CommandError && signal?.aborted) throw e; // killed by the cancel: stop

@@ -5,6 +5,7 @@
 // `meshstor agent` (through AgentLoop) and the in-process test clusters run exactly this.
 import type { VolumeRecord } from '../state/store.ts';
 import { type CatchUp, catchUpMembers } from './catch-up.ts';
+import { refreshConnectionKeys } from './connection-keys.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
 import { withSignal } from './host/signalled.ts';
@@ -48,6 +49,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     }
   };
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
+  await whole('keys', [], () => refreshConnectionKeys(o, records, failures));
   // The arrays running here and this node's drives, read once for the member steps: under a
   // loaded node every mdadm and sfdisk call counts.
   const arrays: ArrayInfo[] = [];

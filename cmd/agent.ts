@@ -17,6 +17,7 @@ import { prepareLinuxNode } from '../agent/linux-node.ts';
 import { AgentLoop } from '../agent/loop.ts';
 import { fsMountPoints } from '../agent/mount-points.ts';
 import { kubeNodeReader, NodeHeartbeat } from '../agent/node-heartbeat.ts';
+import { DEFAULT_ROTATE_DAYS, NodeKeys } from '../agent/node-keys.ts';
 import { NodePublisher } from '../agent/publisher.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -36,6 +37,7 @@ import {
   ResyncMetrics,
 } from '../kube/metrics.ts';
 import { parseBytes } from '../placement/units.ts';
+import { KubePairKeyStore } from '../state/dhchap-keys.ts';
 import { KubePeerDirectory, KubeVolumeStore, WatchedVolumeStore } from '../state/kube-store.ts';
 import { KeyedLock } from '../state/lock.ts';
 import { MemoryVolumeStore } from '../state/memory-store.ts';
@@ -162,6 +164,29 @@ export const agentCommand = defineCommand({
       about: 'serve Prometheus /metrics and /healthz on this port (off when not given)',
     },
     port: { kind: 'integer', placeholder: 'N', min: 1, max: 65535, default: 4420, about: 'NVMe-oF TCP port' },
+    'nvme-auth': {
+      kind: 'string',
+      placeholder: 'KIND',
+      choices: ['auto', 'dhchap', 'none'],
+      default: 'auto',
+      about:
+        'with --state kube: dhchap: exports and connects prove a per-node-pair DH-HMAC-CHAP key both ways,\nkept in Secrets of --namespace (ADR 0007); none: allow-listed host NQNs only; auto: dhchap with\n--host linux, none with --host simulated (its fabric compares secrets in the clear)',
+    },
+    'dhchap-rotate-days': {
+      kind: 'integer',
+      placeholder: 'N',
+      min: 1,
+      default: DEFAULT_ROTATE_DAYS,
+      about:
+        'replace both DH-HMAC-CHAP keys of a node pair every N days (one key at a time, without downtime)',
+    },
+    namespace: {
+      kind: 'string',
+      placeholder: 'NS',
+      env: 'POD_NAMESPACE',
+      default: 'meshstor-system',
+      about: "where the node-pair DH-HMAC-CHAP Secrets live (the agent's own namespace)",
+    },
     'resync-seconds': {
       kind: 'integer',
       placeholder: 'N',
@@ -255,6 +280,7 @@ export const agentCommand = defineCommand({
     let peers: PeerDirectory | undefined;
     let watched: WatchedVolumeStore | undefined;
     let events: EventRecorder | undefined;
+    let keys: NodeKeys | undefined;
     const flagsIdentity = {
       nodeName,
       zone: config.zone,
@@ -267,6 +293,13 @@ export const agentCommand = defineCommand({
       watched = new WatchedVolumeStore(new KubeVolumeStore(kc));
       store = watched;
       peers = new KubePeerDirectory(kc);
+      if (config.nvmeAuth === 'dhchap' || (config.nvmeAuth === 'auto' && config.host === 'linux')) {
+        keys = new NodeKeys({
+          node: nodeName,
+          store: new KubePairKeyStore({ namespace: config.namespace, kc }),
+          rotateAfterMs: (config.dhchapRotateDays * 86_400_000) / 2,
+        });
+      }
       events = EventRecorder.forCluster(kc, `meshstor-agent/${nodeName}`, (m) =>
         log.warn({ error: m }, 'event'),
       );
@@ -295,6 +328,7 @@ export const agentCommand = defineCommand({
         store,
         listen: { address: identity.address, port: config.port },
         locks,
+        keys,
         peers,
       },
       heartbeat,
@@ -331,6 +365,7 @@ export const agentCommand = defineCommand({
           store,
           peers,
           locks,
+          keys,
           mountPoints: fsMountPoints,
           missingPrerequisites: () => modulesMissing,
           kubeletDir: config.kubeletDir,

@@ -4,6 +4,7 @@
 import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import { kubeErrorMessage } from './client.ts';
 import { API_VERSION } from './crds.ts';
+import { redactSecrets } from './redact.ts';
 
 export interface EventTarget {
   kind: 'MeshStorVolume' | 'MeshStorNode';
@@ -70,7 +71,7 @@ export class EventRecorder {
         involvedObject: { apiVersion: API_VERSION, kind: on.kind, name: on.name },
         type,
         reason,
-        message: message.slice(0, 1024),
+        message: redactSecrets(message).slice(0, 1024),
         source: { component: this.component },
         firstTimestamp: at,
         lastTimestamp: at,

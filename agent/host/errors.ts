@@ -1,8 +1,13 @@
 // Typed errors of the Host layer. Every refusal is one of these, with a message that says what
 // was refused and why; both Host implementations throw the same classes for the same situations.
+import { redactSecrets } from '../../kube/redact.ts';
 
 export class HostError extends Error {
   override name = 'HostError';
+  // A host error's message may reach a log, an Event or kubelet: a secret in it never does.
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message === undefined ? undefined : redactSecrets(message), options);
+  }
 }
 
 /** Bad input (ids, extents, sizes): nothing was changed. */
@@ -60,7 +65,7 @@ export class CommandError extends HostError {
     super(`${why ?? `exit ${exitCode}`}: ${command}${tail ? `\n${tail}` : ''}`);
     this.command = command;
     this.exitCode = exitCode;
-    this.stderr = stderr;
+    this.stderr = redactSecrets(stderr);
   }
 }
 

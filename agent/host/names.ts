@@ -1,10 +1,11 @@
 // Names that tie host objects to their volume replica: GPT partition name and GUID, the NVMe-oF
 // subsystem NQN and the MD array name. Pure functions, shared by both Host implementations, so a
 // partition, an export and an array found on a machine can always be traced back to the replica.
-import { createHash, randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from './errors.ts';
 import type { Owner } from './types.ts';
+
+export { checkSecret, generateDhchapSecret } from './dhchap.ts';
 
 const ID = /^[a-z0-9]([a-z0-9.-]{0,62}[a-z0-9])?$/;
 export const NQN_PREFIX = 'nqn.2024-11.io.meshstor';
@@ -82,20 +83,6 @@ export function checkNqn(nqn: string): void {
   if (!/^nqn\.\d{4}-\d{2}\.[a-z0-9.-]+:[\w.:-]+$/.test(nqn) || nqn.length > 223) {
     throw new InvalidArgumentError(`${JSON.stringify(nqn)} is not a valid NVMe qualified name`);
   }
-}
-
-export function checkSecret(secret: string | undefined): void {
-  if (secret !== undefined && !/^DHHC-1:0[0-3]:[A-Za-z0-9+/]+=*:$/.test(secret)) {
-    throw new InvalidArgumentError('DH-HMAC-CHAP secret must look like DHHC-1:0N:<base64>:');
-  }
-}
-
-/** A fresh DH-HMAC-CHAP secret in the NVMe text form: 32 random bytes + their CRC-32, untransformed. */
-export function generateDhchapSecret(): string {
-  const key = randomBytes(32);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32LE(crc32(key));
-  return `DHHC-1:00:${Buffer.concat([key, crc]).toString('base64')}:`;
 }
 
 export function checkCtrlLoss(sec: number): void {

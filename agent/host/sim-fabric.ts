@@ -1,6 +1,7 @@
 // The network a SimulatedHost exports and connects through. `Fabric` is what the host needs of it;
 // SimFabric is the in-process one (hosts of one process share it, and an initiator shares the
 // target's Store object). NetworkSimFabric (sim-network.ts) spans processes over TCP.
+import type { DhchapKeys } from './dhchap.ts';
 import { ConnectRefusedError, InvalidArgumentError } from './errors.ts';
 import type { ConnectSpec, ListenAddress } from './types.ts';
 
@@ -15,7 +16,7 @@ export interface Store {
 /** The target side of a host, as a fabric reaches it. */
 export interface SimTarget {
   /** The exported partition's store, or ConnectRefusedError (no such subsystem here, host not allowed, bad secret). */
-  admit(at: ListenAddress, subsystemNqn: string, hostNqn: string, dhchapSecret: string | undefined): Store;
+  admit(at: ListenAddress, subsystemNqn: string, hostNqn: string, presented: DhchapKeys): Store;
 }
 
 /** One connected controller's namespace, as the initiator sees it. */
@@ -93,7 +94,7 @@ export class SimFabric implements Fabric {
   async connect(hostNqn: string, spec: ConnectSpec, lost: () => void): Promise<SimNamespace> {
     const target = this.listeners.get(listenKey(spec.target));
     if (!target) throw noSubsystem(spec.subsystemNqn, spec.target);
-    const store = target.admit(spec.target, spec.subsystemNqn, hostNqn, spec.dhchapSecret);
+    const store = target.admit(spec.target, spec.subsystemNqn, hostNqn, spec);
     const live = this.sessions.of(target, spec.subsystemNqn);
     live.add(lost);
     // The store is shared: there is nothing to pull or push.

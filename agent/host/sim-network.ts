@@ -86,7 +86,10 @@ export class NetworkSimFabric implements Fabric {
       if (m.op === 'connect') {
         if (store) return sock.destroy();
         try {
-          store = target.admit(at, m.subsystemNqn, m.hostNqn, m.dhchapSecret ?? undefined);
+          store = target.admit(at, m.subsystemNqn, m.hostNqn, {
+            dhchapSecret: m.dhchapSecret ?? undefined,
+            dhchapCtrlSecret: m.dhchapCtrlSecret ?? undefined,
+          });
         } catch (e) {
           send(sock, { op: 'refused', error: (e as Error).message });
           sock.end();
@@ -119,6 +122,7 @@ export class NetworkSimFabric implements Fabric {
       subsystemNqn: spec.subsystemNqn,
       hostNqn,
       dhchapSecret: spec.dhchapSecret ?? null,
+      dhchapCtrlSecret: spec.dhchapCtrlSecret ?? null,
     });
     await ns.opened;
     // `gone` may have come in the same packet as `connected`: the subsystem went meanwhile.

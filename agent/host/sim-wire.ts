@@ -18,6 +18,7 @@ export const request = z.discriminatedUnion('op', [
     subsystemNqn: z.string(),
     hostNqn: z.string(),
     dhchapSecret: z.string().nullable(),
+    dhchapCtrlSecret: z.string().nullable(),
   }),
   z.object({ op: z.literal('read'), id: z.number() }),
   z.object({ op: z.literal('write'), id: z.number(), md: wireStore.shape.md, fs: wireStore.shape.fs }),

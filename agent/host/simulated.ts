@@ -5,11 +5,13 @@
 // processes (one `meshstor agent` per node) reach each other. Remote namespaces are pulled before a
 // method reads their metadata and pushed before it returns.
 import { alignUp, type Extent, MiB } from '../../placement/index.ts';
+import { checkKeys, type DhchapKeys } from './dhchap.ts';
 import {
   CancelledError,
   ConnectRefusedError,
   DeviceInUseError,
   ForeignSuperblockError,
+  HostError,
   InvalidArgumentError,
   LastInSyncMemberError,
   NotFoundError,
@@ -22,7 +24,6 @@ import {
   checkCtrlLoss,
   checkNqn,
   checkOwner,
-  checkSecret,
   ownerFromName,
   partitionName,
   partitionUuid,
@@ -81,7 +82,7 @@ interface SimExport {
   devicePath: string;
   store: Store;
   listen: ListenAddress;
-  allowed: Map<string, string | undefined>;
+  allowed: Set<string>;
 }
 
 interface SimMember {
@@ -127,6 +128,8 @@ interface SimRemote {
   nqn: string;
   devicePath: string;
   ns: SimNamespace;
+  /** The keys the controller holds (what a re-authentication would prove). */
+  keys: DhchapKeys;
 }
 
 const MD_OVERHEAD = MiB; // data offset the simulation reserves for the 1.2 superblock + bitmap
@@ -137,6 +140,8 @@ export class SimulatedHost implements Host, SimTarget {
   private readonly fabric: Fabric;
   private readonly drives: SimDrive[];
   private readonly exports = new Map<string, SimExport>();
+  /** DH-HMAC-CHAP keys per host NQN, for every subsystem of this target (as nvmet keeps them). */
+  private readonly hostKeys = new Map<string, DhchapKeys>();
   private readonly remote = new Map<string, SimRemote>();
   private readonly arrays = new Map<string, SimArray>();
   private readonly mounts = new Map<string, SimMount>();
@@ -287,7 +292,7 @@ export class SimulatedHost implements Host, SimTarget {
     await this.fabric.listen(this, spec.listen);
     const raced = this.exports.get(nqn);
     if (raced) return sameExport(raced, spec);
-    const e: SimExport = { nqn, devicePath: spec.devicePath, store, listen: spec.listen, allowed: new Map() };
+    const e: SimExport = { nqn, devicePath: spec.devicePath, store, listen: spec.listen, allowed: new Set() };
     this.exports.set(nqn, e);
     return exportView(e);
   }
@@ -295,8 +300,16 @@ export class SimulatedHost implements Host, SimTarget {
   async grantHost(nqn: string, access: HostAccess, o?: OpOptions): Promise<void> {
     check(o);
     checkNqn(access.hostNqn);
-    checkSecret(access.dhchapSecret);
-    this.export(nqn).allowed.set(access.hostNqn, access.dhchapSecret);
+    checkKeys(access);
+    const e = this.export(nqn);
+    if (access.dhchapSecret !== undefined) {
+      const had = this.hostKeys.get(access.hostNqn);
+      this.hostKeys.set(access.hostNqn, {
+        dhchapSecret: access.dhchapSecret,
+        dhchapCtrlSecret: access.dhchapCtrlSecret ?? had?.dhchapCtrlSecret,
+      });
+    }
+    e.allowed.add(access.hostNqn);
   }
 
   async revokeHost(nqn: string, hostNqn: string, o?: OpOptions): Promise<void> {
@@ -323,10 +336,13 @@ export class SimulatedHost implements Host, SimTarget {
   async connect(spec: ConnectSpec, o?: OpOptions): Promise<string> {
     check(o);
     checkNqn(spec.subsystemNqn);
-    checkSecret(spec.dhchapSecret);
+    checkKeys(spec);
     checkCtrlLoss(spec.ctrlLossTmoSec);
     const have = this.remote.get(spec.subsystemNqn);
-    if (have) return have.devicePath;
+    if (have) {
+      rotateKeys(have, spec);
+      return have.devicePath;
+    }
     let mine: SimRemote | undefined;
     const ns = await this.fabric.connect(this.hostNqn, spec, () => {
       if (mine && this.remote.get(spec.subsystemNqn) === mine) this.targetGone(spec.subsystemNqn);
@@ -336,21 +352,30 @@ export class SimulatedHost implements Host, SimTarget {
       ns.close();
       return raced.devicePath;
     }
-    mine = { nqn: spec.subsystemNqn, devicePath: `/dev/nvme${this.nextDev++}n1`, ns };
+    mine = {
+      nqn: spec.subsystemNqn,
+      devicePath: `/dev/nvme${this.nextDev++}n1`,
+      ns,
+      keys: { dhchapSecret: spec.dhchapSecret, dhchapCtrlSecret: spec.dhchapCtrlSecret },
+    };
     this.remote.set(spec.subsystemNqn, mine);
     return mine.devicePath;
   }
 
   /** The target side of a connect (called by the fabric): nvmet's checks, in its order. */
-  admit(at: ListenAddress, subsystemNqn: string, hostNqn: string, dhchapSecret: string | undefined): Store {
+  admit(at: ListenAddress, subsystemNqn: string, hostNqn: string, presented: DhchapKeys): Store {
     const e = this.exports.get(subsystemNqn);
     if (!e || key(e.listen) !== key(at)) throw noSubsystem(subsystemNqn, at);
     if (!e.allowed.has(hostNqn)) {
       throw new ConnectRefusedError(`${subsystemNqn} does not allow host ${hostNqn}`);
     }
-    const secret = e.allowed.get(hostNqn);
-    if (secret !== undefined && secret !== dhchapSecret) {
-      throw new ConnectRefusedError(`DH-HMAC-CHAP authentication to ${subsystemNqn} failed`);
+    const keys = this.hostKeys.get(hostNqn);
+    if (keys?.dhchapSecret !== undefined && keys.dhchapSecret !== presented.dhchapSecret) {
+      throw new ConnectRefusedError(`DH-HMAC-CHAP authentication of ${hostNqn} to ${subsystemNqn} failed`);
+    }
+    // bidirectional: a host that asks the controller to prove itself refuses a wrong or missing answer
+    if (presented.dhchapCtrlSecret !== undefined && keys?.dhchapCtrlSecret !== presented.dhchapCtrlSecret) {
+      throw new ConnectRefusedError(`${subsystemNqn} failed to authenticate itself to ${hostNqn}`);
     }
     return e.store;
   }
@@ -881,7 +906,7 @@ function exportView(e: SimExport): ExportInfo {
     nqn: e.nqn,
     devicePath: e.devicePath,
     listen: [e.listen],
-    allowedHosts: [...e.allowed.keys()].sort(),
+    allowedHosts: [...e.allowed].sort(),
   };
 }
 
@@ -903,5 +928,22 @@ function arrayView(a: SimArray): ArrayInfo {
     syncProgress: undefined,
     mismatchCount: a.mismatch,
     sizeBytes: a.store.sizeBytes,
+  };
+}
+
+/**
+ * New keys for a live controller, as LinuxHost writes them to sysfs: kept for the next
+ * re-authentication (the simulation does not run one; the target's keys are checked at connect).
+ */
+function rotateKeys(r: SimRemote, spec: ConnectSpec): void {
+  if (spec.dhchapSecret === undefined) return;
+  if (r.keys.dhchapSecret === undefined) {
+    throw new HostError(
+      `${r.devicePath} (${r.nqn}) is connected without dhchap_secret; the kernel cannot add one to a live controller: disconnect it first`,
+    );
+  }
+  r.keys = {
+    dhchapSecret: spec.dhchapSecret,
+    dhchapCtrlSecret: spec.dhchapCtrlSecret ?? r.keys.dhchapCtrlSecret,
   };
 }

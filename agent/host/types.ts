@@ -4,6 +4,7 @@
 // result already holds (idempotent), takes an optional AbortSignal, and refuses unsafe requests
 // with the typed errors of errors.ts before changing anything.
 import type { Extent } from '../../placement/index.ts';
+import type { DhchapKeys } from './dhchap.ts';
 
 export interface OpOptions {
   signal?: AbortSignal | undefined;
@@ -43,10 +44,14 @@ export interface PartitionSpec extends Owner {
   extent: Extent;
 }
 
-export interface HostAccess {
+/**
+ * Who may connect, and the DH-HMAC-CHAP keys it must prove (`dhchapSecret`; none = no
+ * authentication) and the controller proves back (`dhchapCtrlSecret`). nvmet keeps keys per host
+ * NQN, not per subsystem: granting a host new keys changes them for every subsystem of this target
+ * it is allowed on. Live controllers stay connected; the next (re-)authentication uses the new keys.
+ */
+export interface HostAccess extends DhchapKeys {
   hostNqn: string;
-  /** DH-HMAC-CHAP secret ("DHHC-1:..") the host must prove; none = no authentication. */
-  dhchapSecret?: string | undefined;
 }
 
 export interface ListenAddress {
@@ -67,10 +72,14 @@ export interface ExportInfo {
   allowedHosts: string[];
 }
 
-export interface ConnectSpec {
+/**
+ * A connection. Keys are handed to the kernel, never to a command line. Connecting again to a
+ * subsystem already connected with other keys re-authenticates the live controller with the
+ * given ones (key rotation: no disconnect, I/O goes on).
+ */
+export interface ConnectSpec extends DhchapKeys {
   subsystemNqn: string;
   target: ListenAddress;
-  dhchapSecret?: string | undefined;
   /** Seconds before a lost controller is given up and its I/O failed (bounded; kernel default 600). */
   ctrlLossTmoSec: number;
 }

@@ -4,7 +4,7 @@
 // fails by name, its guest is killed and its console log is kept (tier-boot.ts); the boot's later
 // cases then fail as not run. No boot happens in a hook: a hook that timed out would leave its
 // tests reported as skipped.
-// Boot 1: the contract suite. Boot 2: scenarios a, b, c, d, f, e1, then s (the CSI node service
+// Boot 1: the contract suite. Boot 2: scenarios a, b, b2 (DH-HMAC-CHAP rotation), c, d, f, e1, then s (the CSI node service
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
 // (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
@@ -12,12 +12,13 @@
 // between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
 // in the guest against the control plane and `meshstor controller` on the host (agent.ts,
 // guest/agent-binary.ts), k1–k5.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { CONTRACT } from '../../agent/host/test/contract.ts';
 import { NODE_CONDITION } from '../../kube/crds.ts';
+import { holdsSecret } from '../../kube/redact.ts';
 import { until } from '../cluster/kube.ts';
 import { AgentBootHost } from './agent.ts';
 import { BOOT_BACKSTOP_MS, backstopMs } from './budget.ts';
@@ -99,6 +100,14 @@ describe('data-path scenarios (real kernel)', () => {
   scenario(
     'b: RAID1 of a local partition + a remote namespace over nvme-tcp; foreign NQN and wrong secret refused',
     'b-two-node-raid1',
+  );
+  guestTest(
+    'b2: DH-HMAC-CHAP keys rotated on the live remote leg under I/O (target first, one key per step), old keys refused; no secret on any command line, in the kernel log or on the console',
+    'b2-dhchap-rotation',
+    async () => {
+      await scenarios.expectCase('b2-dhchap-rotation');
+      expect(holdsSecret(readFileSync(scenarios.consoleLog, 'utf8')), 'a secret on the console').toBe(false);
+    },
   );
   scenario(
     'c: relocation: add local member, resync, drop remote, disconnect, revoke, wipe, free',

@@ -77,9 +77,11 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
         'ValidatingAdmissionPolicy/meshstor-agent-own-node',
         'ValidatingAdmissionPolicyBinding/meshstor-agent-own-node',
+        'Role/meshstor-system/meshstor-agent-dhchap',
         'Role/meshstor-system/meshstor-controller',
         'Role/default/meshstor-agent-events',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
+        'RoleBinding/meshstor-system/meshstor-agent-dhchap',
         'RoleBinding/meshstor-system/meshstor-controller',
         'RoleBinding/default/meshstor-agent-events',
         'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
@@ -146,12 +148,15 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--os-drive-tail=model:Samsung*',
       '--address=10.1.2.3',
       '--port=4420',
+      '--nvme-auth=dhchap',
+      '--dhchap-rotate-days=30',
       '--resync-seconds=5',
       '--metrics-port=9812',
       '--log-level=info',
     ]);
     expect(agent.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     const mounts = Object.fromEntries(
       // biome-ignore lint/suspicious/noExplicitAny: rendered volumeMounts

@@ -1,11 +1,15 @@
-// The NVMe-oF initiator: nvme-cli connects with this host's NQN and host id; controllers and
-// namespaces are found again in sysfs by subsystem NQN, never by device name.
+// The NVMe-oF initiator: connects by writing the options string to /dev/nvme-fabrics (what
+// `nvme connect` does, minus the command line: DH-HMAC-CHAP secrets go to the kernel directly and
+// never show in /proc/*/cmdline); controllers and namespaces are found again in sysfs by subsystem
+// NQN, never by device name. Rotated keys reach a live controller through its sysfs dhchap_secret
+// and dhchap_ctrl_secret attributes, which re-authenticate it in place.
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { CommandError, ConnectRefusedError } from '../errors.ts';
-import { checkCtrlLoss, checkNqn, checkSecret } from '../names.ts';
+import { open, readdir, writeFile } from 'node:fs/promises';
+import { checkKeys } from '../dhchap.ts';
+import { CancelledError, ConnectRefusedError, HostError, InvalidArgumentError } from '../errors.ts';
+import { checkCtrlLoss, checkNqn } from '../names.ts';
 import type { ConnectSpec, OpOptions } from '../types.ts';
-import { check, exists, readRaw, waitFor } from './context.ts';
+import { check, exists, readOpt, readRaw, waitFor } from './context.ts';
 import { readNamespaces, Section } from './devices.ts';
 import { type ControllerFiles, namespaceDevice, ownControllers } from './parse/nvme-sysfs.ts';
 
@@ -30,6 +34,75 @@ export async function readControllers(): Promise<ControllerFiles[]> {
   return out;
 }
 
+/** The misc device nvme-fabrics reads connect requests from. */
+export const FABRICS_DEVICE = '/dev/nvme-fabrics';
+/**
+ * How long a connect may hold the caller: past the kernel's admin command timeout (60 s), which
+ * bounds a connect whose authentication failed on the target's side. The kernel runs one connect
+ * at a time (a mutex around /dev/nvme-fabrics writes), so the next one waits for that one.
+ */
+const CONNECT_MS = 75_000;
+
+/**
+ * The options string the kernel parses (drivers/nvme/host/fabrics.c, comma-separated key=value).
+ * Every value is checked first: a comma in one would inject another option.
+ */
+export function fabricsOptions(spec: ConnectSpec, hostNqn: string, hostId: string): string {
+  checkNqn(spec.subsystemNqn);
+  checkNqn(hostNqn);
+  checkKeys(spec);
+  checkCtrlLoss(spec.ctrlLossTmoSec);
+  const { address, port } = spec.target;
+  if (!/^[0-9a-f.:]+$/i.test(address) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(`target ${address}:${port} is not an IP address and port`);
+  }
+  if (!/^[0-9a-f-]{36}$/.test(hostId)) throw new InvalidArgumentError(`host id ${hostId} is not a UUID`);
+  const o = [
+    `nqn=${spec.subsystemNqn}`,
+    'transport=tcp',
+    `traddr=${address}`,
+    `trsvcid=${port}`,
+    `hostnqn=${hostNqn}`,
+    `hostid=${hostId}`,
+    `ctrl_loss_tmo=${spec.ctrlLossTmoSec}`,
+    'reconnect_delay=1',
+  ];
+  if (spec.dhchapSecret !== undefined) o.push(`dhchap_secret=${spec.dhchapSecret}`);
+  if (spec.dhchapCtrlSecret !== undefined) o.push(`dhchap_ctrl_secret=${spec.dhchapCtrlSecret}`);
+  return o.join(',');
+}
+
+/** What a connect that does not answer in time is told (it is treated as refused: the caller may retry). */
+class ConnectTimeout extends Error {}
+
+/**
+ * One write(2) of the options (the kernel takes the whole request from one write), bounded in
+ * time. The write cannot be interrupted once in the kernel: on a timeout or a cancel the caller is
+ * released and the write finishes on its own (the handle is closed after it); a controller it
+ * makes is found by the next connect. A refused authentication can end this way: nvmet drops the
+ * connection and the host's connect command waits for its own timeout.
+ */
+async function writeFabrics(options: string, o: OpOptions | undefined): Promise<void> {
+  const fh = await open(FABRICS_DEVICE, 'r+');
+  const write = fh.write(options).finally(() => fh.close().catch(() => {}));
+  write.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([
+      write,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ConnectTimeout()), CONNECT_MS);
+        onAbort = () => reject(new CancelledError('connect cancelled'));
+        o?.signal?.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) o?.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
 export class Initiator extends Section {
   /** Our controllers (this host NQN) connected to a subsystem: names like nvme3. */
   private async controllers(nqn: string): Promise<string[]> {
@@ -44,29 +117,22 @@ export class Initiator extends Section {
 
   async connect(spec: ConnectSpec, o?: OpOptions): Promise<string> {
     check(o);
-    checkNqn(spec.subsystemNqn);
-    checkSecret(spec.dhchapSecret);
-    checkCtrlLoss(spec.ctrlLossTmoSec);
+    const options = fabricsOptions(spec, this.c.hostNqn, this.c.hostId);
     await this.c.ensureModules(o);
-    if ((await this.controllers(spec.subsystemNqn)).length === 0) {
-      const args = [
-        'connect',
-        '--transport=tcp',
-        `--traddr=${spec.target.address}`,
-        `--trsvcid=${spec.target.port}`,
-        `--nqn=${spec.subsystemNqn}`,
-        `--hostnqn=${this.c.hostNqn}`,
-        `--hostid=${this.c.hostId}`,
-        `--ctrl-loss-tmo=${spec.ctrlLossTmoSec}`,
-        '--reconnect-delay=1',
-      ];
-      if (spec.dhchapSecret) args.push(`--dhchap-secret=${spec.dhchapSecret}`);
+    const live = await this.controllers(spec.subsystemNqn);
+    if (live.length > 0) await this.rotateKeys(live, spec);
+    else {
       try {
-        await this.c.x('nvme', args, o, { timeoutMs: 30_000 });
+        await writeFabrics(options, o);
       } catch (e) {
-        if (!(e instanceof CommandError)) throw e;
+        if (e instanceof HostError) throw e;
+        // the errno only (EKEYREJECTED, ECONNREFUSED, EIO, ...): never the options, they hold the keys
+        const code =
+          e instanceof ConnectTimeout
+            ? `no answer within ${CONNECT_MS / 1000} s`
+            : ((e as NodeJS.ErrnoException).code ?? 'error');
         throw new ConnectRefusedError(
-          `${spec.target.address}:${spec.target.port} refused ${spec.subsystemNqn} to ${this.c.hostNqn}: ${e.message}`,
+          `${spec.target.address}:${spec.target.port} refused ${spec.subsystemNqn} to ${this.c.hostNqn}: ${code}`,
         );
       }
     }
@@ -76,6 +142,31 @@ export class Initiator extends Section {
       return dev !== undefined && exists(dev);
     }, `namespace of ${spec.subsystemNqn}`);
     return dev as string;
+  }
+
+  /**
+   * New keys for live controllers: each attribute written re-authenticates the controller with
+   * the keys it then holds (nvmet reads its side again for that). Written only when they differ.
+   * A controller connected without a secret cannot take one (the kernel refuses the write).
+   */
+  private async rotateKeys(ctrls: string[], spec: ConnectSpec): Promise<void> {
+    for (const c of ctrls) {
+      for (const [file, want] of [
+        ['dhchap_secret', spec.dhchapSecret],
+        ['dhchap_ctrl_secret', spec.dhchapCtrlSecret],
+      ] as const) {
+        if (want === undefined) continue;
+        const path = `/sys/class/nvme/${c}/${file}`;
+        const have = await readOpt(path);
+        if (have === want) continue;
+        if (!have || have === 'none') {
+          throw new HostError(
+            `${c} (${spec.subsystemNqn}) is connected without ${file}; the kernel cannot add one to a live controller: disconnect it first`,
+          );
+        }
+        await writeFile(path, want);
+      }
+    }
   }
 
   async disconnect(subsystemNqn: string, o?: OpOptions): Promise<void> {

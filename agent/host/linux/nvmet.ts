@@ -1,13 +1,19 @@
 // The NVMe-oF target: nvmet through configfs. One subsystem per replica with the partition as
-// namespace 1, one tcp port per listen address, hosts allowed one by one (DH-HMAC-CHAP optional).
+// namespace 1, one tcp port per listen address, hosts allowed one by one with their DH-HMAC-CHAP
+// keys (host key and controller key: both sides prove themselves).
 import { mkdir, readdir, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkKeys } from '../dhchap.ts';
 import { HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
-import { checkNqn, checkSecret, subsystemNqn } from '../names.ts';
+import { checkNqn, subsystemNqn } from '../names.ts';
 import type { ExportInfo, ExportSpec, HostAccess, OpOptions } from '../types.ts';
 import { check, exists, readOpt, readRaw, readText } from './context.ts';
 import { devNumber, Section } from './devices.ts';
 import { exportFrom, nextPortId, ourSubsystems, type PortFiles, portServes } from './parse/nvmet-configfs.ts';
+
+/** The HMAC the target asks for, and the DH group (ephemeral FFDHE: a recorded exchange gives nothing to guess the key from). */
+export const DHCHAP_HASH = 'hmac(sha256)';
+export const DHCHAP_DHGROUP = 'ffdhe2048';
 
 /** Every port's address attributes, and the subsystems it links. */
 export async function readPorts(cfs: string): Promise<(PortFiles & { subsystems: string[] })[]> {
@@ -96,22 +102,33 @@ export class Target extends Section {
   async grantHost(nqn: string, a: HostAccess, o?: OpOptions): Promise<void> {
     check(o);
     checkNqn(a.hostNqn);
-    checkSecret(a.dhchapSecret);
+    checkKeys(a);
     const sub = await this.subsystemDir(nqn);
     const host = join(this.cfs, 'hosts', a.hostNqn);
     await mkdir(host, { recursive: true });
-    if (a.dhchapSecret !== undefined) {
-      // kernels without CONFIG_NVME_TARGET_AUTH have no dhchap_key: never pretend to authenticate
-      if (!(await exists(join(host, 'dhchap_key')))) {
-        throw new HostError('this kernel has no NVMe target authentication (CONFIG_NVME_TARGET_AUTH)');
-      }
-      if ((await readOpt(join(host, 'dhchap_key'))) !== a.dhchapSecret) {
-        await writeFile(join(host, 'dhchap_hash'), 'hmac(sha256)');
-        await writeFile(join(host, 'dhchap_key'), a.dhchapSecret);
-      }
-    }
+    if (a.dhchapSecret !== undefined) await this.setKeys(host, a);
     const link = join(sub, 'allowed_hosts', a.hostNqn);
     if (!(await exists(link))) await symlink(host, link);
+  }
+
+  /**
+   * The host's keys, written straight into configfs (never through a command). Written only when
+   * they differ, so a pass that finds them in place changes nothing. Live controllers keep their
+   * session: nvmet reads the keys again at the next connect or re-authentication, which is how a
+   * rotation goes without a disconnect (ADR 0007).
+   */
+  private async setKeys(host: string, a: HostAccess): Promise<void> {
+    // kernels without CONFIG_NVME_TARGET_AUTH have no dhchap_key: never pretend to authenticate
+    if (!(await exists(join(host, 'dhchap_key')))) {
+      throw new HostError('this kernel has no NVMe target authentication (CONFIG_NVME_TARGET_AUTH)');
+    }
+    const set = async (file: string, value: string) => {
+      if ((await readOpt(join(host, file))) !== value) await writeFile(join(host, file), value);
+    };
+    await set('dhchap_hash', DHCHAP_HASH);
+    await set('dhchap_dhgroup', DHCHAP_DHGROUP);
+    await set('dhchap_key', a.dhchapSecret as string);
+    if (a.dhchapCtrlSecret !== undefined) await set('dhchap_ctrl_key', a.dhchapCtrlSecret);
   }
 
   async revokeHost(nqn: string, hostNqn: string, o?: OpOptions): Promise<void> {

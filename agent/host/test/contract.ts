@@ -3,6 +3,7 @@
 // so the guest can run it without vitest. Each case gets a fresh environment from the factory.
 import assert from 'node:assert/strict';
 import { MiB } from '../../../placement/index.ts';
+import { type DhchapKeys, generateDhchapSecret } from '../dhchap.ts';
 import {
   CancelledError,
   ConnectRefusedError,
@@ -14,7 +15,7 @@ import {
   PartitionOverlapError,
   ReAddRefusedError,
 } from '../errors.ts';
-import { generateDhchapSecret, subsystemNqn } from '../names.ts';
+import { subsystemNqn } from '../names.ts';
 import type { Drive, Host, ListenAddress, Owner, PartitionSpec } from '../types.ts';
 
 export interface ContractEnv {
@@ -79,8 +80,8 @@ async function throwsA(p: Promise<unknown>, cls: new (...a: never[]) => Error): 
   });
 }
 
-/** B exports R2 to A (optionally with a secret); A connects. Returns A's device for it. */
-async function remoteLeg(env: ContractEnv, secret?: string): Promise<{ nqn: string; dev: string }> {
+/** B exports R2 to A (optionally with DH-HMAC-CHAP keys); A connects. Returns A's device for it. */
+async function remoteLeg(env: ContractEnv, keys: DhchapKeys = {}): Promise<{ nqn: string; dev: string }> {
   const { a, b } = env;
   await b.createPartitions(env.driveB, [await specAtFree(b, env.driveB, R2)]);
   const ex = await b.exportReplica({
@@ -88,13 +89,8 @@ async function remoteLeg(env: ContractEnv, secret?: string): Promise<{ nqn: stri
     devicePath: await partPath(b, env.driveB, R2),
     listen: env.listenB,
   });
-  await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, dhchapSecret: secret });
-  const dev = await a.connect({
-    subsystemNqn: ex.nqn,
-    target: env.listenB,
-    dhchapSecret: secret,
-    ctrlLossTmoSec: TMO,
-  });
+  await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, ...keys });
+  const dev = await a.connect({ subsystemNqn: ex.nqn, target: env.listenB, ...keys, ctrlLossTmoSec: TMO });
   return { nqn: ex.nqn, dev };
 }
 
@@ -202,32 +198,51 @@ export const CONTRACT: ContractCase[] = [
   {
     name: 'DH-HMAC-CHAP: the right secret connects, a wrong one is refused',
     async run(env) {
-      const secret = generateDhchapSecret();
-      const { nqn, dev } = await remoteLeg(env, secret);
+      const keys = { dhchapSecret: generateDhchapSecret(), dhchapCtrlSecret: generateDhchapSecret() };
+      const { nqn, dev } = await remoteLeg(env, keys);
       assert.ok(dev.startsWith('/dev/'));
       await env.a.disconnect(nqn);
+      const spec = { subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO };
       await throwsA(
-        env.a.connect({
-          subsystemNqn: nqn,
-          target: env.listenB,
-          dhchapSecret: generateDhchapSecret(),
-          ctrlLossTmoSec: TMO,
-        }),
+        env.a.connect({ ...spec, ...keys, dhchapSecret: generateDhchapSecret() }),
         ConnectRefusedError,
       );
+      // bidirectional: a controller that cannot prove the controller key is refused by the host
       await throwsA(
-        env.a.connect({
-          subsystemNqn: nqn,
-          target: env.listenB,
-          dhchapSecret: 'secret',
-          ctrlLossTmoSec: TMO,
-        }),
+        env.a.connect({ ...spec, ...keys, dhchapCtrlSecret: generateDhchapSecret() }),
+        ConnectRefusedError,
+      );
+      await throwsA(env.a.connect({ ...spec, dhchapSecret: 'secret' }), InvalidArgumentError);
+      await throwsA(
+        env.a.connect({ ...spec, dhchapCtrlSecret: keys.dhchapCtrlSecret }),
         InvalidArgumentError,
       );
-      await throwsA(
-        env.a.connect({ subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: 0 }),
-        InvalidArgumentError,
+      await throwsA(env.a.connect({ ...spec, ctrlLossTmoSec: 0 }), InvalidArgumentError);
+      assert.ok(
+        (await env.a.connect({ ...spec, ...keys })).startsWith('/dev/'),
+        'the right keys connect again',
       );
+    },
+  },
+  {
+    name: 'DH-HMAC-CHAP rotation: the target takes the new keys, the live controller re-authenticates, the old keys are refused',
+    async run(env) {
+      const old = { dhchapSecret: generateDhchapSecret(), dhchapCtrlSecret: generateDhchapSecret() };
+      const { nqn, dev } = await remoteLeg(env, old);
+      const spec = { subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO };
+      const grant = (k: DhchapKeys) => env.b.grantHost(nqn, { hostNqn: env.a.hostNqn, ...k });
+      // one key per step, target first: a re-authentication never meets a half-rotated pair
+      const step1 = { ...old, dhchapSecret: generateDhchapSecret() };
+      await grant(step1);
+      assert.equal(await env.a.connect({ ...spec, ...step1 }), dev, 'host key rotated in place');
+      const step2 = { ...step1, dhchapCtrlSecret: generateDhchapSecret() };
+      await grant(step2);
+      assert.equal(await env.a.connect({ ...spec, ...step2 }), dev, 'controller key rotated in place');
+      assert.equal(await env.a.findDeviceByNqn(nqn), dev, 'still connected');
+      await env.a.disconnect(nqn);
+      await throwsA(env.a.connect({ ...spec, ...old }), ConnectRefusedError);
+      await throwsA(env.a.connect({ ...spec, ...step1 }), ConnectRefusedError);
+      assert.ok((await env.a.connect({ ...spec, ...step2 })).startsWith('/dev/'), 'the new keys connect');
     },
   },
   {

@@ -188,7 +188,7 @@ describe('a SimulatedHost target in another process', () => {
     );
     const a = netHost(NQN_A, []);
     await expect(a.connect({ ...spec, dhchapSecret: generateDhchapSecret() })).rejects.toThrow(
-      new ConnectRefusedError(`DH-HMAC-CHAP authentication to ${ex.nqn} failed`),
+      new ConnectRefusedError(`DH-HMAC-CHAP authentication of ${NQN_A} to ${ex.nqn} failed`),
     );
     const nowhere = { address: '127.0.0.1', port: await freePort() };
     await expect(a.connect({ ...spec, target: nowhere })).rejects.toThrow(

@@ -3,7 +3,7 @@
 // scaffolding, deliberately forceful; it runs its commands through the agent's exec wrapper.
 import { readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exec } from '../../../agent/host/exec.ts';
+import { commandLine, type Exec, exec } from '../../../agent/host/exec.ts';
 import { LinuxHost } from '../../../agent/host/linux.ts';
 
 export const NQN = {
@@ -15,11 +15,18 @@ export const LISTEN_B = { address: '127.0.0.2', port: 4420 };
 /** Drives (qemu serials) the harness attaches; MS-A-OS comes with an "OS" layout already on it. */
 export const DRIVES = { aOs: 'MS-A-OS', a: 'MS-A-DATA', b: 'MS-B-DATA', b2: 'MS-B-DATA2' };
 
+/** Every command line the nodes' LinuxHosts ran (the secret watch checks none holds a key). */
+export const commandsRun: string[] = [];
+const recordingExec: Exec = (cmd, args, opts) => {
+  commandsRun.push(commandLine(cmd, args));
+  return exec(cmd, args, opts);
+};
+
 export function nodes() {
   return {
-    a: new LinuxHost({ hostNqn: NQN.a, driveFilter: (id) => id.startsWith('MS-A-') }),
-    b: new LinuxHost({ hostNqn: NQN.b, driveFilter: (id) => id.startsWith('MS-B-') }),
-    x: new LinuxHost({ hostNqn: NQN.x, driveFilter: () => false }),
+    a: new LinuxHost({ hostNqn: NQN.a, driveFilter: (id) => id.startsWith('MS-A-'), exec: recordingExec }),
+    b: new LinuxHost({ hostNqn: NQN.b, driveFilter: (id) => id.startsWith('MS-B-'), exec: recordingExec }),
+    x: new LinuxHost({ hostNqn: NQN.x, driveFilter: () => false, exec: recordingExec }),
   };
 }
 

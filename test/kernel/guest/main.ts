@@ -1,6 +1,7 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
-// all, reboot, bench, bench-write-mostly, capture (the parsers' fixtures), stage: scenarios s and
-// r, relocate: r alone, catchup: h and h2, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, bench-write-mostly, capture
+// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, catchup: h and h2, or agent:
+// the real `meshstor agent` binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
-import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
+import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
 
 export function report(o: Record<string, unknown>): void {
@@ -65,11 +66,15 @@ async function canWrite(path: string): Promise<boolean> {
   return true;
 }
 
-/** The contract cases, or only those whose numbers are given (`contract=10+11`, by hand). */
-async function contract(only?: Set<number>): Promise<boolean> {
+/**
+ * The contract cases: all, those whose numbers are given (`contract=10+11`, by hand), or those whose
+ * name starts with a prefix (the DH-HMAC-CHAP ones).
+ */
+async function contract(only?: Set<number> | string): Promise<boolean> {
   let ok = true;
   for (const [i, c] of CONTRACT.entries()) {
-    if (only && !only.has(i)) continue;
+    if (only instanceof Set && !only.has(i)) continue;
+    if (typeof only === 'string' && !c.name.startsWith(only)) continue;
     // the reset is part of the case, so the harness's time bound for the case covers it
     const run = async () => {
       await reset();
@@ -122,30 +127,39 @@ async function agentSuite(): Promise<boolean> {
   }
 }
 
+/** NVMe-oF authentication alone: the contract's DH-HMAC-CHAP cases, a reset, then b and b2. */
+async function dhchapSuite(): Promise<boolean> {
+  const contractOk = await contract('DH-HMAC-CHAP');
+  await reset();
+  return (await scenarios(DHCHAP)) && contractOk;
+}
+
 async function runSuite(suite: string): Promise<boolean> {
   const picked = /^contract=([\d+]+)$/.exec(suite)?.[1];
   if (picked) return contract(new Set(picked.split('+').map(Number)));
-  return suite === 'agent'
-    ? await agentSuite()
-    : suite === 'contract'
-      ? await contract()
-      : suite === 'bench'
-        ? await benchSuite()
-        : suite === 'bench-write-mostly'
-          ? await writeMostlyBench()
-          : suite === 'capture'
-            ? await runCase('capture', captureFixtures)
-            : await scenarios(
-                suite === 'reboot'
-                  ? AFTER_REBOOT
-                  : suite === 'stage'
-                    ? [s_csiStaging, r_agentRelocation]
-                    : suite === 'relocate'
-                      ? [r_agentRelocation]
-                      : suite === 'catchup'
-                        ? CATCH_UP
-                        : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-              );
+  return suite === 'dhchap'
+    ? await dhchapSuite()
+    : suite === 'agent'
+      ? await agentSuite()
+      : suite === 'contract'
+        ? await contract()
+        : suite === 'bench'
+          ? await benchSuite()
+          : suite === 'bench-write-mostly'
+            ? await writeMostlyBench()
+            : suite === 'capture'
+              ? await runCase('capture', captureFixtures)
+              : await scenarios(
+                  suite === 'reboot'
+                    ? AFTER_REBOOT
+                    : suite === 'stage'
+                      ? [s_csiStaging, r_agentRelocation]
+                      : suite === 'relocate'
+                        ? [r_agentRelocation]
+                        : suite === 'catchup'
+                          ? CATCH_UP
+                          : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                );
 }
 
 // by hand, several suites in one boot: `contract=10+11,catchup`

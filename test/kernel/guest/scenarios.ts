@@ -8,8 +8,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { type DhchapKeys, generateDhchapSecret } from '../../../agent/host/dhchap.ts';
 import { ConnectRefusedError, DeviceInUseError } from '../../../agent/host/errors.ts';
-import { generateDhchapSecret, subsystemNqn } from '../../../agent/host/names.ts';
+import { subsystemNqn } from '../../../agent/host/names.ts';
 import { waitIdle } from '../../../agent/host/test/contract.ts';
 import type { ArrayInfo, Host, Owner } from '../../../agent/host/types.ts';
 import { MiB } from '../../../placement/index.ts';
@@ -21,6 +22,7 @@ import {
   rebuildSteps,
   relocationSteps,
 } from './relocate.ts';
+import { kernelLogSince, SecretWatch, uptimeSec } from './secret-watch.ts';
 
 export interface Scenario {
   name: string;
@@ -35,7 +37,13 @@ const MNT = '/mnt/vol-b';
 const own = (replicaId: string, volumeId = VOL): Owner => ({ volumeId, replicaId });
 
 /** What the scenarios learn and hand on: checksums of every file written to the volume. */
-const ctx = { sums: new Map<string, string>(), secret: '' };
+const ctx = { sums: new Map<string, string>(), keys: {} as DhchapKeys };
+/** Watches command lines from b's first key to the end of b2's rotation (secret-watch.ts). */
+const watch = new SecretWatch();
+const newKeys = (): DhchapKeys => ({
+  dhchapSecret: generateDhchapSecret(),
+  dhchapCtrlSecret: generateDhchapSecret(),
+});
 
 // --- helpers -------------------------------------------------------------------------------
 
@@ -103,17 +111,12 @@ async function freeStart(h: Host, driveId: string, size: number): Promise<number
 }
 
 /** B carves, exports and grants a replica to A; A connects. Returns A's device for it. */
-async function remoteReplica(a: Host, b: Host, driveId: string, o: Owner, secret?: string) {
+async function remoteReplica(a: Host, b: Host, driveId: string, o: Owner, keys: DhchapKeys = {}) {
   const start = await freeStart(b, driveId, SIZE);
   await b.createPartitions(driveId, [{ ...o, extent: { start, end: start + SIZE } }]);
   const ex = await b.exportReplica({ ...o, devicePath: await partPath(b, driveId, o), listen: LISTEN_B });
-  await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, dhchapSecret: secret });
-  const dev = await a.connect({
-    subsystemNqn: ex.nqn,
-    target: LISTEN_B,
-    dhchapSecret: secret,
-    ctrlLossTmoSec: TMO,
-  });
+  await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, ...keys });
+  const dev = await a.connect({ subsystemNqn: ex.nqn, target: LISTEN_B, ...keys, ctrlLossTmoSec: TMO });
   return { nqn: ex.nqn, dev };
 }
 
@@ -189,7 +192,8 @@ const b_twoNodes: Scenario = {
   name: 'b-two-node-raid1',
   async run() {
     const { a, b, x } = nodes();
-    ctx.secret = generateDhchapSecret();
+    watch.start();
+    ctx.keys = newKeys();
     const start = await freeStart(b, DRIVES.b, SIZE);
     await b.createPartitions(DRIVES.b, [{ ...own('r2'), extent: { start, end: start + SIZE } }]);
     const ex = await b.exportReplica({
@@ -197,20 +201,16 @@ const b_twoNodes: Scenario = {
       devicePath: await partPath(b, DRIVES.b, own('r2')),
       listen: LISTEN_B,
     });
-    await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, dhchapSecret: ctx.secret });
+    await b.grantHost(ex.nqn, { hostNqn: a.hostNqn, ...ctx.keys });
     const conn = { subsystemNqn: ex.nqn, target: LISTEN_B, ctrlLossTmoSec: TMO };
+    await assert.rejects(x.connect({ ...conn, ...ctx.keys }), ConnectRefusedError, 'foreign NQN refused');
     await assert.rejects(
-      x.connect({ ...conn, dhchapSecret: ctx.secret }),
-      ConnectRefusedError,
-      'foreign NQN refused',
-    );
-    await assert.rejects(
-      a.connect({ ...conn, dhchapSecret: generateDhchapSecret() }),
+      a.connect({ ...conn, ...ctx.keys, dhchapSecret: generateDhchapSecret() }),
       ConnectRefusedError,
       'wrong secret',
     );
-    await assert.rejects(a.connect(conn), ConnectRefusedError, 'no secret');
-    const remote = await a.connect({ ...conn, dhchapSecret: ctx.secret });
+    await assert.rejects(a.connect(conn), ConnectRefusedError, 'the right NQN without a secret');
+    const remote = await a.connect({ ...conn, ...ctx.keys });
     const ls = await a.listDrives();
     assert.ok(!ls.some((d) => d.path === remote), 'a remote namespace is not a local drive');
     const s1 = await freeStart(a, DRIVES.a, SIZE);
@@ -230,6 +230,119 @@ const b_twoNodes: Scenario = {
     await write(MNT, 'blob1', 48);
     for (let i = 0; i < 20; i++) await write(MNT, `small${i}`, 1);
     return { local, remote, md: arr.devicePath, bitmap, syncMs, files: await verify(MNT, ctx.sums) };
+  },
+};
+
+/** A's controller of a subsystem (nvmeN) and its state file. */
+async function controllerOf(nqn: string): Promise<string> {
+  for (const c of await readdir('/sys/class/nvme')) {
+    const sub = await readFile(`/sys/class/nvme/${c}/subsysnqn`, 'utf8').catch(() => '');
+    if (sub.trim() === nqn) return c;
+  }
+  throw new Error(`no controller for ${nqn}`);
+}
+const ctrlState = async (c: string) => (await readFile(`/sys/class/nvme/${c}/state`, 'utf8')).trim();
+
+/** Writes 1 MiB files (O_SYNC) into the mounted volume until stopped; every write must succeed. */
+function ioLoop(dir: string): { stop: () => Promise<number> } {
+  let on = true;
+  let n = 0;
+  const run = (async () => {
+    while (on) {
+      await write(dir, `io${n}`, 1, true);
+      n++;
+    }
+  })();
+  return {
+    stop: async () => {
+      on = false;
+      await run;
+      return n;
+    },
+  };
+}
+
+const b2_dhchapRotation: Scenario = {
+  name: 'b2-dhchap-rotation',
+  async run() {
+    const { a, b } = nodes();
+    const nqn = subsystemNqn(own('r2'));
+    const spec = { subsystemNqn: nqn, target: LISTEN_B, ctrlLossTmoSec: TMO };
+    const grant = (k: DhchapKeys) => b.grantHost(nqn, { hostNqn: a.hostNqn, ...k });
+    const ctrl = await controllerOf(nqn);
+    const dev = await a.findDeviceByNqn(nqn);
+    assert.ok(dev);
+    const since = await uptimeSec();
+    const t0 = Date.now();
+    const io = ioLoop(MNT);
+    const settle = () => new Promise((r) => setTimeout(r, 3000)); // the re-authentication runs in a kernel work
+    // one key per step, the target first: a re-authentication never meets a half-rotated pair
+    const old = ctx.keys;
+    const step1 = { ...old, dhchapSecret: generateDhchapSecret() };
+    await grant(step1);
+    assert.equal(await a.connect({ ...spec, ...step1 }), dev, 'host key rotated on the live controller');
+    await settle();
+    const step2 = { ...step1, dhchapCtrlSecret: generateDhchapSecret() };
+    await grant(step2);
+    assert.equal(
+      await a.connect({ ...spec, ...step2 }),
+      dev,
+      'controller key rotated on the live controller',
+    );
+    await settle();
+    assert.equal(await ctrlState(ctrl), 'live');
+    // a reconnect authenticates from scratch with what the controller now holds: the new keys
+    await writeFile(`/sys/class/nvme/${ctrl}/reset_controller`, '1');
+    await poll(
+      async () => ((await ctrlState(ctrl)) === 'live' ? true : undefined),
+      'the reset controller',
+      120_000,
+    );
+    const rotationMs = Date.now() - t0;
+    const files = await io.stop();
+    assert.ok(files > 0, 'I/O went on during the rotation');
+    const arr = await a.getArray(VOL);
+    assert.ok(arr && !arr.degraded && inSync(arr) === 2, 'both legs in sync: no member failed');
+    const kernel = await kernelLogSince(since);
+    const authLines = kernel.filter((l) => /auth|dhchap|reconnect|reset/i.test(l));
+    assert.deepEqual(
+      kernel.filter((l) =>
+        /authentication failed|failed to setup|error \d+ setting up authentication/i.test(l),
+      ),
+      [],
+      'no failed (re-)authentication',
+    );
+    // the old keys are retired: a fresh connect (another subsystem of B, same host keys) with them is refused
+    const o9 = own('r9', 'vol-z');
+    const s9 = await freeStart(b, DRIVES.b2, 16 * MiB);
+    await b.createPartitions(DRIVES.b2, [{ ...o9, extent: { start: s9, end: s9 + 16 * MiB } }]);
+    const ex9 = await b.exportReplica({
+      ...o9,
+      devicePath: await partPath(b, DRIVES.b2, o9),
+      listen: LISTEN_B,
+    });
+    await b.grantHost(ex9.nqn, { hostNqn: a.hostNqn, ...step2 });
+    const conn9 = { ...spec, subsystemNqn: ex9.nqn };
+    await assert.rejects(a.connect({ ...conn9, ...old }), ConnectRefusedError, 'the old keys');
+    await assert.rejects(a.connect({ ...conn9, ...step1 }), ConnectRefusedError, 'the old controller key');
+    await assert.rejects(a.connect(conn9), ConnectRefusedError, 'the right NQN without a secret');
+    assert.ok((await a.connect({ ...conn9, ...step2 })).startsWith('/dev/'), 'the new keys connect');
+    await a.disconnect(ex9.nqn);
+    await b.unexport(ex9.nqn);
+    await b.deletePartition(DRIVES.b2, o9);
+    ctx.keys = step2;
+    const seen = await watch.stop();
+    assert.deepEqual(seen.offences, [], 'no secret on a command line or in the kernel log');
+    assert.ok(seen.scans > 10, `command lines scanned (${seen.scans} times)`);
+    assert.ok(seen.commands > 20, `host commands checked (${seen.commands})`);
+    const verified = await verify(MNT, ctx.sums);
+    return {
+      rotationMs,
+      ioFiles: files,
+      authLines: authLines.slice(0, 30),
+      watch: { ...seen, offences: undefined },
+      verified,
+    };
   },
 };
 
@@ -297,7 +410,7 @@ const d_remoteLost: Scenario = {
     await b.wipePartition(DRIVES.b2, own('r4'));
     await b.deletePartition(DRIVES.b2, own('r4'));
     // rebuild onto a new member (raid-devices stays 3: the new member fills the empty slot)
-    const r5 = await remoteReplica(a, b, DRIVES.b, own('r5'), ctx.secret);
+    const r5 = await remoteReplica(a, b, DRIVES.b, own('r5'), ctx.keys);
     const t1 = Date.now();
     await a.addMember(VOL, r5.dev);
     const rebuilt = await waitIdle(a, VOL, 300_000);
@@ -395,7 +508,6 @@ const e2_reassemble: Scenario = {
     const { a, b } = nodes();
     const state = JSON.parse(await readFile('/project/state.json', 'utf8')) as RebootState;
     ctx.sums = new Map(state.sums);
-    ctx.secret = '';
     // exports are not persistent: B exports its replica again, found by owner
     const rPath = await partPath(b, state.remote.driveId, state.remote.owner);
     const ex = await b.exportReplica({ ...state.remote.owner, devicePath: rPath, listen: LISTEN_B });
@@ -512,6 +624,7 @@ const g_crashResume: Scenario = {
 export const SCENARIOS: Scenario[] = [
   a_osDriveTail,
   b_twoNodes,
+  b2_dhchapRotation,
   c_relocation,
   d_remoteLost,
   f_grow,
@@ -567,6 +680,9 @@ const g2_crashRebuild: Scenario = {
     return { rounds, files };
   },
 };
+
+/** The NVMe-oF authentication cases alone (`node test/kernel/run.ts dhchap`, after the contract's DH cases). */
+export const DHCHAP: Scenario[] = [b_twoNodes, b2_dhchapRotation];
 
 /** Run in the second boot, in this order. */
 export const AFTER_REBOOT: Scenario[] = [e2_reassemble, g_crashResume, g2_crashRebuild];
