@@ -19,7 +19,7 @@ export interface AgentContext {
 
 /** One volume a step could not finish, and why; the step goes on with the others. */
 export interface VolumeFailure {
-  step: 'exports' | 'members' | 'relocation' | 'deletion';
+  step: 'fence' | 'exports' | 'members' | 'relocation' | 'deletion';
   volume: string;
   reason: string;
 }

@@ -24,6 +24,7 @@ import { subsystemNqn } from './host/names.ts';
 import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, FsUsage, Host } from './host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
+import { WRITE_RIGHT } from './write-right.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
@@ -52,6 +53,18 @@ export interface NodeVolumesOptions {
    * undefined when nothing is missing. Staging is refused (precondition) while it says something.
    */
   missingPrerequisites?: (() => string | undefined) | undefined;
+  /**
+   * This node's right to acknowledge writes (ADR 0006, agent/write-right.ts WriteRight): staging is
+   * refused while it does not hold it. Without it (a single-process setup, the unit tests of other
+   * things) staging does not ask.
+   */
+  right?: { holds(): boolean; why(): string } | undefined;
+  /**
+   * How long this node must still wait before another node's right has ended (RightWatch): a volume
+   * attached to another node is taken over only after that. Without it only the holder's heartbeat
+   * (the peer directory) is asked, as before ADR 0006.
+   */
+  rightWatch?: { waitMs(node: string): Promise<number> } | undefined;
 }
 
 /** What a staged volume is used as: a filesystem, or the raw block device. */
@@ -108,6 +121,17 @@ export class NodeVolumes {
         );
       }
     }
+    if (holder && holder.node !== me.node && this.o.rightWatch) {
+      // the old holder fences itself when its right lapses; assembling before that ended could
+      // leave writes it acknowledged on a copy this node does not use
+      const wait = await this.o.rightWatch.waitMs(holder.node);
+      if (wait > 0) {
+        throw refuse(
+          'unavailable',
+          `volume ${rec.id} is attached to node ${holder.node}; its right to write ends in at most ${Math.ceil(wait / 1000)} s (ADR 0006)`,
+        );
+      }
+    }
     const written = await updateRecord(this.o.store, rec.id, (r) => {
       if (r.attachment?.node === me.node && r.attachment.hostNqn === me.hostNqn) return false;
       r.attachment = me;
@@ -160,7 +184,13 @@ export class NodeVolumes {
       const peer = await peers.peer(r.node);
       if (!peer?.ready) return undefined;
       try {
-        return await host.connect({ subsystemNqn: subsystem, target: peer.address, ctrlLossTmoSec: 30 });
+        // L of ADR 0006: longer than the right, so a write stalled on this leg when the node is cut
+        // off cannot complete on the local leg alone before the node fenced itself
+        return await host.connect({
+          subsystemNqn: subsystem,
+          target: peer.address,
+          ctrlLossTmoSec: WRITE_RIGHT.remoteCtrlLossTmoSec,
+        });
       } catch (e) {
         if (!(e instanceof ConnectRefusedError || e instanceof CommandError)) throw e;
         if (e instanceof CommandError && signal?.aborted) throw e; // killed by the cancel: stop
@@ -237,11 +267,21 @@ export class NodeVolumes {
   ): Promise<void> {
     const missing = this.o.missingPrerequisites?.();
     if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
+    if (this.o.right && !this.o.right.holds())
+      throw refuse(
+        'unavailable',
+        `node ${this.o.nodeName} holds no right to write now: ${this.o.right.why()}`,
+      );
     const host = withSignal(this.o.host, signal);
     await this.perVolume.run(req.volumeId, async () => {
       let rec = await this.record(req.volumeId);
       rec = await this.attach(host, rec);
       const md = await this.ensureArray(host, rec, signal);
+      if (this.o.right && !this.o.right.holds()) {
+        // lapsed while assembling: the lapse's fence may have run before this array existed
+        await host.fenceArray(rec.id);
+        throw refuse('unavailable', `node ${this.o.nodeName} lost its right to write: ${this.o.right.why()}`);
+      }
       if (req.access === 'mount') {
         await host.makeFilesystem(md);
         await host.mount(md, req.stagingPath);

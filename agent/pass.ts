@@ -6,6 +6,7 @@
 import type { VolumeRecord } from '../state/store.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
+import { fenceLostAttachments } from './fence.ts';
 import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
@@ -15,6 +16,8 @@ import { advanceRelocations, type RelocationProgress } from './relocation.ts';
 export interface AgentPassResult {
   /** The volumes the pass worked from (the MeshStorNode report names partitions by them). */
   records: VolumeRecord[];
+  /** Arrays fenced because the record attaches their volume to another node now (ADR 0006). */
+  fenced: string[];
   exports: ExportPassResult;
   /** Volumes whose member states were updated from md. */
   members: string[];
@@ -41,6 +44,8 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
       return empty;
     }
   };
+  // first: a volume taken over must stop acknowledging writes here before anything else runs
+  const fenced = await whole('fence', [], () => fenceLostAttachments(o, records, failures));
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
   const arrays: ArrayInfo[] = [];
   const members = await whole('members', [], () => reportMemberStates(o, records, failures, arrays));
@@ -50,5 +55,5 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });
-  return { records, exports, members, relocations, deletions, arrays, failures };
+  return { records, fenced, exports, members, relocations, deletions, arrays, failures };
 }

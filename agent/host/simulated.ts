@@ -96,6 +96,8 @@ interface SimArray {
   members: SimMember[];
   store: Store;
   mismatch: number;
+  /** Fenced (fenceArray): every member failed, writes refused until the array is stopped. */
+  fenced?: boolean;
 }
 
 interface SimMount {
@@ -537,6 +539,14 @@ export class SimulatedHost implements Host, SimTarget {
     return arrayView(a);
   }
 
+  async fenceArray(volumeId: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const a = this.arrays.get(arrayName(volumeId));
+    if (!a) return;
+    a.fenced = true;
+    for (const m of a.members) m.state = 'faulty';
+  }
+
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     check(o);
     const a = this.arrays.get(arrayName(volumeId));
@@ -622,7 +632,11 @@ export class SimulatedHost implements Host, SimTarget {
    * to device I/O). The simulation holds no data; this is the write the kernel tier makes for real.
    */
   canWrite(path: string): boolean {
+    const fenced = (store: Store) => [...this.arrays.values()].some((a) => a.fenced && a.store === store);
+    const dev = /^\/dev\/md(\d+)$/.exec(path);
+    if (dev) return ![...this.arrays.values()].some((a) => a.fenced && a.minor === Number(dev[1]));
     const m = this.mounts.get(path);
+    if (m && fenced(m.store)) return false;
     if (m?.kind === 'device') return true;
     return !this.filesystemAt(path).readonly;
   }

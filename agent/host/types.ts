@@ -182,6 +182,14 @@ export interface Host {
   /** Grows the array to the smallest member's size. */
   growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo>;
   stopArray(volumeId: string, o?: OpOptions): Promise<void>;
+  /**
+   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Every member is failed
+   * (local ones first, so a reachable remote copy records the local one as faulty), the last one
+   * too, which leaves md's array broken: every later write and cache flush fails with EIO, so an
+   * fsync can no longer succeed on this node. Reads fail too (no member is left). It is not undone
+   * in place: the array is stopped (unstaged) and assembled again. Idempotent; no array: a no-op.
+   */
+  fenceArray(volumeId: string, o?: OpOptions): Promise<void>;
 
   // Filesystem
   /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */

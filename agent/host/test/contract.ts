@@ -30,7 +30,8 @@ export interface ContractEnv {
   mountDir: string;
   /**
    * Writes through `path` on node A: a new file (then removed) in a directory, or one 4 KiB block
-   * at offset 0 of a device node. false when the write is refused (EROFS, EPERM). The VM writes
+   * at offset 0 of a device node, flushed. false when the write or its flush is refused (EROFS,
+   * EPERM; EIO from a fenced array). The VM writes
    * for real; the simulation answers from its mount table.
    */
   canWrite(path: string): Promise<boolean>;
@@ -277,6 +278,26 @@ export const CONTRACT: ContractCase[] = [
       assert.equal(one.raidDevices, 1);
       assert.equal(one.degraded, false);
       await throwsA(a.setRaidDevices(R1.volumeId, 0), InvalidArgumentError);
+    },
+  },
+  {
+    name: 'fences an array: every member failed, a write and its flush fail; idempotent; it still stops',
+    async run(env) {
+      const { a } = env;
+      const { arr } = await twoLegArray(env);
+      assert.equal(await env.canWrite(arr.devicePath), true, 'writable before the fence');
+      await a.fenceArray(R1.volumeId);
+      const fenced = await a.getArray(R1.volumeId);
+      assert.ok(fenced, 'still assembled: a fence is not a stop');
+      assert.deepEqual(
+        fenced.members.map((m) => m.state),
+        ['faulty', 'faulty'],
+      );
+      assert.equal(await env.canWrite(arr.devicePath), false, 'no write is acknowledged after the fence');
+      await a.fenceArray(R1.volumeId);
+      await a.fenceArray('vol-9');
+      await a.stopArray(R1.volumeId);
+      assert.equal(await a.getArray(R1.volumeId), undefined);
     },
   },
   {

@@ -1,6 +1,6 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
-// alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// alone, fence: sf alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
+import { sf_selfFence } from './fence.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
@@ -34,7 +35,8 @@ async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolea
 async function canWrite(path: string): Promise<boolean> {
   const refused = (e: unknown) => {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EROFS' || code === 'EPERM') return false;
+    // EIO: a fenced (broken) md array fails the write or its flush
+    if (code === 'EROFS' || code === 'EPERM' || code === 'EIO') return false;
     throw e;
   };
   if ((await stat(path)).isBlockDevice()) {
@@ -131,6 +133,8 @@ const ok =
                   ? [s_csiStaging, r_agentRelocation]
                   : suite === 'relocate'
                     ? [r_agentRelocation]
-                    : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                    : suite === 'fence'
+                      ? [sf_selfFence]
+                      : [...SCENARIOS, s_csiStaging, r_agentRelocation, sf_selfFence],
             );
 process.exit(ok ? 0 : 1);
