@@ -20,9 +20,7 @@ export async function fenceAllArrays(
   const fenced: string[] = [];
   for (const rec of await o.store.list()) {
     try {
-      if (!(await o.host.getArray(rec.id))) continue;
-      await o.host.fenceArray(rec.id);
-      fenced.push(rec.id);
+      if (await o.host.fenceArray(rec.id)) fenced.push(rec.id);
     } catch (e) {
       failures.push({ volume: rec.id, reason: e instanceof Error ? e.message : String(e) });
     }
@@ -38,9 +36,6 @@ export async function fenceLostAttachments(
 ): Promise<string[]> {
   const elsewhere = records.filter((r) => r.attachment && r.attachment.node !== o.nodeName);
   return eachVolume(o, 'fence', elsewhere, failures, async (rec) => {
-    const array = await o.host.getArray(rec.id);
-    if (!array || array.members.every((m) => m.state === 'faulty')) return undefined;
-    await o.host.fenceArray(rec.id);
-    return rec.id;
+    return (await o.host.fenceArray(rec.id)) ? rec.id : undefined;
   });
 }

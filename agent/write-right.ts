@@ -210,7 +210,7 @@ export class MemoryLeases implements LeaseApi {
   /** Nodes cut off from this "apiserver": their renewals and reads fail. */
   readonly cut = new Set<string>();
 
-  async renew(node: string): Promise<void> {
+  async renew(node: string, _leaseSeconds?: number): Promise<void> {
     if (this.cut.has(node)) throw new Error(`node ${node} cannot reach the apiserver`);
     this.versions.set(node, (this.versions.get(node) ?? 0) + 1);
   }

@@ -539,12 +539,20 @@ export class SimulatedHost implements Host, SimTarget {
     return arrayView(a);
   }
 
-  async fenceArray(volumeId: string, o?: OpOptions): Promise<void> {
+  async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
     const a = this.arrays.get(arrayName(volumeId));
-    if (!a) return;
+    if (!a || a.fenced) return false;
     a.fenced = true;
-    for (const m of a.members) m.state = 'faulty';
+    // as md: local members first; the last in-sync one stays (the array is broken instead)
+    const own = (m: SimMember) => Number(this.localStore(m.devicePath) !== undefined);
+    const ordered = [...a.members].sort((x, y) => own(y) - own(x));
+    for (const m of ordered) {
+      const inSync = a.members.filter((x) => x.state === 'in_sync');
+      if (m.state === 'in_sync' && inSync.length === 1) continue;
+      m.state = 'faulty';
+    }
+    return true;
   }
 
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {

@@ -183,13 +183,14 @@ export interface Host {
   growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo>;
   stopArray(volumeId: string, o?: OpOptions): Promise<void>;
   /**
-   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Every member is failed
-   * (local ones first, so a reachable remote copy records the local one as faulty), the last one
-   * too, which leaves md's array broken: every later write and cache flush fails with EIO, so an
-   * fsync can no longer succeed on this node. Reads fail too (no member is left). It is not undone
-   * in place: the array is stopped (unstaged) and assembled again. Idempotent; no array: a no-op.
+   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Its members are failed,
+   * local ones first (a remote copy still reachable records them as faulty); md keeps the last
+   * in-sync one and marks the array broken instead, so every later write and cache flush fails
+   * with EIO and no fsync can succeed on this node again. The array stays assembled (found,
+   * reported, stopped as any other); it is not undone in place: it is stopped and assembled again.
+   * Idempotent. Resolves true when it fenced now, false when there is no array or it was fenced.
    */
-  fenceArray(volumeId: string, o?: OpOptions): Promise<void>;
+  fenceArray(volumeId: string, o?: OpOptions): Promise<boolean>;
 
   // Filesystem
   /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */

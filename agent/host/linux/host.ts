@@ -142,7 +142,7 @@ export class LinuxHost implements Host {
   stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     return this.arrays.stopArray(volumeId, o);
   }
-  fenceArray(volumeId: string, o?: OpOptions): Promise<void> {
+  fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     return this.arrays.fenceArray(volumeId, o);
   }
 

@@ -218,37 +218,41 @@ export class Arrays extends Section {
     return (await this.requireArray(volumeId, o)).info;
   }
 
-  async fenceArray(volumeId: string, o?: OpOptions): Promise<void> {
+  async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
     const a = await this.findArray(arrayName(volumeId), o);
-    if (!a) return;
+    if (!a) return false;
     const base = `/sys/block/${a.md}/md`;
-    // md refuses to fail the last in-sync member unless fail_last_dev is set; it then marks the
-    // array broken (MD_BROKEN) either way, and md_submit_bio fails every write and flush of a
-    // broken array. fail_last_dev makes the last member faulty too, which the state shows.
-    if (await exists(join(base, 'fail_last_dev'))) await writeFile(join(base, 'fail_last_dev'), '1');
     const info = await this.arrayInfo(a);
-    // local partitions first: a remote copy that is still reachable then records them as faulty
+    // local partitions first: a remote copy that is still reachable then records them as faulty.
+    // md refuses to fail the last in-sync member (EBUSY) and marks the array broken instead
+    // (MD_BROKEN): md_submit_bio then fails every write and flush. Its superblock stays readable,
+    // so the array is still found, reported and stopped like any other.
     const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
     const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
     const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
     ordered.sort((x, y) => Number(y.local) - Number(x.local));
+    const hadFaulty = info.members.some((m) => m.state === 'faulty');
+    let failed = 0;
     let broken = false;
     for (const { m } of ordered) {
       if (m.state === 'faulty') continue;
       try {
         await writeFile(join(base, `dev-${basename(m.devicePath)}`, 'state'), 'faulty');
+        failed++;
       } catch (e) {
-        // EBUSY: md kept the last member and marked the array broken instead
         if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw e;
         broken = true;
       }
     }
-    const after = await this.arrayInfo(a);
-    if (!broken && after.members.some((m) => m.state !== 'faulty'))
-      throw new Error(
-        `array ${after.name} was not fenced: members ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
-      );
+    if (!broken) {
+      const after = await this.arrayInfo(a);
+      if (after.members.some((m) => m.state !== 'faulty'))
+        throw new Error(
+          `array ${after.name} was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
+        );
+    }
+    return failed > 0 || !hadFaulty;
   }
 
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {

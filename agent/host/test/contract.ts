@@ -281,21 +281,21 @@ export const CONTRACT: ContractCase[] = [
     },
   },
   {
-    name: 'fences an array: every member failed, a write and its flush fail; idempotent; it still stops',
+    name: 'fences an array: the local member failed, a write and its flush fail; idempotent; it still stops',
     async run(env) {
       const { a } = env;
-      const { arr } = await twoLegArray(env);
+      const { arr, local, remote } = await twoLegArray(env);
       assert.equal(await env.canWrite(arr.devicePath), true, 'writable before the fence');
-      await a.fenceArray(R1.volumeId);
+      assert.equal(await a.fenceArray(R1.volumeId), true);
       const fenced = await a.getArray(R1.volumeId);
       assert.ok(fenced, 'still assembled: a fence is not a stop');
-      assert.deepEqual(
-        fenced.members.map((m) => m.state),
-        ['faulty', 'faulty'],
-      );
+      const stateOf = (dev: string) => fenced.members.find((m) => m.devicePath === dev)?.state;
+      assert.equal(stateOf(local), 'faulty', 'the local member is failed first');
+      assert.ok(stateOf(remote.dev), 'md keeps the last member (and marks the array broken)');
       assert.equal(await env.canWrite(arr.devicePath), false, 'no write is acknowledged after the fence');
-      await a.fenceArray(R1.volumeId);
-      await a.fenceArray('vol-9');
+      assert.equal(await a.fenceArray(R1.volumeId), false, 'already fenced');
+      assert.equal(await a.fenceArray('vol-9'), false, 'no array');
+      assert.equal(await env.canWrite(arr.devicePath), false);
       await a.stopArray(R1.volumeId);
       assert.equal(await a.getArray(R1.volumeId), undefined);
     },

@@ -87,7 +87,7 @@ function node(
   });
   shared.peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
   const locks = new KeyedLock();
-  const fence: { at?: number; volumes?: string[]; why?: string; failures?: unknown[] } = {};
+  const fence: { at?: number; doneAt?: number; volumes?: string[]; why?: string; failures?: unknown[] } = {};
   const right = new WriteRight({
     node: name,
     api: shared.leases,
@@ -96,6 +96,7 @@ function node(
       fence.why = why;
       const failures: { volume: string; reason: string }[] = [];
       fence.volumes = await fenceAllArrays({ host, store: shared.store }, failures);
+      fence.doneAt = Date.now();
       fence.failures = failures;
     },
   });
@@ -186,6 +187,7 @@ export const sf_selfFence: Scenario = {
       // 4. the volume moves to n2: NodeStage retried as kubelet does, until n1's right ended + M
       const refusals: string[] = [];
       let stoppedN1At = 0;
+      let n1ArrayAfterFence: string[] | undefined;
       n2.host.beforeAssemble = async () => {
         n2.host.beforeAssemble = undefined;
         // one kernel: n1's array must be gone before n2 assembles the same array; n1 "stops" once
@@ -196,6 +198,8 @@ export const sf_selfFence: Scenario = {
             setTimeout(() => reject(new Error('the old writer never gave up')), 300_000),
           ),
         ]);
+        const a = await n1.host.getArray(VOL);
+        n1ArrayAfterFence = a?.members.map((m) => `${m.devicePath}:${m.state}`);
         await n1.host.stopArray(VOL);
         await n1.host.disconnect(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
         stoppedN1At = Date.now();
@@ -241,6 +245,11 @@ export const sf_selfFence: Scenario = {
         acksAtCut,
         acksAfterCut,
         fenceAfterCutMs: n1.fence.at !== undefined ? n1.fence.at - cutAt : undefined,
+        fenceTookMs:
+          n1.fence.at !== undefined && n1.fence.doneAt !== undefined
+            ? n1.fence.doneAt - n1.fence.at
+            : undefined,
+        n1ArrayAfterFence: n1ArrayAfterFence,
         fencedVolumes: n1.fence.volumes,
         fenceFailures: n1.fence.failures,
         firstErrorAfterCutMs: firstError ? firstError.at - cutAt : undefined,

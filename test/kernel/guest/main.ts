@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
-import { sf_selfFence } from './fence.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
+import { sf_selfFence } from './fence.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
 
