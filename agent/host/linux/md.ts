@@ -4,6 +4,7 @@
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
+  CommandError,
   ForeignSuperblockError,
   InvalidArgumentError,
   LastInSyncMemberError,
@@ -222,12 +223,14 @@ export class Arrays extends Section {
     check(o);
     const a = await this.findArray(arrayName(volumeId), o);
     if (!a) return false;
-    const base = `/sys/block/${a.md}/md`;
     const info = await this.arrayInfo(a);
-    // local partitions first: a remote copy that is still reachable then records them as faulty.
-    // md refuses to fail the last in-sync member (EBUSY) and marks the array broken instead
-    // (MD_BROKEN): md_submit_bio then fails every write and flush. Its superblock stays readable,
-    // so the array is still found, reported and stopped like any other.
+    // Through mdadm --fail (the SET_DISK_FAULTY ioctl), not md sysfs: a write to dev-*/state waits
+    // for the array's reconfiguration lock, which md's thread holds while a superblock write waits
+    // on a cut remote leg — up to ctrl-loss-tmo (35 s measured in scenario sf). The ioctl does not
+    // take that lock. Local partitions first: a remote copy still reachable then records them as
+    // faulty. md refuses to fail the last in-sync member (EBUSY) and marks the array broken
+    // instead (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included, with
+    // EIO. The last member's superblock stays readable, so the array is still found and stopped.
     const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
     const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
     const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
@@ -237,13 +240,12 @@ export class Arrays extends Section {
     let broken = false;
     for (const { m } of ordered) {
       if (m.state === 'faulty') continue;
-      try {
-        await writeFile(join(base, `dev-${basename(m.devicePath)}`, 'state'), 'faulty');
-        failed++;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw e;
-        broken = true;
-      }
+      // a vanished device node (a lost namespace) is named by mdadm's keyword instead
+      const which = (await exists(m.devicePath)) ? m.devicePath : 'detached';
+      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1] });
+      if (r.code === 0) failed++;
+      else if (/busy/i.test(r.stderr)) broken = true;
+      else throw new CommandError(`mdadm /dev/${a.md} --fail ${which}`, r.code, r.stderr);
     }
     if (!broken) {
       const after = await this.arrayInfo(a);

@@ -263,6 +263,15 @@ export const sf_selfFence: Scenario = {
         n1.fence.at - cutAt <= WRITE_RIGHT.leaseMs,
         `n1 fenced within D of the cut (${n1.fence.at - cutAt} ms)`,
       );
+      const fenceDone = (n1.fence.doneAt ?? Number.POSITIVE_INFINITY) - cutAt;
+      assert.ok(
+        fenceDone - (n1.fence.at - cutAt) <= WRITE_RIGHT.fenceGuardMs,
+        `the fence took at most G (${fenceDone - (n1.fence.at - cutAt)} ms)`,
+      );
+      assert.ok(
+        fenceDone < (WRITE_RIGHT.remoteCtrlLossTmoSec - WRITE_RIGHT.reconnectDelaySec) * 1000,
+        `fenced (${fenceDone} ms after the cut) before the cut leg could fail (L - 1 s)`,
+      );
       assert.ok(
         movedAt - cutAt >= WRITE_RIGHT.leaseMs + WRITE_RIGHT.takeoverMarginMs,
         'n2 assembled only after D + M',
