@@ -15,7 +15,7 @@ import type { ArrayCreateSpec, ArrayInfo, OpOptions } from '../types.ts';
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
 import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
-import { type MdIdentity, parseExamine, parseMdIdentity } from './parse/mdadm.ts';
+import { type MdIdentity, parseExamine, parseMdDevname, parseMdIdentity } from './parse/mdadm.ts';
 
 /** The files of /sys/block/<md> that make its ArrayInfo. */
 export async function readMdFiles(md: string): Promise<MdFiles> {
@@ -54,7 +54,7 @@ export class Arrays extends Section {
       if (!/^md\d+$/.test(b)) continue;
       if (!arrayRunning(await readRaw(`/sys/block/${b}/md/array_state`))) continue;
       const r = await this.c.x('mdadm', ['--detail', '--export', `/dev/${b}`], o, { okCodes: [0, 1, 2] });
-      const id = parseMdIdentity(r.stdout);
+      const id = parseMdIdentity(r.stdout) ?? parseMdDevname(r.stdout);
       if (id?.name === name) return { md: b, id };
     }
     return undefined;

@@ -18,6 +18,7 @@ import { open, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fenceAllArrays } from '../../../agent/fence.ts';
+import { exec } from '../../../agent/host/exec.ts';
 import { subsystemNqn } from '../../../agent/host/names.ts';
 import { waitIdle } from '../../../agent/host/test/contract.ts';
 import { NodeVolumes } from '../../../agent/node-volumes.ts';
@@ -30,7 +31,7 @@ import { MemoryVolumeStore, StaticPeers } from '../../../state/memory-store.ts';
 import type { VolumeRecord } from '../../../state/store.ts';
 import type { Scenario } from './scenarios.ts';
 import { poll } from './scenarios.ts';
-import { GuestNode, type NodeName, NQN } from './stage.ts';
+import { controllers, GuestNode, type NodeName, NQN } from './stage.ts';
 
 const VOL = 'vol-sf';
 const SIZE = 96 * MiB;
@@ -58,7 +59,7 @@ function startWriter(device: string, bytes: number) {
     if (kind === 'ERR') errors.push({ seq: Number(a), code: String(b), at: Number(c) });
   });
   const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
-  return { acks, errors, exited, ready: () => ready };
+  return { acks, errors, exited, ready: () => ready, kill: () => p.kill('SIGKILL') };
 }
 
 /** The network between n1 and n2 fails: n2's target stops serving `nqn` on every port. */
@@ -78,6 +79,7 @@ function node(
   name: NodeName,
   i: number,
   shared: { store: MemoryVolumeStore; peers: StaticPeers; leases: MemoryLeases },
+  selfFence = true,
 ) {
   const listen = { address: `127.0.0.${i + 3}`, port: 4420 };
   const host = new GuestNode({
@@ -94,6 +96,7 @@ function node(
     onLapse: async (why) => {
       fence.at = Date.now();
       fence.why = why;
+      if (!selfFence) return;
       const failures: { volume: string; reason: string }[] = [];
       fence.volumes = await fenceAllArrays({ host, store: shared.store }, failures);
       fence.doneAt = Date.now();
@@ -126,168 +129,204 @@ async function readBlock(device: string, seq: number): Promise<string> {
   }
 }
 
-export const sf_selfFence: Scenario = {
-  name: 'sf-self-fence-split-brain',
-  async run() {
-    const shared = { store: new MemoryVolumeStore(), peers: new StaticPeers(), leases: new MemoryLeases() };
-    const n1 = node('n1', 0, shared);
-    const n2 = node('n2', 1, shared);
-    const out: Record<string, unknown> = { timing: WRITE_RIGHT };
-    const rec: VolumeRecord = {
-      id: VOL,
-      name: VOL,
-      sizeBytes: SIZE - 16 * MiB,
-      replicaCount: 2,
-      spread: { domain: 'zone', mode: 'none' },
-      fsType: 'xfs',
-      phase: 'Active',
-      replicas: [],
-    };
-    for (const [i, n] of [n1, n2].entries()) {
-      const start = await freeStart(n.host, `MS-${n.name.toUpperCase()}-DATA`);
-      rec.replicas.push({
-        id: `r${i + 1}`,
-        node: n.name,
-        drive: `MS-${n.name.toUpperCase()}-DATA`,
-        extent: { start, end: start + SIZE },
-        state: 'Pending',
-      });
-    }
-    await shared.store.create(rec);
-    for (const n of [n1, n2]) n.right.start(500);
-    try {
-      await poll(
-        async () => (n1.right.holds() && n2.right.holds() ? true : undefined),
-        'both rights',
-        30_000,
-      );
-
-      // 1. n1 stages the volume as a raw block volume: its partition + r2 over nvme-tcp
-      const stageReq = { volumeId: VOL, stagingPath: '/mnt/stage-sf', access: 'block' as const };
-      await withAgents([n1.pass, n2.pass], n1.volumes.stage(stageReq));
-      const arr = await waitIdle(n1.host, VOL, 300_000);
-      assert.deepEqual(
-        arr.members.map((m) => m.state),
-        ['in_sync', 'in_sync'],
-      );
-      const r2OnN1 = await n1.host.findDeviceByNqn(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
-      assert.ok(r2OnN1, 'n1 reaches r2 over nvme-tcp');
-
-      // 2. the application writes and logs every acknowledged block
-      const w = startWriter(arr.devicePath, arr.sizeBytes);
-      await poll(async () => (w.acks.length >= 200 ? true : undefined), '200 acknowledged blocks', 300_000);
-
-      // 3. n1 is cut off from the apiserver and from n2, at once
-      const cutAt = Date.now();
-      shared.leases.cut.add('n1');
-      shared.peers.setReady('n1', false);
-      await cutPort(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
-      const acksAtCut = w.acks.length;
-
-      // 4. the volume moves to n2: NodeStage retried as kubelet does, until n1's right ended + M
-      const refusals: string[] = [];
-      let stoppedN1At = 0;
-      let n1ArrayAfterFence: string[] | undefined;
-      n2.host.beforeAssemble = async () => {
-        n2.host.beforeAssemble = undefined;
-        // one kernel: n1's array must be gone before n2 assembles the same array; n1 "stops" once
-        // its writer gave up (3 errors)
-        await Promise.race([
-          w.exited,
-          new Promise((_, reject) =>
-            setTimeout(() => reject(new Error('the old writer never gave up')), 300_000),
-          ),
-        ]);
-        const a = await n1.host.getArray(VOL);
-        n1ArrayAfterFence = a?.members.map((m) => `${m.devicePath}:${m.state}`);
-        await n1.host.stopArray(VOL);
-        await n1.host.disconnect(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
-        stoppedN1At = Date.now();
+/**
+ * The scenario; with `selfFence` false it is the control: the same cut without the fence (ADR
+ * 0002's behaviour), which must lose acknowledged blocks, or the scenario could not see a loss.
+ */
+function splitBrain(selfFence: boolean): Scenario {
+  return {
+    name: selfFence ? 'sf-self-fence-split-brain' : 'sf0-no-fence-control',
+    async run() {
+      const shared = { store: new MemoryVolumeStore(), peers: new StaticPeers(), leases: new MemoryLeases() };
+      const n1 = node('n1', 0, shared, selfFence);
+      const n2 = node('n2', 1, shared);
+      const out: Record<string, unknown> = { timing: WRITE_RIGHT };
+      const rec: VolumeRecord = {
+        id: VOL,
+        name: VOL,
+        sizeBytes: SIZE - 16 * MiB,
+        replicaCount: 2,
+        spread: { domain: 'zone', mode: 'none' },
+        fsType: 'xfs',
+        phase: 'Active',
+        replicas: [],
       };
-      let movedAt = 0;
-      for (;;) {
-        try {
-          await withAgents([n2.pass], n2.volumes.stage({ ...stageReq, stagingPath: '/mnt/stage-sf2' }));
-          movedAt = Date.now();
-          break;
-        } catch (e) {
-          const m = (e as Error).message;
-          if (!/right to write ends/.test(m)) throw e;
-          if (refusals.length === 0 || refusals.at(-1) !== m.replace(/\d+ s/, 'N s'))
-            refusals.push(m.replace(/\d+ s/, 'N s'));
-          if (Date.now() - cutAt > 600_000) throw new Error(`n2 never took over: ${m}`);
-          await new Promise((r) => setTimeout(r, 2_000));
-        }
+      for (const [i, n] of [n1, n2].entries()) {
+        const start = await freeStart(n.host, `MS-${n.name.toUpperCase()}-DATA`);
+        rec.replicas.push({
+          id: `r${i + 1}`,
+          node: n.name,
+          drive: `MS-${n.name.toUpperCase()}-DATA`,
+          extent: { start, end: start + SIZE },
+          state: 'Pending',
+        });
       }
-      const onN2 = await n2.host.getArray(VOL);
-      assert.ok(onN2, 'n2 runs the array');
-      assert.deepEqual(
-        onN2.members.map((m) => m.state),
-        ['in_sync'],
-        "n2's own copy only (n1's member is out)",
-      );
+      await shared.store.create(rec);
+      for (const n of [n1, n2]) n.right.start(500);
+      try {
+        await poll(
+          async () => (n1.right.holds() && n2.right.holds() ? true : undefined),
+          'both rights',
+          30_000,
+        );
 
-      // 5. every acknowledged block is on n2's copy
-      let found = 0;
-      const missing: number[] = [];
-      for (const a of w.acks) {
-        if ((await readBlock(onN2.devicePath, a.seq)) === a.sha) found++;
-        else missing.push(a.seq);
+        // 1. n1 stages the volume as a raw block volume: its partition + r2 over nvme-tcp
+        const stageReq = { volumeId: VOL, stagingPath: '/mnt/stage-sf', access: 'block' as const };
+        await withAgents([n1.pass, n2.pass], n1.volumes.stage(stageReq));
+        const arr = await waitIdle(n1.host, VOL, 300_000);
+        assert.deepEqual(
+          arr.members.map((m) => m.state),
+          ['in_sync', 'in_sync'],
+        );
+        const r2OnN1 = await n1.host.findDeviceByNqn(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
+        assert.ok(r2OnN1, 'n1 reaches r2 over nvme-tcp');
+
+        // 2. the application writes and logs every acknowledged block
+        const w = startWriter(arr.devicePath, arr.sizeBytes);
+        await poll(async () => (w.acks.length >= 200 ? true : undefined), '200 acknowledged blocks', 300_000);
+
+        // 3. n1 is cut off from the apiserver and from n2, at once
+        const cutAt = Date.now();
+        shared.leases.cut.add('n1');
+        shared.peers.setReady('n1', false);
+        await cutPort(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
+        const acksAtCut = w.acks.length;
+
+        // 4. the volume moves to n2: NodeStage retried as kubelet does, until n1's right ended + M
+        const refusals: string[] = [];
+        let stoppedN1At = 0;
+        let n1ArrayAfterFence: string[] | undefined;
+        let n1Detail = '';
+        const r2Nqn = subsystemNqn({ volumeId: VOL, replicaId: 'r2' });
+        n2.host.beforeAssemble = async () => {
+          n2.host.beforeAssemble = undefined;
+          // one kernel: n1's array must be gone before n2 assembles the same array; n1 "stops" once
+          // its writer gave up (3 errors), or in the control once it acknowledged on after the cut
+          // leg failed
+          if (!selfFence) {
+            const lMs = WRITE_RIGHT.remoteCtrlLossTmoSec * 1000;
+            await poll(
+              async () => (w.acks.filter((a) => a.at > cutAt + lMs).length >= 20 ? true : undefined),
+              'the unfenced writer to acknowledge 20 blocks on the local leg alone',
+              300_000,
+            ).catch(() => undefined);
+            w.kill();
+          }
+          await Promise.race([
+            w.exited,
+            new Promise((_, reject) =>
+              setTimeout(() => reject(new Error('the old writer never gave up')), 300_000),
+            ),
+          ]);
+          // and once its cut leg has failed (ctrl-loss-tmo): until then md still waits on it
+          await poll(
+            async () => ((await controllers(r2Nqn, NQN.n1)).length === 0 ? true : undefined),
+            "n1's controller to r2 to be given up",
+            300_000,
+          );
+          const a = await n1.host.getArray(VOL);
+          n1ArrayAfterFence = a?.members.map((m) => `${m.devicePath}:${m.state}`);
+          n1Detail = (await exec('mdadm', ['--detail', '--export', arr.devicePath], { okCodes: [0, 1, 2] }))
+            .stdout;
+          await n1.host.stopArray(VOL);
+          await n1.host.disconnect(r2Nqn);
+          stoppedN1At = Date.now();
+        };
+        let movedAt = 0;
+        for (;;) {
+          try {
+            await withAgents([n2.pass], n2.volumes.stage({ ...stageReq, stagingPath: '/mnt/stage-sf2' }));
+            movedAt = Date.now();
+            break;
+          } catch (e) {
+            const m = (e as Error).message;
+            if (!/right to write ends/.test(m)) throw e;
+            if (refusals.length === 0 || refusals.at(-1) !== m.replace(/\d+ s/, 'N s'))
+              refusals.push(m.replace(/\d+ s/, 'N s'));
+            if (Date.now() - cutAt > 600_000) throw new Error(`n2 never took over: ${m}`);
+            await new Promise((r) => setTimeout(r, 2_000));
+          }
+        }
+        const onN2 = await n2.host.getArray(VOL);
+        assert.ok(onN2, 'n2 runs the array');
+        assert.deepEqual(
+          onN2.members.map((m) => m.state),
+          ['in_sync'],
+          "n2's own copy only (n1's member is out)",
+        );
+
+        // 5. every acknowledged block is on n2's copy
+        let found = 0;
+        const missing: number[] = [];
+        for (const a of w.acks) {
+          if ((await readBlock(onN2.devicePath, a.seq)) === a.sha) found++;
+          else missing.push(a.seq);
+        }
+        const firstError = w.errors[0];
+        const acksAfterCut = w.acks.filter((a) => a.at > cutAt).map((a) => a.seq);
+        Object.assign(out, {
+          acknowledged: w.acks.length,
+          foundOnNewHolder: found,
+          missingOnNewHolder: missing,
+          oldWriterErrors: w.errors.length,
+          oldWriterErrorCodes: [...new Set(w.errors.map((e) => e.code))],
+          acksAtCut,
+          acksAfterCut,
+          fenceAfterCutMs: n1.fence.at !== undefined ? n1.fence.at - cutAt : undefined,
+          fenceTookMs:
+            n1.fence.at !== undefined && n1.fence.doneAt !== undefined
+              ? n1.fence.doneAt - n1.fence.at
+              : undefined,
+          n1ArrayAfterFence: n1ArrayAfterFence,
+          n1Detail,
+          fencedVolumes: n1.fence.volumes,
+          fenceFailures: n1.fence.failures,
+          firstErrorAfterCutMs: firstError ? firstError.at - cutAt : undefined,
+          n1StoppedAfterCutMs: stoppedN1At - cutAt,
+          movedAfterCutMs: movedAt - cutAt,
+          refusals,
+        });
+        if (!selfFence) {
+          await n2.volumes.unstage({ volumeId: VOL, stagingPath: '/mnt/stage-sf2' });
+          assert.ok(missing.length > 0, 'without the fence, acknowledged blocks are missing on n2');
+          return out;
+        }
+        assert.ok(n1.fence.at !== undefined, 'n1 fenced itself when its right lapsed');
+        assert.deepEqual(n1.fence.volumes, [VOL]);
+        assert.ok(
+          n1.fence.at - cutAt <= WRITE_RIGHT.leaseMs,
+          `n1 fenced within D of the cut (${n1.fence.at - cutAt} ms)`,
+        );
+        const fenceDone = (n1.fence.doneAt ?? Number.POSITIVE_INFINITY) - cutAt;
+        assert.ok(
+          fenceDone - (n1.fence.at - cutAt) <= WRITE_RIGHT.fenceGuardMs,
+          `the fence took at most G (${fenceDone - (n1.fence.at - cutAt)} ms)`,
+        );
+        assert.ok(
+          fenceDone < (WRITE_RIGHT.remoteCtrlLossTmoSec - WRITE_RIGHT.reconnectDelaySec) * 1000,
+          `fenced (${fenceDone} ms after the cut) before the cut leg could fail (L - 1 s)`,
+        );
+        assert.ok(
+          movedAt - cutAt >= WRITE_RIGHT.leaseMs + WRITE_RIGHT.takeoverMarginMs,
+          'n2 assembled only after D + M',
+        );
+        assert.ok(w.errors.length > 0, 'the old writer saw errors');
+        assert.equal(
+          found,
+          w.acks.length,
+          `every acknowledged block is on n2's copy (missing ${missing.join(',')})`,
+        );
+        await n2.volumes.unstage({ volumeId: VOL, stagingPath: '/mnt/stage-sf2' });
+        return out;
+      } finally {
+        n1.right.stop();
+        n2.right.stop();
+        await writeFile('/proc/sys/vm/drop_caches', '3').catch(() => undefined);
       }
-      const firstError = w.errors[0];
-      const acksAfterCut = w.acks.filter((a) => a.at > cutAt).map((a) => a.seq);
-      Object.assign(out, {
-        acknowledged: w.acks.length,
-        foundOnNewHolder: found,
-        missingOnNewHolder: missing,
-        oldWriterErrors: w.errors.length,
-        oldWriterErrorCodes: [...new Set(w.errors.map((e) => e.code))],
-        acksAtCut,
-        acksAfterCut,
-        fenceAfterCutMs: n1.fence.at !== undefined ? n1.fence.at - cutAt : undefined,
-        fenceTookMs:
-          n1.fence.at !== undefined && n1.fence.doneAt !== undefined
-            ? n1.fence.doneAt - n1.fence.at
-            : undefined,
-        n1ArrayAfterFence: n1ArrayAfterFence,
-        fencedVolumes: n1.fence.volumes,
-        fenceFailures: n1.fence.failures,
-        firstErrorAfterCutMs: firstError ? firstError.at - cutAt : undefined,
-        n1StoppedAfterCutMs: stoppedN1At - cutAt,
-        movedAfterCutMs: movedAt - cutAt,
-        refusals,
-      });
-      assert.ok(n1.fence.at !== undefined, 'n1 fenced itself when its right lapsed');
-      assert.deepEqual(n1.fence.volumes, [VOL]);
-      assert.ok(
-        n1.fence.at - cutAt <= WRITE_RIGHT.leaseMs,
-        `n1 fenced within D of the cut (${n1.fence.at - cutAt} ms)`,
-      );
-      const fenceDone = (n1.fence.doneAt ?? Number.POSITIVE_INFINITY) - cutAt;
-      assert.ok(
-        fenceDone - (n1.fence.at - cutAt) <= WRITE_RIGHT.fenceGuardMs,
-        `the fence took at most G (${fenceDone - (n1.fence.at - cutAt)} ms)`,
-      );
-      assert.ok(
-        fenceDone < (WRITE_RIGHT.remoteCtrlLossTmoSec - WRITE_RIGHT.reconnectDelaySec) * 1000,
-        `fenced (${fenceDone} ms after the cut) before the cut leg could fail (L - 1 s)`,
-      );
-      assert.ok(
-        movedAt - cutAt >= WRITE_RIGHT.leaseMs + WRITE_RIGHT.takeoverMarginMs,
-        'n2 assembled only after D + M',
-      );
-      assert.ok(w.errors.length > 0, 'the old writer saw errors');
-      assert.equal(
-        found,
-        w.acks.length,
-        `every acknowledged block is on n2's copy (missing ${missing.join(',')})`,
-      );
-      await n2.volumes.unstage({ volumeId: VOL, stagingPath: '/mnt/stage-sf2' });
-      return out;
-    } finally {
-      n1.right.stop();
-      n2.right.stop();
-      await writeFile('/proc/sys/vm/drop_caches', '3').catch(() => undefined);
-    }
-  },
-};
+    },
+  };
+}
+
+export const sf_selfFence = splitBrain(true);
+/** Not in the tier (it costs a boot's worth of minutes): `node test/kernel/run.ts fence-control`. */
+export const sf0_noFenceControl = splitBrain(false);

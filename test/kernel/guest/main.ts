@@ -1,6 +1,6 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, bench, capture (the parsers' fixtures), stage: scenarios s and r, relocate: r
-// alone, fence: sf alone, or agent: the real `meshstor agent` binary against the host's control plane). Prints an
+// alone, fence: sf alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent` binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
-import { sf_selfFence } from './fence.ts';
+import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
 
@@ -135,6 +135,8 @@ const ok =
                     ? [r_agentRelocation]
                     : suite === 'fence'
                       ? [sf_selfFence]
-                      : [...SCENARIOS, s_csiStaging, r_agentRelocation, sf_selfFence],
+                      : suite === 'fence-control'
+                        ? [sf0_noFenceControl]
+                        : [...SCENARIOS, s_csiStaging, r_agentRelocation, sf_selfFence],
             );
 process.exit(ok ? 0 : 1);

@@ -25,3 +25,13 @@ export function parseMdIdentity(stdout: string): MdIdentity | undefined {
 export function parseExamine(code: number, stdout: string): MdIdentity | undefined {
   return code === 0 ? parseMdIdentity(stdout) : undefined;
 }
+
+/**
+ * The array's name from mdadm's own map (MD_DEVNAME) when `--detail` could read no superblock:
+ * a fenced array whose last member is a lost remote namespace (ADR 0006). Its uuid is unknown.
+ */
+export function parseMdDevname(stdout: string): MdIdentity | undefined {
+  const e = parseExportLines(stdout);
+  if (e.MD_UUID || !e.MD_DEVNAME) return undefined;
+  return { uuid: '', fullName: undefined, name: e.MD_DEVNAME.replace(/^.*\//, '') };
+}
