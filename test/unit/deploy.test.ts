@@ -72,8 +72,10 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'ClusterRoleBinding/meshstor-scheduler-as-kube-scheduler',
         'ClusterRoleBinding/meshstor-scheduler-as-volume-scheduler',
         'Role/meshstor-system/meshstor-controller',
+        'Role/meshstor-system/meshstor-agent',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/meshstor-system/meshstor-controller',
+        'RoleBinding/meshstor-system/meshstor-agent',
         'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/kube-system/meshstor-scheduler-extension-apiserver-authentication-reader',
         'ConfigMap/meshstor-system/meshstor-scheduler-config',
@@ -142,6 +144,8 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     ]);
     expect(agent.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      // its Lease, the right to write (ADR 0006), lives in its namespace
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     const mounts = Object.fromEntries(
       // biome-ignore lint/suspicious/noExplicitAny: rendered volumeMounts
