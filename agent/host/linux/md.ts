@@ -54,7 +54,7 @@ export class Arrays extends Section {
       if (!/^md\d+$/.test(b)) continue;
       if (!arrayRunning(await readRaw(`/sys/block/${b}/md/array_state`))) continue;
       const r = await this.c.x('mdadm', ['--detail', '--export', `/dev/${b}`], o, { okCodes: [0, 1, 2] });
-      const id = parseMdIdentity(r.stdout) ?? parseMdDevname(r.stdout);
+      const id = parseMdDevname(r.stdout) ?? parseMdIdentity(r.stdout);
       if (id?.name === name) return { md: b, id };
     }
     return undefined;

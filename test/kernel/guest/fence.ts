@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { open, readdir, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fenceAllArrays } from '../../../agent/fence.ts';
@@ -229,6 +229,13 @@ function splitBrain(selfFence: boolean): Scenario {
           n1Detail = (await exec('mdadm', ['--detail', '--export', arr.devicePath], { okCodes: [0, 1, 2] }))
             .stdout;
           await n1.host.stopArray(VOL);
+          const still = await readFile(`/sys/block/${arr.devicePath.slice(5)}/md/array_state`, 'utf8').catch(
+            () => undefined,
+          );
+          if (still !== undefined)
+            throw new Error(
+              `n1's array is still there (${still.trim()}) after stopArray; getArray: ${JSON.stringify(n1ArrayAfterFence)}; mdadm --detail --export:\n${n1Detail}`,
+            );
           await n1.host.disconnect(r2Nqn);
           stoppedN1At = Date.now();
         };

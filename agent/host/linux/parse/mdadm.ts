@@ -27,11 +27,12 @@ export function parseExamine(code: number, stdout: string): MdIdentity | undefin
 }
 
 /**
- * The array's name from mdadm's own map (MD_DEVNAME) when `--detail` could read no superblock:
- * a fenced array whose last member is a lost remote namespace (ADR 0006). Its uuid is unknown.
+ * The array's name from mdadm's own map (MD_DEVNAME) when `--detail` could read no member's
+ * superblock (no MD_NAME): a fenced array whose last member is a lost remote namespace (ADR 0006).
+ * The uuid is MD_UUID when mdadm still printed it, else unknown ('').
  */
 export function parseMdDevname(stdout: string): MdIdentity | undefined {
   const e = parseExportLines(stdout);
-  if (e.MD_UUID || !e.MD_DEVNAME) return undefined;
-  return { uuid: '', fullName: undefined, name: e.MD_DEVNAME.replace(/^.*\//, '') };
+  if (e.MD_NAME || !e.MD_DEVNAME) return undefined;
+  return { uuid: e.MD_UUID ?? '', fullName: undefined, name: e.MD_DEVNAME.replace(/^.*\//, '') };
 }
