@@ -20,6 +20,7 @@ export async function fenceAllArrays(
   const fenced: string[] = [];
   for (const rec of await o.store.list()) {
     try {
+      if (!(await o.host.getArray(rec.id))) continue;
       if (await o.host.fenceArray(rec.id)) fenced.push(rec.id);
     } catch (e) {
       failures.push({ volume: rec.id, reason: e instanceof Error ? e.message : String(e) });
@@ -36,6 +37,9 @@ export async function fenceLostAttachments(
 ): Promise<string[]> {
   const elsewhere = records.filter((r) => r.attachment && r.attachment.node !== o.nodeName);
   return eachVolume(o, 'fence', elsewhere, failures, async (rec) => {
+    // getArray first: the array must be running on this node (in the kernel tier several "nodes"
+    // share one kernel, and their Host sees only its own arrays through getArray)
+    if (!(await o.host.getArray(rec.id))) return undefined;
     return (await o.host.fenceArray(rec.id)) ? rec.id : undefined;
   });
 }
