@@ -89,13 +89,21 @@ function node(
   });
   shared.peers.set({ node: name, hostNqn: host.hostNqn, address: listen, ready: true });
   const locks = new KeyedLock();
-  const fence: { at?: number; doneAt?: number; volumes?: string[]; why?: string; failures?: unknown[] } = {};
+  const fence: {
+    sawArray?: boolean;
+    at?: number;
+    doneAt?: number;
+    volumes?: string[];
+    why?: string;
+    failures?: unknown[];
+  } = {};
   const right = new WriteRight({
     node: name,
     api: shared.leases,
     onLapse: async (why) => {
       fence.at = Date.now();
       fence.why = why;
+      fence.sawArray = (await host.getArray(VOL).catch((e: Error) => e.message)) !== undefined;
       if (!selfFence) return;
       const failures: { volume: string; reason: string }[] = [];
       fence.volumes = await fenceAllArrays({ host, store: shared.store }, failures);
@@ -288,6 +296,7 @@ function splitBrain(selfFence: boolean): Scenario {
           n1Detail,
           fencedVolumes: n1.fence.volumes,
           fenceFailures: n1.fence.failures,
+          fenceSawArray: n1.fence.sawArray,
           firstErrorAfterCutMs: firstError ? firstError.at - cutAt : undefined,
           n1StoppedAfterCutMs: stoppedN1At - cutAt,
           movedAfterCutMs: movedAt - cutAt,
@@ -298,31 +307,36 @@ function splitBrain(selfFence: boolean): Scenario {
           assert.ok(missing.length > 0, 'without the fence, acknowledged blocks are missing on n2');
           return out;
         }
-        assert.ok(n1.fence.at !== undefined, 'n1 fenced itself when its right lapsed');
-        assert.deepEqual(n1.fence.volumes, [VOL]);
-        assert.ok(
-          n1.fence.at - cutAt <= WRITE_RIGHT.leaseMs,
-          `n1 fenced within D of the cut (${n1.fence.at - cutAt} ms)`,
-        );
-        const fenceDone = (n1.fence.doneAt ?? Number.POSITIVE_INFINITY) - cutAt;
-        assert.ok(
-          fenceDone - (n1.fence.at - cutAt) <= WRITE_RIGHT.fenceGuardMs,
-          `the fence took at most G (${fenceDone - (n1.fence.at - cutAt)} ms)`,
-        );
-        assert.ok(
-          fenceDone < (WRITE_RIGHT.remoteCtrlLossTmoSec - WRITE_RIGHT.reconnectDelaySec) * 1000,
-          `fenced (${fenceDone} ms after the cut) before the cut leg could fail (L - 1 s)`,
-        );
-        assert.ok(
-          movedAt - cutAt >= WRITE_RIGHT.leaseMs + WRITE_RIGHT.takeoverMarginMs,
-          'n2 assembled only after D + M',
-        );
-        assert.ok(w.errors.length > 0, 'the old writer saw errors');
-        assert.equal(
-          found,
-          w.acks.length,
-          `every acknowledged block is on n2's copy (missing ${missing.join(',')})`,
-        );
+        // the results go with any failed check, so a failure says what happened
+        try {
+          assert.ok(n1.fence.at !== undefined, 'n1 fenced itself when its right lapsed');
+          assert.deepEqual(n1.fence.volumes, [VOL]);
+          assert.ok(
+            n1.fence.at - cutAt <= WRITE_RIGHT.leaseMs,
+            `n1 fenced within D of the cut (${n1.fence.at - cutAt} ms)`,
+          );
+          const fenceDone = (n1.fence.doneAt ?? Number.POSITIVE_INFINITY) - cutAt;
+          assert.ok(
+            fenceDone - (n1.fence.at - cutAt) <= WRITE_RIGHT.fenceGuardMs,
+            `the fence took at most G (${fenceDone - (n1.fence.at - cutAt)} ms)`,
+          );
+          assert.ok(
+            fenceDone < (WRITE_RIGHT.remoteCtrlLossTmoSec - WRITE_RIGHT.reconnectDelaySec) * 1000,
+            `fenced (${fenceDone} ms after the cut) before the cut leg could fail (L - 1 s)`,
+          );
+          assert.ok(
+            movedAt - cutAt >= WRITE_RIGHT.leaseMs + WRITE_RIGHT.takeoverMarginMs,
+            'n2 assembled only after D + M',
+          );
+          assert.ok(w.errors.length > 0, 'the old writer saw errors');
+          assert.equal(
+            found,
+            w.acks.length,
+            `every acknowledged block is on n2's copy (missing ${missing.join(',')})`,
+          );
+        } catch (e) {
+          throw new Error(`${(e as Error).message}\nresults: ${JSON.stringify(out)}`);
+        }
         await n2.volumes.unstage({ volumeId: VOL, stagingPath: '/mnt/stage-sf2' });
         return out;
       } finally {
