@@ -242,7 +242,8 @@ export class Arrays extends Section {
       if (m.state === 'faulty') continue;
       // a vanished device node (a lost namespace) is named by mdadm's keyword instead
       const which = (await exists(m.devicePath)) ? m.devicePath : 'detached';
-      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1] });
+      // exit 2 and "Device or resource busy" for the last member (seen on 6.12): md broke the array
+      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
       if (r.code === 0) failed++;
       else if (/busy/i.test(r.stderr)) broken = true;
       else throw new CommandError(`mdadm /dev/${a.md} --fail ${which}`, r.code, r.stderr);
