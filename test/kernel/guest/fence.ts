@@ -15,7 +15,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fenceAllArrays } from '../../../agent/fence.ts';
 import { exec } from '../../../agent/host/exec.ts';
