@@ -188,7 +188,8 @@ export interface Host {
    * in-sync one and marks the array broken instead, so every later write and cache flush fails
    * with EIO and no fsync can succeed on this node again. The array stays assembled (found,
    * reported, stopped as any other); it is not undone in place: it is stopped and assembled again.
-   * Idempotent. Resolves true when it fenced now, false when there is no array or it was fenced.
+   * Idempotent. Resolves false when there is no array or it is known to be fenced already (md does
+   * not say whether an array is broken, so LinuxHost may answer true again for a fenced array).
    */
   fenceArray(volumeId: string, o?: OpOptions): Promise<boolean>;
 

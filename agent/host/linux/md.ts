@@ -255,7 +255,7 @@ export class Arrays extends Section {
           `array ${after.name} was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
         );
     }
-    return failed > 0 || !hadFaulty;
+    return failed > 0 || broken || !hadFaulty;
   }
 
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {

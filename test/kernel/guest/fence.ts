@@ -60,6 +60,21 @@ function startWriter(device: string, bytes: number) {
   return { acks, errors, exited, ready: () => ready, kill: () => p.kill('SIGKILL') };
 }
 
+const ip = (...args: string[]) => exec('ip', args, { timeoutMs: 30_000 });
+
+/** Drops every packet to `address` (loopback too): the local table moves behind a blackhole rule. */
+async function partition(address: string): Promise<void> {
+  await ip('rule', 'add', 'pref', '100', 'lookup', 'local');
+  await ip('rule', 'del', 'pref', '0');
+  await ip('rule', 'add', 'pref', '10', 'to', `${address}/32`, 'blackhole');
+}
+
+async function heal(): Promise<void> {
+  await exec('ip', ['rule', 'del', 'pref', '10'], { okCodes: [0, 2] });
+  await exec('ip', ['rule', 'add', 'pref', '0', 'lookup', 'local'], { okCodes: [0, 2] });
+  await exec('ip', ['rule', 'del', 'pref', '100'], { okCodes: [0, 2] });
+}
+
 async function freeStart(host: GuestNode, drive: string): Promise<number> {
   const d = (await host.listDrives()).find((x) => x.id === drive);
   const f = d?.free.find((x) => x.end - x.start >= SIZE);
@@ -114,7 +129,7 @@ function node(
     rightWatch: new RightWatch(shared.leases),
   });
   const pass = () => agentPass({ nodeName: name, host, store: shared.store, listen, locks });
-  return { name, host, right, volumes, pass, fence };
+  return { name, host, listen, right, volumes, pass, fence };
 }
 
 async function readBlock(device: string, seq: number): Promise<string> {
@@ -188,10 +203,12 @@ function splitBrain(selfFence: boolean): Scenario {
         const cutAt = Date.now();
         shared.leases.cut.add('n1');
         shared.peers.setReady('n1', false);
-        // n2's target drops n1's controller at once and refuses its reconnects: the earliest a cut
-        // leg can fail (ctrl-loss-tmo after a reset; a silent partition is noticed later, by the
-        // keep-alive). Unlinking the port's subsystem alone kept the live connection (tried).
-        await n2.host.unexport(subsystemNqn({ volumeId: VOL, replicaId: 'r2' }));
+        // a silent partition: every packet to n2's address is dropped (a blackhole rule ahead of
+        // the local table), so n1's controller times out and reconnects in vain until
+        // ctrl-loss-tmo. (Unexporting r2 instead makes the target refuse the reconnect with DNR
+        // and the host gives the leg up at once: md degrades at the cut and acknowledges on the
+        // local leg alone. In the system only a takeover unexports, after D + M.)
+        await partition(n2.listen.address);
         const acksAtCut = w.acks.length;
 
         // 4. the volume moves to n2: NodeStage retried as kubelet does, until n1's right ended + M
@@ -324,6 +341,7 @@ function splitBrain(selfFence: boolean): Scenario {
         await n2.volumes.unstage({ volumeId: VOL, stagingPath: '/mnt/stage-sf2' });
         return out;
       } finally {
+        await heal();
         n1.right.stop();
         n2.right.stop();
         await writeFile('/proc/sys/vm/drop_caches', '3').catch(() => undefined);
