@@ -209,6 +209,7 @@ function splitBrain(selfFence: boolean): Scenario {
         // and the host gives the leg up at once: md degrades at the cut and acknowledges on the
         // local leg alone. In the system only a takeover unexports, after D + M.)
         await partition(n2.listen.address);
+        const cutDoneAt = Date.now();
         const acksAtCut = w.acks.length;
 
         // 4. the volume moves to n2: NodeStage retried as kubelet does, until n1's right ended + M
@@ -298,6 +299,8 @@ function splitBrain(selfFence: boolean): Scenario {
           oldWriterErrorCodes: [...new Set(w.errors.map((e) => e.code))],
           acksAtCut,
           acksAfterCut,
+          acksAfterCutDone: w.acks.filter((a) => a.at > cutDoneAt).map((a) => a.seq),
+          cutTookMs: cutDoneAt - cutAt,
           fenceAfterCutMs: n1.fence.at !== undefined ? n1.fence.at - cutAt : undefined,
           fenceTookMs:
             n1.fence.at !== undefined && n1.fence.doneAt !== undefined
