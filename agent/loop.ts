@@ -100,6 +100,7 @@ export class AgentLoop {
 
   private async report(r: AgentPassResult): Promise<void> {
     const { log, warnings } = this.o;
+    if (r.fenced.length) log.warn({ volumes: r.fenced }, 'fenced: attached to another node now');
     const x = r.exports;
     if (x.created.length) log.info({ replicas: x.created }, 'partitions created');
     if (x.exported.length) log.info({ replicas: x.exported }, 'exported');

@@ -25,6 +25,7 @@ import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, FsUsage, Host } from './host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
 import type { NodeKeys } from './node-keys.ts';
+import { WRITE_RIGHT } from './write-right.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
@@ -59,10 +60,26 @@ export interface NodeVolumesOptions {
   missingPrerequisites?: (() => string | undefined) | undefined;
   /** DH-HMAC-CHAP keys per node pair (ADR 0007): remote members are connected with them when given. */
   keys?: NodeKeys | undefined;
+  /**
+   * This node's right to acknowledge writes (ADR 0006, agent/write-right.ts WriteRight): staging is
+   * refused while it does not hold it. Without it (a single-process setup, the unit tests of other
+   * things) staging does not ask.
+   */
+  right?: { holds(): boolean; why(): string } | undefined;
+  /**
+   * How long this node must still wait before another node's right has ended (RightWatch): a volume
+   * attached to another node is taken over only after that. Without it only the holder's heartbeat
+   * (the peer directory) is asked, as before ADR 0006.
+   */
+  rightWatch?: { waitMs(node: string): Promise<number> } | undefined;
 }
 
-/** Seconds a lost controller of a remote member is retried before its I/O fails. */
-export const CTRL_LOSS_TMO_SEC = 30;
+/**
+ * Seconds a lost controller of a remote member is retried before its I/O fails: L of ADR 0006,
+ * longer than the right to write, so a write stalled on this leg when the node is cut off cannot
+ * complete on the local leg alone before the node fenced itself.
+ */
+export const CTRL_LOSS_TMO_SEC = WRITE_RIGHT.remoteCtrlLossTmoSec;
 
 /** What a staged volume is used as: a filesystem, or the raw block device. */
 export type AccessType = 'mount' | 'block';
@@ -120,6 +137,17 @@ export class NodeVolumes {
         throw refuse(
           'unavailable',
           `volume ${rec.id} is staged on node ${holder.node}; waiting for it to be unstaged there`,
+        );
+      }
+    }
+    if (holder && holder.node !== me.node && this.o.rightWatch) {
+      // the old holder fences itself when its right lapses; assembling before that ended could
+      // leave writes it acknowledged on a copy this node does not use
+      const wait = await this.o.rightWatch.waitMs(holder.node);
+      if (wait > 0) {
+        throw refuse(
+          'unavailable',
+          `volume ${rec.id} is attached to node ${holder.node}; its right to write ends in at most ${Math.ceil(wait / 1000)} s (ADR 0006)`,
         );
       }
     }
@@ -263,11 +291,21 @@ export class NodeVolumes {
   ): Promise<void> {
     const missing = this.o.missingPrerequisites?.();
     if (missing) throw refuse('precondition', `node ${this.o.nodeName} cannot stage volumes: ${missing}`);
+    if (this.o.right && !this.o.right.holds())
+      throw refuse(
+        'unavailable',
+        `node ${this.o.nodeName} holds no right to write now: ${this.o.right.why()}`,
+      );
     const host = withSignal(this.o.host, signal);
     await this.locked(req.volumeId, signal, async () => {
       let rec = await this.record(req.volumeId);
       rec = await this.attach(host, rec);
       const md = await this.ensureArray(host, rec, signal);
+      if (this.o.right && !this.o.right.holds()) {
+        // lapsed while assembling: the lapse's fence may have run before this array existed
+        await host.fenceArray(rec.id);
+        throw refuse('unavailable', `node ${this.o.nodeName} lost its right to write: ${this.o.right.why()}`);
+      }
       if (req.access === 'mount') {
         await host.makeFilesystem(md);
         await host.mount(md, req.stagingPath);

@@ -8,6 +8,7 @@ import { type CatchUp, catchUpMembers } from './catch-up.ts';
 import { refreshConnectionKeys } from './connection-keys.ts';
 import { type AgentContext, reasonOf, type VolumeFailure } from './context.ts';
 import { type ExportPassResult, reconcileExports } from './exports.ts';
+import { fenceLostAttachments } from './fence.ts';
 import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, Drive } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
@@ -18,6 +19,8 @@ import { advanceRelocations, type RelocationProgress } from './relocation.ts';
 export interface AgentPassResult {
   /** The volumes the pass worked from (the MeshStorNode report names partitions by them). */
   records: VolumeRecord[];
+  /** Arrays fenced because the record attaches their volume to another node now (ADR 0006). */
+  fenced: string[];
   exports: ExportPassResult;
   /** Volumes whose member states were updated from md. */
   members: string[];
@@ -48,6 +51,8 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
       return empty;
     }
   };
+  // first: a volume taken over must stop acknowledging writes here before anything else runs
+  const fenced = await whole('fence', [], () => fenceLostAttachments(o, records, failures));
   const exports = await whole('exports', { ...NO_EXPORTS }, () => reconcileExports(o, records));
   await whole('keys', [], () => refreshConnectionKeys(o, records, failures));
   // The arrays running here and this node's drives, read once for the member steps: under a
@@ -69,5 +74,16 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });
-  return { records, exports, members, catchUps, readPreference, relocations, deletions, arrays, failures };
+  return {
+    records,
+    fenced,
+    exports,
+    members,
+    catchUps,
+    readPreference,
+    relocations,
+    deletions,
+    arrays,
+    failures,
+  };
 }

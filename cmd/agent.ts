@@ -8,17 +8,20 @@
 // csi-sanity and trials, which never exports and so never listens.
 import { existsSync } from 'node:fs';
 import { DriveSelectorError } from '../agent/drive-selection.ts';
+import { fenceAllArrays } from '../agent/fence.ts';
 import { kernelModulesCondition } from '../agent/host/kernel-modules.ts';
 import { NetworkSimFabric } from '../agent/host/sim-network.ts';
 import { SimulatedHost } from '../agent/host/simulated.ts';
 import type { Host } from '../agent/host/types.ts';
 import { HostInventory } from '../agent/host-inventory.ts';
+import { KubeLeases } from '../agent/kube-leases.ts';
 import { prepareLinuxNode } from '../agent/linux-node.ts';
 import { AgentLoop } from '../agent/loop.ts';
 import { fsMountPoints } from '../agent/mount-points.ts';
 import { kubeNodeReader, NodeHeartbeat } from '../agent/node-heartbeat.ts';
 import { DEFAULT_ROTATE_DAYS, NodeKeys } from '../agent/node-keys.ts';
 import { NodePublisher } from '../agent/publisher.ts';
+import { RightWatch, WriteRight } from '../agent/write-right.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { NodeService } from '../csi/node.ts';
@@ -149,6 +152,14 @@ export const agentCommand = defineCommand({
       placeholder: 'ADDR',
       about:
         "the NVMe-oF address other nodes reach this node on, instead of its Node's InternalIP (published in\nits MeshStorNode; the simulated target's TCP listener opens there; default without a Node: 127.0.0.1)",
+    },
+    'lease-namespace': {
+      kind: 'string',
+      placeholder: 'NS',
+      env: 'POD_NAMESPACE',
+      default: 'kube-system',
+      about:
+        "with --state kube: where this node's Lease lives (its right to write, ADR 0006: renewed every 10 s; when it lapses the node fences its arrays)",
     },
     'rack-label': {
       kind: 'string',
@@ -319,6 +330,35 @@ export const agentCommand = defineCommand({
         await events.warn({ kind: 'MeshStorNode', name: nodeName }, 'KernelModulesMissing', modulesMissing);
     } else store = new MemoryVolumeStore();
 
+    // The right to acknowledge writes (ADR 0006): staging needs it; when it lapses (the apiserver
+    // unreachable for D - G) every array running here is fenced. Only with cluster state: without it
+    // there is no other node to hand a volume to.
+    let right: WriteRight | undefined;
+    let rightWatch: RightWatch | undefined;
+    if (kc) {
+      const leases = new KubeLeases(kc, config.leaseNamespace);
+      rightWatch = new RightWatch(leases);
+      const fencing = { host, store };
+      right = new WriteRight({
+        node: nodeName,
+        api: leases,
+        onRenewError: (m) => log.warn({ error: m }, 'right to write not renewed'),
+        onLapse: async (why) => {
+          log.error({ why }, 'right to write lapsed: fencing every array on this node');
+          const failures: { volume: string; reason: string }[] = [];
+          const fenced = await fenceAllArrays(fencing, failures).catch((e: unknown) => {
+            failures.push({ volume: '*', reason: String(e) });
+            return [];
+          });
+          log.error({ fenced, failures }, 'fenced');
+        },
+      });
+      await right.tick();
+      await right.settle();
+      if (!right.holds()) log.warn({ why: right.why() }, 'no right to write yet: staging waits for it');
+      right.start();
+    }
+
     // One lock per volume shared by the node service and the agent's pass (agent/exports.ts).
     const locks = new KeyedLock();
     const loop = new AgentLoop({
@@ -369,6 +409,8 @@ export const agentCommand = defineCommand({
           mountPoints: fsMountPoints,
           missingPrerequisites: () => modulesMissing,
           kubeletDir: config.kubeletDir,
+          right,
+          rightWatch,
         }),
         // SIGTERM aborts the calls in flight with the loop: their host commands are killed, and
         // every step they took is resumable, so kubelet's retry finishes the work.
@@ -411,6 +453,7 @@ export const agentCommand = defineCommand({
     // kubelet deregisters the driver when the socket goes; a new agent registers it again
     await registration?.stop();
     await loop.stop();
+    right?.stop();
     await watched?.stop();
     await shutdownServer(server);
     await metrics.close();

@@ -105,6 +105,8 @@ interface SimArray {
   events: number;
   /** Bitmap chunks written while a slot had no in-sync member (the only write modelled: mkfs). */
   dirty: number;
+  /** Fenced (fenceArray): every member failed, writes refused until the array is stopped. */
+  fenced?: boolean;
 }
 
 interface SimMount {
@@ -644,6 +646,22 @@ export class SimulatedHost implements Host, SimTarget {
     return arrayView(a);
   }
 
+  async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
+    check(o);
+    const a = this.arrays.get(arrayName(volumeId));
+    if (!a || a.fenced) return false;
+    a.fenced = true;
+    // as md: local members first; the last in-sync one stays (the array is broken instead)
+    const own = (m: SimMember) => Number(this.localStore(m.devicePath) !== undefined);
+    const ordered = [...a.members].sort((x, y) => own(y) - own(x));
+    for (const m of ordered) {
+      const inSync = a.members.filter((x) => x.state === 'in_sync');
+      if (m.state === 'in_sync' && inSync.length === 1) continue;
+      m.state = 'faulty';
+    }
+    return true;
+  }
+
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     check(o);
     const a = this.arrays.get(arrayName(volumeId));
@@ -734,7 +752,11 @@ export class SimulatedHost implements Host, SimTarget {
    * to device I/O). The simulation holds no data; this is the write the kernel tier makes for real.
    */
   canWrite(path: string): boolean {
+    const fenced = (store: Store) => [...this.arrays.values()].some((a) => a.fenced && a.store === store);
+    const dev = /^\/dev\/md(\d+)$/.exec(path);
+    if (dev) return ![...this.arrays.values()].some((a) => a.fenced && a.minor === Number(dev[1]));
     const m = this.mounts.get(path);
+    if (m && fenced(m.store)) return false;
     if (m?.kind === 'device') return true;
     return !this.filesystemAt(path).readonly;
   }

@@ -218,6 +218,16 @@ export interface Host {
   /** Grows the array to the smallest member's size. */
   growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo>;
   stopArray(volumeId: string, o?: OpOptions): Promise<void>;
+  /**
+   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Its members are failed,
+   * local ones first (a remote copy still reachable records them as faulty); md keeps the last
+   * in-sync one and marks the array broken instead, so every later write and cache flush fails
+   * with EIO and no fsync can succeed on this node again. The array stays assembled (found,
+   * reported, stopped as any other); it is not undone in place: it is stopped and assembled again.
+   * Idempotent. Resolves false when there is no array or it is known to be fenced already (md does
+   * not say whether an array is broken, so LinuxHost may answer true again for a fenced array).
+   */
+  fenceArray(volumeId: string, o?: OpOptions): Promise<boolean>;
 
   // Filesystem
   /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */

@@ -80,10 +80,12 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
         'Role/meshstor-system/meshstor-agent-dhchap',
         'Role/meshstor-system/meshstor-controller',
         'Role/default/meshstor-agent-events',
+        'Role/meshstor-system/meshstor-agent',
         'Role/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/meshstor-system/meshstor-agent-dhchap',
         'RoleBinding/meshstor-system/meshstor-controller',
         'RoleBinding/default/meshstor-agent-events',
+        'RoleBinding/meshstor-system/meshstor-agent',
         'RoleBinding/meshstor-system/meshstor-scheduler-leader-election',
         'RoleBinding/kube-system/meshstor-scheduler-extension-apiserver-authentication-reader',
         'ConfigMap/meshstor-system/meshstor-scheduler-config',
@@ -156,6 +158,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     ]);
     expect(agent.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      // its Lease (ADR 0006) and the node-pair keys (ADR 0007) live in its namespace
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     const mounts = Object.fromEntries(

@@ -152,6 +152,9 @@ export class LinuxHost implements Host {
   stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     return this.arrays.stopArray(volumeId, o);
   }
+  fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
+    return this.arrays.fenceArray(volumeId, o);
+  }
 
   // Filesystem
   makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {

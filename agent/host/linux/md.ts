@@ -16,7 +16,13 @@ import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
 import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
-import { type MdIdentity, parseExamine, parseExamineEvents, parseMdIdentity } from './parse/mdadm.ts';
+import {
+  type MdIdentity,
+  parseExamine,
+  parseExamineEvents,
+  parseMdDevname,
+  parseMdIdentity,
+} from './parse/mdadm.ts';
 import { parseExamineBitmap } from './parse/mdadm-bitmap.ts';
 
 /** The files of /sys/block/<md> that make its ArrayInfo. */
@@ -56,7 +62,7 @@ export class Arrays extends Section {
       if (!/^md\d+$/.test(b)) continue;
       if (!arrayRunning(await readRaw(`/sys/block/${b}/md/array_state`))) continue;
       const r = await this.c.x('mdadm', ['--detail', '--export', `/dev/${b}`], o, { okCodes: [0, 1, 2] });
-      const id = parseMdIdentity(r.stdout);
+      const id = parseMdDevname(r.stdout) ?? parseMdIdentity(r.stdout);
       if (id?.name === name) return { md: b, id };
     }
     return undefined;
@@ -292,6 +298,45 @@ export class Arrays extends Section {
     const a = await this.requireArray(volumeId, o);
     await this.c.x('mdadm', ['--grow', `/dev/${a.md}`, '--size=max'], o);
     return (await this.requireArray(volumeId, o)).info;
+  }
+
+  async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
+    check(o);
+    const a = await this.findArray(arrayName(volumeId), o);
+    if (!a) return false;
+    const info = await this.arrayInfo(a);
+    // Through mdadm --fail (the SET_DISK_FAULTY ioctl), not md sysfs: a write to dev-*/state waits
+    // for the array's reconfiguration lock, which md's thread holds while a superblock write waits
+    // on a cut remote leg — up to ctrl-loss-tmo (35 s measured in scenario sf). The ioctl does not
+    // take that lock. Local partitions first: a remote copy still reachable then records them as
+    // faulty. md refuses to fail the last in-sync member (EBUSY) and marks the array broken
+    // instead (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included, with
+    // EIO. The last member's superblock stays readable, so the array is still found and stopped.
+    const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
+    const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
+    const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
+    ordered.sort((x, y) => Number(y.local) - Number(x.local));
+    const hadFaulty = info.members.some((m) => m.state === 'faulty');
+    let failed = 0;
+    let broken = false;
+    for (const { m } of ordered) {
+      if (m.state === 'faulty') continue;
+      // a vanished device node (a lost namespace) is named by mdadm's keyword instead
+      const which = (await exists(m.devicePath)) ? m.devicePath : 'detached';
+      // exit 2 and "Device or resource busy" for the last member (seen on 6.12): md broke the array
+      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
+      if (r.code === 0) failed++;
+      else if (/busy/i.test(r.stderr)) broken = true;
+      else throw new CommandError(`mdadm /dev/${a.md} --fail ${which}`, r.code, r.stderr);
+    }
+    if (!broken) {
+      const after = await this.arrayInfo(a);
+      if (after.members.some((m) => m.state !== 'faulty'))
+        throw new Error(
+          `array ${after.name} was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
+        );
+    }
+    return failed > 0 || broken || !hadFaulty;
   }
 
   async stopArray(volumeId: string, o?: OpOptions): Promise<void> {

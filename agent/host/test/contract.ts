@@ -32,7 +32,8 @@ export interface ContractEnv {
   mountDir: string;
   /**
    * Writes through `path` on node A: a new file (then removed) in a directory, or one 4 KiB block
-   * at offset 0 of a device node. false when the write is refused (EROFS, EPERM). The VM writes
+   * at offset 0 of a device node, flushed. false when the write or its flush is refused (EROFS,
+   * EPERM; EIO from a fenced array). The VM writes
    * for real; the simulation answers from its mount table.
    */
   canWrite(path: string): Promise<boolean>;
@@ -293,6 +294,26 @@ export const CONTRACT: ContractCase[] = [
       assert.equal(one.raidDevices, 1);
       assert.equal(one.degraded, false);
       await throwsA(a.setRaidDevices(R1.volumeId, 0), InvalidArgumentError);
+    },
+  },
+  {
+    name: 'fences an array: the local member failed, a write and its flush fail; idempotent; it still stops',
+    async run(env) {
+      const { a } = env;
+      const { arr, local, remote } = await twoLegArray(env);
+      assert.equal(await env.canWrite(arr.devicePath), true, 'writable before the fence');
+      assert.equal(await a.fenceArray(R1.volumeId), true);
+      const fenced = await a.getArray(R1.volumeId);
+      assert.ok(fenced, 'still assembled: a fence is not a stop');
+      const stateOf = (dev: string) => fenced.members.find((m) => m.devicePath === dev)?.state;
+      assert.equal(stateOf(local), 'faulty', 'the local member is failed first');
+      assert.ok(stateOf(remote.dev), 'md keeps the last member (and marks the array broken)');
+      assert.equal(await env.canWrite(arr.devicePath), false, 'no write is acknowledged after the fence');
+      await a.fenceArray(R1.volumeId); // again: no error, still fenced
+      assert.equal(await a.fenceArray('vol-9'), false, 'no array');
+      assert.equal(await env.canWrite(arr.devicePath), false);
+      await a.stopArray(R1.volumeId);
+      assert.equal(await a.getArray(R1.volumeId), undefined);
     },
   },
   {

@@ -1,7 +1,8 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, bench-write-mostly, capture
-// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, catchup: h and h2, or agent:
-// the real `meshstor agent` binary against the host's control plane). Prints an
+// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, catchup: h and h2, fence: sf
+// alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
+// binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
 import { mkdirSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
+import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
 
@@ -36,7 +38,8 @@ async function runCase(name: string, fn: () => Promise<unknown>): Promise<boolea
 async function canWrite(path: string): Promise<boolean> {
   const refused = (e: unknown) => {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EROFS' || code === 'EPERM') return false;
+    // EIO: a fenced (broken) md array fails the write or its flush
+    if (code === 'EROFS' || code === 'EPERM' || code === 'EIO') return false;
     throw e;
   };
   if ((await stat(path)).isBlockDevice()) {
@@ -158,7 +161,11 @@ async function runSuite(suite: string): Promise<boolean> {
                         ? [r_agentRelocation]
                         : suite === 'catchup'
                           ? CATCH_UP
-                          : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                          : suite === 'fence'
+                            ? [sf_selfFence]
+                            : suite === 'fence-control'
+                              ? [sf0_noFenceControl]
+                              : [...SCENARIOS, s_csiStaging, r_agentRelocation, sf_selfFence],
                 );
 }
 

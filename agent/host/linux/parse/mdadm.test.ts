@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { arrayName } from '../../names.ts';
 import { fixture, parsedRun, type ToolRun } from './fixtures/load.ts';
-import { parseExamine, parseExamineEvents, parseMdIdentity } from './mdadm.ts';
+import { parseExamine, parseExamineEvents, parseMdDevname, parseMdIdentity } from './mdadm.ts';
 
 describe('mdadm --export', () => {
   it('--detail of a running array: its name without the homehost and its UUID', () => {
@@ -38,5 +38,16 @@ describe('mdadm --export', () => {
     expect(stale).toBe(20);
     expect(current).toBe(24);
     expect(parseExamineEvents(1, '')).toBeUndefined();
+  });
+
+  it('an array whose members mdadm could not read is named from its map (MD_DEVNAME), and only then', () => {
+    expect(parseMdDevname('MD_LEVEL=raid1\nMD_DEVICES=2\nMD_DEVNAME=ms-vol-sf\n')).toEqual({
+      uuid: '',
+      fullName: undefined,
+      name: 'ms-vol-sf',
+    });
+    expect(parseMdDevname('MD_UUID=a:b:c:d\nMD_DEVNAME=md/ms-v1\n')?.name).toBe('ms-v1');
+    expect(parseMdDevname(fixture<ToolRun>('mdadm-detail').stdout)).toBeUndefined();
+    expect(parseMdDevname('MD_LEVEL=raid1\n')).toBeUndefined();
   });
 });

@@ -36,3 +36,14 @@ export function parseExamineEvents(code: number, stdout: string): number | undef
   const n = Number(parseExportLines(stdout).MD_EVENTS);
   return Number.isSafeInteger(n) ? n : undefined;
 }
+
+/**
+ * The array's name from mdadm's own map (MD_DEVNAME) when `--detail` could read no member's
+ * superblock (no MD_NAME): a fenced array whose last member is a lost remote namespace (ADR 0006).
+ * The uuid is MD_UUID when mdadm still printed it, else unknown ('').
+ */
+export function parseMdDevname(stdout: string): MdIdentity | undefined {
+  const e = parseExportLines(stdout);
+  if (e.MD_NAME || !e.MD_DEVNAME) return undefined;
+  return { uuid: e.MD_UUID ?? '', fullName: undefined, name: e.MD_DEVNAME.replace(/^.*\//, '') };
+}
