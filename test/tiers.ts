@@ -1,7 +1,6 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
 import { kernelTierMissing } from './kernel/harness.ts';
-import { nodesTierMissing } from './nodes/paths.ts';
 import { provisionerBinary } from './provision/paths.ts';
 import { missingSanity } from './sanity/paths.ts';
 
@@ -81,14 +80,5 @@ export const TIERS: Tier[] = [
         ? `${gone.join(', ')} not in ${binDir()} (the agent boot's control plane): run npm run setup:cluster`
         : undefined;
     },
-  },
-  {
-    name: 'nodes',
-    about:
-      'three qemu guests that are real Kubernetes nodes (kubelet, containerd, own kernel and NVMe drives), MeshStor installed by its Helm chart from its image: StatefulSets write data, nodes are drained, pods move and their data follows over NVMe/TCP (sha256 checked at every step)',
-    command: ['vitest', 'run', '--project', 'nodes'],
-    vitestProject: 'nodes',
-    requiredInCI: true,
-    missing: async () => nodesTierMissing(),
   },
 ];
