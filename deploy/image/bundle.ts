@@ -54,3 +54,13 @@ export function bundleProject(dir: string): void {
     copyFileSync(join(root, f.from), join(dir, f.to));
   }
 }
+
+// `node deploy/image/bundle.ts DIR` (deploy/Containerfile's build stage)
+if (import.meta.main) {
+  const dir = process.argv[2];
+  if (!dir) {
+    console.error('usage: node deploy/image/bundle.ts DIR');
+    process.exit(2);
+  }
+  bundleProject(dir);
+}

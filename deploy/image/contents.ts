@@ -38,32 +38,3 @@ export const MMDEBSTRAP_OPTIONS = [
   '--customize-hook=chroot "$1" dpkg --purge --force-depends python3-minimal python3.11 python3.11-minimal libpython3-stdlib libpython3.11-stdlib libpython3.11-minimal',
   '--customize-hook=rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/* "$1"/var/cache/debconf/*-old',
 ];
-
-/** `find` tests for the files npm ci leaves in node_modules that the image drops. */
-export const PRUNED_FROM_NODE_MODULES = [
-  '-name',
-  '*.d.ts',
-  '-o',
-  '-name',
-  '*.d.mts',
-  '-o',
-  '-name',
-  '*.d.cts',
-  '-o',
-  '-name',
-  '*.map',
-];
-
-/** Top-level folders that are not the product: tests, benchmarks, docs, manifests, CI. */
-const NOT_SHIPPED = new Set(['test', 'bench', 'docs', 'deploy', '.ci', 'node_modules', 'dist']);
-const SHIPPED_TOP_FILES = new Set(['package.json', 'package-lock.json', 'README.md']);
-
-/** Whether a tracked file (repository-relative path) belongs in /opt/meshstor. */
-export function isProductionFile(path: string): boolean {
-  if (path === '') return false;
-  const parts = path.split('/');
-  if (parts.length === 1) return SHIPPED_TOP_FILES.has(path);
-  if (NOT_SHIPPED.has(parts[0] as string)) return false;
-  if (parts.includes('test') || path.endsWith('.test.ts')) return false;
-  return !parts.some((p) => p.endsWith('.md') && p !== 'README.md');
-}

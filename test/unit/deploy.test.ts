@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { CHART_DIR, helm, MANIFESTS_FILE, renderChart, renderManifests } from '../../deploy/helm/render.ts';
-import { imagePackages, isProductionFile } from '../../deploy/image/contents.ts';
+import { RUNTIME_FILES } from '../../deploy/image/bundle.ts';
+import { imagePackages } from '../../deploy/image/contents.ts';
 import { makeLogger } from '../../kube/log.ts';
 import { closeServer, listen, verbsServer } from '../../scheduler/door.ts';
 import { helmBinary, missingHelm } from '../helm/paths.ts';
@@ -425,32 +426,17 @@ describe('image contents', () => {
     ).toEqual([...imagePackages()].sort());
   });
 
-  it('the Containerfile copies every top-level folder that npm run image ships', () => {
+  it('the Containerfile bundles the project with the script npm run image uses', () => {
     const file = readFileSync(join(root, 'deploy/Containerfile'), 'utf8');
-    const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n');
-    const folders = new Set(
-      tracked.filter(isProductionFile).flatMap((f) => (f.includes('/') ? [f.split('/')[0]] : [])),
-    );
-    expect(folders.size).toBeGreaterThan(3);
-    const copyLines = file.split('\n').filter((l) => l.includes('cp -r'));
-    for (const f of folders)
-      expect(
-        copyLines.some((l) => new RegExp(`\\b${f}\\b`).test(l)),
-        f,
-      ).toBe(true);
+    expect(file).toMatch(/^RUN \/node deploy\/image\/bundle\.ts \/opt\/meshstor$/m);
+    expect(file).toContain('/opt/meshstor/meshstor.mjs');
   });
 
-  it('ships product code, never tests, benchmarks, docs or manifests', () => {
-    expect(isProductionFile('cmd/meshstor.ts')).toBe(true);
-    expect(isProductionFile('csi/proto/csi.proto')).toBe(true);
-    expect(isProductionFile('simulations/default-scenario.yaml')).toBe(true);
-    expect(isProductionFile('package-lock.json')).toBe(true);
-    expect(isProductionFile('csi/test/controller.test.ts')).toBe(false);
-    expect(isProductionFile('agent/host/linux.test.ts')).toBe(false);
-    expect(isProductionFile('test/cluster/kube.ts')).toBe(false);
-    expect(isProductionFile('bench/run.ts')).toBe(false);
-    expect(isProductionFile('deploy/crds/meshstor.io_meshstornodes.yaml')).toBe(false);
-    expect(isProductionFile('docs/adr/0001-placement.md')).toBe(false);
-    expect(isProductionFile('biome.json')).toBe(false);
+  it('every file the bundle reads at run time is shipped beside it, from a tracked file', () => {
+    const tracked = new Set(execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n'));
+    expect(RUNTIME_FILES.map((f) => f.to)).toEqual(
+      expect.arrayContaining(['proto/csi.proto', 'proto/pluginregistration.proto', 'default-scenario.yaml']),
+    );
+    for (const f of RUNTIME_FILES) expect(tracked.has(f.from), f.from).toBe(true);
   });
 });
