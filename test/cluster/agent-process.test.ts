@@ -37,6 +37,9 @@ describe('meshstor agent --state kube', () => {
       '1',
       '--drives',
       '50GiB',
+      // this test plays kubelet, with its staging and target paths under this directory
+      '--kubelet-dir',
+      dir,
     ]);
     try {
       await agent.waitFor('serving');

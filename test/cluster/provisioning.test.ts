@@ -94,6 +94,9 @@ async function startAgent(name: string, zone: string, kubeconfig: string, dir: s
     '30',
     '--drives',
     '100GiB',
+    // the test plays kubelet, with its staging and target paths under this directory
+    '--kubelet-dir',
+    dir,
     '--address',
     '127.0.0.1',
     '--port',

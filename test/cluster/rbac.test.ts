@@ -280,7 +280,7 @@ describe('and is refused what it does not need', () => {
     expect(await statusOf(() => core.listNamespacedSecret({ namespace: NS }))).toBe(403);
   });
 
-  it('agent: creates and deletes no volume records, deletes no MeshStorNode, reads no Secrets', async () => {
+  it('agent: creates and deletes no volume records, deletes no MeshStorNode, lists no Secrets', async () => {
     const ref = { group: GROUP, version: VERSION, plural: PLURAL.MeshStorVolume };
     expect(
       await statusOf(() =>
@@ -345,6 +345,14 @@ const NEEDS: Record<Component, Access[]> = {
     ['update', MS, 'meshstornodes/status'],
     ['get', '', 'nodes'],
     ['create', '', 'events', 'default'],
+    // its right to write (ADR 0006): its own Lease, and others' read before a takeover
+    ['get', 'coordination.k8s.io', 'leases', NS],
+    ['create', 'coordination.k8s.io', 'leases', NS],
+    ['update', 'coordination.k8s.io', 'leases', NS],
+    // the node-pair DH-HMAC-CHAP keys (ADR 0007), each read by name
+    ['get', '', 'secrets', NS],
+    ['create', '', 'secrets', NS],
+    ['update', '', 'secrets', NS],
   ],
   controller: [
     ['get', MS, 'meshstorvolumes'],
@@ -384,7 +392,9 @@ const REFUSED: Record<Component, Access[]> = {
     ['update', MS, 'meshstorledgers'],
     ['update', '', 'nodes'],
     ['create', '', 'events', 'kube-system'],
-    ['get', '', 'secrets', NS],
+    ['list', '', 'secrets', NS],
+    ['delete', '', 'secrets', NS],
+    ['get', '', 'secrets', 'default'],
   ],
   controller: [
     ['update', MS, 'meshstornodes'],
