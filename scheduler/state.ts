@@ -6,7 +6,7 @@
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
 import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
-import { LiveCluster, PlacementEngine, type PodVolume } from '../placement/index.ts';
+import { LiveCluster, type NodeScore, PlacementEngine, type PodVolume } from '../placement/index.ts';
 import { parseBytes } from '../placement/units.ts';
 import { nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
@@ -31,6 +31,8 @@ interface AgentInfo {
   ready: boolean;
   reason: string;
   heartbeatMs: number;
+  /** Precomputed when the MeshStorNode arrives: the filter's test per node is one comparison. */
+  healthyUntilMs: number;
 }
 
 interface InFlight {
@@ -147,7 +149,9 @@ export class ExtenderState {
         ? `Ready=${ready.status}${ready.reason ? ` (${ready.reason}${ready.message ? `: ${ready.message}` : ''})` : ''}`
         : 'no Ready condition reported yet',
       heartbeatMs: Number.isNaN(hb) ? 0 : hb,
+      healthyUntilMs: 0,
     };
+    agent.healthyUntilMs = agent.ready ? agent.heartbeatMs + this.heartbeatStaleMs : Number.NEGATIVE_INFINITY;
     this.agents.set(name, agent);
     // A reload drops the reservations on the node: re-make the in-flight ones held there.
     if (!this.live.setNode(nodeInfoFrom(n, this.healthy(agent, now)))) return;
@@ -218,22 +222,28 @@ export class ExtenderState {
     if (volumes.length === 0) {
       return { NodeNames: names, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' };
     }
-    const ok: string[] = [];
+    let ok: string[] | undefined; // allocated only once a node fails: all pass is the common case
     const failed: Record<string, string> = {};
-    for (const name of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
       const a = this.agents.get(name);
+      if (a !== undefined && now <= a.healthyUntilMs) {
+        ok?.push(name);
+        continue;
+      }
+      ok ??= names.slice(0, i);
       if (!a)
         failed[name] =
           'MeshStor: no agent on this node (no MeshStorNode), its volumes cannot be attached here';
       else if (!a.ready) failed[name] = `MeshStor: the node's agent is not ready: ${a.reason}`;
-      else if (now - a.heartbeatMs > this.heartbeatStaleMs) {
-        // One text for all such nodes: kube-scheduler groups the reasons of its event by exact text.
+      else {
+        // Ready but its heartbeat is stale. One text for all such nodes: kube-scheduler groups the reasons of its event by exact text.
         failed[name] =
           `MeshStor: the node's agent stopped reporting (no heartbeat for over ${this.heartbeatStaleMs / 1000} s)`;
-      } else ok.push(name);
+      }
     }
     // Preemption cannot bring an agent back, so these failures are unresolvable.
-    return { NodeNames: ok, FailedNodes: {}, FailedAndUnresolvableNodes: failed, Error: '' };
+    return { NodeNames: ok ?? names, FailedNodes: {}, FailedAndUnresolvableNodes: failed, Error: '' };
   }
 
   /**
@@ -243,8 +253,13 @@ export class ExtenderState {
    * PVC binds, is deleted, or after the TTL.
    */
   prioritize(pod: WirePod, names: string[], now: number): HostPriority[] {
+    return this.scores(pod, names, now).map((s) => ({ Host: s.node, Score: s.score }));
+  }
+
+  /** prioritize's scores as placement returns them (the server writes its JSON from these). */
+  scores(pod: WirePod, names: string[], now: number): NodeScore[] {
     const { volumes, pending } = this.podVolumes(pod);
-    if (volumes.length === 0) return names.map((Host) => ({ Host, Score: 0 }));
+    if (volumes.length === 0) return names.map((node) => ({ node, score: 0 }));
     this.expire(now);
     // Score with this pod's own reservations given back, so it is not penalised by itself.
     const mine: [string, InFlight][] = [];
@@ -272,7 +287,7 @@ export class ExtenderState {
         }
       }
     }
-    return scores.map((s) => ({ Host: s.node, Score: s.score }));
+    return scores;
   }
 
   // --------------------------------------------------------------------- reservations --
