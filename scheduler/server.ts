@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from '../kube/log.ts';
 import { writeMetrics } from '../kube/metrics.ts';
 import { filterAnswerJson, prioritizeAnswerJson } from './answer-json.ts';
-import { BadRequest, boundedJsonBody } from './json-body.ts';
+import { boundedJsonBody } from './json-body.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
 import { WARM_UP_HEADER } from './warm-up.ts';
