@@ -6,7 +6,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../kube/log.ts';
 import { writeMetrics } from '../kube/metrics.ts';
-import { filterAnswerJson, prioritizeAnswerJson } from './answer-json.ts';
 import { boundedJsonBody } from './json-body.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
@@ -41,12 +40,12 @@ export function createVerbsApp(opts: VerbsAppOptions): express.Express {
   const app = bareApp();
 
   const verb =
-    (name: 'filter' | 'prioritize', answer: (args: ExtenderArgs, names: string[]) => string) =>
+    (name: 'filter' | 'prioritize', answer: (args: ExtenderArgs, names: string[]) => unknown) =>
     (req: Request, res: Response): void => {
       const args = parseExtenderArgs(req.body);
       const names = candidateNames(args);
-      const out = answer(args, names);
-      // The answer is JSON text already: written as is, past res.json's stringify and checks.
+      const out = JSON.stringify(answer(args, names));
+      // Written as is, past res.json's checks (content negotiation, ETag, charset handling).
       res.writeHead(200, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(out),
@@ -76,23 +75,23 @@ export function createVerbsApp(opts: VerbsAppOptions): express.Express {
     json,
     verb('filter', (args, names) => {
       const r = state.filter(args.Pod, names, now());
-      if (args.NodeNames != null) return filterAnswerJson(r.NodeNames, r.FailedAndUnresolvableNodes);
+      if (args.NodeNames != null) return r;
       // Not nodeCacheCapable: answer with the Node objects that passed, as kube-scheduler expects.
       const keep = new Set(r.NodeNames);
-      return JSON.stringify({
+      return {
         Nodes: { ...args.Nodes, items: (args.Nodes?.items ?? []).filter((n) => keep.has(n.metadata.name)) },
         NodeNames: null,
         FailedNodes: r.FailedNodes,
         FailedAndUnresolvableNodes: r.FailedAndUnresolvableNodes,
         Error: '',
-      });
+      };
     }),
   );
   app.post(
     '/prioritize',
     timed('prioritize'),
     json,
-    verb('prioritize', (args, names) => prioritizeAnswerJson(state.scores(args.Pod, names, now()))),
+    verb('prioritize', (args, names) => state.prioritize(args.Pod, names, now())),
   );
   app.use((req, res) => {
     res

@@ -6,7 +6,7 @@
 // Pure: no I/O, no clock of its own (callers pass `now`), so it is unit-tested without a cluster.
 
 import { DRIVER_NAME, type MeshStorNode, type MeshStorVolume } from '../kube/crds.ts';
-import { LiveCluster, type NodeScore, PlacementEngine, type PodVolume } from '../placement/index.ts';
+import { LiveCluster, PlacementEngine, type PodVolume } from '../placement/index.ts';
 import { parseBytes } from '../placement/units.ts';
 import { nodeInfoFrom, volumeInfoFrom } from '../state/placement-model.ts';
 import type { ExtenderFilterResult, HostPriority, WirePod } from './wire.ts';
@@ -253,13 +253,8 @@ export class ExtenderState {
    * PVC binds, is deleted, or after the TTL.
    */
   prioritize(pod: WirePod, names: string[], now: number): HostPriority[] {
-    return this.scores(pod, names, now).map((s) => ({ Host: s.node, Score: s.score }));
-  }
-
-  /** prioritize's scores as placement returns them (the server writes its JSON from these). */
-  scores(pod: WirePod, names: string[], now: number): NodeScore[] {
     const { volumes, pending } = this.podVolumes(pod);
-    if (volumes.length === 0) return names.map((node) => ({ node, score: 0 }));
+    if (volumes.length === 0) return names.map((Host) => ({ Host, Score: 0 }));
     this.expire(now);
     // Score with this pod's own reservations given back, so it is not penalised by itself.
     const mine: [string, InFlight][] = [];
@@ -287,7 +282,7 @@ export class ExtenderState {
         }
       }
     }
-    return scores;
+    return scores.map((s) => ({ Host: s.node, Score: s.score }));
   }
 
   // --------------------------------------------------------------------- reservations --

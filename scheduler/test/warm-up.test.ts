@@ -53,12 +53,12 @@ describe('warm-up', () => {
 
   it('calls both verbs over HTTP, reserves nothing, and is not counted as kube-scheduler latency', async () => {
     const filter = vi.spyOn(state, 'filter');
-    const prioritize = vi.spyOn(state, 'scores');
+    const prioritize = vi.spyOn(state, 'prioritize');
     await warmUp(state, { port }, 7);
     expect(filter).toHaveBeenCalledTimes(7);
     expect(prioritize).toHaveBeenCalledTimes(7);
     // The volume's replica is on node-2: the warm-up really scored it.
-    expect(prioritize.mock.results.at(-1)?.value).toContainEqual({ node: 'node-2', score: 10 });
+    expect(prioritize.mock.results.at(-1)?.value).toContainEqual({ Host: 'node-2', Score: 10 });
     expect(state.reservations()).toEqual([]);
     const counts = (await metrics.latency.get()).values.filter((v) => v.metricName?.endsWith('_count'));
     expect(counts.reduce((n, v) => n + v.value, 0)).toBe(0);
