@@ -237,7 +237,8 @@ export class ExtenderState {
           'MeshStor: no agent on this node (no MeshStorNode), its volumes cannot be attached here';
       else if (!a.ready) failed[name] = `MeshStor: the node's agent is not ready: ${a.reason}`;
       else {
-        // Ready but its heartbeat is stale. One text for all such nodes: kube-scheduler groups the reasons of its event by exact text.
+        // Ready but its heartbeat is stale. One text for all such nodes: kube-scheduler groups the
+        // reasons of its event by exact text.
         failed[name] =
           `MeshStor: the node's agent stopped reporting (no heartbeat for over ${this.heartbeatStaleMs / 1000} s)`;
       }
