@@ -6,11 +6,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../kube/log.ts';
 import { writeMetrics } from '../kube/metrics.ts';
-import { BadRequest, boundedJsonBody } from './json-body.ts';
+import { boundedJsonBody } from './json-body.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
 import { WARM_UP_HEADER } from './warm-up.ts';
-import { candidateNames, describeIssues, type ExtenderArgs, extenderArgsSchema } from './wire.ts';
+import { candidateNames, type ExtenderArgs, parseExtenderArgs } from './wire.ts';
 
 export interface VerbsAppOptions {
   state: ExtenderState;
@@ -24,15 +24,6 @@ export interface VerbsAppOptions {
 export interface ProbesAppOptions {
   metrics: ExtenderMetrics;
   ready: () => { ready: boolean; waitingFor: string[] };
-}
-
-function parseArgs(body: unknown): ExtenderArgs {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new BadRequest('the body must be a JSON object (ExtenderArgs) sent as application/json');
-  }
-  const r = extenderArgsSchema.safeParse(body);
-  if (!r.success) throw new BadRequest(`invalid ExtenderArgs: ${describeIssues(r.error)}`);
-  return r.data;
 }
 
 function bareApp(): express.Express {
@@ -49,19 +40,27 @@ export function createVerbsApp(opts: VerbsAppOptions): express.Express {
   const app = bareApp();
 
   const verb =
-    (name: 'filter' | 'prioritize', fn: (args: ExtenderArgs, names: string[]) => unknown) =>
+    (name: 'filter' | 'prioritize', answer: (args: ExtenderArgs, names: string[]) => unknown) =>
     (req: Request, res: Response): void => {
-      const args = parseArgs(req.body);
+      const args = parseExtenderArgs(req.body);
       const names = candidateNames(args);
-      const out = fn(args, names);
-      res.json(out);
-      (res.locals.endTimer as (() => void) | undefined)?.();
-      log.debug({
-        verb: name,
-        pod: `${args.Pod.metadata.namespace}/${args.Pod.metadata.name}`,
-        nodes: names.length,
+      const out = JSON.stringify(answer(args, names));
+      // Written as is, past res.json's checks (content negotiation, ETag, charset handling).
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(out),
       });
+      res.end(out);
+      (res.locals.endTimer as (() => void) | undefined)?.();
+      if (debug) {
+        log.debug({
+          verb: name,
+          pod: `${args.Pod.metadata.namespace}/${args.Pod.metadata.name}`,
+          nodes: names.length,
+        });
+      }
     };
+  const debug = log.isLevelEnabled('debug');
 
   // Timed from before the body is read and parsed, so the histogram holds the whole call.
   const timed = (name: 'filter' | 'prioritize') => (req: Request, res: Response, next: NextFunction) => {
