@@ -575,7 +575,9 @@ export async function crashRounds(
     if (r.crashed) {
       rounds.push(`unplanned crash: ${r.crashed}`);
       k--; // the same boundary again, with a fresh driver
-      assert.ok(rounds.filter((x) => x.startsWith('unplanned')).length <= 3, 'at most 3 unplanned crashes');
+      // V8 aborts at startup now and then under TCG (a fatal check in its code space, never seen
+      // on real CPUs); four in one g2 run were seen once, so the bound only stops a loop
+      assert.ok(rounds.filter((x) => x.startsWith('unplanned')).length <= 8, 'at most 8 unplanned crashes');
       continue;
     }
     assert.ok(r.killed, `driver round ${k} was killed`);
