@@ -48,6 +48,8 @@ const args = (extra: string[] = []) => [
   GUEST_PATHS.nvmeDir,
   '--kubelet-dir',
   GUEST_PATHS.kubeletDir,
+  // no kubelet runs in this VM: registration with it is off, so a stop or start warns of nothing
+  '--registration-dir=',
   '--metrics-port',
   String(AGENT_METRICS_PORT),
   '--resync-seconds',
