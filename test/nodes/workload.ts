@@ -78,7 +78,7 @@ export function writerStatefulSet(name: string, storageClass: string, sizeMi: nu
 /** Every MSCHECK line printed by `pod` (namespace/name) in the given guests' log files. */
 export function checkLines(logFiles: string[], pod: string): CheckLine[] {
   const found: CheckLine[] = [];
-  const prefix = `pod:${pod.replace('/', '/')}/`;
+  const prefix = `pod:${pod}/`;
   for (const f of logFiles) {
     if (!existsSync(f)) continue;
     for (const line of readFileSync(f, 'utf8').split('\n')) {
@@ -95,6 +95,37 @@ export function checkLines(logFiles: string[], pod: string): CheckLine[] {
   return found;
 }
 
+/**
+ * A one-container busybox pod that runs `script` with one claim, used as `use` says (volumeMounts or
+ * volumeDevices), and stays up so its log can be read.
+ */
+function scriptPod(
+  name: string,
+  container: string,
+  script: string[],
+  use: { volumeMounts: object[] } | { volumeDevices: object[] },
+  claimSource: { claimName: string; readOnly?: boolean },
+): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      terminationGracePeriodSeconds: 5,
+      containers: [
+        {
+          name: container,
+          image: BUSYBOX_IMAGE,
+          imagePullPolicy: 'Never',
+          command: ['/bin/sh', '-c', [...script, 'sleep 100000'].join('\n')],
+          ...use,
+        },
+      ],
+      volumes: [{ name: 'data', persistentVolumeClaim: claimSource }],
+    },
+  };
+}
+
 /** A pod with a raw block volume at /dev/xvda: writes MiB of random data, reads it back, prints both sums. */
 export function blockPod(name: string, claim: string, mib: number): object {
   const script = [
@@ -102,26 +133,14 @@ export function blockPod(name: string, claim: string, mib: number): object {
     `head -c ${mib * 1048576} /dev/urandom > /tmp/blob`,
     'dd if=/tmp/blob of=/dev/xvda bs=1M oflag=direct conv=fsync 2> /dev/null',
     `echo "MSCHECK block $(sha256sum /tmp/blob | cut -d" " -f1) $(dd if=/dev/xvda bs=1M count=${mib} iflag=direct 2> /dev/null | sha256sum | cut -d" " -f1)"`,
-    'sleep 100000',
-  ].join('\n');
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 5,
-      containers: [
-        {
-          name: 'block',
-          image: BUSYBOX_IMAGE,
-          imagePullPolicy: 'Never',
-          command: ['/bin/sh', '-c', script],
-          volumeDevices: [{ name: 'data', devicePath: '/dev/xvda' }],
-        },
-      ],
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
-    },
-  };
+  ];
+  return scriptPod(
+    name,
+    'block',
+    script,
+    { volumeDevices: [{ name: 'data', devicePath: '/dev/xvda' }] },
+    { claimName: claim },
+  );
 }
 
 /** A pod mounting a filesystem claim read-only: prints the blob's sum and whether a write was refused. */
@@ -129,26 +148,14 @@ export function readOnlyPod(name: string, claim: string): object {
   const script = [
     'if touch /data/should-fail 2> /dev/null; then refused=no; else refused=yes; fi',
     'echo "MSCHECK readonly $(sha256sum /data/blob | cut -d" " -f1) $(cut -d" " -f1 /data/blob.sha256) $refused"',
-    'sleep 100000',
-  ].join('\n');
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 5,
-      containers: [
-        {
-          name: 'reader',
-          image: BUSYBOX_IMAGE,
-          imagePullPolicy: 'Never',
-          command: ['/bin/sh', '-c', script],
-          volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: true }],
-        },
-      ],
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim, readOnly: true } }],
-    },
-  };
+  ];
+  return scriptPod(
+    name,
+    'reader',
+    script,
+    { volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: true }] },
+    { claimName: claim, readOnly: true },
+  );
 }
 
 /** A claim (no pod yet: WaitForFirstConsumer binds it with its first pod). */
