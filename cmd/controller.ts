@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { DeletionReconciler } from '../controller/deletion.ts';
 import { LeaseElector } from '../controller/leader.ts';
 import { type RunningPlacementCache, startPlacementCache } from '../controller/live-model.ts';
-import { REBUILDS_PER_NODE, RebuildReconciler } from '../controller/rebuild.ts';
+import { REBUILDS_PER_NODE, RebuildReconciler, reportRebuildPass } from '../controller/rebuild.ts';
 import { type EvacuatingNodes, RelocationReconciler } from '../controller/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -220,24 +220,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
           await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RelocationBlocked', b.reason);
         }
         const rb = await rebuild?.pass();
-        for (const g of rb?.grace ?? []) {
-          const mins = (g.rebuildInMs / 60_000).toFixed(1);
-          await events?.note(
-            { kind: 'MeshStorVolume', name: g.volume },
-            'MemberNodeDown',
-            `${g.replica} on ${g.node}: the node's agent stopped reporting; rebuilt elsewhere in ${mins} min unless it returns (then caught up from the bitmap)`,
-          );
-        }
-        for (const st of rb?.started ?? []) {
-          log.info(st, 'rebuild started');
-          await events?.note({ kind: 'MeshStorVolume', name: st.volume }, 'RebuildStarted', st.message);
-        }
-        if (rb?.released.length) log.info({ volumes: rb.released }, 'lost members released');
-        if (rb?.queued.length) log.info({ volumes: rb.queued }, 'rebuild queued behind running resyncs');
-        for (const b of rb?.blocked ?? []) {
-          log.warn(b, 'rebuild blocked');
-          await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RebuildBlocked', b.reason);
-        }
+        if (rb) await reportRebuildPass(rb, log, events);
       } catch (e) {
         log.warn({ error: (e as Error).message }, 'resync');
       }

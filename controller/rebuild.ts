@@ -6,6 +6,8 @@
 // At most `perNode` full resyncs per node at once, the volumes with the fewest in-sync copies
 // first. One volume's failure is reported as blocked; the others go on. ADR 0008.
 // `meshstor controller` runs it every --resync-seconds, after the relocation pass.
+import type { EventRecorder } from '../kube/events.ts';
+import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
@@ -213,5 +215,35 @@ export class RebuildReconciler {
       });
       return added.node;
     });
+  }
+}
+
+/**
+ * What a pass tells users: Normal Events while a member's node is down (when it will be rebuilt)
+ * and when a rebuild starts, Warning Events when one cannot start; log lines for the rest. The
+ * recorder writes one Event per reason and message per 10 minutes.
+ */
+export async function reportRebuildPass(
+  p: RebuildPass,
+  log: Pick<Logger, 'info' | 'warn'>,
+  events: Pick<EventRecorder, 'note' | 'warn'> | undefined,
+): Promise<void> {
+  for (const g of p.grace) {
+    const mins = Math.ceil(g.rebuildInMs / 60_000);
+    await events?.note(
+      { kind: 'MeshStorVolume', name: g.volume },
+      'MemberNodeDown',
+      `${g.replica} on ${g.node}: the node's agent stopped reporting; rebuilt elsewhere in about ${mins} min unless the node returns (then it is caught up from the bitmap)`,
+    );
+  }
+  for (const st of p.started) {
+    log.info(st, 'rebuild started');
+    await events?.note({ kind: 'MeshStorVolume', name: st.volume }, 'RebuildStarted', st.message);
+  }
+  if (p.released.length) log.info({ volumes: p.released }, 'lost members released');
+  if (p.queued.length) log.info({ volumes: p.queued }, 'rebuild queued behind running resyncs');
+  for (const b of p.blocked) {
+    log.warn(b, 'rebuild blocked');
+    await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RebuildBlocked', b.reason);
   }
 }
