@@ -12,6 +12,7 @@ import type { NodeInfo } from '../placement/model.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
 import { ownerOf } from './claims.ts';
+import { claimStands, recordClaimedMember } from './member-claim.ts';
 import {
   DEFAULT_LIVENESS,
   type Heartbeats,
@@ -25,7 +26,7 @@ import {
   resyncsPerNode,
   tidyRemoved,
 } from './rebuilder.ts';
-import { beginRelocation, cancelRelocation } from './relocator.ts';
+import { beginRelocation } from './relocator.ts';
 
 /** Full resyncs (rebuilds and relocations) a node carries at once before more rebuilds wait. */
 export const REBUILDS_PER_NODE = 2;
@@ -181,30 +182,15 @@ export class RebuildReconciler {
         const member = rec.replicas.find((x) => x.id === to.replicaId);
         if (!member) return undefined;
         // As for CreateVolume and relocation: the bytes are claimed before the record names them.
-        const refused = await a.claims.claim(ownerOf(rec), [member]);
+        const refused = await recordClaimedMember(a, rec, member);
         if (refused) {
-          out.blocked.push({
-            volume: rec.id,
-            reason: `the new extent is claimed by ${refused.clash.volume}; retrying`,
-          });
+          out.blocked.push({ volume: rec.id, reason: refused });
           return undefined;
-        }
-        try {
-          await a.store.replace(rec);
-        } catch (e) {
-          await a.claims.release(ownerOf(rec), [member]).catch(() => undefined);
-          throw e;
         }
         return member;
       });
       if (!added) return undefined;
-      // The claim was revoked as orphaned while the record was written: take the member back.
-      if (!(await a.claims.holds(ownerOf(rec), [added]))) {
-        const again = await a.store.get(rec.id);
-        if (again) {
-          cancelRelocation(again);
-          await a.store.replace(again);
-        }
+      if (!(await claimStands(a, rec, added))) {
         out.blocked.push({ volume: rec.id, reason: 'the new extent lost its claim; retrying' });
         return undefined;
       }

@@ -6,7 +6,7 @@
 // when it comes back (agent/reconciler.ts). ADR 0008.
 import { ClusterState } from '../placement/cluster.ts';
 import { PlacementEngine } from '../placement/engine.ts';
-import type { NodeInfo } from '../placement/model.ts';
+import type { NodeInfo, VolumeInfo } from '../placement/model.ts';
 import { reportsPartition, type VolumeRecord } from '../state/store.ts';
 import { relocationEnded } from './relocator.ts';
 
@@ -151,17 +151,22 @@ export function rebuildEngine(
   return new PlacementEngine(
     ClusterState.fromSnapshot({
       nodes: nodes.map((n) => ({ ...n, agentHealthy: n.agentHealthy && state.get(n.name) === 'up' })),
-      volumes: records.map((r) => ({
-        id: r.id,
-        sizeBytes: r.sizeBytes,
-        replicaCount: r.replicaCount,
-        spread: r.spread,
-        replicas: r.replicas,
-        // the pod's node is preferred for the new member (local reads from then on)
-        attachedNode: r.attachment?.node,
-      })),
+      // the pod's node is preferred for the new member (local reads from then on)
+      volumes: records.map(volumeModel),
     }),
   );
+}
+
+/** A record as placement sees a volume, with the node its array runs on. */
+export function volumeModel(r: VolumeRecord): VolumeInfo {
+  return {
+    id: r.id,
+    sizeBytes: r.sizeBytes,
+    replicaCount: r.replicaCount,
+    spread: r.spread,
+    replicas: r.replicas,
+    attachedNode: r.attachment?.node,
+  };
 }
 
 /**

@@ -29,7 +29,7 @@ import { readyCondition } from '../../../state/conditions.ts';
 import { KeyedLock } from '../../../state/lock.ts';
 import type { Scenario } from './scenarios.ts';
 import { mdCheck, poll } from './scenarios.ts';
-import { cluster, NODES, type NodeName, since, states } from './stage.ts';
+import { cluster, NODES, type NodeName, record, since, states } from './stage.ts';
 
 const VOL = 'vol-rb';
 /** Past scenario r's members (512–832 MiB) when both run in one boot; n3's new member goes where placement puts it. */
@@ -137,22 +137,10 @@ export const rb_agentRebuild: Scenario = {
     };
 
     // 1. a block volume on n1 and n2, staged on n1 (its own member + n2's over nvme-tcp); claimed
-    await c.store.create({
-      id: VOL,
-      name: VOL,
-      sizeBytes: largestVolumeFor(EXTENT),
-      replicaCount: 2,
-      spread: { domain: 'zone', mode: 'none' },
-      fsType: 'xfs',
-      phase: 'Active',
-      replicas: (['n1', 'n2'] as const).map((n, i) => ({
-        id: `r${i + 1}`,
-        node: n,
-        drive: `MS-${n.toUpperCase()}-DATA`,
-        extent: { start: START, end: START + EXTENT },
-        state: 'Pending' as const,
-      })),
-    });
+    const placed = record(VOL, START);
+    placed.sizeBytes = largestVolumeFor(EXTENT);
+    for (const r of placed.replicas) r.extent.end = START + EXTENT;
+    await c.store.create(placed);
     await new LedgerReconciler(allocator).pass(); // adopts the record's extents
     let t0 = Date.now();
     await c.withAgents(n1.svc.nodeStageVolume(blockStage));
