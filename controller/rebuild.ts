@@ -41,7 +41,7 @@ export interface RebuildPass {
   /** Volumes waiting for a node's rebuild slots (expected under load, not a problem). */
   queued: string[];
   /** Members whose node is down but still within the grace period (caught up if it returns). */
-  grace: { volume: string; replica: string; node: string; rebuildInMs: number }[];
+  grace: { volume: string; replica: string; node: string; rebuildAt: number }[];
 }
 
 export interface RebuildOptions {
@@ -91,7 +91,8 @@ export class RebuildReconciler {
           volume: rec.id,
           replica: need.down.id,
           node: need.down.node,
-          rebuildInMs: Math.max(0, (Number.isNaN(since) ? now : since) + this.times.graceMs - now),
+          // from the last heartbeat, so the time (and the Event saying it) is the same every pass
+          rebuildAt: since + this.times.graceMs,
         });
       } else if (need?.kind === 'blocked') out.blocked.push({ volume: rec.id, reason: need.reason });
       else if (need?.kind === 'rebuild') wanted.push({ rec });
@@ -215,11 +216,12 @@ export async function reportRebuildPass(
   events: Pick<EventRecorder, 'note' | 'warn'> | undefined,
 ): Promise<void> {
   for (const g of p.grace) {
-    const mins = Math.ceil(g.rebuildInMs / 60_000);
+    // to the minute: the message stays the same from pass to pass (one Event, not one a pass)
+    const at = new Date(Math.ceil(g.rebuildAt / 60_000) * 60_000).toISOString().replace(':00.000Z', 'Z');
     await events?.note(
       { kind: 'MeshStorVolume', name: g.volume },
       'MemberNodeDown',
-      `${g.replica} on ${g.node}: the node's agent stopped reporting; rebuilt elsewhere in about ${mins} min unless the node returns (then it is caught up from the bitmap)`,
+      `${g.replica} on ${g.node}: the node's agent stopped reporting; rebuilt elsewhere at ${at} unless the node returns (then it is caught up from the bitmap)`,
     );
   }
   for (const st of p.started) {

@@ -99,7 +99,8 @@ describe('rebuild after node loss', () => {
     expect(degraded && readyCondition(degraded).reason).toBe('Degraded');
     const p = await t.rebuilder().pass();
     expect(p.started).toEqual([]);
-    expect(p.grace).toEqual([{ volume: 'v', replica: 'r1', node: 'n2', rebuildInMs: 8 * MIN }]);
+    // 10 minutes after n2's last heartbeat
+    expect(p.grace).toEqual([{ volume: 'v', replica: 'r1', node: 'n2', rebuildAt: T0 + GRACE }]);
 
     // back after 5 minutes: its agent exports the member again and n1 re-adds it from the bitmap
     t.clock.now = T0 + 5 * MIN;
