@@ -16,25 +16,13 @@ import { EventRecorder } from '../../kube/events.ts';
 import { meshStorHeartbeats } from '../../kube/heartbeats.ts';
 import { GiB } from '../../placement/units.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
-import { updateRecord, type VolumeStore } from '../../state/store.ts';
-import { Kube } from './kube.ts';
+import { updateRecord } from '../../state/store.ts';
+import { Kube, recordsOf } from './kube.ts';
 
 let k: Kube;
 const NODES = ['rb-1', 'rb-2', 'rb-3'] as const;
 const VOL = 'rb-v1';
 const MIN = 60_000;
-
-/** The records of this file only: other files' volumes share the apiserver. */
-function mine(store: VolumeStore): VolumeStore {
-  return {
-    get: (id) => store.get(id),
-    list: async () => (await store.list()).filter((r) => r.id.startsWith('rb-')),
-    create: (r) => store.create(r),
-    replace: (r) => store.replace(r),
-    remove: (id) => store.remove(id),
-    ledger: store.ledger,
-  };
-}
 
 /** Sets a MeshStorNode's heartbeat time (what its agent's publish writes). */
 async function beat(name: string, at: Date): Promise<void> {
@@ -62,7 +50,7 @@ beforeAll(async () => {
 
 describe('rebuild after node loss (real apiserver)', () => {
   it('grace, then a new member claimed and recorded; Rebuilding n% -> InSync; the lost member released when its node is deleted', async () => {
-    const store = mine(new KubeVolumeStore(k.kc));
+    const store = recordsOf('rb-', new KubeVolumeStore(k.kc));
     const all = new KubeNodeInventory(k.kc);
     const inventory = { nodes: async () => (await all.nodes()).filter((n) => n.name.startsWith('rb-')) };
     const svc = new ControllerService({ store, inventory, seed: 7 });
