@@ -7,6 +7,7 @@ import type { VolumeRecord } from '../../state/store.ts';
 import {
   type NodeState,
   nodeStates,
+  rebuildEngine,
   rebuildNeeded,
   rebuildOrder,
   resyncsPerNode,
@@ -244,5 +245,45 @@ describe('tidyRemoved', () => {
     const running = rebuilt();
     if (running.relocation) running.relocation.step = 'removing';
     expect(tidyRemoved(running, [], states({ n1: 'up', n2: 'lost', n3: 'up' }))).toBeUndefined();
+  });
+});
+
+describe('rebuildEngine', () => {
+  const node = (name: string): NodeInfo => ({
+    name,
+    labels: {},
+    schedulable: true,
+    agentHealthy: true,
+    drives: [
+      { id: `D${name}`, sizeBytes: 8 * 2 ** 30, logicalBlockSize: 512, gptSlots: 128, partitions: [] },
+    ],
+  });
+  const nodes = ['n1', 'n2', 'n3', 'n4'].map(node);
+
+  it('puts the new member on the attached node when it holds none', () => {
+    const r = rec('v', [
+      ['n2', 'InSync'],
+      ['n3', 'InSync'],
+    ]);
+    const s = states({ n1: 'up', n2: 'lost', n3: 'up', n4: 'up' });
+    const plan = rebuildEngine(nodes, [r], s).planRebuild('v', 'n2');
+    expect(plan.ok && plan.plan.to?.node).toBe('n1');
+  });
+
+  it('never on a node that is not up, however empty', () => {
+    const r = rec('v', [
+      ['n1', 'InSync'],
+      ['n2', 'InSync'],
+    ]);
+    for (const [down, want] of [
+      ['n3', 'n4'],
+      ['n4', 'n3'],
+    ] as const) {
+      const s = states({ n1: 'up', n2: 'lost', n3: 'up', n4: 'up', [down]: 'down' });
+      const plan = rebuildEngine(nodes, [r], s).planRebuild('v', 'n2');
+      expect(plan.ok && plan.plan.to?.node).toBe(want);
+    }
+    const none = rebuildEngine(nodes, [r], states({ n1: 'up', n2: 'lost', n3: 'down', n4: 'lost' }));
+    expect(none.planRebuild('v', 'n2')).toMatchObject({ ok: false });
   });
 });
