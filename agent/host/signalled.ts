@@ -30,6 +30,7 @@ export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
     reAddMember: (volumeId, device, o) => host.reAddMember(volumeId, device, op(o)),
     readBitmap: (volumeId, o) => host.readBitmap(volumeId, op(o)),
     setWriteMostly: (volumeId, device, on, o) => host.setWriteMostly(volumeId, device, on, op(o)),
+    setResyncSpeedLimit: (volumeId, kib, o) => host.setResyncSpeedLimit(volumeId, kib, op(o)),
     setRaidDevices: (volumeId, count, o) => host.setRaidDevices(volumeId, count, op(o)),
     growArray: (volumeId, o) => host.growArray(volumeId, op(o)),
     stopArray: (volumeId, o) => host.stopArray(volumeId, op(o)),

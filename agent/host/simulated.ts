@@ -107,6 +107,8 @@ interface SimArray {
   dirty: number;
   /** Fenced (fenceArray): every member failed, writes refused until the array is stopped. */
   fenced?: boolean;
+  /** md's sync_speed_max for this array (KiB/s); undefined: the system's. */
+  resyncSpeedLimit?: number | undefined;
 }
 
 interface SimMount {
@@ -593,6 +595,20 @@ export class SimulatedHost implements Host, SimTarget {
       chunks: Math.ceil(a.store.sizeBytes / BITMAP_CHUNK),
       dirtyChunks: a.dirty,
     };
+  }
+
+  /** The array's resync speed limit as setResyncSpeedLimit left it (tests read it; md shows it in sysfs). */
+  resyncSpeedLimitOf(volumeId: string): number | undefined {
+    return this.array(volumeId).resyncSpeedLimit;
+  }
+
+  async setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    check(o);
+    if (kibPerSec !== undefined && !(Number.isInteger(kibPerSec) && kibPerSec > 0))
+      throw new InvalidArgumentError(
+        `resync speed limit ${kibPerSec} KiB/s: a positive whole number, please`,
+      );
+    this.array(volumeId).resyncSpeedLimit = kibPerSec;
   }
 
   async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {

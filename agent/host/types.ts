@@ -212,6 +212,12 @@ export interface Host {
    * write-behind: that would acknowledge writes the member does not have yet.
    */
   setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo>;
+  /**
+   * Caps this array's resync and recovery speed (md's `sync_speed_max`, KiB/s); undefined gives it
+   * back to the system-wide limit. Idempotent. Rebuilds and relocations use it so one array's full
+   * resync cannot take a node's whole bandwidth.
+   */
+  setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void>;
   /** Fails and removes one member; refuses the last in-sync one. A vanished device: pass its old path. */
   removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
   setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo>;

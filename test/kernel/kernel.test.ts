@@ -6,7 +6,8 @@
 // tests reported as skipped.
 // Boot 1: the contract suite. Boot 2: scenarios a, b, b2 (DH-HMAC-CHAP rotation), c, d, f, e1, then s (the CSI node service
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
-// (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
+// (relocation onto the staging node by ControllerService.relocate() and the agents) and rb (a node
+// lost for good: rebuilt by the controller's rebuild pass and the agents; guest/agent-rebuild.ts). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
 // e2, g and g2. Boot 4: a member away and back, caught up from the bitmap (h, and h2 with kill -9
 // between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
@@ -126,6 +127,14 @@ describe('data-path scenarios (real kernel)', () => {
   scenario(
     'r: relocation by the controller and the agents: a member added on the staging node, resynced, the leaving one removed, wiped and released',
     'r-agent-relocation',
+  );
+  guestTest(
+    'rb: node gone for good: the controller rebuilds its member onto another node over nvme-tcp (resync capped), sha256 on the array and the new copy; the old member is wiped and released when the node returns',
+    'rb-agent-rebuild',
+    async () => {
+      const rb = (await scenarios.expectCase('rb-agent-rebuild')) as { rebuild: unknown; reasons: string[] };
+      console.log(`[kernel] rebuild ${JSON.stringify(rb.rebuild)} ${rb.reasons.join(' -> ')}`);
+    },
   );
   // sf (self-fencing, ADR 0006) is not in the tier: it failed 1 of 4 runs (mdadm --fail of the
   // local member blocked 35 s behind the cut leg, so writes completed on the local leg alone and 164

@@ -140,6 +140,9 @@ export class LinuxHost implements Host {
   readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo> {
     return this.arrays.readBitmap(volumeId, o);
   }
+  setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    return this.arrays.setResyncSpeedLimit(volumeId, kibPerSec, o);
+  }
   setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
     return this.arrays.setWriteMostly(volumeId, devicePath, on, o);
   }

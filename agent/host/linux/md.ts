@@ -235,6 +235,19 @@ export class Arrays extends Section {
     return b;
   }
 
+  async setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    check(o);
+    if (kibPerSec !== undefined && !(Number.isInteger(kibPerSec) && kibPerSec > 0))
+      throw new InvalidArgumentError(
+        `resync speed limit ${kibPerSec} KiB/s: a positive whole number, please`,
+      );
+    const a = await this.requireArray(volumeId, o);
+    await writeFile(
+      `/sys/block/${a.md}/md/sync_speed_max`,
+      kibPerSec === undefined ? 'system' : String(kibPerSec),
+    );
+  }
+
   async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
     check(o);
     const a = await this.requireArray(volumeId, o);

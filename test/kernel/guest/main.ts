@@ -1,6 +1,6 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, bench-write-mostly, capture
-// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, catchup: h and h2, fence: sf
+// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, rebuild: rb alone, catchup: h and h2, fence: sf
 // alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
 // binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
+import { rb_agentRebuild } from './agent-rebuild.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { CATCH_UP } from './catch-up.ts';
@@ -159,13 +160,15 @@ async function runSuite(suite: string): Promise<boolean> {
                       ? [s_csiStaging, r_agentRelocation]
                       : suite === 'relocate'
                         ? [r_agentRelocation]
-                        : suite === 'catchup'
-                          ? CATCH_UP
-                          : suite === 'fence'
-                            ? [sf_selfFence]
-                            : suite === 'fence-control'
-                              ? [sf0_noFenceControl]
-                              : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                        : suite === 'rebuild'
+                          ? [rb_agentRebuild]
+                          : suite === 'catchup'
+                            ? CATCH_UP
+                            : suite === 'fence'
+                              ? [sf_selfFence]
+                              : suite === 'fence-control'
+                                ? [sf0_noFenceControl]
+                                : [...SCENARIOS, s_csiStaging, r_agentRelocation, rb_agentRebuild],
                 );
 }
 
