@@ -15,6 +15,7 @@ import { arrayName } from '../names.ts';
 import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types.ts';
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
+import { Guards, memberBlock } from './guard.ts';
 import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
 import {
   type MdIdentity,
@@ -31,9 +32,11 @@ export async function readMdFiles(md: string): Promise<MdFiles> {
   const members = [];
   for (const entry of await readdir(base)) {
     if (!entry.startsWith('dev-')) continue;
+    const link = await readlink(join(base, entry, 'block')).catch(() => undefined);
     members.push({
       entry,
-      block: await readlink(join(base, entry, 'block')).catch(() => undefined),
+      // a member on its fence layer (guard.ts) is reported as the partition under it
+      block: link === undefined ? undefined : await memberBlock(basename(link)),
       state: await readRaw(join(base, entry, 'state')),
       slot: await readRaw(join(base, entry, 'slot')),
     });
@@ -56,6 +59,30 @@ interface Running {
 }
 
 export class Arrays extends Section {
+  private readonly guards = new Guards(this.c, this.devices);
+
+  /** The fence layers (md's devices) for these members: local partitions get theirs. */
+  private async wrapAll(volumeId: string, devices: readonly string[], o?: OpOptions): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of devices) out.push(await this.guards.wrap(volumeId, d, o));
+    return out;
+  }
+
+  /** Cuts the volume's local legs below md (Host.cutLocalLegs). */
+  cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]> {
+    check(o);
+    return this.guards.cut(volumeId, o);
+  }
+
+  /** Follows a grown partition in its fence layer (Partitions.growPartition). */
+  followGrowth(volumeId: string, partitionPath: string, o?: OpOptions): Promise<void> {
+    return this.guards.resize(volumeId, partitionPath, o);
+  }
+
+  /** Removes an idle fence layer left over a partition (before it is deleted or wiped). */
+  releaseLeftover(volumeId: string, partitionPath: string, o?: OpOptions): Promise<void> {
+    return this.guards.release(volumeId, { ...o, partition: partitionPath });
+  }
   /** The running array (/sys/block/mdN) with this name, if any. */
   private async findArray(name: string, o?: OpOptions): Promise<Running | undefined> {
     for (const b of await readdir('/sys/block')) {
@@ -107,6 +134,8 @@ export class Arrays extends Section {
       if (all.every(Boolean)) return info;
       throw new ForeignSuperblockError(`array ${name} is already running with other members`);
     }
+    // not running: any fence layer of the volume nothing holds is a crash's leftover
+    await this.guards.release(spec.volumeId, o);
     for (const d of spec.devices) {
       await this.devices.refuseBusy(d, `create array ${name} on`);
       const sb = await this.examine(d, o);
@@ -130,7 +159,7 @@ export class Arrays extends Section {
         `--name=${name}`,
         '--homehost=any',
         ...(spec.devices.length === 1 ? ['--force'] : []),
-        ...spec.devices,
+        ...(await this.wrapAll(spec.volumeId, spec.devices, o)),
       ],
       o,
     );
@@ -155,7 +184,9 @@ export class Arrays extends Section {
       uuids.add(sb.uuid);
     }
     if (uuids.size !== 1) throw new ForeignSuperblockError(`devices of ${name} carry different array UUIDs`);
-    await this.c.x('mdadm', ['--assemble', `/dev/md/${name}`, '--run', ...spec.devices], o);
+    await this.guards.release(spec.volumeId, o);
+    const devices = await this.wrapAll(spec.volumeId, spec.devices, o);
+    await this.c.x('mdadm', ['--assemble', `/dev/md/${name}`, '--run', ...devices], o);
     return (await this.requireArray(spec.volumeId, o)).info;
   }
 
@@ -163,6 +194,7 @@ export class Arrays extends Section {
     check(o);
     const a = await this.requireArray(volumeId, o);
     for (const m of a.info.members) if (await sameDevice(m.devicePath, devicePath)) return a.info;
+    await this.guards.release(volumeId, { ...o, partition: devicePath });
     await this.devices.refuseBusy(devicePath, `add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (sb && sb.uuid !== a.info.uuid) {
@@ -171,7 +203,7 @@ export class Arrays extends Section {
       );
     }
     if (!sb) await this.devices.refuseSignature(devicePath, o);
-    await this.c.x('mdadm', [`/dev/${a.md}`, '--add', devicePath], o);
+    await this.c.x('mdadm', [`/dev/${a.md}`, '--add', await this.guards.wrap(volumeId, devicePath, o)], o);
     return (await this.requireArray(volumeId, o)).info;
   }
 
@@ -199,6 +231,7 @@ export class Arrays extends Section {
       await this.removeMember(volumeId, m.devicePath, o);
       a = await this.requireArray(volumeId, o);
     }
+    await this.guards.release(volumeId, { ...o, partition: devicePath });
     await this.devices.refuseBusy(devicePath, `re-add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (!sb)
@@ -217,7 +250,7 @@ export class Arrays extends Section {
       );
     }
     try {
-      await this.c.x('mdadm', [`/dev/${a.md}`, '--re-add', devicePath], o);
+      await this.c.x('mdadm', [`/dev/${a.md}`, '--re-add', await this.guards.wrap(volumeId, devicePath, o)], o);
     } catch (e) {
       if (!(e instanceof CommandError) || o?.signal?.aborted) throw e;
       throw new ReAddRefusedError(`md refused to re-add ${devicePath} to ${a.info.name}: ${e.stderr.trim()}`);
@@ -241,8 +274,9 @@ export class Arrays extends Section {
     const m = a.info.members.find((x) => x.devicePath === devicePath);
     if (!m) throw new NotFoundError(`${devicePath} is not a member of ${a.info.name}`);
     if (m.writeMostly === on) return a.info;
+    const mdDev = await this.guards.mdDevice(volumeId, devicePath);
     await writeFile(
-      `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`,
+      `/sys/block/${a.md}/md/dev-${basename(mdDev)}/state`,
       on ? 'writemostly' : '-writemostly',
     );
     return (await this.requireArray(volumeId, o)).info;
@@ -260,7 +294,7 @@ export class Arrays extends Section {
       );
     }
     // through sysfs: it also works for a member whose device node is gone (lost remote namespace)
-    const st = `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`;
+    const st = `/sys/block/${a.md}/md/dev-${basename(await this.guards.mdDevice(volumeId, devicePath))}/state`;
     if (m.state !== 'faulty') await writeFile(st, 'faulty');
     await waitFor(async () => {
       try {
@@ -270,6 +304,7 @@ export class Arrays extends Section {
         return !(await exists(st));
       }
     }, `removal of ${devicePath} from ${a.info.name}`);
+    await this.guards.release(volumeId, { ...o, partition: devicePath });
     return (await this.requireArray(volumeId, o)).info;
   }
 
@@ -302,16 +337,20 @@ export class Arrays extends Section {
 
   async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
+    // 1. below md, first: the local legs' fence layers fail every IO from now on. This neither
+    // reads nor locks md, so it is done in the time the local disk takes to finish its in-flight
+    // IO, whatever md waits for (ADR 0006: mdadm --fail blocked 35 s behind a cut remote leg).
+    await this.guards.cut(volumeId, o);
     const a = await this.findArray(arrayName(volumeId), o);
     if (!a) return false;
     const info = await this.arrayInfo(a);
-    // Through mdadm --fail (the SET_DISK_FAULTY ioctl), not md sysfs: a write to dev-*/state waits
-    // for the array's reconfiguration lock, which md's thread holds while a superblock write waits
-    // on a cut remote leg — up to ctrl-loss-tmo (35 s measured in scenario sf). The ioctl does not
-    // take that lock. Local partitions first: a remote copy still reachable then records them as
-    // faulty. md refuses to fail the last in-sync member (EBUSY) and marks the array broken
-    // instead (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included, with
-    // EIO. The last member's superblock stays readable, so the array is still found and stopped.
+    // 2. md's own view, which may wait behind a stalled remote leg (mdadm --fail writes the
+    // member's sysfs state, which takes the array's reconfiguration lock): every member failed,
+    // local ones first, so a remote copy still reachable records them as faulty. md refuses to
+    // fail the last in-sync member (EBUSY) and marks the array broken instead (MD_BROKEN):
+    // md_submit_bio then fails every write bio, a cache flush included, with EIO, so a remote leg
+    // still reachable takes no write either. The last member's superblock stays readable, so the
+    // array is still found and stopped.
     const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
     const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
     const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
@@ -321,8 +360,10 @@ export class Arrays extends Section {
     let broken = false;
     for (const { m } of ordered) {
       if (m.state === 'faulty') continue;
-      // a vanished device node (a lost namespace) is named by mdadm's keyword instead
-      const which = (await exists(m.devicePath)) ? m.devicePath : 'detached';
+      // the device md knows (a fence layer for a local member); a vanished device node (a lost
+      // namespace) is named by mdadm's keyword instead
+      const dev = await this.guards.mdDevice(volumeId, m.devicePath);
+      const which = (await exists(dev)) ? dev : 'detached';
       // exit 2 and "Device or resource busy" for the last member (seen on 6.12): md broke the array
       const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
       if (r.code === 0) failed++;
@@ -343,8 +384,11 @@ export class Arrays extends Section {
     check(o);
     const name = arrayName(volumeId);
     const a = await this.findArray(name, o);
-    if (!a) return;
-    await this.devices.refuseBusy(`/dev/${a.md}`, `stop array ${name} on`);
-    await this.c.x('mdadm', ['--stop', `/dev/${a.md}`], o);
+    if (a) {
+      await this.devices.refuseBusy(`/dev/${a.md}`, `stop array ${name} on`);
+      await this.c.x('mdadm', ['--stop', `/dev/${a.md}`], o);
+    }
+    // also when it was stopped already: a crash between the stop and this leaves them behind
+    await this.guards.release(volumeId, o);
   }
 }
