@@ -32,7 +32,8 @@ export async function fenceAllArrays(
   const fenced: string[] = [];
   for (const rec of records) {
     try {
-      if (!(await o.host.getArray(rec.id))) continue;
+      // no getArray first: LinuxHost's reads a member's superblock (mdadm --detail), which waits
+      // on a stalled leg; fenceArray finds the array without reading any member
       if (await o.host.fenceArray(rec.id)) fenced.push(rec.id);
     } catch (e) {
       fail(rec.id, e);

@@ -1,7 +1,7 @@
 // MD RAID1: mdadm creates, assembles, adds and grows; the state comes from md's sysfs, and which
 // array a device belongs to from `mdadm --detail/--examine --export`. Members are failed and
 // removed through sysfs (that also works for a member whose device node is gone).
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   CommandError,
@@ -16,7 +16,7 @@ import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
 import { Guards, memberBlock } from './guard.ts';
-import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
+import { arrayInfoFrom, arrayRunning, type MdFiles, memberFrom } from './parse/md-sysfs.ts';
 import {
   type MdIdentity,
   parseExamine,
@@ -335,46 +335,70 @@ export class Arrays extends Section {
     return (await this.requireArray(volumeId, o)).info;
   }
 
+  /**
+   * The running md device of a volume, found without mdadm and without reading any member: the md
+   * device holding one of the volume's fence layers, or the /dev/md/<name> link mdadm made. (`mdadm
+   * --detail` reads a member's superblock: after the cut, the local one fails and the next one is
+   * the stalled remote leg, so it would wait up to ctrl-loss-tmo.)
+   */
+  private async mdOfVolume(volumeId: string): Promise<string | undefined> {
+    const running = async (md: string) =>
+      /^md\d+$/.test(md) && arrayRunning(await readRaw(`/sys/block/${md}/md/array_state`));
+    for (const g of await this.guards.of(volumeId)) {
+      for (const h of await readdir(`/sys/block/${g.block}/holders`).catch(() => [] as string[]))
+        if (await running(h)) return h;
+    }
+    const link = await realpath(`/dev/md/${arrayName(volumeId)}`).catch(() => undefined);
+    const md = link ? basename(link) : undefined;
+    return md && (await running(md)) ? md : undefined;
+  }
+
   async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
     // 1. below md, first: the local legs' fence layers fail every IO from now on. This neither
-    // reads nor locks md, so it is done in the time the local disk takes to finish its in-flight
-    // IO, whatever md waits for (ADR 0006: mdadm --fail blocked 35 s behind a cut remote leg).
+    // reads nor locks md, so it takes what the local disk's in-flight IO takes, whatever md waits
+    // for (ADR 0006: the md step below once took 35 s behind a cut remote leg).
     await this.guards.cut(volumeId, o);
-    const a = await this.findArray(arrayName(volumeId), o);
-    if (!a) return false;
-    const info = await this.arrayInfo(a);
-    // 2. md's own view, which may wait behind a stalled remote leg (mdadm --fail writes the
-    // member's sysfs state, which takes the array's reconfiguration lock): every member failed,
-    // local ones first, so a remote copy still reachable records them as faulty. md refuses to
-    // fail the last in-sync member (EBUSY) and marks the array broken instead (MD_BROKEN):
-    // md_submit_bio then fails every write bio, a cache flush included, with EIO, so a remote leg
-    // still reachable takes no write either. The last member's superblock stays readable, so the
-    // array is still found and stopped.
+    // 2. md's view: every member failed, local ones first, through `mdadm --fail <device>`
+    // (the SET_DISK_FAULTY ioctl, which md handles without its reconfiguration lock; md's sysfs
+    // state file takes that lock and waits while md's thread writes a superblock to a stalled
+    // leg). The local member failed, md refuses to fail the last in-sync one (EBUSY) and marks the
+    // array broken (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included,
+    // with EIO. That is what makes the fsync after a write stalled on the cut leg fail: the write
+    // itself is reported complete when the leg is given up (its local half was written before the
+    // cut), and a flush sent to the cut layer alone would succeed (dm's error target has no flush
+    // to fail). Only sysfs and that ioctl are used: nothing here reads a member.
+    const md = await this.mdOfVolume(volumeId);
+    if (!md) return false;
+    const files = await readMdFiles(md);
+    const members = files.members.map((f) => ({
+      f,
+      m: memberFrom(f),
+      // the device md knows (a fence layer for a local member): dev-<kernel name>
+      mdDev: `/dev/${f.entry.slice(4)}`,
+    }));
     const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
-    const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
-    const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
+    const local = await Promise.all(members.map((x) => isLocal(x.m.devicePath)));
+    const ordered = members.map((x, i) => ({ ...x, local: local[i] === true }));
     ordered.sort((x, y) => Number(y.local) - Number(x.local));
-    const hadFaulty = info.members.some((m) => m.state === 'faulty');
+    const hadFaulty = members.some((x) => x.m.state === 'faulty');
     let failed = 0;
     let broken = false;
-    for (const { m } of ordered) {
+    for (const { m, mdDev } of ordered) {
       if (m.state === 'faulty') continue;
-      // the device md knows (a fence layer for a local member); a vanished device node (a lost
-      // namespace) is named by mdadm's keyword instead
-      const dev = await this.guards.mdDevice(volumeId, m.devicePath);
-      const which = (await exists(dev)) ? dev : 'detached';
+      // a vanished device node (a lost namespace) is named by mdadm's keyword instead
+      const which = (await exists(mdDev)) ? mdDev : 'detached';
       // exit 2 and "Device or resource busy" for the last member (seen on 6.12): md broke the array
-      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
+      const r = await this.c.x('mdadm', [`/dev/${md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
       if (r.code === 0) failed++;
       else if (/busy/i.test(r.stderr)) broken = true;
-      else throw new CommandError(`mdadm /dev/${a.md} --fail ${which}`, r.code, r.stderr);
+      else throw new CommandError(`mdadm /dev/${md} --fail ${which}`, r.code, r.stderr);
     }
     if (!broken) {
-      const after = await this.arrayInfo(a);
+      const after = arrayInfoFrom(await readMdFiles(md), undefined);
       if (after.members.some((m) => m.state !== 'faulty'))
         throw new Error(
-          `array ${after.name} was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
+          `array ${arrayName(volumeId)} (${md}) was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
         );
     }
     return failed > 0 || broken || !hadFaulty;
