@@ -317,6 +317,10 @@ function splitBrain(selfFence: boolean): Scenario {
             n1.fence.at !== undefined && n1.fence.legsCutAt !== undefined
               ? n1.fence.legsCutAt - n1.fence.at
               : undefined,
+          mdStepTookMs:
+            n1.fence.legsCutAt !== undefined && n1.fence.doneAt !== undefined
+              ? n1.fence.doneAt - n1.fence.legsCutAt
+              : undefined,
           fenceTookMs:
             n1.fence.at !== undefined && n1.fence.doneAt !== undefined
               ? n1.fence.doneAt - n1.fence.at

@@ -165,7 +165,7 @@ async function runSuite(suite: string): Promise<boolean> {
                             ? [sf_selfFence]
                             : suite === 'fence-control'
                               ? [sf0_noFenceControl]
-                              : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                              : [...SCENARIOS, s_csiStaging, r_agentRelocation, sf_selfFence],
                 );
 }
 
