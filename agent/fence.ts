@@ -25,9 +25,7 @@ export async function fenceAllArrays(
   const fail = (volume: string, e: unknown) =>
     failures.push({ volume, reason: e instanceof Error ? e.message : String(e) });
   const records = await o.store.list();
-  await Promise.all(
-    records.map((rec) => o.host.cutLocalLegs(rec.id).catch((e: unknown) => fail(rec.id, e))),
-  );
+  await Promise.all(records.map((rec) => o.host.cutLocalLegs(rec.id).catch((e: unknown) => fail(rec.id, e))));
   o.onLegsCut?.();
   const fenced: string[] = [];
   for (const rec of records) {

@@ -78,7 +78,9 @@ export class Guards extends Section {
     const found = (await readDmDevices()).find((d) => d.name === name);
     if (found) {
       if (!ours(found))
-        throw new ForeignSuperblockError(`device-mapper name ${name} is taken by another device; not using it`);
+        throw new ForeignSuperblockError(
+          `device-mapper name ${name} is taken by another device; not using it`,
+        );
       const t = await this.table(name, o);
       const passes = t?.kind === 'linear' && t.dev === dev && t.offset === 0 && t.sectors === sectors;
       if (!passes) {
@@ -89,7 +91,11 @@ export class Guards extends Section {
       }
       return `/dev/${found.block}`;
     }
-    await this.c.x('dmsetup', ['create', name, '--uuid', guardUuid(name), '--table', linearTable(sectors, dev)], o);
+    await this.c.x(
+      'dmsetup',
+      ['create', name, '--uuid', guardUuid(name), '--table', linearTable(sectors, dev)],
+      o,
+    );
     let block = '';
     await waitFor(async () => {
       block = (await readDmDevices()).find((d) => d.name === name)?.block ?? '';
@@ -129,7 +135,8 @@ export class Guards extends Section {
     if (!g) return;
     const t = await this.table(g.name, o);
     const sectors = Number(await readText(`/sys/class/block/${part}/size`));
-    if (t?.kind === 'linear' && t.sectors !== sectors) await this.load(g.name, linearTable(sectors, t.dev), o);
+    if (t?.kind === 'linear' && t.sectors !== sectors)
+      await this.load(g.name, linearTable(sectors, t.dev), o);
   }
 
   /** The block device md knows for a member named by its partition (its fence layer, if any). */

@@ -250,7 +250,11 @@ export class Arrays extends Section {
       );
     }
     try {
-      await this.c.x('mdadm', [`/dev/${a.md}`, '--re-add', await this.guards.wrap(volumeId, devicePath, o)], o);
+      await this.c.x(
+        'mdadm',
+        [`/dev/${a.md}`, '--re-add', await this.guards.wrap(volumeId, devicePath, o)],
+        o,
+      );
     } catch (e) {
       if (!(e instanceof CommandError) || o?.signal?.aborted) throw e;
       throw new ReAddRefusedError(`md refused to re-add ${devicePath} to ${a.info.name}: ${e.stderr.trim()}`);

@@ -13,7 +13,12 @@ describe('fence layer tables (dmsetup table)', () => {
   });
 
   it('reads back what it writes', () => {
-    expect(parseGuardTable(linearTable(2048, '8:17'))).toEqual({ kind: 'linear', sectors: 2048, dev: '8:17', offset: 0 });
+    expect(parseGuardTable(linearTable(2048, '8:17'))).toEqual({
+      kind: 'linear',
+      sectors: 2048,
+      dev: '8:17',
+      offset: 0,
+    });
     expect(parseGuardTable(errorTable(2048))).toEqual({ kind: 'error', sectors: 2048 });
   });
 
