@@ -147,16 +147,29 @@ export class Guards extends Section {
   }
 
   /**
-   * Removes the volume's fence layers that nothing holds (md stopped, or the member removed), or
-   * only the one over `partition`. A layer md still holds stays.
+   * Removes the volume's fence layers that nothing holds (md stopped, or the member removed). A
+   * layer md still holds stays.
    */
-  async release(volumeId: string, o?: OpOptions & { partition?: string }): Promise<void> {
-    const only = o?.partition
-      ? guardName(volumeId, basename((await realpath(o.partition).catch(() => undefined)) ?? o.partition))
-      : undefined;
+  async release(volumeId: string, o?: OpOptions): Promise<void> {
     for (const g of await this.of(volumeId)) {
-      if ((only && g.name !== only) || (await held(g.block))) continue;
-      await this.c.x('dmsetup', ['remove', g.name], o);
+      if (!(await held(g.block))) await this.c.x('dmsetup', ['remove', g.name], o);
     }
+  }
+
+  /**
+   * Removes the fence layer over `partition` if nothing holds it (a crash's leftover); refuses when
+   * md still holds it. Needed before the partition itself is judged busy: a cut layer (error table)
+   * no longer holds the partition, so its holders alone would not show that it is still a member.
+   */
+  async releaseOver(volumeId: string, partition: string, what: string, o?: OpOptions): Promise<void> {
+    const part = basename((await realpath(partition).catch(() => undefined)) ?? partition);
+    const g = (await this.of(volumeId)).find((d) => d.name === guardName(volumeId, part));
+    if (!g) return;
+    const holders = await readdir(`/sys/block/${g.block}/holders`).catch(() => [] as string[]);
+    if (holders.length > 0)
+      throw new DeviceInUseError(
+        `not going to ${what} ${partition}: its fence layer ${g.name} is held by ${holders.join(', ')}`,
+      );
+    await this.c.x('dmsetup', ['remove', g.name], o);
   }
 }

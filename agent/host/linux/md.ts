@@ -79,9 +79,12 @@ export class Arrays extends Section {
     return this.guards.resize(volumeId, partitionPath, o);
   }
 
-  /** Removes an idle fence layer left over a partition (before it is deleted or wiped). */
-  releaseLeftover(volumeId: string, partitionPath: string, o?: OpOptions): Promise<void> {
-    return this.guards.release(volumeId, { ...o, partition: partitionPath });
+  /**
+   * Before a partition is deleted or wiped: removes an idle fence layer left over it, refuses one
+   * an array still holds (cut, it no longer holds the partition itself).
+   */
+  releaseLeftover(volumeId: string, partitionPath: string, what: string, o?: OpOptions): Promise<void> {
+    return this.guards.releaseOver(volumeId, partitionPath, what, o);
   }
   /** The running array (/sys/block/mdN) with this name, if any. */
   private async findArray(name: string, o?: OpOptions): Promise<Running | undefined> {
@@ -194,7 +197,7 @@ export class Arrays extends Section {
     check(o);
     const a = await this.requireArray(volumeId, o);
     for (const m of a.info.members) if (await sameDevice(m.devicePath, devicePath)) return a.info;
-    await this.guards.release(volumeId, { ...o, partition: devicePath });
+    await this.guards.releaseOver(volumeId, devicePath, `add to ${a.info.name}`, o);
     await this.devices.refuseBusy(devicePath, `add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (sb && sb.uuid !== a.info.uuid) {
@@ -231,7 +234,7 @@ export class Arrays extends Section {
       await this.removeMember(volumeId, m.devicePath, o);
       a = await this.requireArray(volumeId, o);
     }
-    await this.guards.release(volumeId, { ...o, partition: devicePath });
+    await this.guards.releaseOver(volumeId, devicePath, `re-add to ${a.info.name}`, o);
     await this.devices.refuseBusy(devicePath, `re-add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (!sb)
@@ -308,7 +311,7 @@ export class Arrays extends Section {
         return !(await exists(st));
       }
     }, `removal of ${devicePath} from ${a.info.name}`);
-    await this.guards.release(volumeId, { ...o, partition: devicePath });
+    await this.guards.releaseOver(volumeId, devicePath, 'release the fence layer of', o);
     return (await this.requireArray(volumeId, o)).info;
   }
 

@@ -184,7 +184,7 @@ export class Partitions extends Section {
     checkOwner(owner);
     const { d, p } = await this.partition(driveId, owner, o);
     if (!p) return;
-    await this.arrays.releaseLeftover(owner.volumeId, p.path, o);
+    await this.arrays.releaseLeftover(owner.volumeId, p.path, 'delete', o);
     await this.devices.refuseInUse(p.path, 'delete');
     await this.c.x('sgdisk', [`--delete=${p.number}`, d.path], o);
     await this.syncKernel(d.path, o);
@@ -195,7 +195,7 @@ export class Partitions extends Section {
     checkOwner(owner);
     const { p } = await this.partition(driveId, owner, o);
     if (!p) throw new NotFoundError(`drive ${driveId} has no partition for ${partitionName(owner)}`);
-    await this.arrays.releaseLeftover(owner.volumeId, p.path, o);
+    await this.arrays.releaseLeftover(owner.volumeId, p.path, 'wipe', o);
     await this.devices.refuseInUse(p.path, 'wipe');
     await this.c.x('wipefs', ['--all', '--quiet', p.path], o);
     // discard drops the old replica's data, so a reused extent never shows it; not every drive can
