@@ -11,7 +11,7 @@ import {
   NotFoundError,
   ReAddRefusedError,
 } from '../errors.ts';
-import { arrayName } from '../names.ts';
+import { arrayName, ownerFromSubsystemNqn } from '../names.ts';
 import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types.ts';
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
@@ -344,7 +344,8 @@ export class Arrays extends Section {
 
   /**
    * The running md device of a volume, found without mdadm and without reading any member: the md
-   * device holding one of the volume's fence layers, or the /dev/md/<name> link mdadm made. (`mdadm
+   * device holding one of the volume's fence layers, the /dev/md/<name> link mdadm made, or the one
+   * with a member namespace whose subsystem NQN names the volume (sysfs only). (`mdadm
    * --detail` reads a member's superblock: after the cut, the local one fails and the next one is
    * the stalled remote leg, so it would wait up to ctrl-loss-tmo.)
    */
@@ -357,7 +358,17 @@ export class Arrays extends Section {
     }
     const link = await realpath(`/dev/md/${arrayName(volumeId)}`).catch(() => undefined);
     const md = link ? basename(link) : undefined;
-    return md && (await running(md)) ? md : undefined;
+    if (md && (await running(md))) return md;
+    // no local member and no link: a member namespace whose subsystem NQN names the volume
+    for (const b of await readdir('/sys/block')) {
+      if (!(await running(b))) continue;
+      for (const e of await readdir(`/sys/block/${b}/md`)) {
+        if (!e.startsWith('dev-')) continue;
+        const nqn = await readRaw(`/sys/block/${e.slice(4)}/device/subsysnqn`);
+        if (nqn && ownerFromSubsystemNqn(nqn.trim())?.volumeId === volumeId) return b;
+      }
+    }
+    return undefined;
   }
 
   async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
