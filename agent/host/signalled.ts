@@ -34,6 +34,7 @@ export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
     setRaidDevices: (volumeId, count, o) => host.setRaidDevices(volumeId, count, op(o)),
     growArray: (volumeId, o) => host.growArray(volumeId, op(o)),
     stopArray: (volumeId, o) => host.stopArray(volumeId, op(o)),
+    cutLocalLegs: (volumeId, o) => host.cutLocalLegs(volumeId, op(o)),
     fenceArray: (volumeId, o) => host.fenceArray(volumeId, op(o)),
     makeFilesystem: (device, o) => host.makeFilesystem(device, op(o)),
     mount: (device, target, o) => host.mount(device, target, op(o)),

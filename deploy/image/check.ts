@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       'sh',
       '-c',
       'set -e; node --version; mdadm --version 2>&1; nvme version; sgdisk --version; sfdisk --version; ' +
-        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version',
+        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version; command -v dmsetup',
     );
     if (!/^v24\./m.test(tools)) throw new Error(`the image's node is not Node 24:\n${tools}`);
     say(`runs: meshstor --help (its compile cache accepted), and\n${tools.trim()}`);

@@ -6,8 +6,9 @@
 // tests reported as skipped.
 // Boot 1: the contract suite. Boot 2: scenarios a, b, b2 (DH-HMAC-CHAP rotation), c, d, f, e1, then s (the CSI node service
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
-// (relocation onto the staging node by ControllerService.relocate() and the agents) and rb (a node
-// lost for good: rebuilt by the controller's rebuild pass and the agents; guest/agent-rebuild.ts). Boot 3:
+// (relocation onto the staging node by ControllerService.relocate() and the agents), rb (a node
+// lost for good: rebuilt by the controller's rebuild pass and the agents; guest/agent-rebuild.ts)
+// and sf (self-fencing when the attached node is cut off, ADR 0006). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
 // e2, g and g2. Boot 4: a member away and back, caught up from the bitmap (h, and h2 with kill -9
 // between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
@@ -136,10 +137,10 @@ describe('data-path scenarios (real kernel)', () => {
       console.log(`[kernel] rebuild ${JSON.stringify(rb.rebuild)} ${rb.reasons.join(' -> ')}`);
     },
   );
-  // sf (self-fencing, ADR 0006) is not in the tier: it failed 1 of 4 runs (mdadm --fail of the
-  // local member blocked 35 s behind the cut leg, so writes completed on the local leg alone and 164
-  // acknowledged blocks were lost). It runs alone with `node test/kernel/run.ts fence` until the
-  // fence is made robust (issue 12).
+  scenario(
+    'sf: split brain: the attached node cut off from the apiserver and its peer while an O_DIRECT+fsync writer runs; it fences itself, the volume moves after its right ended; every acknowledged block is on the new holder, the writer saw errors',
+    'sf-self-fence-split-brain',
+  );
   guestTest('the guest boots again with the drives in another order', undefined, () => reboot.booted());
   guestTest(
     'e: stop + re-assemble after a reboot with changed device names',

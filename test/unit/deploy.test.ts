@@ -46,7 +46,6 @@ const find = (objs: K8sObject[], kind: string, name: string) => {
 };
 // biome-ignore lint/suspicious/noExplicitAny: a pod template's containers, as rendered
 const container = (o: K8sObject, name: string): any =>
-  // biome-ignore lint/suspicious/noExplicitAny: as above
   [...(o.spec.template.spec.initContainers ?? []), ...o.spec.template.spec.containers].find(
     // biome-ignore lint/suspicious/noExplicitAny: as above
     (c: any) => c.name === name,

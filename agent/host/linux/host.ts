@@ -61,10 +61,10 @@ export class LinuxHost implements Host {
       opts.exec ?? defaultExec,
     );
     const devices = new Devices(c);
-    this.partitions = new Partitions(c, devices, opts.driveFilter ?? (() => true));
+    this.arrays = new Arrays(c, devices);
+    this.partitions = new Partitions(c, devices, opts.driveFilter ?? (() => true), this.arrays);
     this.target = new Target(c, devices);
     this.initiator = new Initiator(c, devices);
-    this.arrays = new Arrays(c, devices);
     this.filesystems = new Filesystems(c, devices);
   }
 
@@ -154,6 +154,9 @@ export class LinuxHost implements Host {
   }
   stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     return this.arrays.stopArray(volumeId, o);
+  }
+  cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]> {
+    return this.arrays.cutLocalLegs(volumeId, o);
   }
   fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     return this.arrays.fenceArray(volumeId, o);

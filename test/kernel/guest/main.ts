@@ -168,7 +168,13 @@ async function runSuite(suite: string): Promise<boolean> {
                               ? [sf_selfFence]
                               : suite === 'fence-control'
                                 ? [sf0_noFenceControl]
-                                : [...SCENARIOS, s_csiStaging, r_agentRelocation, rb_agentRebuild],
+                                : [
+                                    ...SCENARIOS,
+                                    s_csiStaging,
+                                    r_agentRelocation,
+                                    rb_agentRebuild,
+                                    sf_selfFence,
+                                  ],
                 );
 }
 
