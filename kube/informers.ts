@@ -1,21 +1,61 @@
 // Informers (list + watch caches from @kubernetes/client-node) that restart themselves after an
 // error and report when their first list has been delivered, so /readyz can wait for them.
+//
+// Memory (issue 15 §3): client-node's ListWatch keeps every object it delivered, which at 100k
+// volumes is hundreds of MiB of objects the handlers already copied into their own models. Here
+// its cache holds only each object's identity (name, namespace, resourceVersion: enough to skip a
+// redelivered version and to tell the handlers what a relist no longer has), and the handlers
+// get the object, reduced on arrival to what they read (`slim`) and referenced by nothing of ours
+// once they return. The initial list is read in pages, so the whole list is never held at once.
 import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type ListPromise,
-  makeInformer,
+  ListWatch,
+  Watch,
 } from '@kubernetes/client-node';
 import { kubeErrorMessage } from './client.ts';
 import { GROUP, VERSION } from './crds.ts';
 import type { Logger } from './log.ts';
 
+/** What a removal tells: the informer keeps nothing else of an object after delivering it. */
+export interface ObjectIdentity {
+  name: string;
+  namespace?: string | undefined;
+}
+
 export interface InformerHandlers<T extends KubernetesObject> {
-  /** Called for adds and updates. */
+  /** Called for adds and updates (with the object as `slim` left it). */
   upsert(obj: T): void;
-  remove(obj: T): void;
+  remove(id: ObjectIdentity): void;
+}
+
+/** One page of a list (`limit`, `_continue` as the apiserver's list takes them). */
+export type ListPage<T extends KubernetesObject> = (page: {
+  limit: number;
+  _continue?: string;
+}) => Promise<KubernetesListObject<T>>;
+
+export interface InformerSource<T extends KubernetesObject> {
+  /** The watch path (e.g. /api/v1/persistentvolumes). */
+  path: string;
+  list: ListPage<T>;
+  /**
+   * What of each object the handlers read, taken as it arrives (list pages and watch events), so
+   * the rest is garbage at once. Must keep `metadata.name`, `namespace` and `resourceVersion`.
+   * Default: the whole object.
+   */
+  slim?: (obj: T) => T;
+}
+
+/** The watch call ListWatch makes (client-node's Watch, or a stand-in in tests and benches). */
+export type WatchLike = Pick<Watch, 'watch'>;
+
+export interface InformerOptions {
+  retryMs?: number;
+  /** Objects per list request (client-go's reflector uses 500 too). */
+  pageSize?: number;
 }
 
 export interface RunningInformer {
@@ -23,19 +63,104 @@ export interface RunningInformer {
   synced(): boolean;
   /** Resolves once the first list has been delivered to the handlers. */
   readonly whenSynced: Promise<void>;
+  /** What the informer's own cache holds now: one identity per object. */
+  held(): readonly KubernetesObject[];
   stop(): Promise<void>;
 }
 
-export function startInformer<T extends KubernetesObject>(
-  kc: KubeConfig,
+/** What ListWatch caches per object. */
+type Identity = KubernetesObject & {
+  metadata: { name: string; namespace?: string | undefined; resourceVersion?: string | undefined };
+};
+
+const identityOf = (o: KubernetesObject): Identity => ({
+  metadata: {
+    name: o.metadata?.name ?? '',
+    namespace: o.metadata?.namespace,
+    resourceVersion: o.metadata?.resourceVersion,
+  },
+});
+
+/**
+ * Hands ListWatch an identity per object while the object itself (slimmed) waits beside it for
+ * the handlers; once they ran, only the identity is left in ListWatch's cache.
+ */
+class Arrivals<T extends KubernetesObject> {
+  // Weak: an identity ListWatch drops without delivering (a version it had) takes its object along.
+  private readonly waiting = new WeakMap<Identity, T>();
+  private readonly slim: (o: T) => T;
+
+  constructor(slim: ((o: T) => T) | undefined) {
+    this.slim = slim ?? ((o) => o);
+  }
+
+  arrive(o: T): Identity {
+    const id = identityOf(o);
+    this.waiting.set(id, this.slim(o));
+    return id;
+  }
+
+  /** The object for the handlers, once: nothing here holds it afterwards. */
+  take(id: Identity): T | undefined {
+    const o = this.waiting.get(id);
+    this.waiting.delete(id);
+    return o;
+  }
+}
+
+/** The first list, page by page, each object slimmed as its page arrives. */
+async function listAll<T extends KubernetesObject>(
+  list: ListPage<T>,
+  arrivals: Arrivals<T>,
+  pageSize: number,
+): Promise<KubernetesListObject<Identity>> {
+  const items: Identity[] = [];
+  let cont: string | undefined;
+  let resourceVersion: string | undefined;
+  do {
+    const page = await list(cont ? { limit: pageSize, _continue: cont } : { limit: pageSize });
+    for (const o of page.items) items.push(arrivals.arrive(o));
+    // Every page of one list is the same snapshot: its version is where the watch starts.
+    resourceVersion = page.metadata?.resourceVersion;
+    cont = page.metadata?._continue || undefined;
+  } while (cont);
+  return { metadata: { resourceVersion }, items };
+}
+
+/** Watch events pass to ListWatch as identities, their objects slimmed for the handlers. */
+function identityWatch<T extends KubernetesObject>(inner: WatchLike, arrivals: Arrivals<T>): WatchLike {
+  return {
+    watch: (path, query, callback, done) =>
+      inner.watch(
+        path,
+        query,
+        (phase, obj, watchObj) => {
+          const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
+          callback(phase, isObject ? arrivals.arrive(obj as T) : obj, watchObj);
+        },
+        done,
+      ),
+  };
+}
+
+/** An informer over `source`, watching through `watch` (client-node's Watch in production). */
+export function runInformer<T extends KubernetesObject>(
+  watch: WatchLike,
   name: string,
-  path: string,
-  list: ListPromise<T>,
+  source: InformerSource<T>,
   handlers: InformerHandlers<T>,
   log: Logger,
-  retryMs = 1000,
+  opts: InformerOptions = {},
 ): RunningInformer {
-  const informer = makeInformer<T>(kc, path, list);
+  const retryMs = opts.retryMs ?? 1000;
+  const arrivals = new Arrivals<T>(source.slim);
+  const informer = new ListWatch<Identity>(
+    source.path,
+    // ListWatch calls nothing of its Watch but watch().
+    identityWatch(watch, arrivals) as Watch,
+    () => listAll(source.list, arrivals, opts.pageSize ?? 500),
+    false,
+  );
   let isSynced = false;
   let stopped = false;
   let failedSinceStart = false;
@@ -44,22 +169,33 @@ export function startInformer<T extends KubernetesObject>(
   const whenSynced = new Promise<void>((r) => {
     resolveSynced = r;
   });
-  const guard =
-    (what: string, fn: (o: T) => void) =>
-    (o: T): void => {
+  const failed = (what: string, id: Identity, e: unknown): void =>
+    // One bad object must not stop the cache: log it and carry on with the rest.
+    log.error(
+      { informer: name, object: id.metadata.name, err: String(e) },
+      `informer ${what} handler failed`,
+    );
+  const upsert =
+    (what: string) =>
+    (id: Identity): void => {
+      const o = arrivals.take(id);
+      if (!o) return; // delivered already (ListWatch calls each callback once per object)
       try {
-        fn(o);
+        handlers.upsert(o);
       } catch (e) {
-        // One bad object must not stop the cache: log it and carry on with the rest.
-        log.error(
-          { informer: name, object: o.metadata?.name, err: String(e) },
-          `informer ${what} handler failed`,
-        );
+        failed(what, id, e);
       }
     };
-  informer.on('add', guard('add', handlers.upsert));
-  informer.on('update', guard('update', handlers.upsert));
-  informer.on('delete', guard('delete', handlers.remove));
+  informer.on('add', upsert('add'));
+  informer.on('update', upsert('update'));
+  informer.on('delete', (id) => {
+    arrivals.take(id); // a watched deletion's object: only its identity is handed on
+    try {
+      handlers.remove({ name: id.metadata.name, namespace: id.metadata.namespace });
+    } catch (e) {
+      failed('delete', id, e);
+    }
+  });
   const run = (): void => {
     if (stopped) return;
     failedSinceStart = false;
@@ -87,11 +223,44 @@ export function startInformer<T extends KubernetesObject>(
     name,
     synced: () => isSynced,
     whenSynced,
+    held: () => informer.list(),
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
       await informer.stop();
     },
+  };
+}
+
+export function startInformer<T extends KubernetesObject>(
+  kc: KubeConfig,
+  name: string,
+  source: InformerSource<T>,
+  handlers: InformerHandlers<T>,
+  log: Logger,
+  opts: InformerOptions = {},
+): RunningInformer {
+  return runInformer(new Watch(kc), name, source, handlers, log, opts);
+}
+
+/** The list of one of MeshStor's cluster-scoped custom resources (its plural names it). */
+export function customSource<T extends KubernetesObject>(
+  kc: KubeConfig,
+  plural: string,
+  slim?: (obj: T) => T,
+): InformerSource<T> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    path: `/apis/${GROUP}/${VERSION}/${plural}`,
+    // The generated client types custom objects as `object`; the CRD schema guarantees the shape.
+    list: async (page) =>
+      (await custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural,
+        ...page,
+      })) as KubernetesListObject<T>,
+    ...(slim ? { slim } : {}),
   };
 }
 
@@ -101,20 +270,7 @@ export function startCustomInformer<T extends KubernetesObject>(
   plural: string,
   handlers: InformerHandlers<T>,
   log: Logger,
+  slim?: (obj: T) => T,
 ): RunningInformer {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  return startInformer<T>(
-    kc,
-    plural,
-    `/apis/${GROUP}/${VERSION}/${plural}`,
-    // The generated client types custom objects as `object`; the CRD schema guarantees the shape.
-    async () =>
-      (await custom.listClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural,
-      })) as KubernetesListObject<T>,
-    handlers,
-    log,
-  );
+  return startInformer<T>(kc, plural, customSource<T>(kc, plural, slim), handlers, log);
 }
