@@ -1,18 +1,17 @@
-// Informers (list + watch caches from @kubernetes/client-node) that restart themselves after an
-// error and report when their first list has been delivered, so /readyz can wait for them.
+// Informers (list + watch, over client-node's Watch) that restart themselves after an error and
+// report when their first list has been delivered, so /readyz can wait for them.
 //
-// Memory (issue 15 §3): client-node's ListWatch keeps every object it delivered, which at 100k
-// volumes is hundreds of MiB of objects the handlers already copied into their own models. Here
-// its cache holds only each object's identity (name, namespace, resourceVersion: enough to skip a
-// redelivered version and to tell the handlers what a relist no longer has), and the handlers
-// get the object, reduced on arrival to what they read (`slim`) and referenced by nothing of ours
-// once they return. The initial list is read in pages, so the whole list is never held at once.
+// Memory (issue 15 §3): client-node's ListWatch keeps every object it delivered (hundreds of MiB
+// at 100k volumes, copies of what the handlers already hold in their models) and collects a whole
+// list before delivering any of it. Here the list is read in pages and each object is handed on
+// as its page arrives, reduced to what its handler reads (`slim`); the informer itself keeps only
+// each object's identity and resourceVersion (to skip a version it delivered, and to tell the
+// handlers what a relist no longer has).
 import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  ListWatch,
   Watch,
 } from '@kubernetes/client-node';
 import { kubeErrorMessage } from './client.ts';
@@ -63,87 +62,33 @@ export interface RunningInformer {
   synced(): boolean;
   /** Resolves once the first list has been delivered to the handlers. */
   readonly whenSynced: Promise<void>;
-  /** What the informer's own cache holds now: one identity per object. */
-  held(): readonly KubernetesObject[];
+  /** How many objects it tracks (it keeps their identities and versions, nothing else). */
+  tracked(): number;
   stop(): Promise<void>;
 }
 
-/** What ListWatch caches per object. */
-type Identity = KubernetesObject & {
-  metadata: { name: string; namespace?: string | undefined; resourceVersion?: string | undefined };
-};
+interface Tracked {
+  namespace: string | undefined;
+  name: string;
+  resourceVersion: string | undefined;
+}
 
-const identityOf = (o: KubernetesObject): Identity => ({
-  metadata: {
-    name: o.metadata?.name ?? '',
-    namespace: o.metadata?.namespace,
-    resourceVersion: o.metadata?.resourceVersion,
-  },
-});
+const keyOf = (m: { name?: string; namespace?: string } | undefined): string =>
+  m?.namespace ? `${m.namespace}/${m.name ?? ''}` : (m?.name ?? '');
+
+const isGone = (e: unknown): boolean => {
+  const x = e as { statusCode?: number; code?: number } | null | undefined;
+  return x?.statusCode === 410 || x?.code === 410;
+};
+const isTimeout = (e: unknown): boolean =>
+  (e as { name?: string } | null | undefined)?.name === 'TimeoutError';
 
 /**
- * Hands ListWatch an identity per object while the object itself (slimmed) waits beside it for
- * the handlers; once they ran, only the identity is left in ListWatch's cache.
+ * List (in pages, each object handed on as its page arrives), then watch from the list's version;
+ * a watch that ends is resumed from the last version seen, one whose version expired (410) lists
+ * again and removes what the new list no longer has. What it keeps per object is its identity
+ * and version (to skip a version it delivered already); the objects go to the handlers only.
  */
-class Arrivals<T extends KubernetesObject> {
-  // Weak: an identity ListWatch drops without delivering (a version it had) takes its object along.
-  private readonly waiting = new WeakMap<Identity, T>();
-  private readonly slim: (o: T) => T;
-
-  constructor(slim: ((o: T) => T) | undefined) {
-    this.slim = slim ?? ((o) => o);
-  }
-
-  arrive(o: T): Identity {
-    const id = identityOf(o);
-    this.waiting.set(id, this.slim(o));
-    return id;
-  }
-
-  /** The object for the handlers, once: nothing here holds it afterwards. */
-  take(id: Identity): T | undefined {
-    const o = this.waiting.get(id);
-    this.waiting.delete(id);
-    return o;
-  }
-}
-
-/** The first list, page by page, each object slimmed as its page arrives. */
-async function listAll<T extends KubernetesObject>(
-  list: ListPage<T>,
-  arrivals: Arrivals<T>,
-  pageSize: number,
-): Promise<KubernetesListObject<Identity>> {
-  const items: Identity[] = [];
-  let cont: string | undefined;
-  let resourceVersion: string | undefined;
-  do {
-    const page = await list(cont ? { limit: pageSize, _continue: cont } : { limit: pageSize });
-    for (const o of page.items) items.push(arrivals.arrive(o));
-    // Every page of one list is the same snapshot: its version is where the watch starts.
-    resourceVersion = page.metadata?.resourceVersion;
-    cont = page.metadata?._continue || undefined;
-  } while (cont);
-  return { metadata: { resourceVersion }, items };
-}
-
-/** Watch events pass to ListWatch as identities, their objects slimmed for the handlers. */
-function identityWatch<T extends KubernetesObject>(inner: WatchLike, arrivals: Arrivals<T>): WatchLike {
-  return {
-    watch: (path, query, callback, done) =>
-      inner.watch(
-        path,
-        query,
-        (phase, obj, watchObj) => {
-          const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
-          callback(phase, isObject ? arrivals.arrive(obj as T) : obj, watchObj);
-        },
-        done,
-      ),
-  };
-}
-
-/** An informer over `source`, watching through `watch` (client-node's Watch in production). */
 export function runInformer<T extends KubernetesObject>(
   watch: WatchLike,
   name: string,
@@ -153,81 +98,119 @@ export function runInformer<T extends KubernetesObject>(
   opts: InformerOptions = {},
 ): RunningInformer {
   const retryMs = opts.retryMs ?? 1000;
-  const arrivals = new Arrivals<T>(source.slim);
-  const informer = new ListWatch<Identity>(
-    source.path,
-    // ListWatch calls nothing of its Watch but watch().
-    identityWatch(watch, arrivals) as Watch,
-    () => listAll(source.list, arrivals, opts.pageSize ?? 500),
-    false,
-  );
+  const pageSize = opts.pageSize ?? 500;
+  const slim = source.slim ?? ((o: T) => o);
+  const known = new Map<string, Tracked>();
+  let resourceVersion = '';
   let isSynced = false;
   let stopped = false;
-  let failedSinceStart = false;
+  let request: AbortController | undefined;
   let timer: NodeJS.Timeout | undefined;
+  /** Quiet reconnects back off (1 s doubling to 30 s); any event resets it, as ListWatch does. */
+  let reconnectMs = 0;
   let resolveSynced: () => void = () => {};
   const whenSynced = new Promise<void>((r) => {
     resolveSynced = r;
   });
-  const failed = (what: string, id: Identity, e: unknown): void =>
+
+  const failed = (what: string, object: string, e: unknown): void =>
     // One bad object must not stop the cache: log it and carry on with the rest.
-    log.error(
-      { informer: name, object: id.metadata.name, err: String(e) },
-      `informer ${what} handler failed`,
-    );
-  const upsert =
-    (what: string) =>
-    (id: Identity): void => {
-      const o = arrivals.take(id);
-      if (!o) return; // delivered already (ListWatch calls each callback once per object)
-      try {
-        handlers.upsert(o);
-      } catch (e) {
-        failed(what, id, e);
-      }
-    };
-  informer.on('add', upsert('add'));
-  informer.on('update', upsert('update'));
-  informer.on('delete', (id) => {
-    arrivals.take(id); // a watched deletion's object: only its identity is handed on
+    log.error({ informer: name, object, err: String(e) }, `informer ${what} handler failed`);
+  const upsert = (o: T, seen?: Set<string>): void => {
+    const m = o.metadata;
+    const key = keyOf(m);
+    seen?.add(key);
+    const was = known.get(key);
+    if (was && was.resourceVersion !== undefined && was.resourceVersion === m?.resourceVersion) return;
+    known.set(key, { namespace: m?.namespace, name: m?.name ?? '', resourceVersion: m?.resourceVersion });
     try {
-      handlers.remove({ name: id.metadata.name, namespace: id.metadata.namespace });
+      handlers.upsert(slim(o));
     } catch (e) {
-      failed('delete', id, e);
+      failed(was ? 'update' : 'add', key, e);
     }
-  });
+  };
+  const remove = (key: string): void => {
+    const t = known.get(key);
+    if (!t) return;
+    known.delete(key);
+    try {
+      handlers.remove({ name: t.name, namespace: t.namespace });
+    } catch (e) {
+      failed('delete', key, e);
+    }
+  };
+
+  const list = async (): Promise<void> => {
+    const seen = new Set<string>();
+    let cont: string | undefined;
+    let version: string | undefined;
+    do {
+      const page = await source.list(cont ? { limit: pageSize, _continue: cont } : { limit: pageSize });
+      if (stopped) return;
+      for (const o of page.items) upsert(o, seen);
+      // Every page of one list is the same snapshot: its version is where the watch starts.
+      version = page.metadata?.resourceVersion;
+      cont = page.metadata?._continue || undefined;
+    } while (cont);
+    for (const key of [...known.keys()]) if (!seen.has(key)) remove(key);
+    resourceVersion = version ?? '';
+  };
+
+  const onEvent = (phase: string, obj: T & { code?: number }): void => {
+    if (phase === 'ERROR') {
+      if (obj.code === 410) resourceVersion = ''; // the stream ends next; then list again
+      return;
+    }
+    if (phase === 'ADDED' || phase === 'MODIFIED') upsert(obj);
+    else if (phase === 'DELETED') remove(keyOf(obj.metadata));
+    reconnectMs = 0;
+    resourceVersion = obj.metadata?.resourceVersion || resourceVersion;
+  };
+  const onDone = (err: unknown): void => {
+    request = undefined;
+    if (stopped) return;
+    if (isGone(err)) resourceVersion = '';
+    else if (err && !isTimeout(err)) {
+      retry(err);
+      return;
+    }
+    if (isTimeout(err)) reconnectMs = 0; // the timeout throttled it already
+    const wait = reconnectMs;
+    reconnectMs = Math.min(reconnectMs > 0 ? reconnectMs * 2 : 1000, 30_000);
+    clearTimeout(timer);
+    timer = setTimeout(run, wait);
+  };
+
   const run = (): void => {
     if (stopped) return;
-    failedSinceStart = false;
-    informer.start().then(
-      () => {
-        if (!failedSinceStart && !isSynced) {
-          isSynced = true;
-          resolveSynced();
-          log.info({ informer: name }, 'informer synced');
-        }
-      },
-      (e: unknown) => retry(e),
-    );
+    void (async () => {
+      if (!resourceVersion) await list();
+      if (stopped) return;
+      request = await watch.watch(source.path, { resourceVersion }, onEvent, onDone);
+      if (stopped) request.abort();
+      if (!isSynced) {
+        isSynced = true;
+        resolveSynced();
+        log.info({ informer: name, objects: known.size }, 'informer synced');
+      }
+    })().catch(retry);
   };
   const retry = (e: unknown): void => {
-    failedSinceStart = true;
     if (stopped) return;
     log.warn({ informer: name, err: kubeErrorMessage(e) }, `informer error, restarting in ${retryMs} ms`);
     clearTimeout(timer);
     timer = setTimeout(run, retryMs);
   };
-  informer.on('error', retry);
   run();
   return {
     name,
     synced: () => isSynced,
     whenSynced,
-    held: () => informer.list(),
+    tracked: () => known.size,
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
-      await informer.stop();
+      request?.abort();
     },
   };
 }

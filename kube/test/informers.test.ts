@@ -6,7 +6,12 @@ import { makeLogger } from '../log.ts';
 interface Thing {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion: string; managedFields?: { manager?: string }[] };
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion: string;
+    managedFields?: { manager?: string }[];
+  };
   spec: { wanted: string; bulky?: string };
 }
 
@@ -57,7 +62,7 @@ const log = makeLogger('test', 'silent');
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 describe('runInformer', () => {
-  it('lists page by page, hands the handlers slimmed objects, and keeps only identities itself', async () => {
+  it('lists page by page, hands the handlers slimmed objects, watches from the list, relists after 410', async () => {
     const watch = new FakeWatch();
     const calls: { limit: number; _continue?: string }[] = [];
     let items = [thing('a', '1'), thing('b', '2'), thing('c', '3'), thing('d', '4'), thing('e', '5')];
@@ -79,14 +84,7 @@ describe('runInformer', () => {
       spec: { wanted: 'w-a' },
     });
     expect(watch.starts).toEqual(['10']); // the watch starts where the paged list's snapshot was
-    // Its own cache: name, namespace and version per object, nothing of the object itself.
-    expect(inf.held()).toHaveLength(5);
-    for (const h of inf.held()) expect(Object.keys(h)).toEqual(['metadata']);
-    expect(inf.held().find((h) => h.metadata?.name === 'c')?.metadata).toEqual({
-      name: 'c',
-      namespace: 'ns',
-      resourceVersion: '3',
-    });
+    expect(inf.tracked()).toBe(5);
 
     // Watch: a change is delivered once per version, slimmed; a deletion tells only the identity.
     watch.send('MODIFIED', thing('b', '11', 'changed'));
@@ -98,12 +96,9 @@ describe('runInformer', () => {
       { metadata: { name: 'f', namespace: 'ns', resourceVersion: '13' }, spec: { wanted: 'w-f' } },
     ]);
     expect(removed).toEqual([{ name: 'a', namespace: 'ns' }]);
-    expect(
-      inf
-        .held()
-        .map((h) => h.metadata?.resourceVersion)
-        .sort(),
-    ).toEqual(['11', '13', '3', '4', '5']);
+    expect(inf.tracked()).toBe(5);
+    watch.send('DELETED', thing('a', '15')); // gone already: nothing to tell
+    expect(removed).toHaveLength(1);
 
     // A relist (the watch's version expired) that no longer has c: removed by its identity alone;
     // objects whose version did not change are not delivered again.
@@ -115,7 +110,8 @@ describe('runInformer', () => {
       { name: 'c', namespace: 'ns' },
     ]);
     expect(got.slice(7).map((t) => [t.metadata.name, t.spec.wanted])).toEqual([['d', 'new d']]);
-    expect(inf.held()).toHaveLength(4);
+    expect(inf.tracked()).toBe(4);
+    expect(watch.starts).toEqual(['10', '10']); // watching again from the new list's version
     await inf.stop();
   });
 
@@ -137,7 +133,34 @@ describe('runInformer', () => {
     );
     await inf.whenSynced;
     expect(got).toEqual(['w-ok']);
-    expect(inf.held()).toHaveLength(2);
+    expect(inf.tracked()).toBe(2);
+    await inf.stop();
+  });
+});
+
+describe('runInformer: the watch ending', () => {
+  it('resumes from the last version seen after a timeout, and retries after an error', async () => {
+    const watch = new FakeWatch();
+    const calls: { limit: number; _continue?: string }[] = [];
+    const got: string[] = [];
+    const inf = runInformer<Thing>(
+      watch,
+      'things',
+      { path: '/things', list: pagedList(() => [thing('a', '1')], '7', calls) },
+      { upsert: (t) => got.push(`${t.metadata.name}@${t.metadata.resourceVersion}`), remove: () => {} },
+      log,
+      { retryMs: 1 },
+    );
+    await inf.whenSynced;
+    watch.send('MODIFIED', thing('a', '8'));
+    watch.end(Object.assign(new Error('timed out'), { name: 'TimeoutError' }));
+    await tick();
+    watch.end(new Error('connection refused'));
+    await tick();
+    expect(watch.starts).toEqual(['7', '8', '8']); // no relist: the version was still good
+    expect(calls).toHaveLength(1);
+    expect(got).toEqual(['a@1', 'a@8']);
+    expect(inf.synced()).toBe(true);
     await inf.stop();
   });
 });
