@@ -5,8 +5,9 @@
 // apiserver sends them (without managedFields, which the slims drop anyway); only the transport is
 // a stand-in (no HTTP, no JSON). Reported with the informers running (their caches included) and
 // after they were stopped and dropped (the model alone).
-//   node bench/memory.ts [--nodes 5000] [--volumes 100000]
+//   node bench/memory.ts [--nodes 5000] [--volumes 100000] [--idle-ms 10000] [--no-heap-cap]
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type {
@@ -15,6 +16,7 @@ import type {
   V1PersistentVolume,
   V1PersistentVolumeClaim,
 } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { placementCacheFeeds } from '../controller/live-model.ts';
 import { PlacementCache } from '../controller/placement-cache.ts';
 import type { MeshStorNode, MeshStorVolume } from '../kube/crds.ts';
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     volumes: { type: 'string', default: '100000' },
     component: { type: 'string' },
     'idle-ms': { type: 'string', default: '10000' },
+    'no-heap-cap': { type: 'boolean', default: false },
   },
 });
 const NODES = Number(values.nodes);
@@ -45,11 +48,21 @@ const MiBs = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const name = (i: number) => `node-${String(i).padStart(5, '0')}`;
 
 if (!values.component) {
-  // Parent: one fresh child per component, so neither sees the other's garbage.
+  // Parent: one fresh child per component, so neither sees the other's garbage, each with the
+  // heap ceiling the chart gives it (NODE_OPTIONS=--max-old-space-size=heapMiB) unless --no-heap-cap.
+  const chart = parseYaml(
+    readFileSync(new URL('../deploy/helm/meshstor/values.yaml', import.meta.url), 'utf8'),
+  ) as Record<string, { heapMiB?: number; resources?: { limits?: { memory?: string } } }>;
   for (const component of ['extender', 'controller']) {
+    const heapMiB = chart[component]?.heapMiB;
+    const cap = values['no-heap-cap'] || !heapMiB ? [] : [`--max-old-space-size=${heapMiB}`];
+    console.log(
+      `${component}: ${cap.length ? `heap ceiling ${heapMiB} MiB` : 'no heap ceiling (V8 default)'}, container limit in the chart ${chart[component]?.resources?.limits?.memory ?? 'none'}`,
+    );
     const r = spawnSync(
       process.execPath,
       [
+        ...cap,
         '--expose-gc',
         fileURLToPath(import.meta.url),
         '--component',
@@ -233,7 +246,7 @@ if (values.component === 'extender') {
     feed('persistentvolumeclaims', indexed(VOLUMES, pvc), feeds.persistentVolumeClaims),
   ];
   await Promise.all(informers.map((i) => i.whenSynced));
-  await report('extender (MeshStorNodes, MeshStorVolumes, PVs, PVCs; ExtenderState)', state.sizes());
+  await report('extender (MeshStorNodes, MeshStorVolumes, PVs, PVCs; ExtenderState)', () => state.sizes());
 } else {
   const cache = new PlacementCache({ seed: 1 });
   const feeds = placementCacheFeeds(cache);
@@ -251,10 +264,10 @@ if (values.component === 'extender') {
   ];
   await Promise.all(informers.map((i) => i.whenSynced));
   cache.markSynced();
-  await report('controller (MeshStorNodes, MeshStorVolumes; PlacementCache)', cache.sizes());
+  await report('controller (MeshStorNodes, MeshStorVolumes; PlacementCache)', () => cache.sizes());
 }
 
-async function report(what: string, sizes: object): Promise<void> {
+async function report(what: string, sizes: () => object): Promise<void> {
   const loadSecs = ((performance.now() - t0) / 1000).toFixed(1);
   const loaded = settle();
   const tracked = informers.reduce((n, i) => n + i.tracked(), 0);
@@ -268,7 +281,7 @@ async function report(what: string, sizes: object): Promise<void> {
   const line = (m: NodeJS.MemoryUsage) =>
     `resident ${MiBs(m.rss)}, heap used ${MiBs(m.heapUsed)} of ${MiBs(m.heapTotal)}`;
   console.log(
-    `${what}: ${NODES} nodes, ${VOLUMES} volumes, loaded in ${loadSecs} s; ${JSON.stringify(sizes)}\n` +
+    `${what}: ${NODES} nodes, ${VOLUMES} volumes, loaded in ${loadSecs} s; ${JSON.stringify(sizes())}\n` +
       `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}\n` +
       `  loaded, informers running (${tracked} objects tracked): ${line(loaded)}\n` +
       `  the same after ${IDLE_MS / 1000} s idle:                ${line(idle)}\n` +
