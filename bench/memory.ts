@@ -3,8 +3,8 @@
 // Each component's real informers (kube/informers.ts: client-node's ListWatch, the slims and the
 // handlers the component runs) load its state from lists served in pages of objects shaped as the
 // apiserver sends them (without managedFields, which the slims drop anyway); only the transport is
-// a stand-in (no HTTP, no JSON). Reported with the informers running (their caches included) and
-// after they were stopped and dropped (the model alone).
+// a stand-in (no HTTP, no JSON). Reported: the highest resident size while loading, and the
+// sizes after a forced GC right after loading and again after an idle wait.
 //   node bench/memory.ts [--nodes 5000] [--volumes 100000] [--idle-ms 10000] [--no-heap-cap]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -276,8 +276,6 @@ async function report(what: string, sizes: () => object): Promise<void> {
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idle = settle();
   await Promise.all(informers.map((i) => i.stop()));
-  informers = []; // what is left is the model alone
-  const model = settle();
   const line = (m: NodeJS.MemoryUsage) =>
     `resident ${MiBs(m.rss)}, heap used ${MiBs(m.heapUsed)} of ${MiBs(m.heapTotal)}`;
   console.log(
@@ -285,7 +283,6 @@ async function report(what: string, sizes: () => object): Promise<void> {
       `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}\n` +
       `  loaded, informers running (${tracked} objects tracked): ${line(loaded)}\n` +
       `  the same after ${IDLE_MS / 1000} s idle:                ${line(idle)}\n` +
-      `  model alone (informers stopped):            ${line(model)}\n` +
       `  empty process (client-node imported):       ${line(base)}`,
   );
 }
