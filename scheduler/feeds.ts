@@ -1,7 +1,9 @@
-// What the extender watches and what it takes of each object: the informers' sources, slims and
-// handlers in one place, used by startExtender and by bench/memory.ts (so the bench measures
-// what the extender holds). A handler reads only what its slim keeps; test/feeds.test.ts checks
-// that an ExtenderState fed slimmed objects answers as one fed whole objects.
+// What each of the extender's informers takes of an object (its slim) and does with it (its
+// handlers), in one place: used by startExtender (extender.ts, which adds what to list and watch)
+// and by bench/memory.ts (so the bench measures what the extender holds). A handler reads only
+// what its slim keeps: test/feeds.test.ts records every field a handler reads of a whole object
+// and checks the slim has it, and that an ExtenderState fed slimmed objects answers as one fed
+// whole objects.
 import type {
   KubernetesObject,
   V1PersistentVolume,
