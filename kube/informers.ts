@@ -76,6 +76,14 @@ interface Tracked {
 const keyOf = (m: { name?: string; namespace?: string } | undefined): string =>
   m?.namespace ? `${m.namespace}/${m.name ?? ''}` : (m?.name ?? '');
 
+/**
+ * The continue token of a list page: `_continue` as client-node's typed lists deserialize it,
+ * `continue` as a custom-object list arrives (raw JSON, not deserialized).
+ */
+export function continueOf(meta: { _continue?: string; continue?: string } | undefined): string | undefined {
+  return meta?._continue || meta?.continue || undefined;
+}
+
 const isGone = (e: unknown): boolean => {
   const x = e as { statusCode?: number; code?: number } | null | undefined;
   return x?.statusCode === 410 || x?.code === 410;
@@ -150,7 +158,7 @@ export function runInformer<T extends KubernetesObject>(
       for (const o of page.items) upsert(o, seen);
       // Every page of one list is the same snapshot: its version is where the watch starts.
       version = page.metadata?.resourceVersion;
-      cont = page.metadata?._continue || undefined;
+      cont = continueOf(page.metadata);
     } while (cont);
     for (const key of [...known.keys()]) if (!seen.has(key)) remove(key);
     resourceVersion = version ?? '';

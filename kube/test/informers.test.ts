@@ -138,6 +138,34 @@ describe('runInformer', () => {
   });
 });
 
+describe('runInformer: custom-object lists', () => {
+  it('follows `continue` as a custom-object list spells it (raw JSON), not only `_continue`', async () => {
+    const items = [thing('a', '1'), thing('b', '2'), thing('c', '3')];
+    const got: string[] = [];
+    const inf = runInformer<Thing>(
+      new FakeWatch(),
+      'things',
+      {
+        path: '/things',
+        list: async (page) => {
+          const from = Number(page._continue ?? 0);
+          const next = from + page.limit;
+          return {
+            metadata: { resourceVersion: '9', ...(next < items.length ? { continue: String(next) } : {}) },
+            items: items.slice(from, next),
+          } as KubernetesListObject<Thing>;
+        },
+      },
+      { upsert: (t) => got.push(t.metadata.name), remove: () => {} },
+      log,
+      { pageSize: 2 },
+    );
+    await inf.whenSynced;
+    expect(got).toEqual(['a', 'b', 'c']);
+    await inf.stop();
+  });
+});
+
 describe('runInformer: the watch ending', () => {
   it('resumes from the last version seen after a timeout, and retries after an error', async () => {
     const watch = new FakeWatch();
