@@ -305,9 +305,9 @@ export class WatchedVolumeStore implements VolumeStore {
           this.objects.set(o.metadata.name, o);
           onChange?.(before, o);
         },
-        remove: (v) => {
-          const before = this.objects.get(v.metadata.name);
-          this.objects.delete(v.metadata.name);
+        remove: ({ name }) => {
+          const before = this.objects.get(name);
+          this.objects.delete(name);
           onChange?.(before, undefined);
         },
       },
