@@ -124,7 +124,7 @@ export async function advanceExpansion(a: Allocator, id: string, requested = 0):
   const from = rec.relocation?.fromReplica;
   return pending(
     `moving ${from} to a larger extent on ${added.node} as ${added.id}: adding`,
-    `${rec.id}: ${from} -> ${added.node}/${added.drive} as ${added.id}`,
+    `${from} -> ${added.node}/${added.drive} as ${added.id}`,
   );
 }
 
@@ -133,7 +133,7 @@ export interface ExpansionPass {
   /** Volumes that took their new size in this pass. */
   grown: { volume: string; sizeBytes: number }[];
   /** Moves to larger extents started in this pass. */
-  started: string[];
+  started: { volume: string; move: string }[];
   /** Volumes still expanding, and why (a move running, a pod to stage it, ...). */
   waiting: { volume: string; message: string }[];
   /** Volumes whose expansion failed in this pass (placement refused, a write failed). */
@@ -164,7 +164,7 @@ export class ExpansionReconciler {
         const p = await a.perVolume.run(r.id, () => advanceExpansion(a, r.id));
         if (p.done) out.grown.push({ volume: r.id, sizeBytes: p.sizeBytes });
         else {
-          if (p.started) out.started.push(p.started);
+          if (p.started) out.started.push({ volume: r.id, move: p.started });
           out.waiting.push({ volume: r.id, message: p.message });
         }
       } catch (e) {
