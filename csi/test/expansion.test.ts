@@ -149,7 +149,7 @@ function member(id: string, n: NodeName, start: number, bytes: number) {
  * A 1 GiB volume on n1 and n2, and right after its extent on n1 another volume's: n1's member
  * cannot grow in place, n2's can. Staged on n1 (the blocked member is the local leg).
  */
-async function setUp(w: World) {
+async function setUp(w: World, staged = true) {
   const extent = replicaExtentBytes(GiB);
   const base: Omit<VolumeRecord, 'id' | 'name' | 'replicas' | 'replicaCount'> = {
     sizeBytes: GiB,
@@ -174,6 +174,10 @@ async function setUp(w: World) {
   // claimed as the allocator claims what it places
   const claims = new Claims(w.mem.ledger);
   for (const r of await w.mem.list()) expect(await claims.claim(ownerOf(r), r.replicas)).toBeUndefined();
+  if (staged) await stageOnN1(w);
+}
+
+async function stageOnN1(w: World) {
   const p = processes(w);
   await agentsWhile(p, p.node('n1').svc.nodeStageVolume(stageRequest(ID, `/stage/${ID}`)));
   for (const n of NODES) await p.node(n).pass();
@@ -329,6 +333,61 @@ describe('expansion when growth in place is blocked', () => {
     expect(answers.slice(0, -1).every((a) => a.startsWith('10: '))).toBe(true); // only ABORTED before
     await checkGrown(w, grown);
     expect(expandingCondition((await w.mem.get(ID)) as VolumeRecord)).toBeUndefined();
+  });
+
+  it('waits (ABORTED, the reason recorded) without a pod or while a member is out of sync; the expansion pass carries it on alone', async () => {
+    const w = world();
+    await setUp(w, false);
+    const p = processes(w);
+    const expand = (bytes: number) =>
+      p.controller
+        .controllerExpandVolume({
+          volume_id: ID,
+          capacity_range: { required_bytes: String(bytes), limit_bytes: '0' },
+          secrets: {},
+          volume_capability: null,
+        })
+        .then(
+          (r) => r.capacity_bytes,
+          (e) => `${codeFor(e)}: ${(e as Error).message}`,
+        );
+    expect(await expand(TARGET)).toMatch(/^10: .*waiting for a pod to stage it/);
+    // a larger size while pending raises the target; a smaller one keeps the larger
+    expect(await expand(3 * GiB)).toMatch(/^10: .*expansion to 3221225472 bytes in progress/);
+    expect(await expand(TARGET)).toMatch(/^10: .*expansion to 3221225472 bytes in progress/);
+    let rec = (await w.mem.get(ID)) as VolumeRecord;
+    expect(rec.expansion).toMatchObject({ sizeBytes: 3 * GiB, waiting: expect.stringMatching(/pod/) });
+    expect(rec.relocation).toBeUndefined();
+    expect((await p.expansion.pass()).waiting).toEqual([
+      { volume: ID, message: expect.stringMatching(/pod/) },
+    ]);
+
+    // staged, but a member out of sync: still waiting (a degraded volume is caught up first)
+    await stageOnN1(w);
+    rec = (await w.mem.get(ID)) as VolumeRecord;
+    (rec.replicas[1] as VolumeRecord['replicas'][number]).state = 'Syncing';
+    await w.mem.replace(rec);
+    expect((await p.expansion.pass()).waiting[0]?.message).toMatch(/every member is in sync/);
+    expect((await w.mem.get(ID))?.relocation).toBeUndefined();
+
+    // the agents report the member in sync again; from here on only the passes run, no resizer
+    const started: string[] = [];
+    const grown: number[] = [];
+    for (let i = 0; i < 20 && grown.length === 0; i++) {
+      for (const n of NODES) await p.node(n).pass();
+      await p.relocation.pass();
+      const x = await p.expansion.pass();
+      started.push(...x.started.map((m) => m.move));
+      grown.push(...x.grown.map((g) => g.sizeBytes));
+    }
+    expect(started).toEqual(['r0 -> n1/Dn1 as r2']);
+    expect(grown).toEqual([3 * GiB]);
+    rec = (await w.mem.get(ID)) as VolumeRecord;
+    expect(rec.sizeBytes).toBe(3 * GiB);
+    expect(rec.expansion).toBeUndefined();
+    // the resizer's next call: OK at once, and again for a smaller size (no shrinking)
+    expect(await expand(3 * GiB)).toBe(String(3 * GiB));
+    expect(await expand(TARGET)).toBe(String(3 * GiB));
   });
 
   it('resumes after a kill -9 between every two steps, and ends as the uninterrupted run does', async () => {
