@@ -30,7 +30,10 @@ export interface VolumeRecord {
    * of the other members export their partitions to that host only. Written by NodeStage.
    */
   attachment?: Attachment | undefined;
-  /** A member moving to the attached node: added first, removed from its old node once in sync. */
+  /**
+   * A member moving (to the attached node, off an evacuating node, or to a larger extent for an
+   * expansion): added first, removed from its old place once in sync.
+   */
   relocation?: Relocation | undefined;
   /**
    * A larger size ControllerExpandVolume accepted while a member could not grow in place: such
