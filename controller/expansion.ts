@@ -10,6 +10,7 @@
 // and without the caller: ControllerExpandVolume and the expansion pass both call
 // `advanceExpansion`, which reads the record and does the one next step that is missing.
 import { PlacementError } from '../placement/errors.ts';
+import { moveInWords } from '../state/expansion-condition.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
 import { ownerOf } from './claims.ts';
@@ -71,9 +72,7 @@ export async function advanceExpansion(a: Allocator, id: string, requested = 0):
     if (relocationEnded(rec))
       return pending(`${reloc.fromReplica} has left; waiting for its extent to be released`);
     const pct = reloc.bytesTotal ? Math.floor((100 * (reloc.bytesDone ?? 0)) / reloc.bytesTotal) : 0;
-    return pending(
-      `moving ${reloc.fromReplica} to a larger extent on ${reloc.toNode} as ${reloc.toReplica}: ${reloc.step} ${pct}%`,
-    );
+    return pending(`${moveInWords(rec)}: ${reloc.step} ${pct}%`);
   }
 
   // Decided on fresh lists: growth and relocation are rare, and a lagging model would only cost a retry.

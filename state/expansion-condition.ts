@@ -5,6 +5,21 @@ import type { Condition } from '../kube/crds.ts';
 import { withCondition } from './conditions.ts';
 import type { VolumeRecord } from './store.ts';
 
+/**
+ * The running move in words: "moving r0 to a larger extent on n1 as r2" when the new member is
+ * larger than the one it replaces (a move for this expansion), else the relocation it waits behind.
+ */
+export function moveInWords(r: VolumeRecord): string | undefined {
+  const m = r.relocation;
+  if (!m) return undefined;
+  const bytes = (id: string) => {
+    const x = r.replicas.find((y) => y.id === id);
+    return x ? x.extent.end - x.extent.start : 0;
+  };
+  const larger = bytes(m.toReplica) > bytes(m.fromReplica) ? ' to a larger extent' : '';
+  return `moving ${m.fromReplica}${larger} on ${m.toNode} as ${m.toReplica}`;
+}
+
 export function expandingCondition(r: VolumeRecord): Omit<Condition, 'lastTransitionTime'> | undefined {
   const e = r.expansion;
   if (!e) return undefined;
@@ -16,7 +31,7 @@ export function expandingCondition(r: VolumeRecord): Omit<Condition, 'lastTransi
       type: 'Expanding',
       status: 'True',
       reason: 'RelocatingForGrowth',
-      message: `${to}: moving ${m.fromReplica} to a larger extent on ${m.toNode} as ${m.toReplica}: ${m.step} ${pct}%`,
+      message: `${to}: ${moveInWords(r)}: ${m.step} ${pct}%`,
     };
   }
   if (e.waiting)

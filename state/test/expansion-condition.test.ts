@@ -17,7 +17,15 @@ const rec = (extra: Partial<VolumeRecord> = {}): VolumeRecord => ({
 
 describe('the Expanding condition', () => {
   it('shows the move and its progress, or why the expansion waits', () => {
+    const member = (id: string, bytes: number) => ({
+      id,
+      node: 'n1',
+      drive: 'd',
+      extent: { start: 0, end: bytes },
+      state: 'InSync' as const,
+    });
     const moving = rec({
+      replicas: [member('r0', GiB), member('r2', 2 * GiB)],
       expansion: { sizeBytes: 2 * GiB },
       relocation: {
         toNode: 'n1',
@@ -34,6 +42,9 @@ describe('the Expanding condition', () => {
       reason: 'RelocatingForGrowth',
       message: `growing from ${GiB} to ${2 * GiB} bytes: moving r0 to a larger extent on n1 as r2: syncing 25%`,
     });
+    // a relocation of the same size (following the pod) runs first: named as such
+    const follow = { ...moving, replicas: [member('r0', GiB), member('r2', GiB)] };
+    expect(expandingCondition(follow)?.message).toMatch(/: moving r0 on n1 as r2: syncing 25%$/);
     expect(
       expandingCondition(rec({ expansion: { sizeBytes: 2 * GiB, waiting: 'waiting for a pod' } })),
     ).toMatchObject({
