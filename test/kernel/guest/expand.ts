@@ -8,6 +8,9 @@
 // written to all along; then it succeeds, n2's member grows in place, and NodeExpandVolume grows
 // md and runs xfs_growfs on the mounted filesystem. sha256 of every file is checked after each stage.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { HostInventory } from '../../../agent/host-inventory.ts';
 import { partitionOf } from '../../../agent/owners.ts';
 import { Claims, ownerOf } from '../../../controller/claims.ts';
@@ -17,9 +20,12 @@ import { ControllerService } from '../../../csi/controller.ts';
 import { codeFor } from '../../../csi/errors.ts';
 import { MiB, replicaExtentBytes } from '../../../placement/index.ts';
 import type { VolumeRecord } from '../../../state/store.ts';
+import { diskBySerial } from './env.ts';
 import type { Scenario } from './scenarios.ts';
 import { mdCheck, verify, writeRandom } from './scenarios.ts';
 import { cluster, NODES, since, stageReq, states } from './stage.ts';
+
+const execFileP = promisify(execFile);
 
 const VOL = 'pvc-5b1e0c7d-3a9f-4e2b-8c61-0d4f7a2e9b13';
 const PATH = '/mnt/expand-n1';
@@ -77,7 +83,16 @@ export const x_expandRelocation: Scenario = {
 
     // 1. staged and mounted on n1 (its own member, n2's over nvme-tcp); data written
     let t0 = Date.now();
-    await c.withAgents(n1.svc.nodeStageVolume(stageReq('n1', VOL, PATH)));
+    await c.withAgents(n1.svc.nodeStageVolume(stageReq('n1', VOL, PATH))).catch(async (e) => {
+      // what the kernel and the table showed when staging failed, for the failure message
+      const disk = await diskBySerial('MS-N1-DATA');
+      const table = await execFileP('sfdisk', ['--json', disk]).then(
+        (r) => r.stdout,
+        (x) => String(x),
+      );
+      const parts = await readFile('/proc/partitions', 'utf8');
+      throw new Error(`${(e as Error).message}\n${disk} table: ${table}\n/proc/partitions:\n${parts}`);
+    });
     out.stageMs = since(t0);
     const before = await n1.host.getArray(VOL);
     assert.ok(before);
