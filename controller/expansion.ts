@@ -13,8 +13,8 @@ import { PlacementError } from '../placement/errors.ts';
 import { moveInWords } from '../state/expansion-condition.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
-import { ownerOf } from './claims.ts';
-import { beginRelocation, cancelRelocation, healthy, relocationEnded } from './relocator.ts';
+import { claimStands, recordClaimedMember } from './member-claim.ts';
+import { beginRelocation, healthy, relocationEnded } from './relocator.ts';
 
 /** Where an expansion stands after one step. */
 export type ExpansionProgress =
@@ -90,17 +90,10 @@ export async function advanceExpansion(a: Allocator, id: string, requested = 0):
       return { wait: 'placement found nothing to move; retrying' };
     const member = rec.replicas.find((x) => x.id === rec.relocation?.toReplica);
     if (!member) return { wait: 'the new member is missing from the plan; retrying' };
-    // As for CreateVolume and every relocation: the new extent is claimed before the record names it.
-    const refused = await a.claims.claim(ownerOf(rec), [member]);
-    if (refused) return { wait: `the new extent is claimed by ${refused.clash.volume}; retrying` };
+    // As for CreateVolume and every move: the new extent is claimed before the record names it.
     rec.expansion = { sizeBytes: target, waiting: undefined };
-    try {
-      await a.store.replace(rec);
-    } catch (e) {
-      await a.claims.release(ownerOf(rec), [member]).catch(() => undefined);
-      throw e;
-    }
-    return { moving: member };
+    const refused = await recordClaimedMember(a, rec, member);
+    return refused ? { wait: refused } : { moving: member };
   });
   if ('grow' in decision) {
     // Every member can grow where it is: claims first, then the record takes the size (one write
@@ -111,15 +104,8 @@ export async function advanceExpansion(a: Allocator, id: string, requested = 0):
   }
   if ('wait' in decision) return pending(decision.wait ?? 'waiting');
   const added = decision.moving;
-  // The claim was revoked as orphaned while the record was written: take the member back.
-  if (!(await a.claims.holds(ownerOf(rec), [added]))) {
-    const again = await a.store.get(rec.id);
-    if (again) {
-      cancelRelocation(again);
-      await a.store.replace(again);
-    }
-    return pending('the new extent lost its claim; retrying');
-  }
+  // The claim was revoked as orphaned while the record was written: the member is taken back.
+  if (!(await claimStands(a, rec, added))) return pending('the new extent lost its claim; retrying');
   const from = rec.relocation?.fromReplica;
   return pending(
     `moving ${from} to a larger extent on ${added.node} as ${added.id}: adding`,
