@@ -1,9 +1,10 @@
 // `meshstor controller`: the CSI Identity and Controller services on a unix socket, and the
-// deletion and relocation reconcilers on a timer. State backends: `kube` (MeshStorVolume and
+// deletion, relocation and expansion reconcilers on a timer. State backends: `kube` (MeshStorVolume and
 // MeshStorNode objects) and `memory` (records in this process, nodes from a scenario's cluster
 // section) for tests and trials.
 import { hostname } from 'node:os';
 import { DeletionReconciler } from '../controller/deletion.ts';
+import { ExpansionReconciler } from '../controller/expansion.ts';
 import { LeaseElector } from '../controller/leader.ts';
 import { type RunningPlacementCache, startPlacementCache } from '../controller/live-model.ts';
 import { REBUILDS_PER_NODE, RebuildReconciler, reportRebuildPass } from '../controller/rebuild.ts';
@@ -85,7 +86,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       min: 1,
       default: 10,
       about:
-        'how often to release deleted volumes whose partitions the agents wiped, start moving a\nmember to the node of a pod that has none, and release members relocations removed',
+        'how often to release deleted volumes whose partitions the agents wiped, start moving a\nmember to the node of a pod that has none, release members relocations removed, and\nadvance expansions waiting for a member to move',
     },
     'rebuild-grace': {
       kind: 'integer',
@@ -195,6 +196,23 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       'serving',
     );
 
+    // After the relocation pass, which releases the members moves for growth left behind.
+    const expansion = new ExpansionReconciler(controller.allocator, elector);
+    const expansionPass = async () => {
+      const x = await expansion.pass();
+      for (const s of x.started) {
+        log.info(s, 'moving a member to a larger extent for an expansion');
+        await events?.note({ kind: 'MeshStorVolume', name: s.volume }, 'ExpansionRelocating', s.move);
+      }
+      for (const g of x.grown) {
+        log.info(g, 'expansion done');
+        await events?.note({ kind: 'MeshStorVolume', name: g.volume }, 'Expanded', `${g.sizeBytes} bytes`);
+      }
+      for (const b of x.blocked) {
+        log.warn(b, 'expansion blocked');
+        await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'ExpansionBlocked', b.reason);
+      }
+    };
     const pass = async () => {
       try {
         const released = await deletion.pass();
@@ -221,6 +239,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
         }
         const rb = await rebuild?.pass();
         if (rb) await reportRebuildPass(rb, log, events);
+        await expansionPass();
       } catch (e) {
         log.warn({ error: (e as Error).message }, 'resync');
       }

@@ -140,6 +140,8 @@ export interface MeshStorVolumeStatus {
     bytesDone?: number;
     bytesTotal?: number;
   };
+  /** A pending expansion whose members move to larger extents first (ADR 0009). */
+  expansion?: { sizeBytes?: number; waiting?: string };
   conditions?: Condition[];
 }
 

@@ -19,6 +19,7 @@ import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
 import { StateError } from './errors.ts';
+import { withExpanding } from './expansion-condition.ts';
 import { KubeLedger } from './kube-ledger.ts';
 import { retryTransient } from './kube-retry.ts';
 import type { ExtentLedger } from './ledger.ts';
@@ -60,6 +61,9 @@ function toRecord(o: Stored): VolumeRecord {
     allocation: o.metadata.annotations?.[ALLOCATION],
     arrayUuid: o.status?.arrayUUID,
     relocation: relocationOf(o.status?.relocation),
+    expansion: o.status?.expansion?.sizeBytes
+      ? { sizeBytes: o.status.expansion.sizeBytes, waiting: o.status.expansion.waiting }
+      : undefined,
     attachment: o.spec.attachment?.hostNQN
       ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
       : undefined,
@@ -175,10 +179,11 @@ export class KubeVolumeStore implements VolumeStore {
       const nextStatus: MeshStorVolumeStatus = {
         ...cur.status,
         relocation: r.relocation && { ...r.relocation },
+        expansion: r.expansion && { ...r.expansion },
         arrayUUID: r.arrayUuid,
         members,
         inSyncMembers: members.filter((m) => m.state === 'InSync').length,
-        conditions: withCondition(cur.status?.conditions, readyCondition(r)),
+        conditions: withExpanding(withCondition(cur.status?.conditions, readyCondition(r)), r),
       };
       if (JSON.stringify(nextStatus) !== JSON.stringify(cur.status ?? {})) {
         await this.api.replaceClusterCustomObjectStatus({

@@ -68,6 +68,9 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   // own; h includes md's first full resync of the volume (96 s of its 178 s)
   'h-catch-up': 180_000,
   'h2-crash-resume-catch-up': 350_000,
+  // then x, measured 2026-11-28 in a boot of x alone (`node test/kernel/run.ts expand`, load
+  // average ~20): 233 s, of which 65 s staging (md's first sync), 52 s the move, 25 s the growth
+  'x-expand-by-relocation': 235_000,
   // boot 5: the real `meshstor agent` binary against the host's control plane (agent.ts); the
   // longest of four runs the same morning (three of this boot alone, one in the whole tier, which
   // passed all 34 tests in 18.6 min), rounded up to 5 s. k1 and k3 are mostly Node loading the

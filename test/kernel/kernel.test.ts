@@ -11,7 +11,7 @@
 // and sf (self-fencing when the attached node is cut off, ADR 0006). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
 // e2, g and g2. Boot 4: a member away and back, caught up from the bitmap (h, and h2 with kill -9
-// between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
+// between every two steps; guest/catch-up.ts), then x (expansion by relocation, guest/expand.ts). Boot 5: `meshstor agent --host linux --state kube`
 // in the guest against the control plane and `meshstor controller` on the host (agent.ts,
 // guest/agent-binary.ts), k1–k5.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -166,8 +166,10 @@ describe('data-path scenarios (real kernel)', () => {
 
 describe('bitmap catch-up of a member that was away (real kernel)', () => {
   // a 1 GiB volume: md's bitmap chunk is 64 MiB, so a few MiB written away are a small share of it
+  // the same boot then runs x (expansion by relocation, guest/expand.ts) on the N1–N3 drives,
+  // which h and h2 leave untouched: a separate suite, so it runs even when h or h2 failed
   const catchUp = boot('catch-up', async () => ({
-    suite: 'catchup',
+    suite: 'catchup,expand',
     drives: freshDrives(join(work, 'catch-up'), 2 * 2 ** 30),
   }));
   guestTest('the guest boots (speed measured for the budgets)', undefined, () => catchUp.booted());
@@ -184,6 +186,11 @@ describe('bitmap catch-up of a member that was away (real kernel)', () => {
     'h2: crash-and-resume: kill -9 of the catch-up driver between every two steps',
     'h2-crash-resume-catch-up',
     () => catchUp.expectCase('h2-crash-resume-catch-up'),
+  );
+  guestTest(
+    'x: expansion when growth in place is blocked: the member moves to a larger extent (ABORTED meanwhile), then md and XFS grow while mounted; checksums intact',
+    'x-expand-by-relocation',
+    () => catchUp.expectCase('x-expand-by-relocation'),
   );
 });
 

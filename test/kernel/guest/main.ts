@@ -1,7 +1,7 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, bench-write-mostly, capture
-// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, rebuild: rb alone, catchup: h and h2, fence: sf
-// alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
+// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, rebuild: rb alone, catchup: h and h2,
+// expand: x alone, fence: sf alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
 // binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
@@ -14,6 +14,7 @@ import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
+import { x_expandRelocation } from './expand.ts';
 import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
 import { s_csiStaging } from './stage.ts';
@@ -164,17 +165,19 @@ async function runSuite(suite: string): Promise<boolean> {
                           ? [rb_agentRebuild]
                           : suite === 'catchup'
                             ? CATCH_UP
-                            : suite === 'fence'
-                              ? [sf_selfFence]
-                              : suite === 'fence-control'
-                                ? [sf0_noFenceControl]
-                                : [
-                                    ...SCENARIOS,
-                                    s_csiStaging,
-                                    r_agentRelocation,
-                                    rb_agentRebuild,
-                                    sf_selfFence,
-                                  ],
+                            : suite === 'expand'
+                              ? [x_expandRelocation]
+                              : suite === 'fence'
+                                ? [sf_selfFence]
+                                : suite === 'fence-control'
+                                  ? [sf0_noFenceControl]
+                                  : [
+                                      ...SCENARIOS,
+                                      s_csiStaging,
+                                      r_agentRelocation,
+                                      rb_agentRebuild,
+                                      sf_selfFence,
+                                    ],
                 );
 }
 
