@@ -152,6 +152,10 @@ export const rb_agentRebuild: Scenario = {
     // 2. n2 is gone: target vanishes, agent and heartbeat stop. A write while its leg is lost
     //    completes once md fails the leg (ctrl-loss-tmo); the record shows Degraded.
     alive.delete('n2');
+    // its last heartbeat already older than the stale limit (90 s), so the node counts as down
+    // however fast the steps below run (on an idle machine they took under 90 s, and n2 was still
+    // "up" at the grace pass)
+    beats.set('n2', Date.now() - 91_000);
     c.peers.setReady('n2', false);
     await n2.host.unexport(subsystemNqn(own('r2')));
     t0 = Date.now();
