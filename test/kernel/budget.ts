@@ -21,6 +21,7 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   // boot 1: the Host contract (agent/host/test/contract.ts), one reset + case each
   'lists drives with stable ids, sizes, block size and free extents': 10_000,
   'creates a batch of partitions traceable to their replicas, idempotently': 15_000,
+  'two partition-table changes on one drive at once both land': 15_000,
   'refuses an overlapping partition and bad input, changing nothing': 15_000,
   'exports to an allow-list only: the allowed host connects, a foreign host is refused': 15_000,
   // a refused authentication may take until the kernel's admin timeout (ADR 0007): measured 33 s

@@ -426,7 +426,7 @@ async function runGuest(o: BootOptions, build: KernelBuild, session: GuestSessio
     );
     r = await attempt(o.timeoutMs);
   }
-  for (let retry = 0; retry < 2 && again(r) && startupCrash(r.console); retry++) {
+  for (let retry = 0; retry < 5 && again(r) && startupCrash(r.console); retry++) {
     // Node 24 in the TCG guest has died at startup in a V8 check ("it->second.Size() > offset",
     // SIGTRAP) before running any case, i.e. before touching a drive: boot again, and say so
     console.error(`[kernel] guest Node crashed at startup (${accel}); booting again`);

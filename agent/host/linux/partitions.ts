@@ -4,6 +4,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Extent } from '../../../placement/index.ts';
+import { KeyedLock } from '../../../state/lock.ts';
 import type { DriveCandidate } from '../../drive-selection.ts';
 import { CommandError, HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { checkNewExtent } from '../geometry.ts';
@@ -24,6 +25,15 @@ import {
 } from './parse/sfdisk.ts';
 
 type RawDrive = Drive & DriveLayout & { sysName: string };
+
+/**
+ * One partition-table change per drive at a time, in this process (every LinuxHost in it: the
+ * kernel tier runs several on one kernel). Each change reads the table, picks free entry numbers
+ * and has sgdisk write the whole table back: two at once both picked entry 1 and the second write
+ * dropped the first one's partition (seen in kernel scenario x: "sgdisk did not create partition
+ * 1", the other volume's partition in its place).
+ */
+const TABLE_WRITES = new KeyedLock();
 
 export class Partitions extends Section {
   /** Which local drives this host manages, by stable id. */
@@ -105,7 +115,11 @@ export class Partitions extends Section {
     return { d, p: d.partitions.find((p) => p.partUuid === uuid) };
   }
 
-  async createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
+  createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
+    return TABLE_WRITES.run(driveId, () => this.createLocked(driveId, specs, o), o?.signal);
+  }
+
+  private async createLocked(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
     check(o);
     for (const s of specs) checkOwner(s);
     const d = await this.drive(driveId, o);
@@ -179,7 +193,11 @@ export class Partitions extends Section {
     for (const p of parts) await waitFor(() => exists(p.node), `device node ${p.node}`);
   }
 
-  async deletePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
+  deletePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
+    return TABLE_WRITES.run(driveId, () => this.deleteLocked(driveId, owner, o), o?.signal);
+  }
+
+  private async deleteLocked(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
     check(o);
     checkOwner(owner);
     const { d, p } = await this.partition(driveId, owner, o);
@@ -204,7 +222,11 @@ export class Partitions extends Section {
     });
   }
 
-  async growPartition(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
+  growPartition(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
+    return TABLE_WRITES.run(driveId, () => this.growLocked(driveId, owner, newEnd, o), o?.signal);
+  }
+
+  private async growLocked(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
     check(o);
     checkOwner(owner);
     const { d, p } = await this.partition(driveId, owner, o);

@@ -137,6 +137,24 @@ export const CONTRACT: ContractCase[] = [
     },
   },
   {
+    name: 'two partition-table changes on one drive at once both land',
+    async run({ a, driveA }) {
+      // the agent's pass and a NodeStage may create partitions on one drive at the same moment:
+      // each reads the table and writes it whole, so unserialised the second write dropped the first
+      const s1 = await specAtFree(a, driveA, R1);
+      const s3 = { ...R3, extent: { start: s1.extent.end, end: s1.extent.end + 64 * MiB } };
+      const [m1, m3] = await Promise.all([
+        a.createPartitions(driveA, [s1]),
+        a.createPartitions(driveA, [s3]),
+      ]);
+      assert.deepEqual(m1?.[0]?.owner, R1);
+      assert.deepEqual(m3?.[0]?.owner, R3);
+      const d = await drive(a, driveA);
+      assert.deepEqual(d.partitions.map((p) => p.owner?.replicaId).sort(), ['r1', 'r3']);
+      assert.notEqual(m1?.[0]?.number, m3?.[0]?.number);
+    },
+  },
+  {
     name: 'refuses an overlapping partition and bad input, changing nothing',
     async run({ a, driveA }) {
       const s1 = await specAtFree(a, driveA, R1);
