@@ -5,6 +5,7 @@
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
 import { isStateError } from './errors.ts';
 import type { ExtentLedger } from './ledger.ts';
+import type { Capture, Seed, SnapshotOf } from './snapshots.ts';
 
 export interface VolumeRecord {
   /** CSI volume id; the MeshStorVolume name. */
@@ -32,6 +33,12 @@ export interface VolumeRecord {
   attachment?: Attachment | undefined;
   /** A member moving to the attached node: added first, removed from its old node once in sync. */
   relocation?: Relocation | undefined;
+  /** Set on a snapshot's own record (state/snapshots.ts, ADR 0010): it is never staged. */
+  snapshot?: SnapshotOf | undefined;
+  /** A snapshot of this volume being captured on its array (the snapshot's member added, synced, detached). */
+  capture?: Capture | undefined;
+  /** A volume restored from a snapshot: its first stage copies the snapshot's data in. */
+  seed?: Seed | undefined;
 }
 
 export interface Relocation {
