@@ -80,7 +80,10 @@ export function volumeIdFor(name: string): string {
   return `ms-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
 }
 
-function toVolume(r: VolumeRecord): Volume & { content_source?: ContentSource | undefined } {
+/** A Volume as CreateVolume answers it: with the content source it was made from (ADR 0010). */
+type VolumeWithSource = Volume & { content_source?: ContentSource | undefined };
+
+function toVolume(r: VolumeRecord): VolumeWithSource {
   return {
     content_source: contentSourceOf(r),
     capacity_bytes: String(r.sizeBytes),
@@ -104,7 +107,7 @@ export class ControllerService {
     return this.allocator.collisions;
   }
 
-  async createVolume(req: CreateVolumeRequest, signal?: AbortSignal): Promise<{ volume: Volume }> {
+  async createVolume(req: CreateVolumeRequest, signal?: AbortSignal): Promise<{ volume: VolumeWithSource }> {
     checkId(req.name, 'name');
     checkCapabilities(req.volume_capabilities);
     const params = parseParameters(req.parameters ?? {});

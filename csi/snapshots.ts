@@ -11,7 +11,7 @@ import {
   snapshotIdFor,
   startCapture,
 } from '../controller/snapshots.ts';
-import { isSnapshot, SNAPSHOT_PREFIX, type Seed, seedingFrom } from '../state/snapshots.ts';
+import { isSnapshot, type Seed, SNAPSHOT_PREFIX, seedingFrom } from '../state/snapshots.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import { alreadyExists, CsiError, invalid, notFound } from './errors.ts';
 import type { Int64, StringMap } from './types.ts';
@@ -210,9 +210,7 @@ export async function seedingFor(
 export function contentSourceOf(rec: VolumeRecord): ContentSource | undefined {
   const s = rec.seed;
   if (!s) return undefined;
-  return s.fromVolume
-    ? { volume: { volume_id: s.fromVolume } }
-    : { snapshot: { snapshot_id: s.snapshot } };
+  return s.fromVolume ? { volume: { volume_id: s.fromVolume } } : { snapshot: { snapshot_id: s.snapshot } };
 }
 
 /** Whether a retried CreateVolume asks for the content its record was made from. */

@@ -550,6 +550,8 @@ export class SimulatedHost implements Host, SimTarget {
       );
     }
     a.members = a.members.filter((x) => x !== m);
+    // an in-sync copy leaves with the array's contents (what a snapshot restores)
+    if (m.state === 'in_sync') m.store.data = a.store.fs;
     await this.bump(a);
     return arrayView(a);
   }
@@ -775,6 +777,38 @@ export class SimulatedHost implements Host, SimTarget {
     check(o);
     const size = this.filesystemAt(target).store.sizeBytes;
     return { sizeBytes: size, usedBytes: 0, freeBytes: size, inodes: 1024, inodesFree: 1021 };
+  }
+
+  // --- snapshots -----------------------------------------------------------------------------
+
+  /** Filesystems frozen now (by the store they live on). */
+  private readonly frozen = new Set<Store>();
+
+  async freezeFilesystem(devicePath: string, o?: OpOptions): Promise<boolean> {
+    check(o);
+    const s = this.device(devicePath);
+    if (![...this.mounts.values()].some((m) => m.kind === 'filesystem' && m.store === s)) return false;
+    this.frozen.add(s);
+    return true;
+  }
+
+  async thawFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
+    check(o);
+    this.frozen.delete(this.device(devicePath));
+  }
+
+  /** Whether the filesystem on the device is frozen (tests: a step killed while frozen must thaw). */
+  isFrozen(devicePath: string): boolean {
+    return this.frozen.has(this.device(devicePath));
+  }
+
+  async copyMemberData(source: string, target: string, bytes: number, o?: OpOptions): Promise<void> {
+    check(o);
+    const [src, dst] = (await this.fresh([source, target])) as [Store, Store];
+    if (!src.md) throw new InvalidArgumentError(`${source} carries no MD superblock: not a detached member`);
+    if (bytes > dst.sizeBytes) throw new InvalidArgumentError(`${target} is smaller than ${bytes} bytes`);
+    dst.fs = src.data;
+    await this.push([dst]);
   }
 
   private filesystemAt(target: string): SimMount {
