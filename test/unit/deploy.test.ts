@@ -248,8 +248,29 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       'meshstor',
       'csi-provisioner',
       'csi-resizer',
+      'csi-snapshotter',
     ]);
     expect(container(d, 'meshstor').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+  });
+
+  it('ships the snapshotter sidecar, and a VolumeSnapshotClass only where the cluster serves the API', () => {
+    const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
+    // the release test/snapshot/paths.ts builds, so the tier runs what the chart ships
+    expect(container(d, 'csi-snapshotter').image).toBe('registry.k8s.io/sig-storage/csi-snapshotter:v8.7.0');
+    expect(objects(renderChart(h)).some((o) => o.kind === 'VolumeSnapshotClass')).toBe(false);
+    const withApi = objects(
+      renderChart(h, ['--api-versions', 'snapshot.storage.k8s.io/v1/VolumeSnapshotClass']),
+    );
+    expect(find(withApi, 'VolumeSnapshotClass', 'meshstor')).toMatchObject({
+      driver: 'meshstor.io',
+      deletionPolicy: 'Delete',
+    });
+    const off = objects(renderChart(h, ['--set', 'snapshots.enabled=false']));
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    const names = find(off, 'Deployment', 'meshstor-controller').spec.template.spec.containers.map(
+      (c: any) => c.name,
+    );
+    expect(names).not.toContain('csi-snapshotter');
   });
 
   it('the provisioner pin is the version the cluster tier builds and runs', async () => {
