@@ -37,17 +37,26 @@ for (const [name, have] of [
 
 if (!snapshotCrdFiles()) {
   const go = existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
-  const r = spawnSync(go, ['mod', 'download', '-json', `${SNAPSHOTTER_CLIENT_MODULE}@${SNAPSHOTTER_VERSION}`], {
-    encoding: 'utf8',
-    env: { ...process.env, GOFLAGS: '' },
-    cwd: snapshotterCacheDir('csi-snapshotter'),
-  });
-  if (r.status !== 0) throw new Error(`go mod download ${SNAPSHOTTER_CLIENT_MODULE}@${SNAPSHOTTER_VERSION} failed`);
+  const r = spawnSync(
+    go,
+    ['mod', 'download', '-json', `${SNAPSHOTTER_CLIENT_MODULE}@${SNAPSHOTTER_VERSION}`],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, GOFLAGS: '' },
+      cwd: snapshotterCacheDir('csi-snapshotter'),
+    },
+  );
+  if (r.status !== 0)
+    throw new Error(`go mod download ${SNAPSHOTTER_CLIENT_MODULE}@${SNAPSHOTTER_VERSION} failed`);
   const src = join((JSON.parse(r.stdout) as { Dir: string }).Dir, 'config', 'crd');
   const dst = snapshotterCacheDir('snapshot-crds');
   mkdirSync(dst, { recursive: true });
-  for (const f of readdirSync(src).filter((x) => x.startsWith('snapshot.storage.k8s.io_') && x.endsWith('.yaml')))
+  for (const f of readdirSync(src).filter(
+    (x) => x.startsWith('snapshot.storage.k8s.io_') && x.endsWith('.yaml'),
+  ))
     copyFileSync(join(src, f), join(dst, f));
   console.log(`VolumeSnapshot CRDs ${SNAPSHOTTER_VERSION}: ${dst}`);
 }
-console.log(`external-snapshotter ${SNAPSHOTTER_VERSION} ready in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+console.log(
+  `external-snapshotter ${SNAPSHOTTER_VERSION} ready in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+);

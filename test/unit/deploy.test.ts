@@ -266,8 +266,8 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       deletionPolicy: 'Delete',
     });
     const off = objects(renderChart(h, ['--set', 'snapshots.enabled=false']));
-    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
     const names = find(off, 'Deployment', 'meshstor-controller').spec.template.spec.containers.map(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered containers
       (c: any) => c.name,
     );
     expect(names).not.toContain('csi-snapshotter');
