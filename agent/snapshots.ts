@@ -209,7 +209,7 @@ export async function seedVolume(
       'unavailable',
       `volume ${rec.id}: waiting for ${member.node} to export snapshot ${snap.id} to ${o.nodeName}`,
     );
-  await host.copyMemberData(dev, arrayDevice, snap.sizeBytes);
+  await host.copyMemberData(dev, arrayDevice);
   await updateRecord(o.store, rec.id, (r) => {
     if (!r.seed || r.seed.done) return false;
     r.seed.done = true;

@@ -44,6 +44,6 @@ export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
     filesystemUsage: (target, o) => host.filesystemUsage(target, op(o)),
     freezeFilesystem: (device, o) => host.freezeFilesystem(device, op(o)),
     thawFilesystem: (device, o) => host.thawFilesystem(device, op(o)),
-    copyMemberData: (source, target, bytes, o) => host.copyMemberData(source, target, bytes, op(o)),
+    copyMemberData: (source, target, o) => host.copyMemberData(source, target, op(o)),
   };
 }

@@ -802,11 +802,12 @@ export class SimulatedHost implements Host, SimTarget {
     return this.frozen.has(this.device(devicePath));
   }
 
-  async copyMemberData(source: string, target: string, bytes: number, o?: OpOptions): Promise<void> {
+  async copyMemberData(source: string, target: string, o?: OpOptions): Promise<void> {
     check(o);
     const [src, dst] = (await this.fresh([source, target])) as [Store, Store];
     if (!src.md) throw new InvalidArgumentError(`${source} carries no MD superblock: not a detached member`);
-    if (bytes > dst.sizeBytes) throw new InvalidArgumentError(`${target} is smaller than ${bytes} bytes`);
+    if (arrayBytesOf(src.sizeBytes) > dst.sizeBytes)
+      throw new InvalidArgumentError(`${target} is smaller than the array ${source} left`);
     dst.fs = src.data;
     await this.push([dst]);
   }
@@ -944,9 +945,13 @@ function check(o: OpOptions | undefined): void {
 
 function resize(a: SimArray, grow = false): void {
   const live = a.members.filter((m) => m.state !== 'faulty');
-  const min = Math.min(...live.map((m) => m.store.sizeBytes)) - MD_OVERHEAD;
-  if (a.store.sizeBytes === 0 || grow)
-    a.store.sizeBytes = Math.max(a.store.sizeBytes, alignUp(min, 4096) - 4096);
+  const min = Math.min(...live.map((m) => m.store.sizeBytes));
+  if (a.store.sizeBytes === 0 || grow) a.store.sizeBytes = Math.max(a.store.sizeBytes, arrayBytesOf(min));
+}
+
+/** The size of an array on members of this size: less the superblock's and bitmap's room. */
+function arrayBytesOf(memberBytes: number): number {
+  return alignUp(memberBytes - MD_OVERHEAD, 4096) - 4096;
 }
 
 /** An export that already exists is the answer only if it exports the same device. */

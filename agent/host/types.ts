@@ -260,8 +260,9 @@ export interface Host {
   /** Thaws it; not frozen, or nothing mounted, is fine (a resumed step thaws before anything else). */
   thawFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
   /**
-   * Copies `bytes` of a detached member's data (what follows its MD data offset) onto `target`,
-   * reading the source only. Refuses a source with no MD superblock (InvalidArgumentError).
+   * Copies a detached member's contents (the array it left, as large as that array was: its
+   * filesystem spans all of it) from after its MD data offset onto `target`, reading the source
+   * only. Refuses (InvalidArgumentError) a source with no MD superblock or a smaller target.
    */
-  copyMemberData(source: string, target: string, bytes: number, o?: OpOptions): Promise<void>;
+  copyMemberData(source: string, target: string, o?: OpOptions): Promise<void>;
 }

@@ -192,7 +192,7 @@ export class LinuxHost implements Host {
   thawFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
     return this.snapshots.thawFilesystem(devicePath, o);
   }
-  copyMemberData(source: string, target: string, bytes: number, o?: OpOptions): Promise<void> {
-    return this.snapshots.copyMemberData(source, target, bytes, o);
+  copyMemberData(source: string, target: string, o?: OpOptions): Promise<void> {
+    return this.snapshots.copyMemberData(source, target, o);
   }
 }

@@ -2,11 +2,14 @@
 // filesystem an array holds (fsfreeze, so the member detached under it needs no log recovery), and
 // copying a detached member's data area onto a restored volume's array (dd with O_DIRECT, reading
 // the snapshot only: it stays usable for more restores).
+
+import { realpath } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { CommandError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import type { OpOptions } from '../types.ts';
-import { check } from './context.ts';
+import { check, readText } from './context.ts';
 import { devNumber, readMounts, Section } from './devices.ts';
-import { dataOffsetBytes } from './parse/mdadm-data-offset.ts';
+import { memberData } from './parse/mdadm-data-offset.ts';
 
 /** A copy's time bound: at least a minute, and 8 MiB/s for the bytes (TCG guests are slow). */
 const copyTimeoutMs = (bytes: number) => 60_000 + Math.ceil(bytes / (8 * 1024 * 1024)) * 1000;
@@ -44,12 +47,20 @@ export class SnapshotSteps extends Section {
     }
   }
 
-  async copyMemberData(source: string, target: string, bytes: number, o?: OpOptions): Promise<void> {
+  async copyMemberData(source: string, target: string, o?: OpOptions): Promise<void> {
     check(o);
     const examined = await this.c.x('mdadm', ['--examine', source], o);
-    const offset = dataOffsetBytes(examined.stdout);
-    if (offset === undefined)
+    const data = memberData(examined.stdout);
+    if (!data)
       throw new InvalidArgumentError(`${source} carries no MD 1.x superblock: not a detached member`);
+    const room = Number(await readText(`/sys/class/block/${basename(await realpath(target))}/size`)) * 512;
+    // the filesystem spans the whole array it was made on: a smaller target would cut it
+    if (room < data.arrayBytes)
+      throw new InvalidArgumentError(
+        `${target} (${room} bytes) is smaller than the ${data.arrayBytes} bytes to copy`,
+      );
+    const bytes = data.arrayBytes;
+    const offset = data.offsetBytes;
     await this.c.x(
       'dd',
       [

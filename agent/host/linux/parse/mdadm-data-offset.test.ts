@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataOffsetBytes } from './mdadm-data-offset.ts';
+import { memberData } from './mdadm-data-offset.ts';
 
 // The lines around it as mdadm 4.2 prints a 1.2 member (the form of `mdadm --examine`'s text output).
 const member = `/dev/nvme0n1p1:
@@ -18,11 +18,11 @@ const member = `/dev/nvme0n1p1:
    Super Offset : 8 sectors
 `;
 
-describe('dataOffsetBytes', () => {
-  it('reads the data offset in 512-byte sectors', () => {
-    expect(dataOffsetBytes(member)).toBe(4096 * 512);
+describe('memberData', () => {
+  it('reads the data offset (512-byte sectors) and the array size (KiB)', () => {
+    expect(memberData(member)).toEqual({ offsetBytes: 4096 * 512, arrayBytes: 326656 * 1024 });
   });
   it('is undefined for a device with no 1.x superblock', () => {
-    expect(dataOffsetBytes('mdadm: No md superblock detected on /dev/nvme0n1p2.\n')).toBeUndefined();
+    expect(memberData('mdadm: No md superblock detected on /dev/nvme0n1p2.\n')).toBeUndefined();
   });
 });
