@@ -15,6 +15,7 @@ import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
+import { n_snapshotRestore } from './snapshot.ts';
 import { s_csiStaging } from './stage.ts';
 
 export function report(o: Record<string, unknown>): void {
@@ -159,13 +160,15 @@ async function runSuite(suite: string): Promise<boolean> {
                       ? [s_csiStaging, r_agentRelocation]
                       : suite === 'relocate'
                         ? [r_agentRelocation]
-                        : suite === 'catchup'
-                          ? CATCH_UP
-                          : suite === 'fence'
-                            ? [sf_selfFence]
-                            : suite === 'fence-control'
-                              ? [sf0_noFenceControl]
-                              : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                        : suite === 'snapshot'
+                          ? [n_snapshotRestore]
+                          : suite === 'catchup'
+                            ? CATCH_UP
+                            : suite === 'fence'
+                              ? [sf_selfFence]
+                              : suite === 'fence-control'
+                                ? [sf0_noFenceControl]
+                                : [...SCENARIOS, s_csiStaging, r_agentRelocation],
                 );
 }
 
