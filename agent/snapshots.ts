@@ -190,7 +190,14 @@ export async function seedVolume(
   const host = o.host;
   const seed = rec.seed;
   if (!seed || seed.done) return;
-  const snap = await o.store.get(seed.snapshot);
+  const until = Date.now() + wait.ms;
+  const pause = () => sleep(250, undefined, { signal: wait.signal });
+  // a clone's internal snapshot may still be capturing: the source's agent finishes it meanwhile
+  let snap = await o.store.get(seed.snapshot);
+  while (!snap?.snapshot?.readyToUse && snap?.phase === 'Active' && Date.now() < until) {
+    await pause();
+    snap = await o.store.get(seed.snapshot);
+  }
   const member = snap && isSnapshot(snap) ? snapshotMember(snap) : undefined;
   if (!snap || !member || !snap.snapshot?.readyToUse)
     throw new VolumeRefusal(
@@ -200,8 +207,8 @@ export async function seedVolume(
   await useHere(o, snap.id, true);
   let dev = await deviceOf(o, snap, member, true);
   // its owner exports it here on its next pass, as for a remote member at stage
-  for (const until = Date.now() + wait.ms; !dev && Date.now() < until; ) {
-    await sleep(250, undefined, { signal: wait.signal });
+  while (!dev && Date.now() < until) {
+    await pause();
     dev = await deviceOf(o, snap, member, true);
   }
   if (!dev)

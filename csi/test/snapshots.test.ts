@@ -133,6 +133,33 @@ describe('snapshots by member detach', () => {
     );
   });
 
+  it('clones a staged volume through an internal snapshot, deleted once the clone is seeded', async () => {
+    const c = cluster();
+    const src = await stagedSource(c, 'src', 2);
+    const { volume } = await c.controller.createVolume(
+      createReq('clone', 1, { type: 'volume', volume: { volume_id: src } }),
+    );
+    expect(volume.content_source).toEqual({ volume: { volume_id: src } });
+    const seed = (await c.store.get(volume.volume_id))?.seed;
+    expect(seed).toMatchObject({ fromVolume: src, done: false });
+    // not listed: the CO never asked for it
+    const listed = await c.controller.listSnapshots({
+      max_entries: 0,
+      starting_token: '',
+      source_volume_id: '',
+      snapshot_id: '',
+      secrets: {},
+    });
+    expect(listed.entries).toEqual([]);
+    // staging the clone waits for the internal snapshot, which the agents' passes capture
+    await c.withAgents(c.node('n3').svc.nodeStageVolume(stage(volume.volume_id)));
+    expect((await c.store.get(volume.volume_id))?.seed?.done).toBe(true);
+    expect((await c.store.get(seed?.snapshot ?? ''))?.phase).toBe('Deleting');
+    for (const n of NODES) await c.node(n).pass();
+    await c.deletion.pass();
+    expect(await c.store.get(seed?.snapshot ?? '')).toBeUndefined();
+  });
+
   it('outlives its source volume', async () => {
     const c = cluster();
     const src = await stagedSource(c, 'src', 2);
