@@ -52,6 +52,8 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   'e1-prepare-reboot': 10_000,
   's-csi-stage-remote-members': 145_000,
   'r-agent-relocation': 190_000,
+  // its own boot; measured 2026-11-28 alone in its boot at a load average of ~16 (127 s)
+  'n-snapshot-restore': 130_000,
   // not measured in a whole-tier run: the longest of four runs of the fence suite alone
   // (node test/kernel/run.ts fence, 218–280 s, load average 25–28); most of it is fixed waiting
   // (D + M = 50 s, L = 60 s, the retries of NodeStage) that does not scale with speed
