@@ -4,9 +4,11 @@
 // snapshot's member, on n2, is added to the running array over nvme-tcp, resynced, detached under
 // fsfreeze and thawed by n1's agent pass; more files are written to the source (second files); a
 // volume restored from the snapshot, on n1 and n3, is staged on n3, which copies the snapshot's
-// data from n2 over nvme-tcp onto the new array. The restored volume holds exactly the first files,
-// the source both.
+// data from n2 over nvme-tcp onto the new array. The restored volume holds exactly the first files
+// (and what a writer running through the capture wrote before the freeze), not the second; the
+// source both; `xfs_repair -n` finds the restore clean.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { waitIdle } from '../../../agent/host/test/contract.ts';
 import { MiB } from '../../../placement/index.ts';
@@ -68,8 +70,26 @@ export const n_snapshotRestore: Scenario = {
         await new Promise((r) => setTimeout(r, 200));
       }
     };
+    // a writer runs on the source through the whole capture: the freeze holds it, the detached
+    // member must still hold a filesystem that needs no repair (checked on the restore below)
+    const freezes: boolean[] = [];
+    const freeze = n1.host.freezeFilesystem.bind(n1.host);
+    n1.host.freezeFilesystem = async (device, o) => {
+      const frozen = await freeze(device, o);
+      freezes.push(frozen);
+      return frozen;
+    };
+    let writing = true;
+    let during = 0;
+    const writer = (async () => {
+      while (writing) await writeRandom(`/mnt/snap-src/during${during++}`, 1);
+    })();
     await c.withAgents(ready());
     out.snapshotMs = since(t0);
+    writing = false;
+    await writer;
+    out.writtenDuringCapture = during;
+    assert.deepEqual(freezes, [true], 'the mounted filesystem was frozen once, for the detach');
     const array = await n1.host.getArray(SRC);
     out.sourceAfterDetach = states(array);
     assert.equal(array?.raidDevices, 2, 'raid-devices back to 2');
@@ -99,6 +119,12 @@ export const n_snapshotRestore: Scenario = {
     for (const name of second.keys())
       await assert.rejects(access(`/mnt/snap-restored/${name}`), `${name} was written after the snapshot`);
     out.sourceFiles = await verify('/mnt/snap-src', new Map([...first, ...second]));
+    // the restored filesystem, taken under a running writer, is clean: xfs_repair finds nothing
+    const dev = (await n3.host.getArray(RESTORED))?.devicePath as string;
+    await n3.host.unmount('/mnt/snap-restored');
+    const repair = spawnSync('xfs_repair', ['-n', dev], { encoding: 'utf8' });
+    assert.equal(repair.status, 0, `xfs_repair -n ${dev}: ${repair.stdout}${repair.stderr}`);
+    out.xfsRepairClean = true;
     await n3.svc.nodeUnstageVolume(unstageReq('n3', RESTORED, '/mnt/snap-restored'));
     await n1.svc.nodeUnstageVolume(unstageReq('n1', SRC, '/mnt/snap-src'));
     return out;
