@@ -3,7 +3,7 @@
 // test/support/go-wrapper-build.ts; the module replaces its client with a local directory, so the
 // client is pinned at the same release) and copies the snapshot.storage.k8s.io CRDs of that release.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildGoCommand } from '../support/go-wrapper-build.ts';
 import {
@@ -53,8 +53,10 @@ if (!snapshotCrdFiles()) {
   mkdirSync(dst, { recursive: true });
   for (const f of readdirSync(src).filter(
     (x) => x.startsWith('snapshot.storage.k8s.io_') && x.endsWith('.yaml'),
-  ))
+  )) {
     copyFileSync(join(src, f), join(dst, f));
+    chmodSync(join(dst, f), 0o644); // the module cache's files are read-only
+  }
   console.log(`VolumeSnapshot CRDs ${SNAPSHOTTER_VERSION}: ${dst}`);
 }
 console.log(
