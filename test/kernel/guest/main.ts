@@ -151,25 +151,29 @@ async function runSuite(suite: string): Promise<boolean> {
           ? await benchSuite()
           : suite === 'bench-write-mostly'
             ? await writeMostlyBench()
-            : suite === 'capture'
-              ? await runCase('capture', captureFixtures)
-              : await scenarios(
-                  suite === 'reboot'
-                    ? AFTER_REBOOT
-                    : suite === 'stage'
-                      ? [s_csiStaging, r_agentRelocation]
-                      : suite === 'relocate'
-                        ? [r_agentRelocation]
-                        : suite === 'snapshot'
-                          ? [n_snapshotRestore]
-                          : suite === 'catchup'
-                            ? CATCH_UP
-                            : suite === 'fence'
-                              ? [sf_selfFence]
-                              : suite === 'fence-control'
-                                ? [sf0_noFenceControl]
-                                : [...SCENARIOS, s_csiStaging, r_agentRelocation],
-                );
+            : suite === 'bench-snapshot'
+              ? await runCase('fio-snapshot', async () =>
+                  (await import('../../../bench/kernel/snapshot.ts')).benchSnapshot(),
+                )
+              : suite === 'capture'
+                ? await runCase('capture', captureFixtures)
+                : await scenarios(
+                    suite === 'reboot'
+                      ? AFTER_REBOOT
+                      : suite === 'stage'
+                        ? [s_csiStaging, r_agentRelocation]
+                        : suite === 'relocate'
+                          ? [r_agentRelocation]
+                          : suite === 'snapshot'
+                            ? [n_snapshotRestore]
+                            : suite === 'catchup'
+                              ? CATCH_UP
+                              : suite === 'fence'
+                                ? [sf_selfFence]
+                                : suite === 'fence-control'
+                                  ? [sf0_noFenceControl]
+                                  : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                  );
 }
 
 // by hand, several suites in one boot: `contract=10+11,catchup`
