@@ -314,6 +314,9 @@ export class NodeVolumes {
       if (req.access === 'mount') {
         await host.makeFilesystem(md);
         await host.mount(md, req.stagingPath);
+        // a restore larger than its snapshot: the copied filesystem takes the whole array (at
+        // every stage of a restored volume, so a kill before it is made good; xfs_growfs is a no-op then)
+        if (rec.seed) await host.growFilesystem(req.stagingPath);
       }
     });
   }

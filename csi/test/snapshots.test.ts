@@ -133,6 +133,20 @@ describe('snapshots by member detach', () => {
     );
   });
 
+  it('a restore larger than its snapshot grows the copied filesystem to its array', async () => {
+    const c = cluster();
+    const src = await stagedSource(c, 'src', 1);
+    const snap = await untilReady(c, 'small', src);
+    const req = createReq('bigger', 1, { type: 'snapshot', snapshot: { snapshot_id: snap.snapshot_id } });
+    req.capacity_range = { required_bytes: String(2 * GiB), limit_bytes: '0' };
+    const { volume } = await c.controller.createVolume(req);
+    expect(volume.capacity_bytes).toBe(String(2 * GiB));
+    const host = c.node('n2').host;
+    const grow = vi.spyOn(host, 'growFilesystem');
+    await c.withAgents(c.node('n2').svc.nodeStageVolume(stage(volume.volume_id)));
+    expect(grow).toHaveBeenCalledWith(`/stage/${volume.volume_id}`);
+  });
+
   it('clones a staged volume through an internal snapshot, deleted once the clone is seeded', async () => {
     const c = cluster();
     const src = await stagedSource(c, 'src', 2);
