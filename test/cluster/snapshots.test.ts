@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mountCap } from '../../csi/test/requests.ts';
 import { NODE_KEY, ZONE_KEY } from '../../csi/topology.ts';
@@ -23,7 +23,7 @@ import {
 import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { freePort } from './control-plane.ts';
-import { Kube, until } from './kube.ts';
+import { createCrds, Kube, until } from './kube.ts';
 
 const NODES = ['snap-n1', 'snap-n2'];
 const ZONE = 'snap-zone';
@@ -40,22 +40,6 @@ const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
 const conflictIsFine = (e: unknown) => {
   if ((e as { code?: number }).code !== 409) throw e;
 };
-
-/** The snapshot.storage.k8s.io CRDs of the snapshotter's release (another file may have made them). */
-async function applySnapshotCrds(files: string[]) {
-  const api = k.kc.makeApiClient(ApiextensionsV1Api);
-  for (const f of files) {
-    const crd = loadYaml<V1CustomResourceDefinition>(readFileSync(f, 'utf8'));
-    await api.createCustomResourceDefinition({ body: crd }).catch(conflictIsFine);
-    const name = crd.metadata?.name as string;
-    await until(`CRD ${name} Established`, 30_000, async () => {
-      const c = await api.readCustomResourceDefinition({ name });
-      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
-        ? true
-        : undefined;
-    });
-  }
-}
 
 async function startAgent(name: string, kubeconfig: string) {
   const socket = join(dir, `${name}.sock`);
@@ -152,7 +136,11 @@ beforeAll(async () => {
   if (missing || !provisioner)
     throw new Error(missing ?? 'csi-provisioner is missing: run `npm run setup:provisioner`');
   dir = mkdtempSync(join(tmpdir(), 'meshstor-snap-'));
-  await applySnapshotCrds(snapshotCrdFiles() as string[]);
+  // the snapshot.storage.k8s.io CRDs of the snapshotter's release (another run may have made them)
+  const crds = (snapshotCrdFiles() as string[]).map((f) =>
+    loadYaml<V1CustomResourceDefinition>(readFileSync(f, 'utf8')),
+  );
+  await createCrds(kubeconfig, crds, 'keep');
   await k.deleteMeshStorNodesExcept(NODES);
   for (const n of NODES) {
     await k.createNode(n, { zone: ZONE });
