@@ -82,7 +82,11 @@ export const n_snapshotRestore: Scenario = {
     let writing = true;
     let during = 0;
     const writer = (async () => {
-      while (writing) await writeRandom(`/mnt/snap-src/during${during++}`, 1);
+      // bounded: the volume holds 304 MiB, and the capture may take a minute under TCG
+      while (writing && during < 40) {
+        await writeRandom(`/mnt/snap-src/during${during++}`, 1);
+        await new Promise((r) => setTimeout(r, 500));
+      }
     })();
     await c.withAgents(ready());
     out.snapshotMs = since(t0);
