@@ -14,18 +14,19 @@ import { fill, fio } from './guest.ts';
 const SIZE = GiB + 16 * MiB;
 
 export async function benchSnapshot(): Promise<Record<string, unknown>> {
-  const { a } = nodes();
-  const part = async (drive: string, replicaId: string) => {
-    const f = (await a.listDrives()).find((x) => x.id === drive)?.free[0];
+  const { a, b } = nodes();
+  // the volume's member on A's drive, the snapshot's on B's (one kernel: both are local devices)
+  const part = async (host: typeof a, drive: string, replicaId: string) => {
+    const f = (await host.listDrives()).find((x) => x.id === drive)?.free[0];
     if (!f || f.end - f.start < SIZE) throw new Error(`no room for ${SIZE} bytes on ${drive}`);
-    const [p] = await a.createPartitions(drive, [
+    const [p] = await host.createPartitions(drive, [
       { volumeId: 'bench-snap', replicaId, extent: { start: f.start, end: f.start + SIZE } },
     ]);
     if (!p) throw new Error('no bench partition');
     return p.path;
   };
-  const own = await part(DRIVES.a, 'r1');
-  const snapMember = await part(DRIVES.b, 's1');
+  const own = await part(a, DRIVES.a, 'r1');
+  const snapMember = await part(b, DRIVES.b, 's1');
   const arr = await a.createArray({ volumeId: 'bench-snap', devices: [own] });
   await fill(arr.devicePath);
   const mdBefore = (await fio(arr.devicePath, ['randwrite-osync']))['randwrite-osync'];
