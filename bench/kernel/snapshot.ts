@@ -48,7 +48,8 @@ export async function benchSnapshot(): Promise<Record<string, unknown>> {
   await lvm('lvcreate', '-q', '-V', '220M', '-T', 'vgsnap/pool', '-n', 'thin');
   await fill('/dev/vgsnap/thin');
   const thinBefore = (await fio('/dev/vgsnap/thin', ['randwrite-osync']))['randwrite-osync'];
-  await lvm('lvcreate', '-q', '-s', 'vgsnap/thin', '-n', 'thinsnap');
+  // a thin snapshot (no size: shares the pool); --type thin, or lvm looks for the dm-snapshot target
+  await lvm('lvcreate', '-q', '--type', 'thin', '-s', 'vgsnap/thin', '-n', 'thinsnap');
   const thinAfter = (await fio('/dev/vgsnap/thin', ['randwrite-osync']))['randwrite-osync'];
   await lvm('vgchange', '-an', 'vgsnap');
   const r = (after: number, before: number) => Number((after / (before || 1)).toFixed(2));
