@@ -36,8 +36,9 @@ if (!c?.ok) {
 if (snapshot) {
   const s = c.data as {
     iops: Record<string, number>;
-    afterToBefore: Record<string, number>;
+    afterToBefore: Record<string, number | null>;
     snapshotOf1GiBMs: number;
+    thinError?: string;
   };
   console.log(
     `fio 4K randwrite O_SYNC in the VM (accel=${r.accel}; ratios only), before and after a snapshot`,
@@ -49,6 +50,7 @@ if (snapshot) {
     `LVM thin (lvcreate -s)    ${s.iops.thinBefore} -> ${s.iops.thinAfter} IOPS (${s.afterToBefore.thin})`,
   );
   console.log(`snapshot of a 1 GiB volume (add, resync, detach): ${s.snapshotOf1GiBMs} ms`);
+  if (s.thinError) console.log(`LVM thin snapshot failed: ${s.thinError}`);
   process.exit(0);
 }
 if (writeMostly) {
