@@ -47,7 +47,7 @@ if (snapshot) {
     `MeshStor (member detach)  ${s.iops.mdBefore} -> ${s.iops.mdAfter} IOPS (${s.afterToBefore.meshstor})`,
   );
   console.log(
-    `LVM thin (lvcreate -s)    ${s.iops.thinBefore} -> ${s.iops.thinAfter} IOPS (${s.afterToBefore.thin})`,
+    `LVM thin (thin snapshot)  ${s.iops.thinBefore} -> ${s.iops.thinAfter} IOPS (${s.afterToBefore.thin})`,
   );
   console.log(`snapshot of a 1 GiB volume (add, resync, detach): ${s.snapshotOf1GiBMs} ms`);
   if (s.thinError) console.log(`LVM thin snapshot failed: ${s.thinError}`);
