@@ -9,6 +9,7 @@ import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts'
 import { ReAddRefusedError } from './host/errors.ts';
 import { arrayName, subsystemNqn } from './host/names.ts';
 import type { ArrayInfo, BitmapInfo, Drive } from './host/types.ts';
+import { dropFailedMembers } from './members.ts';
 import { partitionOf } from './owners.ts';
 import { connectRemoteMember } from './remote-member.ts';
 
@@ -103,7 +104,7 @@ async function catchUpVolume(o: AgentContext, id: string, drives: Drive[]): Prom
     if (known && serving.has(known)) continue;
     // Failed entries first: a failed copy holds nothing the array needs, and a vanished device's
     // entry keeps its old name, which the member's new connection may take.
-    array = await dropFailed(o, rec.id, array);
+    array = await dropFailedMembers(o, rec.id, array);
     const dev = known ?? (local ? undefined : await connectRemoteMember(o, rec, r));
     if (!dev) continue; // its partition or its node is not back yet
     const bitmap = await o.host.readBitmap(rec.id);
@@ -129,10 +130,4 @@ async function catchUpVolume(o: AgentContext, id: string, drives: Drive[]): Prom
     });
   }
   return done;
-}
-
-async function dropFailed(o: AgentContext, id: string, array: ArrayInfo): Promise<ArrayInfo> {
-  let info = array;
-  for (const m of array.members) if (m.state === 'faulty') info = await o.host.removeMember(id, m.devicePath);
-  return info;
 }

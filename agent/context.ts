@@ -23,6 +23,11 @@ export interface AgentContext {
   signal?: AbortSignal | undefined;
   /** DH-HMAC-CHAP keys per node pair (ADR 0007); without them exports and connects are unauthenticated. */
   keys?: NodeKeys | undefined;
+  /**
+   * md's resync speed cap (KiB/s) for an array while a member is added to it (a rebuild or a
+   * relocation: a full copy), so one array cannot take the node's bandwidth; undefined: md's own.
+   */
+  resyncMaxKibPerSec?: number | undefined;
 }
 
 /** One volume a step could not finish, and why; the step goes on with the others. */

@@ -1,5 +1,5 @@
 // On the node that runs a volume's array: the record's member states follow what md reports (a
-// member that failed, or one that is rebuilding).
+// member that failed, or one that is rebuilding), and a member whose device is gone is Faulty.
 import { updateRecord, type VolumeRecord, type VolumeStore } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { subsystemNqn } from './host/names.ts';
@@ -40,6 +40,10 @@ export async function reportMemberStates(
           : await o.host.findDeviceByNqn(subsystemNqn({ volumeId: rec.id, replicaId: r.id }));
       const s = device ? stateOf.get(device) : undefined;
       if (s) next.set(r.id, MEMBER_FROM_ARRAY[s]);
+      // A serving member with no device here any more (its node went away and the connection was
+      // given up after ctrl-loss-tmo) is not serving: the volume is degraded until it is caught up
+      // or rebuilt (controller/rebuild.ts).
+      else if (!device && (r.state === 'InSync' || r.state === 'Syncing')) next.set(r.id, 'Faulty');
     }
     return (await writeMemberStates(o.store, rec.id, next)) ? rec.id : undefined;
   });
@@ -69,4 +73,11 @@ export async function writeMemberStates(
     return wrote;
   });
   return wrote;
+}
+
+/** Takes md's failed entries out of the array: a failed copy holds nothing the array needs. */
+export async function dropFailedMembers(o: AgentContext, id: string, array: ArrayInfo): Promise<ArrayInfo> {
+  let info = array;
+  for (const m of array.members) if (m.state === 'faulty') info = await o.host.removeMember(id, m.devicePath);
+  return info;
 }

@@ -1,5 +1,5 @@
 // The agent's clean-up pass over the volumes that involve this node: a volume being deleted, and a
-// member a relocation removed, have their local partitions wiped and deleted once nothing uses
+// member a relocation or a rebuild removed, have their local partitions wiped and deleted once nothing uses
 // them (the Host refuses while an array, an export or a mount still holds one); the node is then
 // re-published, so the controller sees the partitions gone and releases their extents.
 import type { VolumeRecord } from '../state/store.ts';
@@ -15,18 +15,20 @@ export interface ReconcileResult {
   failed: { partition: string; reason: string }[];
 }
 
+const moveRunning = (v: VolumeRecord) => ['adding', 'syncing', 'removing'].includes(v.relocation?.step ?? '');
+
 export async function reconcileDeletions(
   nodeName: string,
   host: Host,
   records: readonly VolumeRecord[],
 ): Promise<ReconcileResult> {
   const deleting = new Set(records.filter((v) => v.phase === 'Deleting').map((v) => v.id));
-  // Members a finished relocation removed (or a cancelled one took back), still on this node.
+  // Members a finished move removed (or a cancelled one took back), still on this node: a
+  // relocation's leaving member, or a rebuild's lost one once its node is back. None while a move
+  // of the volume runs.
   const removed = new Set(
     records
-      .filter(
-        (v) => v.phase === 'Active' && v.relocation && ['done', 'cancelled'].includes(v.relocation.step),
-      )
+      .filter((v) => v.phase === 'Active' && !moveRunning(v))
       .flatMap((v) =>
         v.replicas.filter((r) => r.node === nodeName && r.state === 'Removed').map((r) => `${v.id}/${r.id}`),
       ),

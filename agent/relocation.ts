@@ -8,6 +8,7 @@ import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts'
 import { ensurePartition } from './exports.ts';
 import { subsystemNqn } from './host/names.ts';
 import type { ArrayInfo } from './host/types.ts';
+import { dropFailedMembers } from './members.ts';
 import { partitionOf } from './owners.ts';
 import { connectRemoteMember } from './remote-member.ts';
 
@@ -89,6 +90,9 @@ async function advance(o: AgentContext, id: string): Promise<RelocationProgress 
 
   let info: ArrayInfo = array;
   const liveCount = rec.replicas.filter((r) => r.state !== 'Removed').length;
+  // A full copy: capped per array (idempotent, so a resumed pass sets it again).
+  if (o.resyncMaxKibPerSec !== undefined && reloc.step !== 'removing')
+    await o.host.setResyncSpeedLimit(rec.id, o.resyncMaxKibPerSec);
   if (!info.members.some((m) => m.devicePath === addDev)) info = await o.host.addMember(rec.id, addDev);
   // One more active slot, so md makes the new member active and resyncs onto it.
   if (info.raidDevices < liveCount && reloc.step !== 'removing')
@@ -105,6 +109,9 @@ async function advance(o: AgentContext, id: string): Promise<RelocationProgress 
   const leaveDev = await deviceOf(o, rec, leaving, false);
   if (leaveDev && info.members.some((m) => m.devicePath === leaveDev))
     info = await o.host.removeMember(rec.id, leaveDev);
+  // A leaving member whose node is gone (a rebuild) has no device here any more: its failed entry
+  // goes instead (a failed copy holds nothing), so raid-devices can shrink back.
+  if (!leaveDev) info = await dropFailedMembers(o, rec.id, info);
   const target = rec.replicaCount;
   if (info.raidDevices > target) info = await o.host.setRaidDevices(rec.id, target);
   if (leaving.node !== o.nodeName)

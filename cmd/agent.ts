@@ -206,6 +206,13 @@ export const agentCommand = defineCommand({
       about:
         'how often to export replicas, follow relocations and clean up deleted volumes; a change to a\nvolume of this node runs that pass at once (a watch)',
     },
+    'resync-max-kibps': {
+      kind: 'integer',
+      placeholder: 'KIB',
+      min: 1,
+      about:
+        "cap each array's full resync (a rebuild's or a relocation's new member) at KIB KiB/s, md's\nsync_speed_max (default: md's system-wide limit)",
+    },
     drive: {
       kind: 'list',
       placeholder: 'SELECTOR',
@@ -370,6 +377,7 @@ export const agentCommand = defineCommand({
         locks,
         keys,
         peers,
+        resyncMaxKibPerSec: config.resyncMaxKibps,
       },
       heartbeat,
       warnings: events,

@@ -1,11 +1,13 @@
 // `meshstor controller`: the CSI Identity and Controller services on a unix socket, and the
-// deletion and relocation reconcilers on a timer. State backends: `kube` (MeshStorVolume and
+// deletion, relocation and expansion reconcilers on a timer. State backends: `kube` (MeshStorVolume and
 // MeshStorNode objects) and `memory` (records in this process, nodes from a scenario's cluster
 // section) for tests and trials.
 import { hostname } from 'node:os';
 import { DeletionReconciler } from '../controller/deletion.ts';
+import { ExpansionReconciler } from '../controller/expansion.ts';
 import { LeaseElector } from '../controller/leader.ts';
 import { type RunningPlacementCache, startPlacementCache } from '../controller/live-model.ts';
+import { REBUILDS_PER_NODE, RebuildReconciler, reportRebuildPass } from '../controller/rebuild.ts';
 import { type EvacuatingNodes, RelocationReconciler } from '../controller/relocation.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
@@ -14,6 +16,7 @@ import { serveCsi, shutdownServer } from '../csi/server.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { evacuatingNodes } from '../kube/evacuation.ts';
 import { EventRecorder } from '../kube/events.ts';
+import { meshStorHeartbeats } from '../kube/heartbeats.ts';
 import {
   CsiRpcMetrics,
   metricsEndpoint,
@@ -32,7 +35,8 @@ import { defineCommand, untilStopSignal } from './cli.ts';
 
 export const controllerCommand = defineCommand({
   name: 'controller',
-  about: 'serve the CSI Identity and Controller services; release deleted volumes and start relocations',
+  about:
+    'serve the CSI Identity and Controller services; release deleted volumes, start relocations and rebuilds',
   description: `Serves the CSI Identity and Controller services on a unix socket. With --state kube, the
 allocator Lease picks the one replica that runs the reconcilers; CSI calls are served on any replica
 (the sidecars' own leader election decides which one receives them).`,
@@ -82,7 +86,23 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       min: 1,
       default: 10,
       about:
-        'how often to release deleted volumes whose partitions the agents wiped, start moving a\nmember to the node of a pod that has none, and release members relocations removed',
+        'how often to release deleted volumes whose partitions the agents wiped, start moving a\nmember to the node of a pod that has none, release members relocations removed, and\nadvance expansions waiting for a member to move',
+    },
+    'rebuild-grace': {
+      kind: 'integer',
+      placeholder: 'SECONDS',
+      min: 0,
+      default: 600,
+      about:
+        "with --state kube: a member whose node's agent has sent no heartbeat for this long is rebuilt\nelsewhere; a node back sooner is caught up from the bitmap instead",
+    },
+    'rebuilds-per-node': {
+      kind: 'integer',
+      placeholder: 'N',
+      min: 1,
+      default: REBUILDS_PER_NODE,
+      about:
+        "with --state kube: start no rebuild that would give a node more than N full resyncs at once\n(rebuilds and relocations, counted on the node running the array and the new member's node)",
     },
   },
   async run(config, { log }) {
@@ -93,6 +113,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
     let cache: RunningPlacementCache | undefined;
     let events: EventRecorder | undefined;
     let evacuating: EvacuatingNodes | undefined;
+    let heartbeats: (() => Promise<ReadonlyMap<string, number>>) | undefined;
     if (config.state === 'memory') {
       const nodes = generateCluster(loadScenario(config.cluster).scenario);
       store = new MemoryVolumeStore();
@@ -105,6 +126,7 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       // Still read fresh: DeleteVolume drops a finalizer only when no agent reports a partition.
       inventory = new KubeNodeInventory(kc);
       evacuating = evacuatingNodes(kc);
+      heartbeats = meshStorHeartbeats(kc);
       cache = startPlacementCache(kc, log);
       cache.cache.whenSynced.then(() => log.info(cache?.cache.sizes() ?? {}, 'caches synced'));
       elector = new LeaseElector(kc, {
@@ -136,6 +158,15 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       elector,
       evacuating,
     );
+    // Without heartbeats (--state memory) no node is ever known lost: no rebuild pass.
+    const rebuild =
+      heartbeats &&
+      new RebuildReconciler(controller.allocator, {
+        heartbeats,
+        times: { graceMs: config.rebuildGrace * 1000 },
+        perNode: config.rebuildsPerNode,
+        leader: elector,
+      });
     const server = await serveCsi(
       config.csiSocket,
       {
@@ -165,6 +196,23 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
       'serving',
     );
 
+    // After the relocation pass, which releases the members moves for growth left behind.
+    const expansion = new ExpansionReconciler(controller.allocator, elector);
+    const expansionPass = async () => {
+      const x = await expansion.pass();
+      for (const s of x.started) {
+        log.info(s, 'moving a member to a larger extent for an expansion');
+        await events?.note({ kind: 'MeshStorVolume', name: s.volume }, 'ExpansionRelocating', s.move);
+      }
+      for (const g of x.grown) {
+        log.info(g, 'expansion done');
+        await events?.note({ kind: 'MeshStorVolume', name: g.volume }, 'Expanded', `${g.sizeBytes} bytes`);
+      }
+      for (const b of x.blocked) {
+        log.warn(b, 'expansion blocked');
+        await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'ExpansionBlocked', b.reason);
+      }
+    };
     const pass = async () => {
       try {
         const released = await deletion.pass();
@@ -189,6 +237,9 @@ allocator Lease picks the one replica that runs the reconcilers; CSI calls are s
           log.warn(b, 'relocation blocked');
           await events?.warn({ kind: 'MeshStorVolume', name: b.volume }, 'RelocationBlocked', b.reason);
         }
+        const rb = await rebuild?.pass();
+        if (rb) await reportRebuildPass(rb, log, events);
+        await expansionPass();
       } catch (e) {
         log.warn({ error: (e as Error).message }, 'resync');
       }

@@ -13,6 +13,7 @@ import { PlacementError } from '../placement/errors.ts';
 import type { ReplicaInfo, SpreadPolicy, TopologySegment } from '../placement/model.ts';
 import type { PlacementPolicy } from '../placement/policies.ts';
 import { KeyedLock } from '../state/lock.ts';
+import { withLedgerClaims } from '../state/placement-model.ts';
 import type { NodeInventory, VolumeRecord, VolumeStore } from '../state/store.ts';
 import { Claims, ownerOf } from './claims.ts';
 import { AllocatorRefusal } from './errors.ts';
@@ -116,19 +117,28 @@ export class Allocator {
     return model.engine;
   }
 
-  /** An engine built from lists read now: for decisions no later re-read checks. */
-  async freshEngine(): Promise<PlacementEngine> {
-    const [nodes, records] = await Promise.all([this.inventory.nodes(), this.store.list()]);
-    const cluster = ClusterState.fromSnapshot({
-      nodes,
-      volumes: records.map((r) => ({
-        id: r.id,
-        sizeBytes: r.sizeBytes,
-        replicaCount: r.replicaCount,
-        spread: r.spread,
-        replicas: r.replicas,
-      })),
-    });
+  /**
+   * An engine built from lists read now: for decisions no later re-read checks. With
+   * `ledgerClaims`, the ledgers are listed too and claims no record holds count as taken
+   * (state/placement-model.ts withLedgerClaims), so a plan never lands on bytes its claim would be
+   * refused for: for relocations, which are planned again every pass. CreateVolume does not ask
+   * (one list of every ledger per call); its retry avoids the bytes a refused claim showed.
+   */
+  async freshEngine(opts: { ledgerClaims?: boolean } = {}): Promise<PlacementEngine> {
+    const [inventory, records, ledgers] = await Promise.all([
+      this.inventory.nodes(),
+      this.store.list(),
+      opts.ledgerClaims ? this.claims.ledger.list() : [],
+    ]);
+    const volumes = records.map((r) => ({
+      id: r.id,
+      sizeBytes: r.sizeBytes,
+      replicaCount: r.replicaCount,
+      spread: r.spread,
+      replicas: r.replicas,
+    }));
+    const nodes = ledgers.length > 0 ? withLedgerClaims(inventory, volumes, ledgers) : inventory;
+    const cluster = ClusterState.fromSnapshot({ nodes, volumes });
     return new PlacementEngine(cluster, { policy: this.opts.policy, seed: this.opts.seed });
   }
 

@@ -10,6 +10,7 @@ import { PlacementEngine } from '../placement/engine.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { formatBytes } from '../placement/units.ts';
 import type { VolumeRecord } from '../state/store.ts';
+import { volumeModel } from './rebuilder.ts';
 import { evacuationSource } from './relocator.ts';
 
 export interface DrainMove {
@@ -65,16 +66,7 @@ export function planDrainReport(
 ): DrainReport {
   const cluster = ClusterState.fromSnapshot({
     nodes: [...nodes],
-    volumes: records
-      .filter((r) => r.phase === 'Active')
-      .map((r) => ({
-        id: r.id,
-        sizeBytes: r.sizeBytes,
-        replicaCount: r.replicaCount,
-        spread: r.spread,
-        replicas: r.replicas,
-        attachedNode: r.attachment?.node,
-      })),
+    volumes: records.filter((r) => r.phase === 'Active').map(volumeModel),
   });
   const plan = new PlacementEngine(cluster).planDrain(node);
   const byId = new Map(records.map((r) => [r.id, r]));

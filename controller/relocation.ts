@@ -87,9 +87,10 @@ export class RelocationReconciler {
           const move = moveNeeded(rec, evacuating);
           if (!move) return;
           const to = move.kind === 'follow' ? move.to : `off ${move.off}`;
-          // Decided on fresh lists (relocations are rare; a lagging model would only cost a retry).
+          // Decided on fresh lists, ledger claims included (relocations are rare; a lagging model
+          // would only cost a retry, and a claim no record holds would be planned onto every pass).
           const added = await a.decide(async () => {
-            const engine = await a.freshEngine();
+            const engine = await a.freshEngine({ ledgerClaims: true });
             const res =
               move.kind === 'follow'
                 ? engine.planRelocation(rec.id, move.to)

@@ -26,7 +26,7 @@ export function relocationEnded(rec: VolumeRecord): boolean {
 }
 
 /** Every member in sync, exactly replicaCount of them: a volume that may move (a degraded one is rebuilt or caught up first). */
-function healthy(rec: VolumeRecord): boolean {
+export function healthy(rec: VolumeRecord): boolean {
   const live = rec.replicas.filter((r) => r.state !== 'Removed');
   return live.length === rec.replicaCount && live.every((r) => r.state === 'InSync');
 }

@@ -1,16 +1,19 @@
 // The CSI Controller service's handlers: they check requests as the spec asks and hand the work to
 // the allocator (controller/allocator.ts): CreateVolume places and records the layout, DeleteVolume
 // marks the record (the finalizer keeps it until no agent reports a partition of it), GetCapacity
-// reports what placement can really place, expansion grows extents in place. The background
-// reconcilers (deletion, relocation) live in controller/ and cmd/ runs them.
+// reports what placement can really place, expansion grows extents in place or first moves a
+// member that cannot (controller/expansion.ts). The background reconcilers (deletion, relocation,
+// expansion) live in controller/ and cmd/ runs them.
 import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { MIN_FILESYSTEM_BYTES } from '../agent/host/filesystem-minimums.ts';
 import { Allocator, type AllocatorOptions } from '../controller/allocator.ts';
+import { advanceExpansion } from '../controller/expansion.ts';
 import { markDeleting } from '../controller/release.ts';
 import { GiB, MiB } from '../placement/units.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import { capabilityProblem } from './capabilities.ts';
-import { alreadyExists, invalid, notFound, outOfRange } from './errors.ts';
+import { alreadyExists, CsiError, invalid, notFound, outOfRange } from './errors.ts';
 import { parseParameters } from './params.ts';
 import {
   type ContentSource,
@@ -247,8 +250,20 @@ export class ControllerService {
         const rec = await a.store.get(req.volume_id);
         if (!rec) throw notFound(`volume ${req.volume_id} does not exist`);
         const nodeExpansion = !req.volume_capability?.block;
-        if (size > rec.sizeBytes) await a.expand(rec, size);
-        return { capacity_bytes: String(rec.sizeBytes), node_expansion_required: nodeExpansion };
+        let sizeBytes = rec.sizeBytes;
+        if (size > rec.sizeBytes) {
+          // Grows in place, or moves a blocked member to a larger extent first (ADR 0009).
+          const p = await advanceExpansion(a, rec.id, size);
+          // ABORTED is CSI's "operation pending for volume": external-resizer takes it as not
+          // final, keeps the claim's resize in progress and calls again with backoff.
+          if (!p.done)
+            throw new CsiError(
+              status.ABORTED,
+              `volume ${rec.id}: expansion to ${p.sizeBytes} bytes in progress: ${p.message}; retry`,
+            );
+          sizeBytes = p.sizeBytes;
+        }
+        return { capacity_bytes: String(sizeBytes), node_expansion_required: nodeExpansion };
       },
       signal,
     );

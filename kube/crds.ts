@@ -146,6 +146,8 @@ export interface MeshStorVolumeStatus {
   };
   /** A snapshot being captured on this volume's array (ADR 0010). */
   capture?: { snapshot: string; step: string; bytesDone?: number };
+  /** A pending expansion whose members move to larger extents first (ADR 0009). */
+  expansion?: { sizeBytes?: number; waiting?: string };
   conditions?: Condition[];
 }
 

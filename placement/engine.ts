@@ -103,6 +103,11 @@ export type PlanResult =
       nodeReasons?: Record<string, string> | undefined;
     };
 
+/** A new member placed to replace one (its plan holds the reservation), or why none can be. */
+type Replacement =
+  | { ok: true; noop: false; plan: MovePlan }
+  | { ok: false; code: PlacementErrorCode; message: string };
+
 export interface DrainPlan {
   node: string;
   moves: MovePlan[];
@@ -540,7 +545,8 @@ export class PlacementEngine {
     v: VolumeState,
     leaving: ReplicaInfo,
     avoid: string[],
-  ): { ok: true; noop: false; plan: MovePlan } | { ok: false; code: PlacementErrorCode; message: string } {
+    needBytes = memberBytes(v),
+  ): Replacement {
     const stay = v.replicas.filter((r) => r !== leaving && r.state !== 'Removed' && r.state !== 'Faulty');
     const exclude = new Set([
       ...avoid,
@@ -552,7 +558,7 @@ export class PlacementEngine {
         .filter((d): d is string => d !== undefined),
     );
     const req: SelectRequest = {
-      needBytes: memberBytes(v),
+      needBytes,
       count: 1,
       spread: v.spread,
       usedDomains,
@@ -569,30 +575,7 @@ export class PlacementEngine {
     this.cluster.reserve({ id: reservationId, volumeId: v.id, replicas: [reserved(replicaId, c)] });
     v.nextReplica++;
     const to = { replicaId, node: c.node.name, drive: c.drive, start: c.extent.start, end: c.extent.end };
-    return {
-      ok: true,
-      noop: false,
-      plan: {
-        volumeId: v.id,
-        from: { replicaId: leaving.id, node: leaving.node },
-        to,
-        bytes: v.sizeBytes,
-        reservationId,
-        steps: [
-          { op: 'add-member', volumeId: v.id, ...to },
-          { op: 'wait-in-sync', volumeId: v.id, replicaId },
-          { op: 'remove-member', volumeId: v.id, replicaId: leaving.id, node: leaving.node },
-          {
-            op: 'wipe-and-free',
-            volumeId: v.id,
-            replicaId: leaving.id,
-            node: leaving.node,
-            drive: leaving.drive,
-            start: leaving.extent.start,
-          },
-        ],
-      },
-    };
+    return { ok: true, noop: false, plan: moveSteps(v, leaving, to, reservationId) };
   }
 
   /**
@@ -647,9 +630,23 @@ export class PlacementEngine {
         message: `new size must be a positive integer (got ${newSizeBytes})`,
       };
     }
+    const { grows, blocked } = this.growthInPlace(v, newSizeBytes);
+    if (blocked.length > 0) {
+      const names = blocked.map((r) => `${r.id} on ${r.node}/${r.drive}`).join(', ');
+      return {
+        ok: false,
+        code: 'exhausted',
+        message: `volume ${volumeId} cannot grow in place to ${newSizeBytes} bytes: the space after ${names} is taken`,
+      };
+    }
+    return { ok: true, grows };
+  }
+
+  /** Which live members can grow in place to hold `newSizeBytes`, and which are blocked. */
+  private growthInPlace(v: VolumeState, newSizeBytes: number) {
     const need = replicaExtentBytes(newSizeBytes);
     const grows = [];
-    const blocked: string[] = [];
+    const blocked: ReplicaInfo[] = [];
     for (const r of v.replicas) {
       if (r.state === 'Removed' || r.state === 'Faulty') continue;
       const newEnd = r.extent.start + need;
@@ -657,16 +654,68 @@ export class PlacementEngine {
       const d = this.cluster.node(r.node)?.drive(r.drive);
       if (d?.isFree({ start: r.extent.end, end: newEnd })) {
         grows.push({ replicaId: r.id, node: r.node, drive: r.drive, start: r.extent.start, newEnd });
-      } else blocked.push(`${r.id} on ${r.node}/${r.drive}`);
+      } else blocked.push(r);
     }
-    if (blocked.length > 0) {
+    return { grows, blocked };
+  }
+
+  /**
+   * Expansion when growth in place is blocked: plans moving the first member that cannot grow in
+   * place to a new extent already of the size `newSizeBytes` needs (add, wait in sync, remove, as
+   * any relocation). On the member's own node when one of its drives has room, so the spread and
+   * the volume's local leg stay as they are; else where a replacement would go (the attached
+   * node first, then the spread rules). A noop when no member is blocked (planExpand then grows
+   * every member in place). The caller runs one move at a time and asks again after each.
+   */
+  planGrowMove(volumeId: string, newSizeBytes: number, opts: { reserve?: boolean } = {}): PlanResult {
+    const v = this.cluster.volumes.get(volumeId);
+    if (!v)
+      return { ok: false, code: 'not-found', message: `volume ${volumeId} is not in the cluster model` };
+    if (!Number.isSafeInteger(newSizeBytes) || newSizeBytes <= 0)
       return {
         ok: false,
-        code: 'exhausted',
-        message: `volume ${volumeId} cannot grow in place to ${newSizeBytes} bytes: the space after ${blocked.join(', ')} is taken`,
+        code: 'invalid',
+        message: `new size must be a positive integer (got ${newSizeBytes})`,
       };
+    const leaving = this.growthInPlace(v, newSizeBytes).blocked[0];
+    if (!leaving) return { ok: true, noop: true, plan: { volumeId, bytes: 0, steps: [] } };
+    // never smaller than the members it joins (md refuses a smaller device)
+    const need = Math.max(replicaExtentBytes(newSizeBytes), memberBytes(v));
+    const home = this.cluster.node(leaving.node);
+    const here =
+      home?.agentHealthy && home.schedulable ? pickExtent(home, need, this.policy.extentFit) : undefined;
+    let res: Replacement;
+    if (home && here) {
+      const replicaId = `r${v.nextReplica}`;
+      const reservationId = `${v.id}/${replicaId}`;
+      this.cluster.reserve({
+        id: reservationId,
+        volumeId: v.id,
+        replicas: [{ replicaId, node: home.name, drive: here.drive, extent: { ...here.extent } }],
+      });
+      v.nextReplica++;
+      const to = {
+        replicaId,
+        node: home.name,
+        drive: here.drive,
+        start: here.extent.start,
+        end: here.extent.end,
+      };
+      res = { ok: true, noop: false, plan: moveSteps(v, leaving, to, reservationId) };
+    } else {
+      res = this.placeReplacement(v, leaving, [], need);
+      if (!res.ok)
+        return {
+          ok: false,
+          code: res.code,
+          message: `volume ${volumeId} cannot grow in place to ${newSizeBytes} bytes and no node has room for ${leaving.id} at that size: ${res.message}`,
+        };
     }
-    return { ok: true, grows };
+    if (!opts.reserve) {
+      this.cluster.release(res.plan.reservationId as string);
+      res.plan.reservationId = undefined;
+    }
+    return res;
   }
 
   // ----------------------------------------------------------------- capacity --
@@ -693,6 +742,35 @@ export class PlacementEngine {
     pool.sort((a, b) => b - a);
     return largestVolumeFor(pool[query.replicaCount - 1] as number);
   }
+}
+
+/** The plan of one move: `to` is added, synced, then `leaving` is removed and its extent freed. */
+function moveSteps(
+  v: VolumeState,
+  leaving: ReplicaInfo,
+  to: NonNullable<MovePlan['to']>,
+  reservationId: string,
+): MovePlan {
+  return {
+    volumeId: v.id,
+    from: { replicaId: leaving.id, node: leaving.node },
+    to,
+    bytes: v.sizeBytes,
+    reservationId,
+    steps: [
+      { op: 'add-member', volumeId: v.id, ...to },
+      { op: 'wait-in-sync', volumeId: v.id, replicaId: to.replicaId },
+      { op: 'remove-member', volumeId: v.id, replicaId: leaving.id, node: leaving.node },
+      {
+        op: 'wipe-and-free',
+        volumeId: v.id,
+        replicaId: leaving.id,
+        node: leaving.node,
+        drive: leaving.drive,
+        start: leaving.extent.start,
+      },
+    ],
+  };
 }
 
 function reserved(replicaId: string, c: NodeChoice): ReservedReplica {

@@ -1,4 +1,4 @@
-// `meshstor extender`: informers feeding ExtenderState, the verbs kube-scheduler calls (mutual TLS,
+// `meshstor extender`: informers feeding ExtenderState (feeds.ts), the verbs kube-scheduler calls (mutual TLS,
 // door.ts) and the probes and metrics on a port of their own.
 import { createServer } from 'node:http';
 import {
@@ -13,9 +13,10 @@ import { type MeshStorNode, type MeshStorVolume, PLURAL } from '../kube/crds.ts'
 import { type RunningInformer, startCustomInformer, startInformer } from '../kube/informers.ts';
 import type { Logger } from '../kube/log.ts';
 import { closeServer, type Door, listen, privateSocket, verbsServer } from './door.ts';
+import { extenderFeeds } from './feeds.ts';
 import { ExtenderMetrics } from './metrics.ts';
 import { createProbesApp, createVerbsApp } from './server.ts';
-import { ExtenderState, quantityBytes, type StateOptions } from './state.ts';
+import { ExtenderState, type StateOptions } from './state.ts';
 import { warmUp } from './warm-up.ts';
 
 export interface ExtenderOptions extends StateOptions {
@@ -54,70 +55,54 @@ export async function startExtender(opts: ExtenderOptions): Promise<RunningExten
   const metrics = new ExtenderMetrics(() => state.sizes(), opts.defaultMetrics ?? false);
   const core = kc.makeApiClient(CoreV1Api);
   const storage = kc.makeApiClient(StorageV1Api);
+  const feeds = extenderFeeds(state);
   const informers: RunningInformer[] = [
     startInformer<V1StorageClass>(
       kc,
       'storageclasses',
-      '/apis/storage.k8s.io/v1/storageclasses',
-      () => storage.listStorageClass(),
       {
-        upsert: (sc) => state.setStorageClass(sc.metadata?.name ?? '', sc.provisioner),
-        remove: (sc) => state.deleteStorageClass(sc.metadata?.name ?? ''),
+        path: '/apis/storage.k8s.io/v1/storageclasses',
+        list: (page) => storage.listStorageClass(page),
+        slim: feeds.storageClasses.slim,
       },
+      feeds.storageClasses.handlers,
       log,
     ),
     startInformer<V1PersistentVolume>(
       kc,
       'persistentvolumes',
-      '/api/v1/persistentvolumes',
-      () => core.listPersistentVolume(),
       {
-        upsert: (pv) =>
-          state.setPv(pv.metadata?.name ?? '', pv.spec?.csi?.driver, pv.spec?.csi?.volumeHandle),
-        remove: (pv) => state.deletePv(pv.metadata?.name ?? ''),
+        path: '/api/v1/persistentvolumes',
+        list: (page) => core.listPersistentVolume(page),
+        slim: feeds.persistentVolumes.slim,
       },
+      feeds.persistentVolumes.handlers,
       log,
     ),
     startInformer<V1PersistentVolumeClaim>(
       kc,
       'persistentvolumeclaims',
-      '/api/v1/persistentvolumeclaims',
-      () => core.listPersistentVolumeClaimForAllNamespaces(),
       {
-        upsert: (pvc) =>
-          state.setPvc(
-            pvc.metadata?.namespace ?? 'default',
-            pvc.metadata?.name ?? '',
-            {
-              uid: pvc.metadata?.uid ?? `${pvc.metadata?.namespace}/${pvc.metadata?.name}`,
-              volumeName: pvc.spec?.volumeName ?? '',
-              storageClassName: pvc.spec?.storageClassName ?? '',
-              requestBytes: quantityBytes(pvc.spec?.resources?.requests?.storage) || 0,
-              selectedNode: pvc.metadata?.annotations?.['volume.kubernetes.io/selected-node'] ?? '',
-            },
-            Date.now(),
-          ),
-        remove: (pvc) => state.deletePvc(pvc.metadata?.namespace ?? 'default', pvc.metadata?.name ?? ''),
+        path: '/api/v1/persistentvolumeclaims',
+        list: (page) => core.listPersistentVolumeClaimForAllNamespaces(page),
+        slim: feeds.persistentVolumeClaims.slim,
       },
+      feeds.persistentVolumeClaims.handlers,
       log,
     ),
     startCustomInformer<MeshStorNode>(
       kc,
       PLURAL.MeshStorNode,
-      {
-        upsert: (n) => state.setMeshStorNode(n, Date.now()),
-        remove: (n) => state.deleteMeshStorNode(n.metadata.name),
-      },
+      feeds.meshStorNodes.handlers,
       log,
+      feeds.meshStorNodes.slim,
     ),
     startCustomInformer<MeshStorVolume>(
       kc,
       PLURAL.MeshStorVolume,
-      {
-        upsert: (v) => state.setMeshStorVolume(v),
-        remove: (v) => state.deleteMeshStorVolume(v.metadata.name),
-      },
+      feeds.meshStorVolumes.handlers,
       log,
+      feeds.meshStorVolumes.slim,
     ),
   ];
   let warmed = false;

@@ -10,6 +10,7 @@ export const VOLUME_STATES = [
   'InSync',
   'Syncing',
   'Relocating',
+  'Rebuilding',
   'Degraded',
   'Provisioned',
   'Deleting',

@@ -11,6 +11,19 @@ export function readyCondition(r: VolumeRecord): Omit<Condition, 'lastTransition
   const names = (xs: typeof live) => xs.map((x) => `${x.id} on ${x.node}`).join(', ');
   if (r.phase === 'Deleting')
     return { type: 'Ready', status: 'False', reason: 'Deleting', message: 'waiting for the agents to wipe' };
+  const reloc = r.relocation;
+  const running = reloc && ['adding', 'syncing', 'removing'].includes(reloc.step);
+  const pct = reloc?.bytesTotal ? Math.floor((100 * (reloc.bytesDone ?? 0)) / reloc.bytesTotal) : 0;
+  // A move whose leaving member is Faulty is a rebuild (controller/rebuild.ts): it replaces a lost copy.
+  const lost = running ? live.find((x) => x.id === reloc.fromReplica && x.state === 'Faulty') : undefined;
+  if (reloc && lost) {
+    return {
+      type: 'Ready',
+      status: inSync.length > 0 ? 'True' : 'False',
+      reason: 'Rebuilding',
+      message: `rebuilding ${lost.id} (on ${lost.node}, lost) as ${reloc.toReplica} on ${reloc.toNode}: ${reloc.step} ${pct}%; ${inSync.length} of ${r.replicaCount} copies in sync`,
+    };
+  }
   if (faulty.length > 0) {
     return {
       type: 'Ready',
@@ -19,9 +32,7 @@ export function readyCondition(r: VolumeRecord): Omit<Condition, 'lastTransition
       message: `${inSync.length} of ${r.replicaCount} copies in sync; faulty: ${names(faulty)}`,
     };
   }
-  const reloc = r.relocation;
-  if (reloc && ['adding', 'syncing', 'removing'].includes(reloc.step)) {
-    const pct = reloc.bytesTotal ? Math.floor((100 * (reloc.bytesDone ?? 0)) / reloc.bytesTotal) : 0;
+  if (reloc && running) {
     return {
       type: 'Ready',
       status: 'True',

@@ -19,6 +19,7 @@ import type { Logger } from '../kube/log.ts';
 import type { NodeInfo } from '../placement/model.ts';
 import { readyCondition, withCondition } from './conditions.ts';
 import { StateError } from './errors.ts';
+import { withExpanding } from './expansion-condition.ts';
 import { KubeLedger } from './kube-ledger.ts';
 import { retryTransient } from './kube-retry.ts';
 import type { ExtentLedger } from './ledger.ts';
@@ -61,6 +62,9 @@ function toRecord(o: Stored): VolumeRecord {
     allocation: o.metadata.annotations?.[ALLOCATION],
     arrayUuid: o.status?.arrayUUID,
     relocation: relocationOf(o.status?.relocation),
+    expansion: o.status?.expansion?.sizeBytes
+      ? { sizeBytes: o.status.expansion.sizeBytes, waiting: o.status.expansion.waiting }
+      : undefined,
     attachment: o.spec.attachment?.hostNQN
       ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
       : undefined,
@@ -180,10 +184,11 @@ export class KubeVolumeStore implements VolumeStore {
         ...cur.status,
         relocation: r.relocation && { ...r.relocation },
         capture: r.capture && { ...r.capture },
+        expansion: r.expansion && { ...r.expansion },
         arrayUUID: r.arrayUuid,
         members,
         inSyncMembers: members.filter((m) => m.state === 'InSync').length,
-        conditions: withCondition(cur.status?.conditions, readyCondition(r)),
+        conditions: withExpanding(withCondition(cur.status?.conditions, readyCondition(r)), r),
       };
       if (JSON.stringify(nextStatus) !== JSON.stringify(cur.status ?? {})) {
         await this.api.replaceClusterCustomObjectStatus({
@@ -310,9 +315,9 @@ export class WatchedVolumeStore implements VolumeStore {
           this.objects.set(o.metadata.name, o);
           onChange?.(before, o);
         },
-        remove: (v) => {
-          const before = this.objects.get(v.metadata.name);
-          this.objects.delete(v.metadata.name);
+        remove: ({ name }) => {
+          const before = this.objects.get(name);
+          this.objects.delete(name);
           onChange?.(before, undefined);
         },
       },

@@ -31,7 +31,10 @@ export interface VolumeRecord {
    * of the other members export their partitions to that host only. Written by NodeStage.
    */
   attachment?: Attachment | undefined;
-  /** A member moving to the attached node: added first, removed from its old node once in sync. */
+  /**
+   * A member moving (to the attached node, off an evacuating node, or to a larger extent for an
+   * expansion): added first, removed from its old place once in sync.
+   */
   relocation?: Relocation | undefined;
   /** Set on a snapshot's own record (state/snapshots.ts, ADR 0010): it is never staged. */
   snapshot?: SnapshotOf | undefined;
@@ -39,6 +42,18 @@ export interface VolumeRecord {
   capture?: Capture | undefined;
   /** A volume restored from a snapshot: its first stage copies the snapshot's data in. */
   seed?: Seed | undefined;
+  /**
+   * A larger size ControllerExpandVolume accepted while a member could not grow in place: such
+   * members move to extents of this size first (controller/expansion.ts), then `sizeBytes` grows.
+   */
+  expansion?: Expansion | undefined;
+}
+
+export interface Expansion {
+  /** The size the volume is growing to. */
+  sizeBytes: number;
+  /** Why it waits now, when it waits for something other than a running move (unattached, degraded). */
+  waiting?: string | undefined;
 }
 
 export interface Relocation {

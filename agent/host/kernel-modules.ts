@@ -1,5 +1,5 @@
 // The kernel modules MeshStor needs on a node: the NVMe-oF target and its TCP transport, the TCP
-// initiator, and MD RAID1. Checked at agent start (/proc/modules, and /sys/module for built-ins),
+// initiator, MD RAID1, and device-mapper (the fence layer). Checked at agent start (/proc/modules, and /sys/module for built-ins),
 // missing ones loaded with modprobe through the one exec wrapper. What still misses is said in
 // words an admin acts on: the MeshStorNode condition, an Event, and NodeStage's refusal.
 import { access, readFile } from 'node:fs/promises';
@@ -14,6 +14,8 @@ export const REQUIRED_MODULES = [
   'nvmet-tcp',
   'md_mod',
   'raid1',
+  // the fence layer under every local member of an array (guard.ts, ADR 0006): linear + error
+  'dm-mod',
 ] as const;
 
 /** The kernel config option behind each module: what a custom kernel must enable. */
@@ -24,6 +26,7 @@ const CONFIG: Record<string, string> = {
   'nvmet-tcp': 'CONFIG_NVME_TARGET_TCP',
   md_mod: 'CONFIG_BLK_DEV_MD',
   raid1: 'CONFIG_MD_RAID1',
+  'dm-mod': 'CONFIG_BLK_DEV_DM',
 };
 
 export const MODULES_CONDITION = 'KernelModulesLoaded';

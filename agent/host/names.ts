@@ -92,3 +92,28 @@ export function checkCtrlLoss(sec: number): void {
     );
   }
 }
+
+const GUARD_PREFIX = 'msfence_';
+
+/**
+ * The device-mapper name of the fence layer under a volume's local member (ADR 0006): the array's
+ * name and the partition's kernel name, joined by '_' (which neither contains), so a restarted
+ * agent finds it again and one volume's layers are never taken for another's.
+ */
+export function guardName(volumeId: string, partition: string): string {
+  if (!/^[a-z0-9]+$/.test(partition))
+    throw new InvalidArgumentError(`${JSON.stringify(partition)} is not a partition's kernel name`);
+  return `${GUARD_PREFIX}${arrayName(volumeId)}_${partition}`;
+}
+
+/** The prefix of every fence layer name of a volume. */
+export const guardPrefix = (volumeId: string): string => `${GUARD_PREFIX}${arrayName(volumeId)}_`;
+
+/** The device-mapper UUID MeshStor gives a fence layer: it only ever touches layers carrying it. */
+export const guardUuid = (name: string): string => `MESHSTOR-${name}`;
+
+/** The partition's kernel name a fence layer name carries, or undefined for any other name. */
+export function partitionOfGuard(name: string): string | undefined {
+  const m = /^msfence_ms-[a-z0-9.-]+_([a-z0-9]+)$/.exec(name);
+  return m?.[1];
+}

@@ -91,6 +91,8 @@ interface SimMember {
   slot: number | undefined;
   state: ArrayMember['state'];
   writeMostly: boolean;
+  /** A local member whose fence layer was cut (cutLocalLegs): it takes no IO until re-assembled. */
+  cut?: boolean;
 }
 
 interface SimArray {
@@ -107,6 +109,8 @@ interface SimArray {
   dirty: number;
   /** Fenced (fenceArray): every member failed, writes refused until the array is stopped. */
   fenced?: boolean;
+  /** md's sync_speed_max for this array (KiB/s); undefined: the system's. */
+  resyncSpeedLimit?: number | undefined;
 }
 
 interface SimMount {
@@ -597,6 +601,20 @@ export class SimulatedHost implements Host, SimTarget {
     };
   }
 
+  /** The array's resync speed limit as setResyncSpeedLimit left it (tests read it; md shows it in sysfs). */
+  resyncSpeedLimitOf(volumeId: string): number | undefined {
+    return this.array(volumeId).resyncSpeedLimit;
+  }
+
+  async setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    check(o);
+    if (kibPerSec !== undefined && !(Number.isInteger(kibPerSec) && kibPerSec > 0))
+      throw new InvalidArgumentError(
+        `resync speed limit ${kibPerSec} KiB/s: a positive whole number, please`,
+      );
+    this.array(volumeId).resyncSpeedLimit = kibPerSec;
+  }
+
   async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
     check(o);
     const a = this.array(volumeId);
@@ -648,10 +666,20 @@ export class SimulatedHost implements Host, SimTarget {
     return arrayView(a);
   }
 
+  async cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]> {
+    check(o);
+    const a = this.arrays.get(arrayName(volumeId));
+    if (!a) return [];
+    const local = a.members.filter((m) => this.localStore(m.devicePath) !== undefined);
+    for (const m of local) m.cut = true;
+    return local.map((m) => m.devicePath);
+  }
+
   async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
     const a = this.arrays.get(arrayName(volumeId));
     if (!a || a.fenced) return false;
+    await this.cutLocalLegs(volumeId, o);
     a.fenced = true;
     // as md: local members first; the last in-sync one stays (the array is broken instead)
     const own = (m: SimMember) => Number(this.localStore(m.devicePath) !== undefined);
@@ -754,9 +782,12 @@ export class SimulatedHost implements Host, SimTarget {
    * to device I/O). The simulation holds no data; this is the write the kernel tier makes for real.
    */
   canWrite(path: string): boolean {
-    const fenced = (store: Store) => [...this.arrays.values()].some((a) => a.fenced && a.store === store);
+    // as md: a write fails when no member that is not faulty can take it (fenced: all failed;
+    // a cut local leg fails every IO below md)
+    const refuses = (a: SimArray) => a.fenced || a.members.every((m) => m.state === 'faulty' || m.cut);
+    const fenced = (store: Store) => [...this.arrays.values()].some((a) => refuses(a) && a.store === store);
     const dev = /^\/dev\/md(\d+)$/.exec(path);
-    if (dev) return ![...this.arrays.values()].some((a) => a.fenced && a.minor === Number(dev[1]));
+    if (dev) return ![...this.arrays.values()].some((a) => refuses(a) && a.minor === Number(dev[1]));
     const m = this.mounts.get(path);
     if (m && fenced(m.store)) return false;
     if (m?.kind === 'device') return true;

@@ -212,6 +212,12 @@ export interface Host {
    * write-behind: that would acknowledge writes the member does not have yet.
    */
   setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo>;
+  /**
+   * Caps this array's resync and recovery speed (md's `sync_speed_max`, KiB/s); undefined gives it
+   * back to the system-wide limit. Idempotent. Rebuilds and relocations use it so one array's full
+   * resync cannot take a node's whole bandwidth.
+   */
+  setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void>;
   /** Fails and removes one member; refuses the last in-sync one. A vanished device: pass its old path. */
   removeMember(volumeId: string, devicePath: string, o?: OpOptions): Promise<ArrayInfo>;
   setRaidDevices(volumeId: string, count: number, o?: OpOptions): Promise<ArrayInfo>;
@@ -219,7 +225,20 @@ export interface Host {
   growArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo>;
   stopArray(volumeId: string, o?: OpOptions): Promise<void>;
   /**
-   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Its members are failed,
+   * Self-fencing, first step (ADR 0006): every IO to the volume's local members fails from now on,
+   * below the array, at once. createArray, assembleArray, addMember and reAddMember put each local
+   * partition on a layer of its own (LinuxHost: a device-mapper `linear` device named after the
+   * volume and the partition, never shown in ArrayInfo: members are still named by their
+   * partitions); this switches those layers to failing every IO. It does not go through the array
+   * (md's reconfiguration path waits behind IO stalled on a cut remote leg), so it takes only what
+   * the local disk's in-flight IO takes. Writes then complete only where a remote copy takes
+   * them. Idempotent; the layers go away when the array is stopped (stopArray) or the member
+   * removed. Resolves the partitions cut (none without an array or without local members).
+   */
+  cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]>;
+  /**
+   * Self-fencing (ADR 0006): the running array stops acknowledging writes. Its local legs are cut
+   * first (cutLocalLegs), then its members are failed,
    * local ones first (a remote copy still reachable records them as faulty); md keeps the last
    * in-sync one and marks the array broken instead, so every later write and cache flush fails
    * with EIO and no fsync can succeed on this node again. The array stays assembled (found,

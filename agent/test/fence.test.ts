@@ -1,7 +1,7 @@
 // Self-fencing in the agent (ADR 0006) on SimulatedHost: a lapsed right fences every array running
 // here, a pass fences an array whose volume the record attaches elsewhere, staging needs the right,
 // and a takeover waits for the old holder's right to end.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GiB, MiB } from '../../placement/units.ts';
 import { KeyedLock } from '../../state/lock.ts';
 import { MemoryVolumeStore } from '../../state/memory-store.ts';
@@ -94,6 +94,84 @@ describe('self-fencing in the agent', () => {
       expect(await s.host.canWrite(a?.devicePath ?? '')).toBe(false);
     }
     expect(await s.host.getArray('v3')).toBeUndefined();
+  });
+
+  it("cuts every array's local legs before md is told of any: a slow md step delays no other array's cut", async () => {
+    const s = await setUp();
+    await s.store.create(record('v1', MiB));
+    await s.store.create(record('v2', 3 * GiB));
+    await s.store.create(record('v3', 6 * GiB)); // not staged here: nothing to cut or fence
+    await s.right.tick();
+    await s.right.settle();
+    await s.stage('v1');
+    await s.stage('v2');
+    const calls: string[] = [];
+    let releaseMd: () => void = () => {};
+    const mdStuck = new Promise<void>((resolve) => {
+      releaseMd = resolve;
+    });
+    // md's step of v1 waits (as mdadm --fail does behind a stalled remote leg) until released
+    const host = new Proxy(s.host, {
+      get(target, key) {
+        if (key === 'cutLocalLegs')
+          return async (id: string) => {
+            const cut = await target.cutLocalLegs(id);
+            calls.push(`cut ${id}: ${cut.length}`);
+            return cut;
+          };
+        if (key === 'fenceArray')
+          return async (id: string) => {
+            calls.push(`md ${id}`);
+            if (id === 'v1') await mdStuck;
+            return target.fenceArray(id);
+          };
+        const v: unknown = Reflect.get(target, key, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    let legsCut = false;
+    const fencing = fenceAllArrays({
+      host,
+      store: s.store,
+      onLegsCut: () => {
+        legsCut = true;
+      },
+    });
+    await vi.waitFor(() => expect(calls).toContain('md v1'));
+    expect(calls).toEqual(['cut v1: 1', 'cut v2: 1', 'cut v3: 0', 'md v1']);
+    expect(legsCut).toBe(true);
+    // v2's writes fail already, although md has been told nothing about v2 yet
+    expect(await s.host.canWrite((await s.host.getArray('v2'))?.devicePath ?? '')).toBe(false);
+    releaseMd();
+    expect(await fencing).toEqual(['v1', 'v2']);
+    expect(calls.slice(4)).toEqual(['md v2', 'md v3']); // v3: no array here, nothing fenced
+  });
+
+  it('a cut that fails is reported and the other volumes are still fenced', async () => {
+    const s = await setUp();
+    await s.store.create(record('v1', MiB));
+    await s.store.create(record('v2', 3 * GiB));
+    await s.right.tick();
+    await s.right.settle();
+    await s.stage('v1');
+    await s.stage('v2');
+    const host = new Proxy(s.host, {
+      get(target, key) {
+        if (key === 'cutLocalLegs')
+          return async (id: string) => {
+            if (id === 'v1') throw new Error('dmsetup: no such device');
+            return target.cutLocalLegs(id);
+          };
+        const v: unknown = Reflect.get(target, key, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const failures: { volume: string; reason: string }[] = [];
+    // v1's md step still runs (and fails its members): the cut is the fast way, not the only one
+    expect(await fenceAllArrays({ host, store: s.store }, failures)).toEqual(['v1', 'v2']);
+    expect(failures).toEqual([{ volume: 'v1', reason: 'dmsetup: no such device' }]);
+    for (const id of ['v1', 'v2'])
+      expect(await s.host.canWrite((await s.host.getArray(id))?.devicePath ?? '')).toBe(false);
   });
 
   it('a pass fences an array whose volume the record now attaches to another node, and only that one', async () => {

@@ -295,13 +295,23 @@ describe('DeleteVolume, Validate, GetCapacity, Expand', () => {
     expect(grown.capacity_bytes).toBe(String(8 * GiB));
   });
 
-  it('refuses growth where the next bytes are taken, naming the members (relocation to a larger extent is not built yet)', async () => {
-    const err = (await ctl
-      .ControllerExpandVolume?.({ volume_id: 'pvc-one', capacity_range: { required_bytes: String(8 * GiB) } })
-      .catch((e) => e)) as grpc.ServiceError;
-    expect(grpc.status[err.code]).toBe('RESOURCE_EXHAUSTED');
-    expect(err.details).toMatch(/cannot grow in place .* the space after r0 on node-2\/d0/);
-    expect((await store.get('pvc-one'))?.sizeBytes).toBe(5 * GiB);
+  it('growth blocked in place: ABORTED (pending) while a move must wait for a pod, RESOURCE_EXHAUSTED when no extent of the size exists', async () => {
+    const expand = (bytes: number) =>
+      ctl
+        .ControllerExpandVolume?.({ volume_id: 'pvc-one', capacity_range: { required_bytes: String(bytes) } })
+        .catch((e) => e) as Promise<grpc.ServiceError>;
+    const none = await expand(500 * GiB);
+    expect(grpc.status[none.code]).toBe('RESOURCE_EXHAUSTED');
+    expect(none.details).toMatch(/cannot grow in place to .* no node has room for r0/);
+    expect((await store.get('pvc-one'))?.expansion).toBeUndefined(); // nothing recorded
+    // Room exists at 8 GiB, but nobody runs the array to copy the member: pending, shown, retried.
+    const err = await expand(8 * GiB);
+    expect(grpc.status[err.code]).toBe('ABORTED');
+    expect(err.details).toMatch(/expansion to 8589934592 bytes in progress: waiting for a pod to stage it/);
+    const rec = await store.get('pvc-one');
+    expect(rec?.sizeBytes).toBe(5 * GiB);
+    expect(rec?.expansion).toMatchObject({ sizeBytes: 8 * GiB });
+    expect(rec?.relocation).toBeUndefined();
     expect(
       await code(
         ctl.ControllerExpandVolume?.({

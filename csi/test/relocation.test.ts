@@ -81,6 +81,39 @@ describe('relocation to the attached node', () => {
     expect((await c.store.get('v3'))?.replicas).toHaveLength(2);
   });
 
+  it('does not plan onto bytes an orphan ledger claim holds (released only after 10 minutes)', async () => {
+    const c = cluster();
+    await c.store.create(volume('v6', ['n1', 'n2']));
+    await c.withAgents(c.node('n3').svc.nodeStageVolume(stage('v6')));
+    // Where the move would go, and an allocation killed after claiming exactly those bytes.
+    const plan = (await c.controller.allocator.freshEngine()).planRelocation('v6', 'n3');
+    if (!plan.ok || !plan.plan.to) throw new Error('no plan');
+    const at = plan.plan.to;
+    const l = await c.store.ledger.read('n3');
+    await c.store.ledger.write({
+      ...l,
+      claims: [
+        ...l.claims,
+        {
+          volume: 'killed-mid-create',
+          allocation: 'a1',
+          replica: 'r0',
+          drive: at.drive,
+          start: at.start,
+          end: at.end,
+          claimedAt: new Date().toISOString(),
+        },
+      ],
+    });
+
+    const pass = await c.relocation.pass();
+    expect(pass.blocked).toEqual([]);
+    expect(pass.started).toEqual(['v6 -> n3']);
+    const added = (await c.store.get('v6'))?.replicas.find((r) => r.node === 'n3');
+    expect(added?.drive).toBe(at.drive);
+    expect(added && (added.extent.start >= at.end || added.extent.end <= at.start)).toBe(true);
+  });
+
   it('resumes after the agent stopped between steps: a second pass finishes what the first began', async () => {
     const c = cluster();
     await c.store.create(volume('v4', ['n1', 'n2']));

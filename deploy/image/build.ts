@@ -25,7 +25,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_FILE, bundleProject, RUNTIME_FILES } from './bundle.ts';
+import { BUNDLE_FILE, bundleProject, COMPILE_CACHE_ENV, RUNTIME_FILES } from './bundle.ts';
 import {
   DEBIAN_MIRROR,
   DEBIAN_SUITE,
@@ -199,6 +199,7 @@ function main(): void {
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     '--config.env',
     'NODE_ENV=production',
+    ...Object.entries(COMPILE_CACHE_ENV).flatMap(([name, value]) => ['--config.env', `${name}=${value}`]),
     '--config.label',
     `org.opencontainers.image.version=${ver}`,
     '--config.label',

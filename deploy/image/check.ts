@@ -70,6 +70,19 @@ async function main(): Promise<void> {
 
     const help = ctr('run', '--rm', image, 'meshstor-check-help', '/usr/local/bin/meshstor', '--help');
     if (!help.includes('usage: meshstor <command>')) throw new Error(`meshstor --help printed:\n${help}`);
+    // the V8 code cache bundle.ts shipped is the one this image's Node reads, not compiled anew
+    const cache = ctr(
+      'run',
+      '--rm',
+      '--env',
+      'NODE_DEBUG_NATIVE=COMPILE_CACHE',
+      image,
+      'meshstor-check-cache',
+      '/usr/local/bin/meshstor',
+      '--help',
+    );
+    if (!/V8 code cache for ESM \S+meshstor\.mjs was accepted/.test(cache))
+      throw new Error(`the image's Node did not use the shipped compile cache:\n${cache.slice(-2000)}`);
     const tools = ctr(
       'run',
       '--rm',
@@ -78,10 +91,10 @@ async function main(): Promise<void> {
       'sh',
       '-c',
       'set -e; node --version; mdadm --version 2>&1; nvme version; sgdisk --version; sfdisk --version; ' +
-        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version',
+        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version; command -v dmsetup',
     );
     if (!/^v24\./m.test(tools)) throw new Error(`the image's node is not Node 24:\n${tools}`);
-    say(`runs: meshstor --help, and\n${tools.trim()}`);
+    say(`runs: meshstor --help (its compile cache accepted), and\n${tools.trim()}`);
   } finally {
     containerd?.kill('SIGTERM');
     await new Promise((r) => (containerd?.exitCode !== null ? r(undefined) : containerd?.once('exit', r)));

@@ -464,3 +464,52 @@ describe('expand in place', () => {
     expect(e.planExpand('nope', GiB)).toMatchObject({ ok: false, code: 'not-found' });
   });
 });
+
+describe('expansion when growth in place is blocked', () => {
+  const mk = (e: PlacementEngine, id: string, gib: number, replicaCount = 1) => {
+    const req = { volumeId: id, sizeBytes: gib * GiB, replicaCount, preferredNode: 'node-0' };
+    const r = e.allocate(req);
+    if (!r.ok) throw new Error(r.message);
+    return e.commit(req, 'InSync');
+  };
+
+  it('moves the blocked member to an extent of the new size on its own node when a drive there has room', () => {
+    const e = engineOf(cluster(2, ['a', 'b'], [100]));
+    mk(e, 'first', 10);
+    mk(e, 'second', 10); // right after "first": it cannot grow in place
+    const res = e.planGrowMove('first', 20 * GiB);
+    expect(res).toMatchObject({ ok: true, noop: false });
+    if (!res.ok) return;
+    const to = res.plan.to as NonNullable<typeof res.plan.to>;
+    expect(res.plan.from).toEqual({ replicaId: 'r0', node: 'node-0' });
+    expect(to).toMatchObject({ replicaId: 'r1', node: 'node-0', drive: 'd0' });
+    expect(to.end - to.start).toBeGreaterThanOrEqual(replicaExtentBytes(20 * GiB));
+    expect(res.plan.steps.map((s) => s.op)).toEqual([
+      'add-member',
+      'wait-in-sync',
+      'remove-member',
+      'wipe-and-free',
+    ]);
+    // without reserve: nothing is held, so the same plan comes out again
+    expect(e.cluster.reservations.size).toBe(0);
+    expect(e.planGrowMove('first', 20 * GiB)).toMatchObject({ ok: true, plan: { to: { start: to.start } } });
+    // the other volume can grow in place: nothing to move
+    expect(e.planGrowMove('second', 20 * GiB)).toMatchObject({ ok: true, noop: true });
+  });
+
+  it('goes to another node when its own has no room at the new size, and refuses when none has', () => {
+    const e = engineOf(cluster(3, ['a', 'b', 'c'], [30]));
+    mk(e, 'first', 10, 2); // node-0 and another node
+    mk(e, 'second', 15); // after first on node-0: node-0 is left with under 5 GiB
+    const home = e.cluster.mustVolume('first').replicas.map((r) => r.node);
+    const res = e.planGrowMove('first', 12 * GiB, { reserve: true });
+    expect(res.ok).toBe(true);
+    if (!res.ok) return;
+    expect(res.plan.from?.node).toBe('node-0');
+    expect(home).not.toContain(res.plan.to?.node);
+    expect(e.cluster.reservations.has(res.plan.reservationId as string)).toBe(true);
+    const none = e.planGrowMove('first', 40 * GiB);
+    expect(none).toMatchObject({ ok: false, code: 'exhausted' });
+    expect(!none.ok && none.message).toMatch(/cannot grow in place to .* no node has room for r0/);
+  });
+});

@@ -27,7 +27,15 @@ const vol = (id: string, over: Partial<VolumeRecord>): VolumeRecord => ({
 describe('volumeCensus', () => {
   it('no volumes: every known state at zero', () => {
     expect(volumeCensus([])).toEqual({
-      volumes: { InSync: 0, Syncing: 0, Relocating: 0, Degraded: 0, Provisioned: 0, Deleting: 0 },
+      volumes: {
+        InSync: 0,
+        Syncing: 0,
+        Relocating: 0,
+        Rebuilding: 0,
+        Degraded: 0,
+        Provisioned: 0,
+        Deleting: 0,
+      },
       members: { Pending: 0, Syncing: 0, InSync: 0, Faulty: 0, Removed: 0 },
       relocations: 0,
       relocationBytesRemaining: 0,
@@ -58,6 +66,7 @@ describe('volumeCensus', () => {
       InSync: 2,
       Syncing: 0,
       Relocating: 2,
+      Rebuilding: 0,
       Degraded: 1,
       Provisioned: 1,
       Deleting: 1,

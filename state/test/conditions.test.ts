@@ -55,6 +55,30 @@ describe('readyCondition', () => {
     });
   });
 
+  it('a move replacing a Faulty member is a rebuild: Degraded, then Rebuilding n%, then InSync', () => {
+    const lost = rec(['InSync', 'Faulty'], { arrayUuid: 'u', attachment: { node: 'n0', hostNqn: 'q' } });
+    expect(readyCondition(lost)).toMatchObject({ status: 'True', reason: 'Degraded' });
+    const rebuilding = rec(['InSync', 'Faulty', 'Syncing'], {
+      arrayUuid: 'u',
+      attachment: { node: 'n0', hostNqn: 'q' },
+      relocation: {
+        toNode: 'n2',
+        toReplica: 'r2',
+        fromReplica: 'r1',
+        step: 'syncing',
+        bytesDone: 1 << 28,
+        bytesTotal: 1 << 30,
+      },
+    });
+    expect(readyCondition(rebuilding)).toMatchObject({
+      status: 'True',
+      reason: 'Rebuilding',
+      message: 'rebuilding r1 (on n1, lost) as r2 on n2: syncing 25%; 1 of 2 copies in sync',
+    });
+    const done = rec(['InSync', 'Removed', 'InSync'], { arrayUuid: 'u' });
+    expect(readyCondition(done)).toMatchObject({ reason: 'InSync', message: '2 of 2 copies in sync' });
+  });
+
   it('keeps the transition time while the status holds', () => {
     const t0 = new Date('2026-01-01T00:00:00Z');
     const a = withCondition(undefined, { type: 'Ready', status: 'True', reason: 'InSync' }, t0);

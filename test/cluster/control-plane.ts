@@ -133,7 +133,11 @@ class Proc {
     this.name = logName;
     this.logFile = join(logs, `${logName}.log`);
     const out = createWriteStream(this.logFile);
-    this.child = spawn(binPath(name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // with a parent-death signal (setpriv execs the binary, same pid): a test run killed outright
+    // does not leave etcd and the control plane running
+    this.child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', binPath(name), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child.stdout?.pipe(out);
     this.child.stderr?.pipe(out);
     this.child.on('exit', () => {

@@ -15,25 +15,13 @@ import { NODE_KEY } from '../../csi/topology.ts';
 import { EVACUATE_LABEL, evacuatingNodes } from '../../kube/evacuation.ts';
 import { GiB } from '../../placement/units.ts';
 import { KubeNodeInventory, KubeVolumeStore } from '../../state/kube-store.ts';
-import { updateRecord, type VolumeStore } from '../../state/store.ts';
-import { Kube } from './kube.ts';
+import { updateRecord } from '../../state/store.ts';
+import { Kube, recordsOf } from './kube.ts';
 
 let k: Kube;
 let kubeconfig: string;
 const NODES = ['dr-1', 'dr-2', 'dr-3'] as const;
 const CORDONED = 'dr-4';
-
-/** The records of this file only: other files' volumes share the apiserver. */
-function mine(store: VolumeStore): VolumeStore {
-  return {
-    get: (id) => store.get(id),
-    list: async () => (await store.list()).filter((r) => r.id.startsWith('dr-')),
-    create: (r) => store.create(r),
-    replace: (r) => store.replace(r),
-    remove: (id) => store.remove(id),
-    ledger: store.ledger,
-  };
-}
 
 const create = (name: string, preferred: string) => ({
   name,
@@ -112,7 +100,7 @@ describe('cordon and drain', () => {
   });
 
   it('drain prints the plan and changes nothing; --yes labels the node and the controller moves a replica off it', async () => {
-    const store = mine(new KubeVolumeStore(k.kc));
+    const store = recordsOf('dr-', new KubeVolumeStore(k.kc));
     // this file's nodes only: other files leave nodes whose ledgers hold claims for aborted
     // volumes until the ledger reconciler releases them (10 min), and a move onto one of those
     // extents is refused (rightly) on every pass until then

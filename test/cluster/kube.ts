@@ -25,6 +25,7 @@ import {
   VERSION,
 } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
+import type { VolumeStore } from '../../state/store.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -330,4 +331,16 @@ export class Kube {
       return p.spec?.nodeName || undefined;
     });
   }
+}
+
+/** A store that lists one test file's records only (their ids start with `prefix`): files share the apiserver. */
+export function recordsOf(prefix: string, store: VolumeStore): VolumeStore {
+  return {
+    get: (id) => store.get(id),
+    list: async () => (await store.list()).filter((r) => r.id.startsWith(prefix)),
+    create: (r) => store.create(r),
+    replace: (r) => store.replace(r),
+    remove: (id) => store.remove(id),
+    ledger: store.ledger,
+  };
 }

@@ -1,5 +1,6 @@
 // `npm run setup:cluster`: makes sure etcd, kube-apiserver, kube-scheduler and
-// kube-controller-manager of K8S_VERSION are present for the `cluster` tier.
+// kube-controller-manager of K8S_VERSION are present for the `cluster` tier, and the external-resizer
+// sidecar (built from its Go module, as the nodes tier builds it).
 //  1. MESHSTOR_K8S_BIN set: use those binaries, build nothing (fails if any is missing).
 //  2. The cache (~/.cache/k8s-test-bins/<version>/bin) already holds them: done.
 //  3. Go on PATH (or in /usr/local/go/bin): build them from their Go modules
@@ -12,6 +13,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writ
 import { arch, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CACHE as NODES_CACHE, RESIZER_MODULE, RESIZER_VERSION, resizerBinary } from '../nodes/paths.ts';
+import { buildGoCommand } from '../support/go-wrapper-build.ts';
 import { BINARIES, binDir, cacheDir, K8S_VERSION, missingBinaries } from './binaries.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,7 +97,35 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main().catch((e: unknown) => {
-  console.error(`setup:cluster: ${e instanceof Error ? e.message : String(e)}`);
-  return 1;
-});
+/**
+ * The external-resizer sidecar the expansion test runs, built from its Go module into the cache the
+ * nodes tier uses too (one binary for both tiers; test/nodes/paths.ts names it).
+ */
+function resizer(): number {
+  const bin = resizerBinary();
+  if (existsSync(bin)) {
+    console.log(`setup:cluster: csi-resizer ${RESIZER_VERSION} present`);
+    return 0;
+  }
+  if (!findGo()) {
+    console.error(
+      `setup:cluster: csi-resizer ${RESIZER_VERSION} needs Go to build (or set MESHSTOR_CSI_RESIZER)`,
+    );
+    return 1;
+  }
+  console.log(`setup:cluster: building csi-resizer ${RESIZER_VERSION} from ${RESIZER_MODULE}`);
+  buildGoCommand({
+    module: RESIZER_MODULE,
+    version: RESIZER_VERSION,
+    command: 'cmd/csi-resizer',
+    dir: join(NODES_CACHE, 'csi-resizer', RESIZER_VERSION),
+  });
+  return 0;
+}
+
+process.exitCode = await main()
+  .then((code) => (code === 0 ? resizer() : code))
+  .catch((e: unknown) => {
+    console.error(`setup:cluster: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  });

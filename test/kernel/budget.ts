@@ -54,6 +54,10 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   'r-agent-relocation': 190_000,
   // its own boot; measured 2026-11-28 alone in its boot at a load average of ~16 (127 s)
   'n-snapshot-restore': 130_000,
+  // the longest of three runs: two of the rebuild suite alone (node test/kernel/run.ts rebuild,
+  // 183 and 222 s, load average ~17) and one in boot 2 of the tier (145 s, boot 31 s); 63 s of it
+  // is waiting for md to fail the lost leg (ctrl-loss-tmo), which does not scale with speed
+  'rb-agent-rebuild': 225_000,
   // not measured in a whole-tier run: the longest of four runs of the fence suite alone
   // (node test/kernel/run.ts fence, 218–280 s, load average 25–28); most of it is fixed waiting
   // (D + M = 50 s, L = 60 s, the retries of NodeStage) that does not scale with speed
@@ -66,6 +70,9 @@ export const NOMINAL_CASE_MS: Record<string, number> = {
   // own; h includes md's first full resync of the volume (96 s of its 178 s)
   'h-catch-up': 180_000,
   'h2-crash-resume-catch-up': 350_000,
+  // then x, measured 2026-11-28 in a boot of x alone (`node test/kernel/run.ts expand`, load
+  // average ~20): 233 s, of which 65 s staging (md's first sync), 52 s the move, 25 s the growth
+  'x-expand-by-relocation': 235_000,
   // boot 5: the real `meshstor agent` binary against the host's control plane (agent.ts); the
   // longest of four runs the same morning (three of this boot alone, one in the whole tier, which
   // passed all 34 tests in 18.6 min), rounded up to 5 s. k1 and k3 are mostly Node loading the

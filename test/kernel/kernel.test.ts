@@ -6,10 +6,12 @@
 // tests reported as skipped.
 // Boot 1: the contract suite. Boot 2: scenarios a, b, b2 (DH-HMAC-CHAP rotation), c, d, f, e1, then s (the CSI node service
 // and the agents' export passes of three nodes: stage with remote members, move, fence) and r
-// (relocation onto the staging node by ControllerService.relocate() and the agents). Boot 3:
+// (relocation onto the staging node by ControllerService.relocate() and the agents), rb (a node
+// lost for good: rebuilt by the controller's rebuild pass and the agents; guest/agent-rebuild.ts)
+// and sf (self-fencing when the attached node is cut off, ADR 0006). Boot 3:
 // the same drive images attached in another order (a "reboot": every device name may change) for
 // e2, g and g2. Boot 4: a member away and back, caught up from the bitmap (h, and h2 with kill -9
-// between every two steps; guest/catch-up.ts). Boot 5: `meshstor agent --host linux --state kube`
+// between every two steps; guest/catch-up.ts), then x (expansion by relocation, guest/expand.ts). Boot 5: `meshstor agent --host linux --state kube`
 // in the guest against the control plane and `meshstor controller` on the host (agent.ts,
 // guest/agent-binary.ts), k1–k5.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -127,10 +129,18 @@ describe('data-path scenarios (real kernel)', () => {
     'r: relocation by the controller and the agents: a member added on the staging node, resynced, the leaving one removed, wiped and released',
     'r-agent-relocation',
   );
-  // sf (self-fencing, ADR 0006) is not in the tier: it failed 1 of 4 runs (mdadm --fail of the
-  // local member blocked 35 s behind the cut leg, so writes completed on the local leg alone and 164
-  // acknowledged blocks were lost). It runs alone with `node test/kernel/run.ts fence` until the
-  // fence is made robust (issue 12).
+  guestTest(
+    'rb: node gone for good: the controller rebuilds its member onto another node over nvme-tcp (resync capped), sha256 on the array and the new copy; the old member is wiped and released when the node returns',
+    'rb-agent-rebuild',
+    async () => {
+      const rb = (await scenarios.expectCase('rb-agent-rebuild')) as { rebuild: unknown; reasons: string[] };
+      console.log(`[kernel] rebuild ${JSON.stringify(rb.rebuild)} ${rb.reasons.join(' -> ')}`);
+    },
+  );
+  scenario(
+    'sf: split brain: the attached node cut off from the apiserver and its peer while an O_DIRECT+fsync writer runs; it fences itself, the volume moves after its right ended; every acknowledged block is on the new holder, the writer saw errors',
+    'sf-self-fence-split-brain',
+  );
   guestTest('the guest boots again with the drives in another order', undefined, () => reboot.booted());
   guestTest(
     'e: stop + re-assemble after a reboot with changed device names',
@@ -172,8 +182,10 @@ describe('snapshot by member detach and restore (real kernel)', () => {
 
 describe('bitmap catch-up of a member that was away (real kernel)', () => {
   // a 1 GiB volume: md's bitmap chunk is 64 MiB, so a few MiB written away are a small share of it
+  // the same boot then runs x (expansion by relocation, guest/expand.ts) on the N1–N3 drives,
+  // which h and h2 leave untouched: a separate suite, so it runs even when h or h2 failed
   const catchUp = boot('catch-up', async () => ({
-    suite: 'catchup',
+    suite: 'catchup,expand',
     drives: freshDrives(join(work, 'catch-up'), 2 * 2 ** 30),
   }));
   guestTest('the guest boots (speed measured for the budgets)', undefined, () => catchUp.booted());
@@ -190,6 +202,11 @@ describe('bitmap catch-up of a member that was away (real kernel)', () => {
     'h2: crash-and-resume: kill -9 of the catch-up driver between every two steps',
     'h2-crash-resume-catch-up',
     () => catchUp.expectCase('h2-crash-resume-catch-up'),
+  );
+  guestTest(
+    'x: expansion when growth in place is blocked: the member moves to a larger extent (ABORTED meanwhile), then md and XFS grow while mounted; checksums intact',
+    'x-expand-by-relocation',
+    () => catchUp.expectCase('x-expand-by-relocation'),
   );
 });
 

@@ -143,7 +143,11 @@ export class Guest {
       args.push('-device', `nvme,drive=d${i},serial=${d.serial}`);
     });
     const out = createWriteStream(this.console);
-    this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // setpriv execs qemu (same pid) with a parent-death signal: a test run that is killed outright
+    // takes its guests with it instead of leaving three TCG guests eating the machine's two cores
+    this.proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const t0 = this.started;
     const stamp = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n'))

@@ -46,8 +46,10 @@ const find = (objs: K8sObject[], kind: string, name: string) => {
 };
 // biome-ignore lint/suspicious/noExplicitAny: a pod template's containers, as rendered
 const container = (o: K8sObject, name: string): any =>
-  // biome-ignore lint/suspicious/noExplicitAny: as above
-  o.spec.template.spec.containers.find((c: any) => c.name === name);
+  [...(o.spec.template.spec.initContainers ?? []), ...o.spec.template.spec.containers].find(
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    (c: any) => c.name === name,
+  );
 
 describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: ${missingHelm()})`}`, () => {
   const h = bin as string;
@@ -245,11 +247,16 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     expect(container(d, 'csi-resizer').image).toBe('registry.k8s.io/sig-storage/csi-resizer:v2.3.0');
     // biome-ignore lint/suspicious/noExplicitAny: rendered containers
     expect(d.spec.template.spec.containers.map((c: any) => c.name)).toEqual([
-      'meshstor',
       'csi-provisioner',
       'csi-resizer',
       'csi-snapshotter',
     ]);
+    // the controller is a native sidecar: the CSI sidecars start once its startup probe passes
+    // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+    expect(d.spec.template.spec.initContainers.map((c: any) => [c.name, c.restartPolicy])).toEqual([
+      ['meshstor', 'Always'],
+    ]);
+    expect(container(d, 'meshstor').startupProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container(d, 'meshstor').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
   });
 

@@ -33,7 +33,7 @@ export class LinuxContext {
 
   ensureModules(o?: OpOptions): Promise<void> {
     this.modules ??= (async () => {
-      for (const m of ['nvmet', 'nvmet_tcp', 'nvme_tcp', 'nvme_fabrics', 'md_mod', 'raid1']) {
+      for (const m of ['nvmet', 'nvmet_tcp', 'nvme_tcp', 'nvme_fabrics', 'md_mod', 'raid1', 'dm_mod']) {
         await this.x('modprobe', [m], o);
       }
     })();

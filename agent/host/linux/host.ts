@@ -63,10 +63,10 @@ export class LinuxHost implements Host {
       opts.exec ?? defaultExec,
     );
     const devices = new Devices(c);
-    this.partitions = new Partitions(c, devices, opts.driveFilter ?? (() => true));
+    this.arrays = new Arrays(c, devices);
+    this.partitions = new Partitions(c, devices, opts.driveFilter ?? (() => true), this.arrays);
     this.target = new Target(c, devices);
     this.initiator = new Initiator(c, devices);
-    this.arrays = new Arrays(c, devices);
     this.filesystems = new Filesystems(c, devices);
     this.snapshots = new SnapshotSteps(c, devices);
   }
@@ -143,6 +143,9 @@ export class LinuxHost implements Host {
   readBitmap(volumeId: string, o?: OpOptions): Promise<BitmapInfo> {
     return this.arrays.readBitmap(volumeId, o);
   }
+  setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    return this.arrays.setResyncSpeedLimit(volumeId, kibPerSec, o);
+  }
   setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
     return this.arrays.setWriteMostly(volumeId, devicePath, on, o);
   }
@@ -154,6 +157,9 @@ export class LinuxHost implements Host {
   }
   stopArray(volumeId: string, o?: OpOptions): Promise<void> {
     return this.arrays.stopArray(volumeId, o);
+  }
+  cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]> {
+    return this.arrays.cutLocalLegs(volumeId, o);
   }
   fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     return this.arrays.fenceArray(volumeId, o);

@@ -1,7 +1,7 @@
 // MD RAID1: mdadm creates, assembles, adds and grows; the state comes from md's sysfs, and which
 // array a device belongs to from `mdadm --detail/--examine --export`. Members are failed and
 // removed through sysfs (that also works for a member whose device node is gone).
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   CommandError,
@@ -11,11 +11,12 @@ import {
   NotFoundError,
   ReAddRefusedError,
 } from '../errors.ts';
-import { arrayName } from '../names.ts';
+import { arrayName, ownerFromSubsystemNqn } from '../names.ts';
 import type { ArrayCreateSpec, ArrayInfo, BitmapInfo, OpOptions } from '../types.ts';
 import { check, exists, readRaw, waitFor } from './context.ts';
 import { Section, sameDevice } from './devices.ts';
-import { arrayInfoFrom, arrayRunning, type MdFiles } from './parse/md-sysfs.ts';
+import { Guards, memberBlock } from './guard.ts';
+import { arrayInfoFrom, arrayRunning, type MdFiles, memberFrom } from './parse/md-sysfs.ts';
 import {
   type MdIdentity,
   parseExamine,
@@ -31,9 +32,11 @@ export async function readMdFiles(md: string): Promise<MdFiles> {
   const members = [];
   for (const entry of await readdir(base)) {
     if (!entry.startsWith('dev-')) continue;
+    const link = await readlink(join(base, entry, 'block')).catch(() => undefined);
     members.push({
       entry,
-      block: await readlink(join(base, entry, 'block')).catch(() => undefined),
+      // a member on its fence layer (guard.ts) is reported as the partition under it
+      block: link === undefined ? undefined : await memberBlock(basename(link)),
       state: await readRaw(join(base, entry, 'state')),
       slot: await readRaw(join(base, entry, 'slot')),
     });
@@ -56,6 +59,33 @@ interface Running {
 }
 
 export class Arrays extends Section {
+  private readonly guards = new Guards(this.c, this.devices);
+
+  /** The fence layers (md's devices) for these members: local partitions get theirs. */
+  private async wrapAll(volumeId: string, devices: readonly string[], o?: OpOptions): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of devices) out.push(await this.guards.wrap(volumeId, d, o));
+    return out;
+  }
+
+  /** Cuts the volume's local legs below md (Host.cutLocalLegs). */
+  cutLocalLegs(volumeId: string, o?: OpOptions): Promise<string[]> {
+    check(o);
+    return this.guards.cut(volumeId, o);
+  }
+
+  /** Follows a grown partition in its fence layer (Partitions.growPartition). */
+  followGrowth(volumeId: string, partitionPath: string, o?: OpOptions): Promise<void> {
+    return this.guards.resize(volumeId, partitionPath, o);
+  }
+
+  /**
+   * Before a partition is deleted or wiped: removes an idle fence layer left over it, refuses one
+   * an array still holds (cut, it no longer holds the partition itself).
+   */
+  releaseLeftover(volumeId: string, partitionPath: string, what: string, o?: OpOptions): Promise<void> {
+    return this.guards.releaseOver(volumeId, partitionPath, what, o);
+  }
   /** The running array (/sys/block/mdN) with this name, if any. */
   private async findArray(name: string, o?: OpOptions): Promise<Running | undefined> {
     for (const b of await readdir('/sys/block')) {
@@ -107,6 +137,8 @@ export class Arrays extends Section {
       if (all.every(Boolean)) return info;
       throw new ForeignSuperblockError(`array ${name} is already running with other members`);
     }
+    // not running: any fence layer of the volume nothing holds is a crash's leftover
+    await this.guards.release(spec.volumeId, o);
     for (const d of spec.devices) {
       await this.devices.refuseBusy(d, `create array ${name} on`);
       const sb = await this.examine(d, o);
@@ -130,7 +162,7 @@ export class Arrays extends Section {
         `--name=${name}`,
         '--homehost=any',
         ...(spec.devices.length === 1 ? ['--force'] : []),
-        ...spec.devices,
+        ...(await this.wrapAll(spec.volumeId, spec.devices, o)),
       ],
       o,
     );
@@ -155,7 +187,9 @@ export class Arrays extends Section {
       uuids.add(sb.uuid);
     }
     if (uuids.size !== 1) throw new ForeignSuperblockError(`devices of ${name} carry different array UUIDs`);
-    await this.c.x('mdadm', ['--assemble', `/dev/md/${name}`, '--run', ...spec.devices], o);
+    await this.guards.release(spec.volumeId, o);
+    const devices = await this.wrapAll(spec.volumeId, spec.devices, o);
+    await this.c.x('mdadm', ['--assemble', `/dev/md/${name}`, '--run', ...devices], o);
     return (await this.requireArray(spec.volumeId, o)).info;
   }
 
@@ -163,6 +197,7 @@ export class Arrays extends Section {
     check(o);
     const a = await this.requireArray(volumeId, o);
     for (const m of a.info.members) if (await sameDevice(m.devicePath, devicePath)) return a.info;
+    await this.guards.releaseOver(volumeId, devicePath, `add to ${a.info.name}`, o);
     await this.devices.refuseBusy(devicePath, `add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (sb && sb.uuid !== a.info.uuid) {
@@ -171,7 +206,7 @@ export class Arrays extends Section {
       );
     }
     if (!sb) await this.devices.refuseSignature(devicePath, o);
-    await this.c.x('mdadm', [`/dev/${a.md}`, '--add', devicePath], o);
+    await this.c.x('mdadm', [`/dev/${a.md}`, '--add', await this.guards.wrap(volumeId, devicePath, o)], o);
     return (await this.requireArray(volumeId, o)).info;
   }
 
@@ -199,6 +234,7 @@ export class Arrays extends Section {
       await this.removeMember(volumeId, m.devicePath, o);
       a = await this.requireArray(volumeId, o);
     }
+    await this.guards.releaseOver(volumeId, devicePath, `re-add to ${a.info.name}`, o);
     await this.devices.refuseBusy(devicePath, `re-add to ${a.info.name}`);
     const sb = await this.examine(devicePath, o);
     if (!sb)
@@ -217,7 +253,11 @@ export class Arrays extends Section {
       );
     }
     try {
-      await this.c.x('mdadm', [`/dev/${a.md}`, '--re-add', devicePath], o);
+      await this.c.x(
+        'mdadm',
+        [`/dev/${a.md}`, '--re-add', await this.guards.wrap(volumeId, devicePath, o)],
+        o,
+      );
     } catch (e) {
       if (!(e instanceof CommandError) || o?.signal?.aborted) throw e;
       throw new ReAddRefusedError(`md refused to re-add ${devicePath} to ${a.info.name}: ${e.stderr.trim()}`);
@@ -235,14 +275,28 @@ export class Arrays extends Section {
     return b;
   }
 
+  async setResyncSpeedLimit(volumeId: string, kibPerSec: number | undefined, o?: OpOptions): Promise<void> {
+    check(o);
+    if (kibPerSec !== undefined && !(Number.isInteger(kibPerSec) && kibPerSec > 0))
+      throw new InvalidArgumentError(
+        `resync speed limit ${kibPerSec} KiB/s: a positive whole number, please`,
+      );
+    const a = await this.requireArray(volumeId, o);
+    await writeFile(
+      `/sys/block/${a.md}/md/sync_speed_max`,
+      kibPerSec === undefined ? 'system' : String(kibPerSec),
+    );
+  }
+
   async setWriteMostly(volumeId: string, devicePath: string, on: boolean, o?: OpOptions): Promise<ArrayInfo> {
     check(o);
     const a = await this.requireArray(volumeId, o);
     const m = a.info.members.find((x) => x.devicePath === devicePath);
     if (!m) throw new NotFoundError(`${devicePath} is not a member of ${a.info.name}`);
     if (m.writeMostly === on) return a.info;
+    const mdDev = await this.guards.mdDevice(volumeId, devicePath);
     await writeFile(
-      `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`,
+      `/sys/block/${a.md}/md/dev-${basename(mdDev)}/state`,
       on ? 'writemostly' : '-writemostly',
     );
     return (await this.requireArray(volumeId, o)).info;
@@ -260,7 +314,7 @@ export class Arrays extends Section {
       );
     }
     // through sysfs: it also works for a member whose device node is gone (lost remote namespace)
-    const st = `/sys/block/${a.md}/md/dev-${basename(devicePath)}/state`;
+    const st = `/sys/block/${a.md}/md/dev-${basename(await this.guards.mdDevice(volumeId, devicePath))}/state`;
     if (m.state !== 'faulty') await writeFile(st, 'faulty');
     await waitFor(async () => {
       try {
@@ -270,6 +324,7 @@ export class Arrays extends Section {
         return !(await exists(st));
       }
     }, `removal of ${devicePath} from ${a.info.name}`);
+    await this.guards.releaseOver(volumeId, devicePath, 'release the fence layer of', o);
     return (await this.requireArray(volumeId, o)).info;
   }
 
@@ -300,40 +355,81 @@ export class Arrays extends Section {
     return (await this.requireArray(volumeId, o)).info;
   }
 
+  /**
+   * The running md device of a volume, found without mdadm and without reading any member: the md
+   * device holding one of the volume's fence layers, the /dev/md/<name> link mdadm made, or the one
+   * with a member namespace whose subsystem NQN names the volume (sysfs only). (`mdadm
+   * --detail` reads a member's superblock: after the cut, the local one fails and the next one is
+   * the stalled remote leg, so it would wait up to ctrl-loss-tmo.)
+   */
+  private async mdOfVolume(volumeId: string): Promise<string | undefined> {
+    const running = async (md: string) =>
+      /^md\d+$/.test(md) && arrayRunning(await readRaw(`/sys/block/${md}/md/array_state`));
+    for (const g of await this.guards.of(volumeId)) {
+      for (const h of await readdir(`/sys/block/${g.block}/holders`).catch(() => [] as string[]))
+        if (await running(h)) return h;
+    }
+    const link = await realpath(`/dev/md/${arrayName(volumeId)}`).catch(() => undefined);
+    const md = link ? basename(link) : undefined;
+    if (md && (await running(md))) return md;
+    // no local member and no link: a member namespace whose subsystem NQN names the volume
+    for (const b of await readdir('/sys/block')) {
+      if (!(await running(b))) continue;
+      for (const e of await readdir(`/sys/block/${b}/md`)) {
+        if (!e.startsWith('dev-')) continue;
+        const nqn = await readRaw(`/sys/block/${e.slice(4)}/device/subsysnqn`);
+        if (nqn && ownerFromSubsystemNqn(nqn.trim())?.volumeId === volumeId) return b;
+      }
+    }
+    return undefined;
+  }
+
   async fenceArray(volumeId: string, o?: OpOptions): Promise<boolean> {
     check(o);
-    const a = await this.findArray(arrayName(volumeId), o);
-    if (!a) return false;
-    const info = await this.arrayInfo(a);
-    // Through mdadm --fail (the SET_DISK_FAULTY ioctl), not md sysfs: a write to dev-*/state waits
-    // for the array's reconfiguration lock, which md's thread holds while a superblock write waits
-    // on a cut remote leg — up to ctrl-loss-tmo (35 s measured in scenario sf). The ioctl does not
-    // take that lock. Local partitions first: a remote copy still reachable then records them as
-    // faulty. md refuses to fail the last in-sync member (EBUSY) and marks the array broken
-    // instead (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included, with
-    // EIO. The last member's superblock stays readable, so the array is still found and stopped.
+    // 1. below md, first: the local legs' fence layers fail every IO from now on. This neither
+    // reads nor locks md, so it takes what the local disk's in-flight IO takes, whatever md waits
+    // for (ADR 0006: the md step below once took 35 s behind a cut remote leg).
+    await this.guards.cut(volumeId, o);
+    // 2. md's view: every member failed, local ones first, through `mdadm --fail <device>`
+    // (the SET_DISK_FAULTY ioctl, which md handles without its reconfiguration lock; md's sysfs
+    // state file takes that lock and waits while md's thread writes a superblock to a stalled
+    // leg). The local member failed, md refuses to fail the last in-sync one (EBUSY) and marks the
+    // array broken (MD_BROKEN): md_submit_bio then fails every write bio, a cache flush included,
+    // with EIO. That is what makes the fsync after a write stalled on the cut leg fail: the write
+    // itself is reported complete when the leg is given up (its local half was written before the
+    // cut), and a flush sent to the cut layer alone would succeed (dm's error target has no flush
+    // to fail). Only sysfs and that ioctl are used: nothing here reads a member.
+    const md = await this.mdOfVolume(volumeId);
+    if (!md) return false;
+    const files = await readMdFiles(md);
+    const members = files.members.map((f) => ({
+      f,
+      m: memberFrom(f),
+      // the device md knows (a fence layer for a local member): dev-<kernel name>
+      mdDev: `/dev/${f.entry.slice(4)}`,
+    }));
     const isLocal = (dev: string) => exists(`/sys/class/block/${basename(dev)}/partition`);
-    const local = await Promise.all(info.members.map((m) => isLocal(m.devicePath)));
-    const ordered = info.members.map((m, i) => ({ m, local: local[i] === true }));
+    const local = await Promise.all(members.map((x) => isLocal(x.m.devicePath)));
+    const ordered = members.map((x, i) => ({ ...x, local: local[i] === true }));
     ordered.sort((x, y) => Number(y.local) - Number(x.local));
-    const hadFaulty = info.members.some((m) => m.state === 'faulty');
+    const hadFaulty = members.some((x) => x.m.state === 'faulty');
     let failed = 0;
     let broken = false;
-    for (const { m } of ordered) {
+    for (const { m, mdDev } of ordered) {
       if (m.state === 'faulty') continue;
       // a vanished device node (a lost namespace) is named by mdadm's keyword instead
-      const which = (await exists(m.devicePath)) ? m.devicePath : 'detached';
+      const which = (await exists(mdDev)) ? mdDev : 'detached';
       // exit 2 and "Device or resource busy" for the last member (seen on 6.12): md broke the array
-      const r = await this.c.x('mdadm', [`/dev/${a.md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
+      const r = await this.c.x('mdadm', [`/dev/${md}`, '--fail', which], o, { okCodes: [0, 1, 2] });
       if (r.code === 0) failed++;
       else if (/busy/i.test(r.stderr)) broken = true;
-      else throw new CommandError(`mdadm /dev/${a.md} --fail ${which}`, r.code, r.stderr);
+      else throw new CommandError(`mdadm /dev/${md} --fail ${which}`, r.code, r.stderr);
     }
     if (!broken) {
-      const after = await this.arrayInfo(a);
+      const after = arrayInfoFrom(await readMdFiles(md), undefined);
       if (after.members.some((m) => m.state !== 'faulty'))
         throw new Error(
-          `array ${after.name} was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
+          `array ${arrayName(volumeId)} (${md}) was not fenced: ${after.members.map((m) => `${m.devicePath}:${m.state}`).join(', ')}`,
         );
     }
     return failed > 0 || broken || !hadFaulty;
@@ -343,8 +439,11 @@ export class Arrays extends Section {
     check(o);
     const name = arrayName(volumeId);
     const a = await this.findArray(name, o);
-    if (!a) return;
-    await this.devices.refuseBusy(`/dev/${a.md}`, `stop array ${name} on`);
-    await this.c.x('mdadm', ['--stop', `/dev/${a.md}`], o);
+    if (a) {
+      await this.devices.refuseBusy(`/dev/${a.md}`, `stop array ${name} on`);
+      await this.c.x('mdadm', ['--stop', `/dev/${a.md}`], o);
+    }
+    // also when it was stopped already: a crash between the stop and this leaves them behind
+    await this.guards.release(volumeId, o);
   }
 }

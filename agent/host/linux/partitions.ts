@@ -12,6 +12,7 @@ import { checkOwner, PARTITION_TYPE, partitionName, partitionUuid } from '../nam
 import type { Drive, OpOptions, Owner, Partition, PartitionSpec } from '../types.ts';
 import { check, exists, type LinuxContext, readRaw, readText, waitFor } from './context.ts';
 import { type Devices, readNamespaces, Section } from './devices.ts';
+import type { Arrays } from './md.ts';
 import { type KernelPartitionFiles, kernelPartitions } from './parse/block-sysfs.ts';
 import { localDriveId } from './parse/nvme-sysfs.ts';
 import {
@@ -27,10 +28,18 @@ type RawDrive = Drive & DriveLayout & { sysName: string };
 export class Partitions extends Section {
   /** Which local drives this host manages, by stable id. */
   private readonly filter: (id: string) => boolean;
+  /** The arrays' fence layers over partitions (a grown partition's follows it; leftovers go). */
+  private readonly arrays: Pick<Arrays, 'followGrowth' | 'releaseLeftover'>;
 
-  constructor(c: LinuxContext, devices: Devices, filter: (id: string) => boolean) {
+  constructor(
+    c: LinuxContext,
+    devices: Devices,
+    filter: (id: string) => boolean,
+    arrays: Pick<Arrays, 'followGrowth' | 'releaseLeftover'>,
+  ) {
     super(c, devices);
     this.filter = filter;
+    this.arrays = arrays;
   }
 
   async listDrives(o?: OpOptions): Promise<Drive[]> {
@@ -175,6 +184,7 @@ export class Partitions extends Section {
     checkOwner(owner);
     const { d, p } = await this.partition(driveId, owner, o);
     if (!p) return;
+    await this.arrays.releaseLeftover(owner.volumeId, p.path, 'delete', o);
     await this.devices.refuseInUse(p.path, 'delete');
     await this.c.x('sgdisk', [`--delete=${p.number}`, d.path], o);
     await this.syncKernel(d.path, o);
@@ -185,6 +195,7 @@ export class Partitions extends Section {
     checkOwner(owner);
     const { p } = await this.partition(driveId, owner, o);
     if (!p) throw new NotFoundError(`drive ${driveId} has no partition for ${partitionName(owner)}`);
+    await this.arrays.releaseLeftover(owner.volumeId, p.path, 'wipe', o);
     await this.devices.refuseInUse(p.path, 'wipe');
     await this.c.x('wipefs', ['--all', '--quiet', p.path], o);
     // discard drops the old replica's data, so a reused extent never shows it; not every drive can
@@ -221,6 +232,8 @@ export class Partitions extends Section {
       );
     }
     await this.syncKernel(d.path, o);
+    // md sees a local member through its fence layer, which keeps the old size until reloaded
+    await this.arrays.followGrowth(owner.volumeId, p.path, o);
     // an exported namespace keeps its old size until the target re-reads it (then tells the host)
     for (const nqn of await this.devices.subsystemsOf(p.path)) {
       await writeFile(join(this.c.cfs, 'subsystems', nqn, 'namespaces', '1', 'revalidate_size'), '1');

@@ -317,6 +317,41 @@ export const CONTRACT: ContractCase[] = [
     },
   },
   {
+    name: 'cuts the local legs below the array: writes fail at once, members keep their names, idempotent; the partition is free once the array stops',
+    async run(env) {
+      const { a, driveA } = env;
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
+      const local = await partPath(a, driveA, R1);
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [local] });
+      assert.deepEqual(
+        arr.members.map((m) => m.devicePath),
+        [local],
+        'a member is named by its partition, not by the layer under md',
+      );
+      assert.equal(await env.canWrite(arr.devicePath), true, 'writable before the cut');
+      assert.deepEqual(await a.cutLocalLegs(R1.volumeId), [local]);
+      assert.equal(await env.canWrite(arr.devicePath), false, 'no write reaches the cut local leg');
+      assert.deepEqual(await a.cutLocalLegs(R1.volumeId), [local], 'again: the same, no error');
+      assert.deepEqual(await a.cutLocalLegs('vol-9'), [], 'no array');
+      const after = await a.getArray(R1.volumeId);
+      assert.ok(after, 'still assembled: a cut is not a stop');
+      assert.deepEqual(
+        after.members.map((m) => m.devicePath),
+        [local],
+      );
+      await throwsA(a.deletePartition(driveA, R1), DeviceInUseError);
+      await a.stopArray(R1.volumeId);
+      assert.equal(await a.getArray(R1.volumeId), undefined);
+      // the layer went with the array: assembling again passes IO, and the partition can go
+      const again = await a.assembleArray({ volumeId: R1.volumeId, devices: [local] });
+      assert.equal(await env.canWrite(again.devicePath), true, 'assembled again: writable');
+      await a.stopArray(R1.volumeId);
+      await a.wipePartition(driveA, R1);
+      await a.deletePartition(driveA, R1);
+      assert.equal((await drive(a, driveA)).partitions.length, 0);
+    },
+  },
+  {
     name: 'refuses deleting or wiping a partition that is an array member or exported',
     async run(env) {
       const { a, b } = env;

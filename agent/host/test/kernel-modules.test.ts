@@ -18,6 +18,7 @@ nvme_fabrics 32768 1 nvme_tcp, Live 0x0000000000000000
 raid1 57344 1 - Live 0x0000000000000000
 nvme 57344 2 - Live 0x0000000000000000
 nvme_core 200704 6 nvmet,nvme_tcp,nvme_fabrics,nvme, Live 0x0000000000000000
+dm_mod 184320 0 - Live 0x0000000000000000
 `;
 
 const reader = (proc: string | undefined, sysModule: string[] = []): ModuleReader => ({
@@ -46,6 +47,7 @@ describe('parseProcModules', () => {
       'raid1',
       'nvme',
       'nvme_core',
+      'dm_mod',
     ]);
     expect(parseProcModules('').size).toBe(0);
   });
@@ -57,6 +59,7 @@ describe('parseProcModules', () => {
       'nvmet_tcp',
       'md_mod',
       'raid1',
+      'dm_mod',
     ]);
   });
 });
@@ -77,20 +80,21 @@ describe('ensureKernelModules', () => {
       ['nvmet-tcp', 'loaded'],
       ['md_mod', 'built-in'],
       ['raid1', 'loaded'],
+      ['dm-mod', 'loaded'],
     ]);
     expect(kernelModulesCondition(r)).toEqual({
       type: 'KernelModulesLoaded',
       status: 'True',
       reason: 'AllLoaded',
       message:
-        'nvme-fabrics loaded, nvme-tcp loaded, nvmet loaded, nvmet-tcp loaded, md_mod built-in, raid1 loaded',
+        'nvme-fabrics loaded, nvme-tcp loaded, nvmet loaded, nvmet-tcp loaded, md_mod built-in, raid1 loaded, dm-mod loaded',
     });
   });
 
   it('loads what is missing and names what cannot be loaded, with what to do', async () => {
     const calls: string[][] = [];
     const r = await ensureKernelModules({
-      exec: fakeModprobe(['nvme-fabrics', 'nvme-tcp', 'md_mod', 'raid1', 'nvmet'], calls),
+      exec: fakeModprobe(['nvme-fabrics', 'nvme-tcp', 'md_mod', 'raid1', 'nvmet', 'dm-mod'], calls),
       reader: reader(undefined),
     });
     expect(calls).toEqual(REQUIRED_MODULES.map((m) => ['modprobe', m]));
@@ -109,6 +113,7 @@ describe('ensureKernelModules', () => {
       'nvmet',
       'md_mod',
       'raid1',
+      'dm-mod',
     ]);
     expect(r.message).toMatch(/^kernel modules missing: nvmet-tcp \(nvmet-tcp: modprobe: FATAL/);
     expect(r.message).toMatch(

@@ -4,7 +4,9 @@
 import { readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { commandLine, type Exec, exec } from '../../../agent/host/exec.ts';
+import { readDmDevices } from '../../../agent/host/linux/guard.ts';
 import { LinuxHost } from '../../../agent/host/linux.ts';
+import { guardUuid, partitionOfGuard } from '../../../agent/host/names.ts';
 
 export const NQN = {
   a: 'nqn.2014-08.org.nvmexpress:uuid:0a0a0a0a-0000-4000-8000-00000000000a',
@@ -50,6 +52,9 @@ export async function reset(opts: { keepOs?: boolean } = {}): Promise<void> {
   for (const m of mounts.filter((x) => x.startsWith('/mnt/')).reverse()) await sh('umount', ['-l', m]);
   for (const b of await ls('/sys/block'))
     if (/^md\d+$/.test(b)) await sh('mdadm', ['--stop', `/dev/${b}`], [0, 1]);
+  // the fence layers of the arrays just stopped (LinuxHost removes them with its own stopArray)
+  for (const d of await readDmDevices())
+    if (d.uuid === guardUuid(d.name) && partitionOfGuard(d.name)) await sh('dmsetup', ['remove', d.name]);
   await sh('nvme', ['disconnect-all'], [0, 1]);
   for (const p of await ls(join(CFS, 'ports'))) {
     for (const s of await ls(join(CFS, 'ports', p, 'subsystems')))

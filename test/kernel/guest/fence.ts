@@ -99,6 +99,8 @@ function node(
   const fence: {
     sawArray?: boolean;
     at?: number;
+    /** When every local leg was cut (Host.cutLocalLegs), before md was told. */
+    legsCutAt?: number;
     doneAt?: number;
     volumes?: string[];
     why?: string;
@@ -112,7 +114,16 @@ function node(
       fence.why = why;
       if (!selfFence) return;
       const failures: { volume: string; reason: string }[] = [];
-      fence.volumes = await fenceAllArrays({ host, store: shared.store }, failures);
+      fence.volumes = await fenceAllArrays(
+        {
+          host,
+          store: shared.store,
+          onLegsCut: () => {
+            fence.legsCutAt = Date.now();
+          },
+        },
+        failures,
+      );
       fence.doneAt = Date.now();
       fence.failures = failures;
     },
@@ -302,6 +313,14 @@ function splitBrain(selfFence: boolean): Scenario {
           acksAfterCutDone: w.acks.filter((a) => a.at > cutDoneAt).map((a) => a.seq),
           cutTookMs: cutDoneAt - cutAt,
           fenceAfterCutMs: n1.fence.at !== undefined ? n1.fence.at - cutAt : undefined,
+          legsCutTookMs:
+            n1.fence.at !== undefined && n1.fence.legsCutAt !== undefined
+              ? n1.fence.legsCutAt - n1.fence.at
+              : undefined,
+          mdStepTookMs:
+            n1.fence.legsCutAt !== undefined && n1.fence.doneAt !== undefined
+              ? n1.fence.doneAt - n1.fence.legsCutAt
+              : undefined,
           fenceTookMs:
             n1.fence.at !== undefined && n1.fence.doneAt !== undefined
               ? n1.fence.doneAt - n1.fence.at

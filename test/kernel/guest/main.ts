@@ -1,7 +1,7 @@
 // Runs inside the VM (Node 24, real kernel): `node test/kernel/guest/main.ts <suite>` (contract,
 // all, reboot, dhchap (the NVMe-oF authentication cases alone), bench, bench-write-mostly, capture
-// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, catchup: h and h2, fence: sf
-// alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
+// (the parsers' fixtures), stage: scenarios s and r, relocate: r alone, rebuild: rb alone, catchup: h and h2,
+// expand: x alone, fence: sf alone, fence-control: sf without the fence (must lose blocks), or agent: the real `meshstor agent`
 // binary against the host's control plane). Prints an
 // `@@MS {json}` line when each case starts and one with its result (harness.ts parses them; the
 // host bounds each case's time from its start line) and exits non-zero when any case failed.
@@ -9,10 +9,12 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTRACT, type ContractEnv } from '../../../agent/host/test/contract.ts';
+import { rb_agentRebuild } from './agent-rebuild.ts';
 import { r_agentRelocation } from './agent-relocation.ts';
 import { captureFixtures } from './capture.ts';
 import { CATCH_UP } from './catch-up.ts';
 import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
+import { x_expandRelocation } from './expand.ts';
 import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
 import { n_snapshotRestore } from './snapshot.ts';
@@ -141,6 +143,7 @@ async function dhchapSuite(): Promise<boolean> {
 async function runSuite(suite: string): Promise<boolean> {
   const picked = /^contract=([\d+]+)$/.exec(suite)?.[1];
   if (picked) return contract(new Set(picked.split('+').map(Number)));
+  const only = SCENARIO_SUITES[suite];
   return suite === 'dhchap'
     ? await dhchapSuite()
     : suite === 'agent'
@@ -158,23 +161,22 @@ async function runSuite(suite: string): Promise<boolean> {
               : suite === 'capture'
                 ? await runCase('capture', captureFixtures)
                 : await scenarios(
-                    suite === 'reboot'
-                      ? AFTER_REBOOT
-                      : suite === 'stage'
-                        ? [s_csiStaging, r_agentRelocation]
-                        : suite === 'relocate'
-                          ? [r_agentRelocation]
-                          : suite === 'snapshot'
-                            ? [n_snapshotRestore]
-                            : suite === 'catchup'
-                              ? CATCH_UP
-                              : suite === 'fence'
-                                ? [sf_selfFence]
-                                : suite === 'fence-control'
-                                  ? [sf0_noFenceControl]
-                                  : [...SCENARIOS, s_csiStaging, r_agentRelocation],
+                    only ?? [...SCENARIOS, s_csiStaging, r_agentRelocation, rb_agentRebuild, sf_selfFence],
                   );
 }
+
+/** Suites that are a list of scenarios; any other name runs boot 2's list (the default). */
+const SCENARIO_SUITES: Record<string, Scenario[]> = {
+  reboot: AFTER_REBOOT,
+  stage: [s_csiStaging, r_agentRelocation],
+  relocate: [r_agentRelocation],
+  rebuild: [rb_agentRebuild],
+  snapshot: [n_snapshotRestore],
+  catchup: CATCH_UP,
+  expand: [x_expandRelocation],
+  fence: [sf_selfFence],
+  'fence-control': [sf0_noFenceControl],
+};
 
 // by hand, several suites in one boot: `contract=10+11,catchup`
 let ok = true;
