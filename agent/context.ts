@@ -32,7 +32,16 @@ export interface AgentContext {
 
 /** One volume a step could not finish, and why; the step goes on with the others. */
 export interface VolumeFailure {
-  step: 'fence' | 'exports' | 'keys' | 'members' | 'catch-up' | 'read-preference' | 'relocation' | 'deletion';
+  step:
+    | 'fence'
+    | 'exports'
+    | 'keys'
+    | 'members'
+    | 'catch-up'
+    | 'read-preference'
+    | 'relocation'
+    | 'snapshot'
+    | 'deletion';
   volume: string;
   reason: string;
 }

@@ -27,6 +27,11 @@ async function head(path: string, bytes: number): Promise<string | undefined> {
   }
 }
 
+/** Gone already (removed by a concurrent call) is what removing wanted; anything else is not. */
+function goneIsFine(e: unknown): void {
+  if (code(e) !== 'ENOENT') throw e;
+}
+
 export const fsMountPoints: MountPoints = {
   async ensure(path, kind, signal) {
     const existing = await lstat(path).catch((e: unknown) => {
@@ -56,11 +61,12 @@ export const fsMountPoints: MountPoints = {
       const entries = await readdir(path);
       // only a directory holding nothing but our marker is ours to delete
       if (entries.length !== 1 || entries[0] !== DIR_MARKER) return;
-      await unlink(join(path, DIR_MARKER));
-      await rmdir(path);
+      // two unpublishes of one target at once: the other one's removal is as good as ours
+      await unlink(join(path, DIR_MARKER)).catch(goneIsFine);
+      await rmdir(path).catch(goneIsFine);
       return;
     }
     if (st.isFile() && st.size === FILE_MARKER.length && (await head(path, st.size)) === FILE_MARKER)
-      await unlink(path);
+      await unlink(path).catch(goneIsFine);
   },
 };

@@ -25,6 +25,7 @@ import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, FsUsage, Host } from './host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
 import type { NodeKeys } from './node-keys.ts';
+import { seedVolume } from './snapshots.ts';
 import { WRITE_RIGHT } from './write-right.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
@@ -119,7 +120,9 @@ export class NodeVolumes {
 
   private async record(volumeId: string): Promise<VolumeRecord> {
     const rec = await this.o.store.get(volumeId);
-    if (!rec || rec.phase === 'Deleting') throw refuse('not-found', `volume ${volumeId} does not exist`);
+    // a snapshot's record is never staged (ADR 0010): its member only ever leaves the source
+    if (!rec || rec.phase === 'Deleting' || rec.snapshot)
+      throw refuse('not-found', `volume ${volumeId} does not exist`);
     return rec;
   }
 
@@ -301,6 +304,8 @@ export class NodeVolumes {
       let rec = await this.record(req.volumeId);
       rec = await this.attach(host, rec);
       const md = await this.ensureArray(host, rec, signal);
+      // a restore: the snapshot's data goes onto the array before anything reads it (ADR 0010)
+      await seedVolume({ ...this.o, host }, rec, md, { ms: this.o.connectWaitMs ?? 30_000, signal });
       if (this.o.right && !this.o.right.holds()) {
         // lapsed while assembling: the lapse's fence may have run before this array existed
         await host.fenceArray(rec.id);
@@ -309,6 +314,9 @@ export class NodeVolumes {
       if (req.access === 'mount') {
         await host.makeFilesystem(md);
         await host.mount(md, req.stagingPath);
+        // a restore larger than its snapshot: the copied filesystem takes the whole array (at
+        // every stage of a restored volume, so a kill before it is made good; xfs_growfs is a no-op then)
+        if (rec.seed) await host.growFilesystem(req.stagingPath);
       }
     });
   }

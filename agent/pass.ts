@@ -15,6 +15,7 @@ import { reportMemberStates } from './members.ts';
 import { preferLocalReads } from './read-preference.ts';
 import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
 import { advanceRelocations, type RelocationProgress } from './relocation.ts';
+import { advanceCaptures, type CaptureProgress } from './snapshots.ts';
 
 export interface AgentPassResult {
   /** The volumes the pass worked from (the MeshStorNode report names partitions by them). */
@@ -29,6 +30,8 @@ export interface AgentPassResult {
   /** Volumes whose remote members' write-mostly marks changed. */
   readPreference: string[];
   relocations: RelocationProgress[];
+  /** Snapshot captures on arrays running here (ADR 0010). */
+  captures: CaptureProgress[];
   deletions: ReconcileResult;
   /** The arrays running on this node, as md reported them in this pass. */
   arrays: ArrayInfo[];
@@ -69,6 +72,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     preferLocalReads(o, records, failures, arrays, drives),
   );
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
+  const captures = await whole('snapshot', [], () => advanceCaptures(o, records, failures));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
     reconcileDeletions(o.nodeName, o.host, records),
   );
@@ -82,6 +86,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     catchUps,
     readPreference,
     relocations,
+    captures,
     deletions,
     arrays,
     failures,

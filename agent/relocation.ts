@@ -41,8 +41,8 @@ export async function advanceRelocations(
  * `create` (only for the member being added): make the partition if the disk has none yet, or
  * connect the namespace when its node's agent exports it here.
  */
-async function deviceOf(
-  o: AgentContext,
+export async function deviceOf(
+  o: Pick<AgentContext, 'nodeName' | 'host' | 'peers'>,
   rec: VolumeRecord,
   r: Replica,
   create: boolean,

@@ -8,7 +8,7 @@ import { subsystemNqn } from './host/names.ts';
 
 /** The member's block device here: connected already, connected now, or undefined (not yet). */
 export async function connectRemoteMember(
-  o: AgentContext,
+  o: Pick<AgentContext, 'host' | 'peers'>,
   rec: VolumeRecord,
   r: VolumeRecord['replicas'][number],
 ): Promise<string | undefined> {

@@ -53,6 +53,8 @@ export interface VolumeRequest {
    * inside one of them (any of them). Undefined: anywhere. Empty: nowhere (nothing fits).
    */
   requisite?: readonly TopologySegment[] | undefined;
+  /** What the record carries beyond its layout: a snapshot's mark, a restore's seed (ADR 0010). */
+  marks?: Pick<VolumeRecord, 'snapshot' | 'seed'> | undefined;
 }
 
 /** The nodes outside every segment of a requisite: none may hold a replica. */
@@ -313,6 +315,7 @@ export class Allocator {
       phase: 'Active',
       // This attempt's claims carry it; another attempt for the same volume is another owner.
       allocation: randomUUID(),
+      ...req.marks,
     };
     // The live model keeps these extents reserved until the informer delivers the record, so the
     // next decision never hands them out again from a model that has not seen it yet.

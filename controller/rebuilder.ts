@@ -85,7 +85,9 @@ export function rebuildNeeded(
   rec: VolumeRecord,
   state: ReadonlyMap<string, NodeState>,
 ): RebuildNeed | undefined {
-  if (rec.phase !== 'Active' || moveRunning(rec)) return undefined;
+  // A snapshot (ADR 0010) is one detached copy, never an array a new member could resync into;
+  // a capture under way changes the source's raid-devices itself, so a rebuild waits for it.
+  if (rec.phase !== 'Active' || moveRunning(rec) || rec.snapshot || rec.capture) return undefined;
   const live = rec.replicas.filter((r) => r.state !== 'Removed' && r.state !== 'Pending');
   const lost = live.find((r) => state.get(r.node) === 'lost');
   if (!lost) {

@@ -40,7 +40,8 @@ export function relocationTarget(
   evacuating: ReadonlySet<string> = new Set(),
 ): string | undefined {
   const to = rec.attachment?.node;
-  if (rec.phase !== 'Active' || !to || rec.relocation || evacuating.has(to)) return undefined;
+  // a snapshot capture changes raid-devices too (ADR 0010): one at a time
+  if (rec.phase !== 'Active' || !to || rec.relocation || rec.capture || evacuating.has(to)) return undefined;
   if (rec.replicas.some((r) => r.node === to && r.state !== 'Removed')) return undefined;
   return healthy(rec) ? to : undefined;
 }
@@ -55,7 +56,8 @@ export type MoveNeed = { kind: 'follow'; to: string } | { kind: 'evacuate'; off:
  * node when it goes.
  */
 export function evacuationSource(rec: VolumeRecord, evacuating: ReadonlySet<string>): string | undefined {
-  if (rec.phase !== 'Active' || !rec.attachment || rec.relocation || !healthy(rec)) return undefined;
+  if (rec.phase !== 'Active' || !rec.attachment || rec.relocation || rec.capture || !healthy(rec))
+    return undefined;
   return rec.replicas.find((r) => r.state !== 'Removed' && evacuating.has(r.node))?.node;
 }
 

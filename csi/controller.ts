@@ -15,6 +15,18 @@ import type { VolumeRecord } from '../state/store.ts';
 import { capabilityProblem } from './capabilities.ts';
 import { alreadyExists, CsiError, invalid, notFound, outOfRange } from './errors.ts';
 import { parseParameters } from './params.ts';
+import {
+  type ContentSource,
+  type CreateSnapshotRequest,
+  contentSourceOf,
+  createSnapshot,
+  type DeleteSnapshotRequest,
+  deleteSnapshot,
+  type ListSnapshotsRequest,
+  listSnapshots,
+  sameSource,
+  seedingFor,
+} from './snapshots.ts';
 import { preferredNode, requisiteSegments, segmentOf } from './topology.ts';
 import type {
   CapacityRange,
@@ -71,8 +83,12 @@ export function volumeIdFor(name: string): string {
   return `ms-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
 }
 
-function toVolume(r: VolumeRecord): Volume {
+/** A Volume as CreateVolume answers it: with the content source it was made from (ADR 0010). */
+type VolumeWithSource = Volume & { content_source?: ContentSource | undefined };
+
+function toVolume(r: VolumeRecord): VolumeWithSource {
   return {
+    content_source: contentSourceOf(r),
     capacity_bytes: String(r.sizeBytes),
     volume_id: r.id,
     volume_context: { replicaCount: String(r.replicaCount), spread: r.spread.mode, fsType: r.fsType },
@@ -94,11 +110,9 @@ export class ControllerService {
     return this.allocator.collisions;
   }
 
-  async createVolume(req: CreateVolumeRequest, signal?: AbortSignal): Promise<{ volume: Volume }> {
+  async createVolume(req: CreateVolumeRequest, signal?: AbortSignal): Promise<{ volume: VolumeWithSource }> {
     checkId(req.name, 'name');
     checkCapabilities(req.volume_capabilities);
-    if (req.volume_content_source)
-      throw invalid('volume_content_source is not supported (no snapshots or clones yet)');
     const params = parseParameters(req.parameters ?? {});
     const size = sizeFor(req.capacity_range, minimumFor(req.volume_capabilities));
     const { required, limit } = checkRange(req.capacity_range);
@@ -114,6 +128,7 @@ export class ControllerService {
           const fits = existing.sizeBytes >= required && (limit === 0 || existing.sizeBytes <= limit);
           const same =
             existing.name === req.name &&
+            sameSource(existing, req.volume_content_source as ContentSource | null) &&
             existing.replicaCount === params.replicaCount &&
             existing.spread.mode === params.spread.mode &&
             existing.spread.domain === params.spread.domain;
@@ -124,10 +139,16 @@ export class ControllerService {
           await a.confirm(existing);
           return { volume: toVolume(existing) };
         }
+        // Snapshots and clones (ADR 0010): the new volume is at least the snapshot's size.
+        const seeding = await seedingFor(a, req.volume_content_source as ContentSource | null, id);
+        const sizeBytes = Math.max(size, seeding?.minBytes ?? 0);
+        if (limit > 0 && sizeBytes > limit)
+          throw outOfRange(`limit_bytes ${limit} is below the content source's ${sizeBytes} bytes`);
         const record = await a.create({
           id,
           name: req.name,
-          sizeBytes: size,
+          sizeBytes,
+          marks: seeding ? { seed: seeding.seed } : undefined,
           ...params,
           preferredNode: preferredNode(req.accessibility_requirements?.preferred),
           requisite,
@@ -136,6 +157,18 @@ export class ControllerService {
       },
       signal,
     );
+  }
+
+  createSnapshot(req: CreateSnapshotRequest, signal?: AbortSignal) {
+    return createSnapshot(this.allocator, req, signal);
+  }
+
+  deleteSnapshot(req: DeleteSnapshotRequest, signal?: AbortSignal) {
+    return deleteSnapshot(this.allocator, req, signal);
+  }
+
+  listSnapshots(req: ListSnapshotsRequest) {
+    return listSnapshots(this.allocator, req);
   }
 
   async deleteVolume(req: DeleteVolumeRequest, signal?: AbortSignal): Promise<Record<string, never>> {
@@ -191,7 +224,14 @@ export class ControllerService {
 
   async controllerGetCapabilities() {
     return {
-      capabilities: ['CREATE_DELETE_VOLUME', 'GET_CAPACITY', 'EXPAND_VOLUME'].map((type) => ({
+      capabilities: [
+        'CREATE_DELETE_VOLUME',
+        'GET_CAPACITY',
+        'EXPAND_VOLUME',
+        'CREATE_DELETE_SNAPSHOT',
+        'LIST_SNAPSHOTS',
+        'CLONE_VOLUME',
+      ].map((type) => ({
         rpc: { type },
       })),
     };

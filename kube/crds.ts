@@ -117,6 +117,10 @@ export interface MeshStorVolumeSpec {
   replicas?: MeshStorReplica[];
   /** hostNQN: the attached node's NVMe host NQN, the one host the other members are exported to. */
   attachment?: { node: string; hostNQN?: string };
+  /** Set on a snapshot's own record (ADR 0010). */
+  snapshot?: { source: string; createdAt: string; readyToUse?: boolean; empty?: boolean; forClone?: string };
+  /** A volume restored from a snapshot (ADR 0010). */
+  seed?: { snapshot: string; done?: boolean; fromVolume?: string };
 }
 
 export interface MeshStorMember {
@@ -140,6 +144,8 @@ export interface MeshStorVolumeStatus {
     bytesDone?: number;
     bytesTotal?: number;
   };
+  /** A snapshot being captured on this volume's array (ADR 0010). */
+  capture?: { snapshot: string; step: string; bytesDone?: number };
   /** A pending expansion whose members move to larger extents first (ADR 0009). */
   expansion?: { sizeBytes?: number; waiting?: string };
   conditions?: Condition[];

@@ -24,6 +24,7 @@ import { KubeLedger } from './kube-ledger.ts';
 import { retryTransient } from './kube-retry.ts';
 import type { ExtentLedger } from './ledger.ts';
 import { agentReady, nodeInfoFrom, volumeInfoFrom } from './placement-model.ts';
+import { snapshotFieldsOf, snapshotSpecOf } from './snapshot-objects.ts';
 import type { NodeInventory, Peer, PeerDirectory, Relocation, VolumeRecord, VolumeStore } from './store.ts';
 
 export const FINALIZER = 'meshstor.io/partitions-wiped';
@@ -67,6 +68,7 @@ function toRecord(o: Stored): VolumeRecord {
     attachment: o.spec.attachment?.hostNQN
       ? { node: o.spec.attachment.node, hostNqn: o.spec.attachment.hostNQN }
       : undefined,
+    ...snapshotFieldsOf(o.spec, o.status),
   };
 }
 
@@ -91,6 +93,7 @@ export function volumeObject(r: VolumeRecord): MeshStorVolume {
         drive: x.drive,
         extent: { ...x.extent },
       })),
+      ...snapshotSpecOf(r),
     },
   };
 }
@@ -169,6 +172,7 @@ export class KubeVolumeStore implements VolumeStore {
       };
       if (r.attachment) spec.attachment = { node: r.attachment.node, hostNQN: r.attachment.hostNqn };
       else delete spec.attachment;
+      Object.assign(spec, snapshotSpecOf(r));
       if (JSON.stringify(spec) !== JSON.stringify(o.spec)) {
         cur = (await this.api.replaceClusterCustomObject({
           ...this.ref(r.id),
@@ -179,6 +183,7 @@ export class KubeVolumeStore implements VolumeStore {
       const nextStatus: MeshStorVolumeStatus = {
         ...cur.status,
         relocation: r.relocation && { ...r.relocation },
+        capture: r.capture && { ...r.capture },
         expansion: r.expansion && { ...r.expansion },
         arrayUUID: r.arrayUuid,
         members,

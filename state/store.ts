@@ -5,6 +5,7 @@
 import type { NodeInfo, ReplicaInfo, SpreadPolicy } from '../placement/model.ts';
 import { isStateError } from './errors.ts';
 import type { ExtentLedger } from './ledger.ts';
+import type { Capture, Seed, SnapshotOf } from './snapshots.ts';
 
 export interface VolumeRecord {
   /** CSI volume id; the MeshStorVolume name. */
@@ -35,6 +36,12 @@ export interface VolumeRecord {
    * expansion): added first, removed from its old place once in sync.
    */
   relocation?: Relocation | undefined;
+  /** Set on a snapshot's own record (state/snapshots.ts, ADR 0010): it is never staged. */
+  snapshot?: SnapshotOf | undefined;
+  /** A snapshot of this volume being captured on its array (the snapshot's member added, synced, detached). */
+  capture?: Capture | undefined;
+  /** A volume restored from a snapshot: its first stage copies the snapshot's data in. */
+  seed?: Seed | undefined;
   /**
    * A larger size ControllerExpandVolume accepted while a member could not grow in place: such
    * members move to extents of this size first (controller/expansion.ts), then `sizeBytes` grows.

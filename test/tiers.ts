@@ -3,6 +3,7 @@
 import { kernelTierMissing } from './kernel/harness.ts';
 import { provisionerBinary } from './provision/paths.ts';
 import { missingSanity } from './sanity/paths.ts';
+import { missingSnapshotter } from './snapshot/paths.ts';
 
 export interface Tier {
   name: string;
@@ -59,9 +60,9 @@ export const TIERS: Tier[] = [
       if (gone.length > 0) {
         return `${gone.join(', ')} not in ${binDir()}: run npm run setup:cluster (or set MESHSTOR_K8S_BIN)`;
       }
-      return provisionerBinary()
-        ? undefined
-        : 'csi-provisioner is not built: run npm run setup:provisioner (or set MESHSTOR_CSI_PROVISIONER)';
+      if (!provisionerBinary())
+        return 'csi-provisioner is not built: run npm run setup:provisioner (or set MESHSTOR_CSI_PROVISIONER)';
+      return missingSnapshotter();
     },
   },
   {

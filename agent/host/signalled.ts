@@ -44,5 +44,8 @@ export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
     unmount: (target, o) => host.unmount(target, op(o)),
     growFilesystem: (target, o) => host.growFilesystem(target, op(o)),
     filesystemUsage: (target, o) => host.filesystemUsage(target, op(o)),
+    freezeFilesystem: (device, o) => host.freezeFilesystem(device, op(o)),
+    thawFilesystem: (device, o) => host.thawFilesystem(device, op(o)),
+    copyMemberData: (source, target, o) => host.copyMemberData(source, target, op(o)),
   };
 }

@@ -11,6 +11,11 @@ export interface Store {
   /** The MD superblock: its array, and its event count (raised by every change of the array while it is a member). */
   md?: { uuid: string; name: string; events?: number | undefined } | undefined;
   fs?: string | undefined;
+  /**
+   * What a detached member's data area holds: the array's filesystem when the member left it in
+   * sync (a snapshot, ADR 0010). Not carried by the networked fabric's wire format.
+   */
+  data?: string | undefined;
 }
 
 /** The target side of a host, as a fabric reaches it. */

@@ -554,6 +554,8 @@ export class SimulatedHost implements Host, SimTarget {
       );
     }
     a.members = a.members.filter((x) => x !== m);
+    // an in-sync copy leaves with the array's contents (what a snapshot restores)
+    if (m.state === 'in_sync') m.store.data = a.store.fs;
     await this.bump(a);
     return arrayView(a);
   }
@@ -808,6 +810,39 @@ export class SimulatedHost implements Host, SimTarget {
     return { sizeBytes: size, usedBytes: 0, freeBytes: size, inodes: 1024, inodesFree: 1021 };
   }
 
+  // --- snapshots -----------------------------------------------------------------------------
+
+  /** Filesystems frozen now (by the store they live on). */
+  private readonly frozen = new Set<Store>();
+
+  async freezeFilesystem(devicePath: string, o?: OpOptions): Promise<boolean> {
+    check(o);
+    const s = this.device(devicePath);
+    if (![...this.mounts.values()].some((m) => m.kind === 'filesystem' && m.store === s)) return false;
+    this.frozen.add(s);
+    return true;
+  }
+
+  async thawFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
+    check(o);
+    this.frozen.delete(this.device(devicePath));
+  }
+
+  /** Whether the filesystem on the device is frozen (tests: a step killed while frozen must thaw). */
+  isFrozen(devicePath: string): boolean {
+    return this.frozen.has(this.device(devicePath));
+  }
+
+  async copyMemberData(source: string, target: string, o?: OpOptions): Promise<void> {
+    check(o);
+    const [src, dst] = (await this.fresh([source, target])) as [Store, Store];
+    if (!src.md) throw new InvalidArgumentError(`${source} carries no MD superblock: not a detached member`);
+    if (arrayBytesOf(src.sizeBytes) > dst.sizeBytes)
+      throw new InvalidArgumentError(`${target} is smaller than the array ${source} left`);
+    dst.fs = src.data;
+    await this.push([dst]);
+  }
+
   private filesystemAt(target: string): SimMount {
     const m = this.mounts.get(target);
     if (m?.kind !== 'filesystem') throw new NotFoundError(`no filesystem is mounted on ${target}`);
@@ -941,9 +976,13 @@ function check(o: OpOptions | undefined): void {
 
 function resize(a: SimArray, grow = false): void {
   const live = a.members.filter((m) => m.state !== 'faulty');
-  const min = Math.min(...live.map((m) => m.store.sizeBytes)) - MD_OVERHEAD;
-  if (a.store.sizeBytes === 0 || grow)
-    a.store.sizeBytes = Math.max(a.store.sizeBytes, alignUp(min, 4096) - 4096);
+  const min = Math.min(...live.map((m) => m.store.sizeBytes));
+  if (a.store.sizeBytes === 0 || grow) a.store.sizeBytes = Math.max(a.store.sizeBytes, arrayBytesOf(min));
+}
+
+/** The size of an array on members of this size: less the superblock's and bitmap's room. */
+function arrayBytesOf(memberBytes: number): number {
+  return alignUp(memberBytes - MD_OVERHEAD, 4096) - 4096;
 }
 
 /** An export that already exists is the answer only if it exports the same device. */

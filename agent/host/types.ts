@@ -268,4 +268,20 @@ export interface Host {
   unmount(target: string, o?: OpOptions): Promise<void>;
   growFilesystem(target: string, o?: OpOptions): Promise<void>;
   filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage>;
+
+  // Snapshots (docs/adr/0010-snapshots.md)
+  /**
+   * Freezes the filesystem mounted from the device (new writes wait, the log is flushed), so a
+   * member detached now holds a clean filesystem. Frozen already is fine. Resolves false when
+   * nothing is mounted from it (a raw block volume: nothing to freeze).
+   */
+  freezeFilesystem(devicePath: string, o?: OpOptions): Promise<boolean>;
+  /** Thaws it; not frozen, or nothing mounted, is fine (a resumed step thaws before anything else). */
+  thawFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
+  /**
+   * Copies a detached member's contents (the array it left, as large as that array was: its
+   * filesystem spans all of it) from after its MD data offset onto `target`, reading the source
+   * only. Refuses (InvalidArgumentError) a source with no MD superblock or a smaller target.
+   */
+  copyMemberData(source: string, target: string, o?: OpOptions): Promise<void>;
 }

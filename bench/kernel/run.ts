@@ -15,18 +15,43 @@ if (missing) {
   process.exit(2);
 }
 const writeMostly = process.argv[2] === 'write-mostly';
+const snapshot = process.argv[2] === 'snapshot';
 const dir = mkdtempSync(join(tmpdir(), 'meshstor-bench-'));
 const r = await bootGuest({
-  suite: writeMostly ? 'bench-write-mostly' : 'bench',
-  drives: freshDrives(dir),
+  suite: writeMostly ? 'bench-write-mostly' : snapshot ? 'bench-snapshot' : 'bench',
+  // the snapshot bench takes a 1 GiB volume and its snapshot's member on two drives
+  drives: freshDrives(dir, snapshot ? 2 * 2 ** 30 : undefined),
   timeoutMs: 15 * 60_000,
   workDir: dir,
 });
 rmSync(dir, { recursive: true, force: true });
-const c = r.events.find((e) => e.kind === 'case' && e.name === (writeMostly ? 'fio-write-mostly' : 'fio'));
+const c = r.events.find(
+  (e) =>
+    e.kind === 'case' && e.name === (writeMostly ? 'fio-write-mostly' : snapshot ? 'fio-snapshot' : 'fio'),
+);
 if (!c?.ok) {
   console.error(c?.error ?? r.console.slice(-3000));
   process.exit(1);
+}
+if (snapshot) {
+  const s = c.data as {
+    iops: Record<string, number>;
+    afterToBefore: Record<string, number | null>;
+    snapshotOf1GiBMs: number;
+    thinError?: string;
+  };
+  console.log(
+    `fio 4K randwrite O_SYNC in the VM (accel=${r.accel}; ratios only), before and after a snapshot`,
+  );
+  console.log(
+    `MeshStor (member detach)  ${s.iops.mdBefore} -> ${s.iops.mdAfter} IOPS (${s.afterToBefore.meshstor})`,
+  );
+  console.log(
+    `LVM thin (thin snapshot)  ${s.iops.thinBefore} -> ${s.iops.thinAfter} IOPS (${s.afterToBefore.thin})`,
+  );
+  console.log(`snapshot of a 1 GiB volume (add, resync, detach): ${s.snapshotOf1GiBMs} ms`);
+  if (s.thinError) console.log(`LVM thin snapshot failed: ${s.thinError}`);
+  process.exit(0);
 }
 if (writeMostly) {
   const w = c.data as { iops: Record<string, number>; ratioToBalanced: Record<string, number> };

@@ -75,6 +75,19 @@ describe('nodeStates', () => {
 });
 
 describe('rebuildNeeded', () => {
+  it('leaves snapshots alone, and waits while a snapshot is captured on the array', () => {
+    const lostN2 = states({ n1: 'up', n2: 'lost', n3: 'up' });
+    const members: [string, State][] = [
+      ['n1', 'InSync'],
+      ['n2', 'InSync'],
+    ];
+    expect(rebuildNeeded(rec('v', members), lostN2)?.kind).toBe('rebuild');
+    const snapshot = { source: 'v', createdAt: '2026-11-28T00:00:00Z' } as VolumeRecord['snapshot'];
+    expect(rebuildNeeded(rec('s', members, { snapshot }), lostN2)).toBeUndefined();
+    const capture = { snapshot: 's', step: 'syncing' } as VolumeRecord['capture'];
+    expect(rebuildNeeded(rec('v', members, { capture }), lostN2)).toBeUndefined();
+  });
+
   const up = states({ n1: 'up', n2: 'lost', n3: 'up' });
 
   it('rebuilds a member on a lost node of an attached volume with an in-sync copy on a live node', () => {

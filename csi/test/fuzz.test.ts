@@ -154,6 +154,15 @@ const topology = () => fc.record({ segments: map() });
 const FIELDS: Record<string, () => fc.Arbitrary<unknown>> = {
   name: idText,
   volume_id: idText,
+  snapshot_id: idText,
+  source_volume_id: idText,
+  starting_token: idText,
+  max_entries: () => fc.integer({ min: -5, max: 2 ** 31 - 1 }),
+  volume_content_source: () =>
+    fc.oneof(
+      fc.record({ snapshot: fc.record({ snapshot_id: idText() }) }),
+      fc.record({ volume: fc.record({ volume_id: idText() }) }),
+    ),
   staging_target_path: idText,
   target_path: idText,
   volume_path: idText,
@@ -187,6 +196,7 @@ const plausible = (v: string): Record<string, unknown> => {
   return {
     name: v,
     volume_id: v,
+    source_volume_id: v,
     staging_target_path: `${kubelet}/plugins/meshstor.io/${v}/globalmount`,
     target_path: `${kubelet}/pods/u/volumes/kubernetes.io~csi/${v}/mount`,
     volume_path: `${kubelet}/pods/u/volumes/kubernetes.io~csi/${v}/mount`,
@@ -211,7 +221,11 @@ function request(m: grpc.MethodDefinition<unknown, unknown>): fc.Arbitrary<Recor
   );
   if (own.length === 0) return values;
   const nearMiss = fc
-    .tuple(fc.constantFrom('v1', 'v2', 'v3'), fc.subarray(own, { maxLength: 2 }), values)
+    .tuple(
+      fc.constantFrom('v1', 'v2', 'v3'),
+      fc.subarray(own, { maxLength: Math.min(2, own.length) }),
+      values,
+    )
     .map(([v, hostile, vals]) => {
       const base = Object.fromEntries(Object.entries(plausible(v)).filter(([f]) => own.includes(f)));
       for (const f of hostile) base[f] = vals[f];

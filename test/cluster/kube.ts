@@ -56,9 +56,20 @@ export function crdManifests(): V1CustomResourceDefinition[] {
 
 /** Creates the CRDs of deploy/crds and waits until the apiserver serves them. */
 export async function applyCrds(kubeconfig: string): Promise<void> {
+  await createCrds(kubeconfig, crdManifests());
+}
+
+/** Creates CRDs (one that exists already is left, when `existing` says so) and waits until served. */
+export async function createCrds(
+  kubeconfig: string,
+  crds: V1CustomResourceDefinition[],
+  existing: 'refuse' | 'keep' = 'refuse',
+): Promise<void> {
   const api = loadKubeConfig(kubeconfig).makeApiClient(ApiextensionsV1Api);
-  for (const crd of crdManifests()) {
-    await api.createCustomResourceDefinition({ body: crd });
+  for (const crd of crds) {
+    await api.createCustomResourceDefinition({ body: crd }).catch((e: unknown) => {
+      if (existing === 'refuse' || (e as { code?: number }).code !== 409) throw e;
+    });
     const name = crd.metadata?.name as string;
     await until(`CRD ${name} Established`, 30_000, async () => {
       const c = await api.readCustomResourceDefinition({ name });

@@ -164,6 +164,22 @@ describe('data-path scenarios (real kernel)', () => {
   );
 });
 
+describe('snapshot by member detach and restore (real kernel)', () => {
+  const snapshot = boot('snapshot', async () => ({
+    suite: 'snapshot',
+    drives: freshDrives(join(work, 'snapshot')),
+  }));
+  guestTest('the guest boots (speed measured for the budgets)', undefined, () => snapshot.booted());
+  guestTest(
+    'n: snapshot (member added over nvme-tcp, resynced, detached under fsfreeze), more writes, restore: the restored volume holds exactly the first files, the source both',
+    'n-snapshot-restore',
+    async () => {
+      const n = (await snapshot.expectCase('n-snapshot-restore')) as { snapshotMs: number };
+      console.log(`[kernel] snapshot of a 304 MiB volume took ${n.snapshotMs} ms`);
+    },
+  );
+});
+
 describe('bitmap catch-up of a member that was away (real kernel)', () => {
   // a 1 GiB volume: md's bitmap chunk is 64 MiB, so a few MiB written away are a small share of it
   // the same boot then runs x (expansion by relocation, guest/expand.ts) on the N1–N3 drives,

@@ -13,6 +13,11 @@ export interface GoCommandBuild {
   command: string;
   /** cache directory: the binary goes to <dir>/bin/<last element of command>, work files to <dir>/work */
   dir: string;
+  /**
+   * Other modules pinned at a version (`module version`): a module's own sub-module it replaces
+   * with a local directory (external-snapshotter's client) is required at the same release.
+   */
+  require?: string[];
 }
 
 const go = () => (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
@@ -61,7 +66,7 @@ export function buildGoCommand(b: GoCommandBuild): string {
   const goVersion = /^go\s+(\S+)/m.exec(gomod)?.[1] ?? '1.24';
   writeFileSync(
     join(work, 'go.mod'),
-    `module meshstor.local/${name}-build\n\ngo ${goVersion}\n\nrequire ${b.module} ${b.version}\n${
+    `module meshstor.local/${name}-build\n\ngo ${goVersion}\n\nrequire ${b.module} ${b.version}\n${(b.require ?? []).map((r) => `require ${r}\n`).join('')}${
       replaces.length ? `\nreplace (\n${replaces.map((r) => `\t${r}`).join('\n')}\n)\n` : ''
     }`,
   );

@@ -249,6 +249,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     expect(d.spec.template.spec.containers.map((c: any) => c.name)).toEqual([
       'csi-provisioner',
       'csi-resizer',
+      'csi-snapshotter',
     ]);
     // the controller is a native sidecar: the CSI sidecars start once its startup probe passes
     // biome-ignore lint/suspicious/noExplicitAny: rendered containers
@@ -257,6 +258,26 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     ]);
     expect(container(d, 'meshstor').startupProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container(d, 'meshstor').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+  });
+
+  it('ships the snapshotter sidecar, and a VolumeSnapshotClass only where the cluster serves the API', () => {
+    const d = find(objects(renderChart(h)), 'Deployment', 'meshstor-controller');
+    // the release test/snapshot/paths.ts builds, so the tier runs what the chart ships
+    expect(container(d, 'csi-snapshotter').image).toBe('registry.k8s.io/sig-storage/csi-snapshotter:v8.7.0');
+    expect(objects(renderChart(h)).some((o) => o.kind === 'VolumeSnapshotClass')).toBe(false);
+    const withApi = objects(
+      renderChart(h, ['--api-versions', 'snapshot.storage.k8s.io/v1/VolumeSnapshotClass']),
+    );
+    expect(find(withApi, 'VolumeSnapshotClass', 'meshstor')).toMatchObject({
+      driver: 'meshstor.io',
+      deletionPolicy: 'Delete',
+    });
+    const off = objects(renderChart(h, ['--set', 'snapshots.enabled=false']));
+    const names = find(off, 'Deployment', 'meshstor-controller').spec.template.spec.containers.map(
+      // biome-ignore lint/suspicious/noExplicitAny: rendered containers
+      (c: any) => c.name,
+    );
+    expect(names).not.toContain('csi-snapshotter');
   });
 
   it('the provisioner pin is the version the cluster tier builds and runs', async () => {

@@ -51,7 +51,10 @@ export class Filesystems extends Section {
     if (have?.dev === dev) return;
     if (have) throw new DeviceInUseError(`${target} already has ${have.source} mounted`);
     await makeDirectories(target, o?.signal);
-    await this.c.x('mount', ['-t', 'xfs', devicePath, target], o);
+    // nouuid: a volume restored from a snapshot (ADR 0010) is a block copy of its source, XFS UUID
+    // included, and XFS refuses a second mount of one UUID; the source and its restores are
+    // different volumes and may well be staged on one node
+    await this.c.x('mount', ['-t', 'xfs', '-o', 'nouuid', devicePath, target], o);
   }
 
   async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {

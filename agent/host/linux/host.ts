@@ -33,6 +33,7 @@ import { hostIdFor, Initiator } from './initiator.ts';
 import { Arrays } from './md.ts';
 import { Target } from './nvmet.ts';
 import { Partitions } from './partitions.ts';
+import { SnapshotSteps } from './snapshots.ts';
 
 export interface LinuxHostOptions {
   hostNqn: string;
@@ -50,6 +51,7 @@ export class LinuxHost implements Host {
   private readonly initiator: Initiator;
   private readonly arrays: Arrays;
   private readonly filesystems: Filesystems;
+  private readonly snapshots: SnapshotSteps;
 
   constructor(opts: LinuxHostOptions) {
     checkNqn(opts.hostNqn);
@@ -66,6 +68,7 @@ export class LinuxHost implements Host {
     this.target = new Target(c, devices);
     this.initiator = new Initiator(c, devices);
     this.filesystems = new Filesystems(c, devices);
+    this.snapshots = new SnapshotSteps(c, devices);
   }
 
   // Drives and partitions
@@ -186,5 +189,16 @@ export class LinuxHost implements Host {
   }
   filesystemUsage(target: string, o?: OpOptions): Promise<FsUsage> {
     return this.filesystems.filesystemUsage(target, o);
+  }
+
+  // Snapshots
+  freezeFilesystem(devicePath: string, o?: OpOptions): Promise<boolean> {
+    return this.snapshots.freezeFilesystem(devicePath, o);
+  }
+  thawFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
+    return this.snapshots.thawFilesystem(devicePath, o);
+  }
+  copyMemberData(source: string, target: string, o?: OpOptions): Promise<void> {
+    return this.snapshots.copyMemberData(source, target, o);
   }
 }

@@ -17,6 +17,7 @@ import { DRIVES, LISTEN_B, nodes, reset } from './env.ts';
 import { x_expandRelocation } from './expand.ts';
 import { sf_selfFence, sf0_noFenceControl } from './fence.ts';
 import { AFTER_REBOOT, DHCHAP, SCENARIOS, type Scenario } from './scenarios.ts';
+import { n_snapshotRestore } from './snapshot.ts';
 import { s_csiStaging } from './stage.ts';
 
 export function report(o: Record<string, unknown>): void {
@@ -142,6 +143,7 @@ async function dhchapSuite(): Promise<boolean> {
 async function runSuite(suite: string): Promise<boolean> {
   const picked = /^contract=([\d+]+)$/.exec(suite)?.[1];
   if (picked) return contract(new Set(picked.split('+').map(Number)));
+  const only = SCENARIO_SUITES[suite];
   return suite === 'dhchap'
     ? await dhchapSuite()
     : suite === 'agent'
@@ -152,34 +154,29 @@ async function runSuite(suite: string): Promise<boolean> {
           ? await benchSuite()
           : suite === 'bench-write-mostly'
             ? await writeMostlyBench()
-            : suite === 'capture'
-              ? await runCase('capture', captureFixtures)
-              : await scenarios(
-                  suite === 'reboot'
-                    ? AFTER_REBOOT
-                    : suite === 'stage'
-                      ? [s_csiStaging, r_agentRelocation]
-                      : suite === 'relocate'
-                        ? [r_agentRelocation]
-                        : suite === 'rebuild'
-                          ? [rb_agentRebuild]
-                          : suite === 'catchup'
-                            ? CATCH_UP
-                            : suite === 'expand'
-                              ? [x_expandRelocation]
-                              : suite === 'fence'
-                                ? [sf_selfFence]
-                                : suite === 'fence-control'
-                                  ? [sf0_noFenceControl]
-                                  : [
-                                      ...SCENARIOS,
-                                      s_csiStaging,
-                                      r_agentRelocation,
-                                      rb_agentRebuild,
-                                      sf_selfFence,
-                                    ],
-                );
+            : suite === 'bench-snapshot'
+              ? await runCase('fio-snapshot', async () =>
+                  (await import('../../../bench/kernel/snapshot.ts')).benchSnapshot(),
+                )
+              : suite === 'capture'
+                ? await runCase('capture', captureFixtures)
+                : await scenarios(
+                    only ?? [...SCENARIOS, s_csiStaging, r_agentRelocation, rb_agentRebuild, sf_selfFence],
+                  );
 }
+
+/** Suites that are a list of scenarios; any other name runs boot 2's list (the default). */
+const SCENARIO_SUITES: Record<string, Scenario[]> = {
+  reboot: AFTER_REBOOT,
+  stage: [s_csiStaging, r_agentRelocation],
+  relocate: [r_agentRelocation],
+  rebuild: [rb_agentRebuild],
+  snapshot: [n_snapshotRestore],
+  catchup: CATCH_UP,
+  expand: [x_expandRelocation],
+  fence: [sf_selfFence],
+  'fence-control': [sf0_noFenceControl],
+};
 
 // by hand, several suites in one boot: `contract=10+11,catchup`
 let ok = true;
