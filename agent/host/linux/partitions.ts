@@ -6,7 +6,7 @@ import { basename, join } from 'node:path';
 import type { Extent } from '../../../placement/index.ts';
 import { KeyedLock } from '../../../state/lock.ts';
 import type { DriveCandidate } from '../../drive-selection.ts';
-import { CommandError, HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
+import { CancelledError, CommandError, HostError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { checkNewExtent } from '../geometry.ts';
 import { partitionTableFromSfdisk, readDriveFacts, withPartitionTable } from '../linux-drive-candidates.ts';
 import { checkOwner, PARTITION_TYPE, partitionName, partitionUuid } from '../names.ts';
@@ -34,6 +34,18 @@ type RawDrive = Drive & DriveLayout & { sysName: string };
  * 1", the other volume's partition in its place).
  */
 const TABLE_WRITES = new KeyedLock();
+
+/** Runs one table change under the drive's lock; cancelled (before or while it waits): CancelledError. */
+async function tableChange<T>(driveId: string, o: OpOptions | undefined, work: () => Promise<T>): Promise<T> {
+  check(o);
+  try {
+    return await TABLE_WRITES.run(driveId, work, o?.signal);
+  } catch (e) {
+    if (o?.signal?.aborted && e === o.signal.reason)
+      throw new CancelledError(`operation cancelled while drive ${driveId}'s partition table was busy`);
+    throw e;
+  }
+}
 
 export class Partitions extends Section {
   /** Which local drives this host manages, by stable id. */
@@ -116,7 +128,7 @@ export class Partitions extends Section {
   }
 
   createPartitions(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
-    return TABLE_WRITES.run(driveId, () => this.createLocked(driveId, specs, o), o?.signal);
+    return tableChange(driveId, o, () => this.createLocked(driveId, specs, o));
   }
 
   private async createLocked(driveId: string, specs: PartitionSpec[], o?: OpOptions): Promise<Partition[]> {
@@ -194,7 +206,7 @@ export class Partitions extends Section {
   }
 
   deletePartition(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
-    return TABLE_WRITES.run(driveId, () => this.deleteLocked(driveId, owner, o), o?.signal);
+    return tableChange(driveId, o, () => this.deleteLocked(driveId, owner, o));
   }
 
   private async deleteLocked(driveId: string, owner: Owner, o?: OpOptions): Promise<void> {
@@ -223,7 +235,7 @@ export class Partitions extends Section {
   }
 
   growPartition(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
-    return TABLE_WRITES.run(driveId, () => this.growLocked(driveId, owner, newEnd, o), o?.signal);
+    return tableChange(driveId, o, () => this.growLocked(driveId, owner, newEnd, o));
   }
 
   private async growLocked(driveId: string, owner: Owner, newEnd: number, o?: OpOptions): Promise<Partition> {
