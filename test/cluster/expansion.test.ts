@@ -21,7 +21,7 @@ import { resizerBinary } from '../nodes/paths.ts';
 import { type CsiClient, csiClient, csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { freePort } from './control-plane.ts';
-import { Kube, until } from './kube.ts';
+import { Kube, readyNodeStatus, simulatedAgentArgs, until } from './kube.ts';
 
 const NODES = ['exp-n1', 'exp-n2'];
 const ZONE = 'exp-zone';
@@ -47,48 +47,25 @@ async function createNode(name: string) {
   await k.core.createNode({
     body: {
       metadata: { name, labels: { 'kubernetes.io/hostname': name, [NODE_KEY]: name, [ZONE_KEY]: ZONE } },
-      status: {
-        capacity: { cpu: '8', memory: '32Gi', pods: '110' },
-        allocatable: { cpu: '8', memory: '32Gi', pods: '110' },
-        conditions: [
-          {
-            type: 'Ready',
-            status: 'True',
-            reason: 'TestHarness',
-            lastHeartbeatTime: now,
-            lastTransitionTime: now,
-          },
-        ],
-      },
+      status: readyNodeStatus(now),
     },
   });
 }
 
 async function startAgent(name: string, kubeconfig: string) {
   const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess([
-    'agent',
-    '--host',
-    'simulated',
-    '--csi-socket',
-    socket,
-    '--node',
-    name,
-    '--zone',
-    ZONE,
-    '--kubeconfig',
-    kubeconfig,
-    '--resync-seconds',
-    '2',
-    '--drives',
-    '16GiB',
-    '--kubelet-dir',
-    dir,
-    '--address',
-    '127.0.0.1',
-    '--port',
-    String(await freePort()),
-  ]);
+  const proc = new MeshstorProcess(
+    simulatedAgentArgs({
+      node: name,
+      zone: ZONE,
+      kubeconfig,
+      socket,
+      kubeletDir: dir,
+      drives: '16GiB',
+      resyncSeconds: 2,
+      port: await freePort(),
+    }),
+  );
   await proc.waitFor('serving');
   agents.set(name, { proc, client: csiNodeClient(socket) });
 }

@@ -344,3 +344,60 @@ export function recordsOf(prefix: string, store: VolumeStore): VolumeStore {
     ledger: store.ledger,
   };
 }
+
+/**
+ * The argv of one `meshstor agent` process as a node's DaemonSet pod would run it, on SimulatedHost:
+ * its CSI socket, its own drive and NVMe-oF port, kubelet's directory played by the test.
+ */
+export function simulatedAgentArgs(a: {
+  node: string;
+  zone: string;
+  kubeconfig: string;
+  socket: string;
+  /** the test plays kubelet, with its staging and target paths under this directory */
+  kubeletDir: string;
+  drives: string;
+  resyncSeconds: number;
+  port: number;
+}): string[] {
+  return [
+    'agent',
+    '--host',
+    'simulated',
+    '--csi-socket',
+    a.socket,
+    '--node',
+    a.node,
+    '--zone',
+    a.zone,
+    '--kubeconfig',
+    a.kubeconfig,
+    '--resync-seconds',
+    String(a.resyncSeconds),
+    '--drives',
+    a.drives,
+    '--kubelet-dir',
+    a.kubeletDir,
+    '--address',
+    '127.0.0.1',
+    '--port',
+    String(a.port),
+  ];
+}
+
+/** A Node object that reports Ready with room for pods (no kubelet behind it: the test plays it). */
+export function readyNodeStatus(now = new Date()) {
+  return {
+    capacity: { cpu: '8', memory: '32Gi', pods: '110' },
+    allocatable: { cpu: '8', memory: '32Gi', pods: '110' },
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'TestHarness',
+        lastHeartbeatTime: now,
+        lastTransitionTime: now,
+      },
+    ],
+  };
+}

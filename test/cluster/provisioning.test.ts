@@ -20,7 +20,7 @@ import { provisionerBinary } from '../provision/paths.ts';
 import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { freePort } from './control-plane.ts';
-import { Kube, until } from './kube.ts';
+import { Kube, readyNodeStatus, simulatedAgentArgs, until } from './kube.ts';
 
 const E2E_LABEL = 'meshstor.io/e2e-provisioning';
 const NODES = ['prov-n1', 'prov-n2', 'prov-n3'];
@@ -50,19 +50,7 @@ async function createTopologyNode(name: string, zone: string) {
           [ZONE_KEY]: zone,
         },
       },
-      status: {
-        capacity: { cpu: '8', memory: '32Gi', pods: '110' },
-        allocatable: { cpu: '8', memory: '32Gi', pods: '110' },
-        conditions: [
-          {
-            type: 'Ready',
-            status: 'True',
-            reason: 'TestHarness',
-            lastHeartbeatTime: now,
-            lastTransitionTime: now,
-          },
-        ],
-      },
+      status: readyNodeStatus(now),
     },
   });
   // What kubelet registers from NodeGetInfo: our driver with the node topology key.
@@ -77,31 +65,19 @@ async function createTopologyNode(name: string, zone: string) {
 /** One `meshstor agent` process per node, as the DaemonSet would run: its own simulated drive and NVMe-oF port. */
 async function startAgent(name: string, zone: string, kubeconfig: string, dir: string) {
   const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess([
-    'agent',
-    '--host',
-    'simulated',
-    '--csi-socket',
-    socket,
-    '--node',
-    name,
-    '--zone',
-    zone,
-    '--kubeconfig',
-    kubeconfig,
-    // Long on purpose: exports, relocation steps and wipes must follow the volumes' watch events.
-    '--resync-seconds',
-    '30',
-    '--drives',
-    '100GiB',
-    // the test plays kubelet, with its staging and target paths under this directory
-    '--kubelet-dir',
-    dir,
-    '--address',
-    '127.0.0.1',
-    '--port',
-    String(await freePort()),
-  ]);
+  const proc = new MeshstorProcess(
+    simulatedAgentArgs({
+      node: name,
+      zone: zone,
+      kubeconfig,
+      socket,
+      kubeletDir: dir,
+      drives: '100GiB',
+      // long on purpose: exports, relocation steps and wipes must follow the volumes' watch events
+      resyncSeconds: 30,
+      port: await freePort(),
+    }),
+  );
   await proc.waitFor('serving');
   agents.set(name, { proc, client: csiNodeClient(socket) });
 }

@@ -23,7 +23,7 @@ import {
 import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
 import { freePort } from './control-plane.ts';
-import { createCrds, Kube, until } from './kube.ts';
+import { createCrds, Kube, simulatedAgentArgs, until } from './kube.ts';
 
 const NODES = ['snap-n1', 'snap-n2'];
 const ZONE = 'snap-zone';
@@ -43,29 +43,18 @@ const conflictIsFine = (e: unknown) => {
 
 async function startAgent(name: string, kubeconfig: string) {
   const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess([
-    'agent',
-    '--host',
-    'simulated',
-    '--csi-socket',
-    socket,
-    '--node',
-    name,
-    '--zone',
-    ZONE,
-    '--kubeconfig',
-    kubeconfig,
-    '--resync-seconds',
-    '2',
-    '--drives',
-    '20GiB',
-    '--kubelet-dir',
-    dir,
-    '--address',
-    '127.0.0.1',
-    '--port',
-    String(await freePort()),
-  ]);
+  const proc = new MeshstorProcess(
+    simulatedAgentArgs({
+      node: name,
+      zone: ZONE,
+      kubeconfig,
+      socket,
+      kubeletDir: dir,
+      drives: '20GiB',
+      resyncSeconds: 2,
+      port: await freePort(),
+    }),
+  );
   await proc.waitFor('serving');
   agents.set(name, { proc, client: csiNodeClient(socket) });
 }
