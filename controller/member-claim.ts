@@ -1,6 +1,6 @@
 // A new member's bytes, claimed before the record names them and checked after (ADR 0004): the
-// steps a move (a rebuild, a move for an expansion; relocation.ts has the same ones inline) takes to add a member to
-// a record without ever sharing an extent with another allocation.
+// steps every move (relocation, rebuild, a move for an expansion) takes to add a member to a
+// record without ever sharing an extent with another allocation.
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
 import { ownerOf } from './claims.ts';

@@ -8,9 +8,9 @@ import type { NodeInfo } from '../placement/model.ts';
 import type { VolumeRecord } from '../state/store.ts';
 import type { Allocator } from './allocator.ts';
 import { ownerOf } from './claims.ts';
+import { claimStands, recordClaimedMember } from './member-claim.ts';
 import {
   beginRelocation,
-  cancelRelocation,
   moveNeeded,
   type RelocationPass,
   releaseRemoved,
@@ -103,30 +103,16 @@ export class RelocationReconciler {
             const member = rec.replicas.find((x) => x.id === rec.relocation?.toReplica);
             if (!member) return undefined;
             // As for CreateVolume: the new member's bytes are claimed before the record names them.
-            const refused = await a.claims.claim(ownerOf(rec), [member]);
+            const refused = await recordClaimedMember(a, rec, member);
             if (refused) {
-              out.blocked.push({
-                volume: rec.id,
-                reason: `the new extent is claimed by ${refused.clash.volume}; retrying`,
-              });
+              out.blocked.push({ volume: rec.id, reason: refused });
               return undefined;
-            }
-            try {
-              await a.store.replace(rec);
-            } catch (e) {
-              await a.claims.release(ownerOf(rec), [member]).catch(() => undefined);
-              throw e;
             }
             return member;
           });
           if (!added) return;
-          // The claim was revoked as orphaned while the record was written: take the member back.
-          if (!(await a.claims.holds(ownerOf(rec), [added]))) {
-            const again = await a.store.get(rec.id);
-            if (again) {
-              cancelRelocation(again);
-              await a.store.replace(again);
-            }
+          // The claim was revoked as orphaned while the record was written: the member is taken back.
+          if (!(await claimStands(a, rec, added))) {
             out.blocked.push({ volume: rec.id, reason: 'the new extent lost its claim; retrying' });
             return;
           }
