@@ -18,10 +18,9 @@ import { DRIVER_NAME, type MeshStorVolume } from '../../kube/crds.ts';
 import { replicaExtentBytes } from '../../placement/geometry.ts';
 import { GiB } from '../../placement/units.ts';
 import { resizerBinary } from '../nodes/paths.ts';
-import { type CsiClient, csiClient, csiNodeClient } from '../support/csi-client.ts';
+import { type CsiClient, csiClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
-import { freePort } from './control-plane.ts';
-import { Kube, readyNodeStatus, simulatedAgentArgs, until } from './kube.ts';
+import { Kube, readyNodeStatus, startSimulatedAgent, until } from './kube.ts';
 
 const NODES = ['exp-n1', 'exp-n2'];
 const ZONE = 'exp-zone';
@@ -53,21 +52,10 @@ async function createNode(name: string) {
 }
 
 async function startAgent(name: string, kubeconfig: string) {
-  const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess(
-    simulatedAgentArgs({
-      node: name,
-      zone: ZONE,
-      kubeconfig,
-      socket,
-      kubeletDir: dir,
-      drives: '16GiB',
-      resyncSeconds: 2,
-      port: await freePort(),
-    }),
+  agents.set(
+    name,
+    await startSimulatedAgent({ node: name, zone: ZONE, kubeconfig, dir, drives: '16GiB', resyncSeconds: 2 }),
   );
-  await proc.waitFor('serving');
-  agents.set(name, { proc, client: csiNodeClient(socket) });
 }
 
 async function createVolume(name: string): Promise<string> {

@@ -26,6 +26,9 @@ import {
 } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import type { VolumeStore } from '../../state/store.ts';
+import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
+import { MeshstorProcess } from '../support/meshstor-process.ts';
+import { freePort } from './control-plane.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -346,26 +349,25 @@ export function recordsOf(prefix: string, store: VolumeStore): VolumeStore {
 }
 
 /**
- * The argv of one `meshstor agent` process as a node's DaemonSet pod would run it, on SimulatedHost:
- * its CSI socket, its own drive and NVMe-oF port, kubelet's directory played by the test.
+ * One `meshstor agent` process as a node's DaemonSet pod would run it, on SimulatedHost: its CSI
+ * socket in `dir`, its own drive and NVMe-oF port, kubelet's directory played by the test (`dir`).
+ * Resolves once it serves, with a CSI Node client on its socket.
  */
-export function simulatedAgentArgs(a: {
+export async function startSimulatedAgent(a: {
   node: string;
   zone: string;
   kubeconfig: string;
-  socket: string;
-  /** the test plays kubelet, with its staging and target paths under this directory */
-  kubeletDir: string;
+  dir: string;
   drives: string;
   resyncSeconds: number;
-  port: number;
-}): string[] {
-  return [
+}): Promise<{ proc: MeshstorProcess; client: CsiNodeClient }> {
+  const socket = join(a.dir, `${a.node}.sock`);
+  const proc = new MeshstorProcess([
     'agent',
     '--host',
     'simulated',
     '--csi-socket',
-    a.socket,
+    socket,
     '--node',
     a.node,
     '--zone',
@@ -377,12 +379,14 @@ export function simulatedAgentArgs(a: {
     '--drives',
     a.drives,
     '--kubelet-dir',
-    a.kubeletDir,
+    a.dir,
     '--address',
     '127.0.0.1',
     '--port',
-    String(a.port),
-  ];
+    String(await freePort()),
+  ]);
+  await proc.waitFor('serving');
+  return { proc, client: csiNodeClient(socket) };
 }
 
 /** A Node object that reports Ready with room for pods (no kubelet behind it: the test plays it). */

@@ -17,10 +17,9 @@ import { DRIVER_NAME, type MeshStorVolume } from '../../kube/crds.ts';
 import { GiB } from '../../placement/units.ts';
 import { quantityBytes } from '../../scheduler/state.ts';
 import { provisionerBinary } from '../provision/paths.ts';
-import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
+import type { CsiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
-import { freePort } from './control-plane.ts';
-import { Kube, readyNodeStatus, simulatedAgentArgs, until } from './kube.ts';
+import { Kube, readyNodeStatus, startSimulatedAgent, until } from './kube.ts';
 
 const E2E_LABEL = 'meshstor.io/e2e-provisioning';
 const NODES = ['prov-n1', 'prov-n2', 'prov-n3'];
@@ -64,22 +63,18 @@ async function createTopologyNode(name: string, zone: string) {
 
 /** One `meshstor agent` process per node, as the DaemonSet would run: its own simulated drive and NVMe-oF port. */
 async function startAgent(name: string, zone: string, kubeconfig: string, dir: string) {
-  const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess(
-    simulatedAgentArgs({
+  // resync 30 s, long on purpose: exports, relocation steps and wipes must follow the volumes' watch events
+  agents.set(
+    name,
+    await startSimulatedAgent({
       node: name,
-      zone: zone,
+      zone,
       kubeconfig,
-      socket,
-      kubeletDir: dir,
+      dir,
       drives: '100GiB',
-      // long on purpose: exports, relocation steps and wipes must follow the volumes' watch events
       resyncSeconds: 30,
-      port: await freePort(),
     }),
   );
-  await proc.waitFor('serving');
-  agents.set(name, { proc, client: csiNodeClient(socket) });
 }
 
 async function storageClass(name: string, parameters: Record<string, string>) {

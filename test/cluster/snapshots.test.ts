@@ -20,10 +20,9 @@ import {
   snapshotControllerBinary,
   snapshotCrdFiles,
 } from '../snapshot/paths.ts';
-import { type CsiNodeClient, csiNodeClient } from '../support/csi-client.ts';
+import type { CsiNodeClient } from '../support/csi-client.ts';
 import { MeshstorProcess } from '../support/meshstor-process.ts';
-import { freePort } from './control-plane.ts';
-import { createCrds, Kube, simulatedAgentArgs, until } from './kube.ts';
+import { createCrds, Kube, startSimulatedAgent, until } from './kube.ts';
 
 const NODES = ['snap-n1', 'snap-n2'];
 const ZONE = 'snap-zone';
@@ -42,21 +41,10 @@ const conflictIsFine = (e: unknown) => {
 };
 
 async function startAgent(name: string, kubeconfig: string) {
-  const socket = join(dir, `${name}.sock`);
-  const proc = new MeshstorProcess(
-    simulatedAgentArgs({
-      node: name,
-      zone: ZONE,
-      kubeconfig,
-      socket,
-      kubeletDir: dir,
-      drives: '20GiB',
-      resyncSeconds: 2,
-      port: await freePort(),
-    }),
+  agents.set(
+    name,
+    await startSimulatedAgent({ node: name, zone: ZONE, kubeconfig, dir, drives: '20GiB', resyncSeconds: 2 }),
   );
-  await proc.waitFor('serving');
-  agents.set(name, { proc, client: csiNodeClient(socket) });
 }
 
 function sidecar(name: string, bin: string, args: string[]) {
