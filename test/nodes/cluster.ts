@@ -2,8 +2,8 @@
 // kube-scheduler with the MeshStor extender configured, kube-controller-manager), three guests
 // that are real Kubernetes nodes (kubelet + containerd, own kernel, own NVMe drives), and MeshStor
 // installed by its own Helm chart from its own image. kubectl talks to it like a user would.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { type ControlPlane, startControlPlane } from '../cluster/control-plane.t
 import { pointExtenders } from '../cluster/global-setup.ts';
 import { until } from '../cluster/kube.ts';
 import { helmBinary } from '../helm/paths.ts';
+import { snapshotControllerBinary, snapshotCrdFiles } from '../snapshot/paths.ts';
 import { type ExtenderPki, makeExtenderPki } from '../tls.ts';
 import { type DriveFile, Guest } from './guest.ts';
 import { k8sNodeBinary } from './paths.ts';
@@ -68,6 +69,7 @@ export class NodesCluster {
   readonly bridge = `msn${process.pid}`;
   private readonly log: (msg: string) => void;
   readonly times: Record<string, number> = {};
+  private snapshotController: ChildProcess | undefined;
 
   private readonly opts: NodesClusterOptions;
 
@@ -127,6 +129,7 @@ export class NodesCluster {
       keep: true,
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
+    this.startSnapshotController();
     const apiPort = Number(new URL(this.cp.apiUrl).port);
     for (const [i, name] of NODES.entries()) {
       const g = new Guest({
@@ -139,7 +142,9 @@ export class NodesCluster {
         tap: this.tap(i + 1),
         labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
         memMiB: this.opts.memMiB ?? 1536,
-        cpus: this.opts.cpus ?? 2,
+        // one vCPU each: three guests share two host cores, and a second vCPU per guest only adds
+        // lock-holder preemption (a vCPU spinning on a lock its descheduled sibling holds)
+        cpus: this.opts.cpus ?? 1,
         dir: this.dir,
       });
       this.guests.set(name, g);
@@ -153,6 +158,25 @@ export class NodesCluster {
     });
     this.times.nodesReady = Date.now() - tBoot;
     this.log(`3 nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
+  }
+
+  /**
+   * The chart documents the VolumeSnapshot CRDs and the snapshot-controller as a cluster
+   * prerequisite (deploy/README.md): here they run beside kube-controller-manager on the host, the
+   * controller with a parent-death signal so a killed run leaves nothing behind.
+   */
+  private startSnapshotController(): void {
+    const crds = snapshotCrdFiles();
+    const controller = snapshotControllerBinary();
+    if (!crds || !controller) throw new Error('the snapshotter is not built: npm run setup:snapshotter');
+    for (const f of crds) this.kubectl(['apply', '--server-side', '-f', f]);
+    const cp = this.cp as ControlPlane;
+    const log = openSync(join(cp.logs, 'snapshot-controller.log'), 'a');
+    this.snapshotController = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', controller, `--kubeconfig=${cp.kubeconfig}`, '--leader-election=false'],
+      { stdio: ['ignore', log, log] },
+    );
   }
 
   private tap(index: number): string {
@@ -203,7 +227,9 @@ export class NodesCluster {
     const [repository, tag] = this.root.meshstorImage.split(':') as [string, string];
     const values = {
       image: { repository, tag, pullPolicy: 'Never' },
-      logLevel: 'debug',
+      logLevel: 'info',
+      // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
+      startupTimeoutSeconds: 600,
       controller: { replicas: 1 },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
@@ -288,6 +314,7 @@ export class NodesCluster {
   }
 
   async stop(): Promise<void> {
+    this.snapshotController?.kill('SIGKILL');
     for (const g of this.guests.values()) await g.kill();
     await this.cp?.stop();
     this.removeBridge();
