@@ -25,6 +25,7 @@ export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b',
 /** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_NODE = 'node1';
 const EXTENDER_PORT = 8099;
+const CONTROLLER_NODE = 'node2';
 /** its /healthz, /readyz and /metrics (plain HTTP; the verbs are mutual TLS only) */
 const EXTENDER_PROBE_PORT = 8100;
 /** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
@@ -53,6 +54,19 @@ function removeOrphanBridges(): void {
     }
     if (!alive) spawnSync('ip', ['link', 'del', name]);
   }
+  // apiserver forwards of such runs (commented with their bridge's name)
+  const rules = spawnSync('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { encoding: 'utf8' }).stdout ?? '';
+  for (const line of rules.split('\n')) {
+    const m = /^-A (PREROUTING .*--comment (msn(\d+)) .*)$/.exec(line);
+    if (!m?.[1] || !m[3]) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[3]), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) spawnSync('iptables', ['-t', 'nat', '-D', ...m[1].split(' ')]);
+  }
 }
 
 export class NodesCluster {
@@ -70,6 +84,7 @@ export class NodesCluster {
   private readonly log: (msg: string) => void;
   readonly times: Record<string, number> = {};
   private snapshotController: ChildProcess | undefined;
+  private forwardedPort: number | undefined;
 
   private readonly opts: NodesClusterOptions;
 
@@ -124,17 +139,19 @@ export class NodesCluster {
     pointExtenders(scheduler.extenders, EXTENDER_PORT, this.extenderPki, nodeIp(1));
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
-      extraSans: ['IP:10.0.2.2'],
+      extraSans: ['IP:10.0.2.2', `IP:${NODE_NET}.1`],
       nodes: [...NODES],
       keep: true,
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
     this.startSnapshotController();
     const apiPort = Number(new URL(this.cp.apiUrl).port);
+    this.forwardApiserver(apiPort);
     for (const [i, name] of NODES.entries()) {
       const g = new Guest({
         name,
         index: i + 1,
+        apiHost: `${NODE_NET}.1`,
         apiPort,
         pki: join(this.cp.dir, 'pki'),
         root: this.root,
@@ -142,9 +159,10 @@ export class NodesCluster {
         tap: this.tap(i + 1),
         labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
         memMiB: this.opts.memMiB ?? 1536,
-        // one vCPU each: three guests share two host cores, and a second vCPU per guest only adds
-        // lock-holder preemption (a vCPU spinning on a lock its descheduled sibling holds)
-        cpus: this.opts.cpus ?? 1,
+        // two vCPUs each: the scenarios load one node at a time (a drain sends the writer, the
+        // relocation's resync and often the controller to one node), which with one vCPU could
+        // use only one of the host's two cores
+        cpus: this.opts.cpus ?? 2,
         dir: this.dir,
       });
       this.guests.set(name, g);
@@ -179,6 +197,41 @@ export class NodesCluster {
     );
   }
 
+  /**
+   * The apiserver listens on the host's loopback; the guests reach it at the bridge address, which
+   * the host's kernel forwards to loopback (DNAT, with route_localnet on the bridge). The kernel's
+   * path costs the guests nothing, where slirp's user-space TCP ran in each qemu's main loop.
+   */
+  private forwardApiserver(port: number): void {
+    writeFileSync(`/proc/sys/net/ipv4/conf/${this.bridge}/route_localnet`, '1');
+    const r = spawnSync('iptables', ['-t', 'nat', '-A', ...this.forwardRule(port)], { encoding: 'utf8' });
+    if (r.status !== 0)
+      throw new Error(`iptables: ${r.stderr || r.error?.message} (the nodes tier needs root)`);
+    this.forwardedPort = port;
+  }
+
+  private forwardRule(port: number): string[] {
+    return [
+      'PREROUTING',
+      '-i',
+      this.bridge,
+      '-d',
+      `${NODE_NET}.1`,
+      '-p',
+      'tcp',
+      '--dport',
+      String(port),
+      '-m',
+      'comment',
+      '--comment',
+      this.bridge,
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `127.0.0.1:${port}`,
+    ];
+  }
+
   private tap(index: number): string {
     return `${this.bridge}t${index}`;
   }
@@ -202,6 +255,9 @@ export class NodesCluster {
   }
 
   private removeBridge(): void {
+    if (this.forwardedPort !== undefined)
+      spawnSync('iptables', ['-t', 'nat', '-D', ...this.forwardRule(this.forwardedPort)]);
+    this.forwardedPort = undefined;
     for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
     spawnSync('ip', ['link', 'del', this.bridge]);
   }
@@ -230,7 +286,14 @@ export class NodesCluster {
       logLevel: 'info',
       // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
       startupTimeoutSeconds: 600,
-      controller: { replicas: 1 },
+      // The controller on node2, the extender on node1: a drain sends the workload and a
+      // relocation's resync to one node, which must not also carry all of MeshStor's control
+      // plane. It tolerates the cordon, so a drain of node2 brings it back there.
+      controller: {
+        replicas: 1,
+        nodeSelector: { 'kubernetes.io/hostname': CONTROLLER_NODE },
+        tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }],
+      },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
         resyncSeconds: 5,
