@@ -39,6 +39,9 @@ ip link set eth1 up && ip addr add "$IP/24" dev eth1
 # which pods use to reach the apiserver; it is the host's loopback apiserver, reached at the host's
 # bridge address (API_HOST), which the harness forwards to loopback. Through slirp (10.0.2.2) a
 # busy guest's lease renewals stalled for tens of seconds and its agent fenced its arrays.
+# Host-network processes (the agent) pick their source address before the DNAT: route the Service
+# address out of eth1 so that it is this node's bridge address, which the host can answer.
+ip route add 10.0.0.1/32 dev eth1 src "$IP"
 iptables -t nat -A OUTPUT -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "$API_HOST:$API_PORT"
 iptables -t nat -A PREROUTING -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "$API_HOST:$API_PORT"
 ev net "\"ip\":\"$IP\""
