@@ -6,20 +6,25 @@ import { loadCsi } from './server.ts';
 
 let csi: ReturnType<typeof loadCsi> | undefined;
 
-/** Undefined when the driver on `socket` answers Probe ready within `timeoutMs`; otherwise why not. */
-export async function probeCsiSocket(socket: string, timeoutMs = 3_000): Promise<string | undefined> {
+/**
+ * Undefined when the driver on `socket` answers Probe within `timeoutMs`, ready or not; otherwise
+ * why not. A driver that answers "not ready" is alive (its caches are syncing, or the apiserver is
+ * slow to answer it): a liveness restart would only start that work over, and on a loaded node it
+ * kept the controller from ever becoming ready. Readiness is Probe's own answer, which the sidecars
+ * read themselves.
+ */
+export async function probeCsiSocket(socket: string, timeoutMs = 8_000): Promise<string | undefined> {
   csi ??= loadCsi();
   const client = new csi.csi.v1.Identity(`unix:${socket}`, grpc.credentials.createInsecure());
   try {
-    const res = await new Promise<{ ready?: { value?: boolean } | null }>((resolve, reject) =>
+    await new Promise<unknown>((resolve, reject) =>
       (
         client as unknown as {
           Probe: (r: object, o: grpc.CallOptions, cb: (e: Error | null, v: never) => void) => void;
         }
       ).Probe({}, { deadline: Date.now() + timeoutMs }, (e, v) => (e ? reject(e) : resolve(v))),
     );
-    // CSI: an absent ready field means ready
-    return res.ready?.value === false ? 'the CSI driver answers Probe: not ready' : undefined;
+    return undefined;
   } catch (e) {
     return `the CSI driver does not answer Probe on ${socket}: ${(e as Error).message}`;
   } finally {
