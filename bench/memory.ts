@@ -3,13 +3,19 @@
 // Each component's real informers (kube/informers.ts: client-node's ListWatch, the slims and the
 // handlers the component runs) load its state from lists served in pages of objects shaped as the
 // apiserver sends them (without managedFields, which the slims drop anyway); only the transport is
-// a stand-in (no HTTP, no JSON). Reported: the highest resident size while loading, and the
+// a stand-in (no HTTP). Each page goes through JSON text and JSON.parse as a real list response
+// does, so the strings the handlers keep are the parser's (flat, short ones internalized), not the
+// generator's concatenations. Reported: the highest resident size while loading, and the
 // sizes after a forced GC right after loading and again after an idle wait.
 //   node bench/memory.ts [--nodes 5000] [--volumes 100000] [--idle-ms 10000] [--no-heap-cap]
+//                        [--component extender|controller --heap-snapshot FILE]
+// With --heap-snapshot a component's process writes a V8 heap snapshot after loading (open it in
+// Chrome's DevTools, Memory tab) to see what holds the heap; use a smaller load for it.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import type {
   KubernetesListObject,
   KubernetesObject,
@@ -39,6 +45,7 @@ const { values } = parseArgs({
     component: { type: 'string' },
     'idle-ms': { type: 'string', default: '10000' },
     'no-heap-cap': { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'string' },
   },
 });
 const NODES = Number(values.nodes);
@@ -201,7 +208,8 @@ function pagesOf<T extends KubernetesObject>(items: Iterator<T>) {
     }
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     await new Promise(setImmediate); // a page arrives on its own turn of the event loop
-    return { metadata: { resourceVersion: '1', ...(done ? {} : { _continue: 'more' }) }, items: out };
+    const parsed = JSON.parse(JSON.stringify(out)) as T[];
+    return { metadata: { resourceVersion: '1', ...(done ? {} : { _continue: 'more' }) }, items: parsed };
   };
 }
 
@@ -270,6 +278,7 @@ if (values.component === 'extender') {
 async function report(what: string, sizes: () => object): Promise<void> {
   const loadSecs = ((performance.now() - t0) / 1000).toFixed(1);
   const loaded = settle();
+  if (values['heap-snapshot']) writeHeapSnapshot(values['heap-snapshot']);
   const tracked = informers.reduce((n, i) => n + i.tracked(), 0);
   // A running process is idle between events: V8 returns freed pages to the system in the
   // background then, so the resident size it settles to is measured after an idle wait.
