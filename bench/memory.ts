@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import type {
   KubernetesListObject,
   KubernetesObject,
@@ -56,15 +56,25 @@ const name = (i: number) => `node-${String(i).padStart(5, '0')}`;
 
 if (!values.component) {
   // Parent: one fresh child per component, so neither sees the other's garbage, each with the
-  // heap ceiling the chart gives it (NODE_OPTIONS=--max-old-space-size=heapMiB) unless --no-heap-cap.
+  // heap sizes the chart gives it (NODE_OPTIONS=--max-old-space-size=heapMiB
+  // --max-semi-space-size=semiSpaceMiB) unless --no-heap-cap.
   const chart = parseYaml(
     readFileSync(new URL('../deploy/helm/meshstor/values.yaml', import.meta.url), 'utf8'),
-  ) as Record<string, { heapMiB?: number; resources?: { limits?: { memory?: string } } }>;
+  ) as Record<
+    string,
+    { heapMiB?: number; semiSpaceMiB?: number; resources?: { limits?: { memory?: string } } }
+  >;
   for (const component of ['extender', 'controller']) {
-    const heapMiB = chart[component]?.heapMiB;
-    const cap = values['no-heap-cap'] || !heapMiB ? [] : [`--max-old-space-size=${heapMiB}`];
+    const { heapMiB, semiSpaceMiB } = chart[component] ?? {};
+    const cap =
+      values['no-heap-cap'] || !heapMiB
+        ? []
+        : [
+            `--max-old-space-size=${heapMiB}`,
+            ...(semiSpaceMiB ? [`--max-semi-space-size=${semiSpaceMiB}`] : []),
+          ];
     console.log(
-      `${component}: ${cap.length ? `heap ceiling ${heapMiB} MiB` : 'no heap ceiling (V8 default)'}, container limit in the chart ${chart[component]?.resources?.limits?.memory ?? 'none'}`,
+      `${component}: ${cap.length ? `V8 ${cap.join(' ')}` : 'no heap ceiling (V8 default)'}, container limit in the chart ${chart[component]?.resources?.limits?.memory ?? 'none'}`,
     );
     const r = spawnSync(
       process.execPath,
@@ -285,12 +295,13 @@ async function report(what: string, sizes: () => object): Promise<void> {
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idle = settle();
   await Promise.all(informers.map((i) => i.stop()));
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
   const line = (m: NodeJS.MemoryUsage) =>
     `resident ${MiBs(m.rss)}, heap used ${MiBs(m.heapUsed)} of ${MiBs(m.heapTotal)}`;
   console.log(
     `${what}: ${NODES} nodes, ${VOLUMES} volumes, loaded in ${loadSecs} s; ${JSON.stringify(sizes())}\n` +
       `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}\n` +
-      `  loaded, informers running (${tracked} objects tracked): ${line(loaded)}\n` +
+      `  loaded, informers running (${tracked} objects tracked): ${line(loaded)} (young generation ${MiBs(young)})\n` +
       `  the same after ${IDLE_MS / 1000} s idle:                ${line(idle)}\n` +
       `  empty process (client-node imported):       ${line(base)}`,
   );
