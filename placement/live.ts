@@ -39,10 +39,14 @@ export class LiveCluster {
     }
     this.nodeKeys.set(info.name, key);
     const on = this.takeVolumesOn(info.name);
-    if (existing) this.cluster.removeNode(info.name);
-    this.cluster.addNode(info);
-    this.loadAgain(on);
-    this.trimDrift();
+    try {
+      if (existing) this.cluster.removeNode(info.name);
+      this.cluster.addNode(info);
+    } finally {
+      // Also when the node is refused (a drive id twice, a drive of size 0): its volumes stay.
+      this.loadAgain(on);
+      this.trimDrift();
+    }
     return true;
   }
 

@@ -70,6 +70,26 @@ describe('LiveCluster', () => {
     ).toEqual([GiB]);
   });
 
+  it('a node update the model refuses leaves the volumes on it loaded', () => {
+    const live = new LiveCluster();
+    live.setNode(node('a', 'z1', [drive('d0', 100)]));
+    live.setNode(node('b', 'z2', [drive('d0', 100)]));
+    live.setVolume(
+      vol('v1', [
+        ['a', 'd0'],
+        ['b', 'd0'],
+      ]),
+    );
+    expect(() => live.setNode(node('a', 'z1', [drive('d0', 100), drive('d0', 50)]))).toThrow(/appears twice/);
+    expect(live.volume('v1')?.replicas.map((r) => r.state)).toEqual(['InSync', 'InSync']);
+    expect(
+      live.cluster
+        .node('b')
+        ?.drive('d0')
+        ?.extents.map((t) => t.start),
+    ).toEqual([GiB]);
+  });
+
   it('a volume that arrives before its node is claimed once the node arrives', () => {
     const live = new LiveCluster();
     live.setVolume(vol('v1', [['a', 'd0']], 'Syncing'));
