@@ -202,6 +202,9 @@ function* indexed<T>(count: number, make: (i: number) => T): Generator<T> {
 
 /** The highest resident size seen while the lists were served (sampled once per page). */
 let peakRss = 0;
+/** The largest the young generation (V8's new space) was while loading, sampled likewise. */
+let peakYoung = 0;
+const youngSize = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 
 /** Serves a list in pages from a generator, as the apiserver serves a list with `limit`. */
 function pagesOf<T extends KubernetesObject>(items: Iterator<T>) {
@@ -217,6 +220,7 @@ function pagesOf<T extends KubernetesObject>(items: Iterator<T>) {
       out.push(n.value);
     }
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    peakYoung = Math.max(peakYoung, youngSize());
     await new Promise(setImmediate); // a page arrives on its own turn of the event loop
     const parsed = JSON.parse(JSON.stringify(out)) as T[];
     return { metadata: { resourceVersion: '1', ...(done ? {} : { _continue: 'more' }) }, items: parsed };
@@ -295,13 +299,12 @@ async function report(what: string, sizes: () => object): Promise<void> {
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idle = settle();
   await Promise.all(informers.map((i) => i.stop()));
-  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
   const line = (m: NodeJS.MemoryUsage) =>
     `resident ${MiBs(m.rss)}, heap used ${MiBs(m.heapUsed)} of ${MiBs(m.heapTotal)}`;
   console.log(
     `${what}: ${NODES} nodes, ${VOLUMES} volumes, loaded in ${loadSecs} s; ${JSON.stringify(sizes())}\n` +
-      `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}\n` +
-      `  loaded, informers running (${tracked} objects tracked): ${line(loaded)} (young generation ${MiBs(young)})\n` +
+      `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}, young generation ${MiBs(peakYoung)}\n` +
+      `  loaded, informers running (${tracked} objects tracked): ${line(loaded)}\n` +
       `  the same after ${IDLE_MS / 1000} s idle:                ${line(idle)}\n` +
       `  empty process (client-node imported):       ${line(base)}`,
   );
