@@ -144,6 +144,8 @@ export class WriteRight {
       // counted from the send: the apiserver may have stored it at any moment after it
       this.validUntil = Math.max(this.validUntil, sent + this.timing.leaseMs);
       if (this.holds()) this.lapsed = false;
+      // what a later lapse is blamed on, unless a failed renewal says more
+      this.lastError = `lease of node ${this.o.node}: no renewal accepted within ${(this.timing.leaseMs - this.timing.fenceGuardMs) / 1000} s (the last one accepted took ${Math.round(this.clock.now() - sent)} ms)`;
     } catch (e) {
       this.lastError = `lease of node ${this.o.node} not renewed: ${e instanceof Error ? e.message : String(e)}`;
       this.o.onRenewError?.(this.lastError);

@@ -11,10 +11,16 @@ export function preferredNode(preferred: readonly Topology[] | undefined): strin
 }
 
 /**
- * The placement segment a GetCapacity topology asks about. A volume is reachable from every node,
- * so the node key does not narrow where replicas may go; a zone key does.
+ * The placement segment a GetCapacity topology asks about. A volume is reachable from every node
+ * (its members are exported over NVMe-oF), so the node key does not narrow where replicas may go.
+ * external-provisioner asks per node, with the node's whole segment (node and zone keys, from
+ * CSINode): the answer is then the largest volume a pod on that node can get anywhere in the
+ * cluster. Narrowing that to the node's zone made a replicaCount 2 class report 0 on every node of
+ * a cluster with one node per zone, and the scheduler never placed its pods. Only a topology with a
+ * zone and no node key (a zone-wide segment) narrows placement to that zone.
  */
 export function segmentOf(t: Topology | null | undefined): TopologySegment {
+  if (t?.segments[NODE_KEY]) return {};
   const zone = t?.segments[ZONE_KEY];
   return zone ? { zone } : {};
 }

@@ -1,6 +1,7 @@
 // The test tiers `npm test` runs, in order. A tier whose prerequisites are missing is skipped
 // with the reason printed; under CI=true a tier marked requiredInCI fails the run instead.
 import { kernelTierMissing } from './kernel/harness.ts';
+import { nodesTierMissing } from './nodes/paths.ts';
 import { provisionerBinary } from './provision/paths.ts';
 import { missingSanity } from './sanity/paths.ts';
 import { missingSnapshotter } from './snapshot/paths.ts';
@@ -81,5 +82,14 @@ export const TIERS: Tier[] = [
         ? `${gone.join(', ')} not in ${binDir()} (the agent boot's control plane): run npm run setup:cluster`
         : undefined;
     },
+  },
+  {
+    name: 'nodes',
+    about:
+      "three qemu guests that are real Kubernetes nodes (kubelet, containerd, own kernel and NVMe drives), MeshStor installed by helm from its image: StatefulSets write, drain, move, relocate, grow, raw block and read-only mounts, an agent killed mid-relocation, uninstall/reinstall, then Kubernetes' External Storage e2e suites",
+    command: ['vitest', 'run', '--project', 'nodes'],
+    vitestProject: 'nodes',
+    requiredInCI: true,
+    missing: async () => nodesTierMissing(),
   },
 ];

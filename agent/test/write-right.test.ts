@@ -146,6 +146,9 @@ describe('WriteRight: the holder', () => {
     expect(h.lapses).toHaveLength(1);
     // the last accepted renewal was sent at or before 20 s: the fence came by then + D - G
     expect(h.clock.t).toBeLessThanOrEqual(20_000 + D - G + 1_000);
+    // no renewal failed, so the lapse is blamed on renewals not accepted in time (not on a stale
+    // start-up message)
+    expect(h.lapses[0]).toMatch(/no renewal accepted within 35 s/);
   });
 });
 

@@ -246,6 +246,14 @@ describe('DeleteVolume, Validate, GetCapacity, Expand', () => {
       parameters: { replicaCount: '2' },
       accessible_topology: { segments: { [ZONE_KEY]: 'a' } },
     });
+    // external-provisioner asks with each node's whole segment: a pod there reaches copies on any node
+    const nodeInZoneA = await ctl.GetCapacity?.({
+      parameters: { replicaCount: '2' },
+      accessible_topology: { segments: { [NODE_KEY]: 'small', [ZONE_KEY]: 'a' } },
+    });
+    const anywhere = await ctl.GetCapacity?.({ parameters: { replicaCount: '2' } });
+    expect(nodeInZoneA?.available_capacity).toBe(anywhere?.available_capacity);
+    expect(Number(anywhere?.available_capacity)).toBeGreaterThan(3 * GiB);
     // The 100 GiB drives hold the volumes made above; one still has ~85+ GiB in one piece.
     expect(Number(one?.available_capacity)).toBeGreaterThan(80 * GiB);
     expect(Number(one?.available_capacity)).toBeLessThan(100 * GiB);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { IMAGE_REPOSITORY } from './contents.ts';
+import { HOST_COMMANDS, IMAGE_REPOSITORY } from './contents.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (msg: string) => console.log(`image:check: ${msg}`);
@@ -94,7 +94,20 @@ async function main(): Promise<void> {
         'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version; command -v dmsetup',
     );
     if (!/^v24\./m.test(tools)) throw new Error(`the image's node is not Node 24:\n${tools}`);
-    say(`runs: meshstor --help (its compile cache accepted), and\n${tools.trim()}`);
+    const missing = ctr(
+      'run',
+      '--rm',
+      image,
+      'meshstor-check-commands',
+      'sh',
+      '-c',
+      `for c in ${HOST_COMMANDS.join(' ')}; do command -v "$c" >/dev/null || echo "$c"; done`,
+    ).trim();
+    if (missing)
+      throw new Error(`the image lacks programs the agent runs: ${missing.split('\n').join(', ')}`);
+    say(
+      `runs: meshstor --help (its compile cache accepted), all ${HOST_COMMANDS.length} programs the agent runs, and\n${tools.trim()}`,
+    );
   } finally {
     containerd?.kill('SIGTERM');
     await new Promise((r) => (containerd?.exitCode !== null ? r(undefined) : containerd?.once('exit', r)));

@@ -11,6 +11,30 @@ export const IMAGE_REPOSITORY = 'localhost/meshstor';
 export const DEBIAN_SUITE = 'bookworm';
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 
+/**
+ * Every program the agent's LinuxHost runs (a unit test reads them out of agent/'s sources and
+ * fails when one is missing here; `npm run image:check` fails when the image lacks one). The
+ * kernel tier's guest had `mount` from elsewhere, so only a real node found it missing.
+ */
+export const HOST_COMMANDS = [
+  'blkdiscard',
+  'blkid',
+  'dd',
+  'dmsetup',
+  'fsfreeze',
+  'mdadm',
+  'mkfs.xfs',
+  'modprobe',
+  'mount',
+  'nvme',
+  'partx',
+  'sfdisk',
+  'sgdisk',
+  'umount',
+  'wipefs',
+  'xfs_growfs',
+] as const;
+
 /** deploy/image/packages.txt: one Debian package a line, `#` comments. */
 export function imagePackages(): string[] {
   return readFileSync(join(here, 'packages.txt'), 'utf8')

@@ -2,8 +2,8 @@
 // kube-scheduler with the MeshStor extender configured, kube-controller-manager), three guests
 // that are real Kubernetes nodes (kubelet + containerd, own kernel, own NVMe drives), and MeshStor
 // installed by its own Helm chart from its own image. kubectl talks to it like a user would.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { type ControlPlane, startControlPlane } from '../cluster/control-plane.t
 import { pointExtenders } from '../cluster/global-setup.ts';
 import { until } from '../cluster/kube.ts';
 import { helmBinary } from '../helm/paths.ts';
+import { snapshotControllerBinary, snapshotCrdFiles } from '../snapshot/paths.ts';
 import { type ExtenderPki, makeExtenderPki } from '../tls.ts';
 import { type DriveFile, Guest } from './guest.ts';
 import { k8sNodeBinary } from './paths.ts';
@@ -24,6 +25,7 @@ export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b',
 /** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_NODE = 'node1';
 const EXTENDER_PORT = 8099;
+const CONTROLLER_NODE = 'node2';
 /** its /healthz, /readyz and /metrics (plain HTTP; the verbs are mutual TLS only) */
 const EXTENDER_PROBE_PORT = 8100;
 /** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
@@ -52,6 +54,19 @@ function removeOrphanBridges(): void {
     }
     if (!alive) spawnSync('ip', ['link', 'del', name]);
   }
+  // apiserver forwards of such runs (commented with their bridge's name)
+  const rules = spawnSync('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { encoding: 'utf8' }).stdout ?? '';
+  for (const line of rules.split('\n')) {
+    const m = /^-A (PREROUTING .*--comment (msn(\d+)) .*)$/.exec(line);
+    if (!m?.[1] || !m[3]) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[3]), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) spawnSync('iptables', ['-t', 'nat', '-D', ...m[1].split(' ')]);
+  }
 }
 
 export class NodesCluster {
@@ -68,6 +83,8 @@ export class NodesCluster {
   readonly bridge = `msn${process.pid}`;
   private readonly log: (msg: string) => void;
   readonly times: Record<string, number> = {};
+  private snapshotController: ChildProcess | undefined;
+  private forwardedPort: number | undefined;
 
   private readonly opts: NodesClusterOptions;
 
@@ -122,16 +139,19 @@ export class NodesCluster {
     pointExtenders(scheduler.extenders, EXTENDER_PORT, this.extenderPki, nodeIp(1));
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
-      extraSans: ['IP:10.0.2.2'],
+      extraSans: ['IP:10.0.2.2', `IP:${NODE_NET}.1`],
       nodes: [...NODES],
       keep: true,
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
+    this.startSnapshotController();
     const apiPort = Number(new URL(this.cp.apiUrl).port);
+    this.forwardApiserver(apiPort);
     for (const [i, name] of NODES.entries()) {
       const g = new Guest({
         name,
         index: i + 1,
+        apiHost: `${NODE_NET}.1`,
         apiPort,
         pki: join(this.cp.dir, 'pki'),
         root: this.root,
@@ -139,7 +159,10 @@ export class NodesCluster {
         tap: this.tap(i + 1),
         labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
         memMiB: this.opts.memMiB ?? 1536,
-        cpus: this.opts.cpus ?? 2,
+        // one vCPU each: with two (six vCPUs on two host cores) scenario 1 took 463 s instead of
+        // 145 s and the guests spent half their time in the kernel (a preempted vCPU holding a
+        // lock its sibling spins on)
+        cpus: this.opts.cpus ?? 1,
         dir: this.dir,
       });
       this.guests.set(name, g);
@@ -153,6 +176,60 @@ export class NodesCluster {
     });
     this.times.nodesReady = Date.now() - tBoot;
     this.log(`3 nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
+  }
+
+  /**
+   * The chart documents the VolumeSnapshot CRDs and the snapshot-controller as a cluster
+   * prerequisite (deploy/README.md): here they run beside kube-controller-manager on the host, the
+   * controller with a parent-death signal so a killed run leaves nothing behind.
+   */
+  private startSnapshotController(): void {
+    const crds = snapshotCrdFiles();
+    const controller = snapshotControllerBinary();
+    if (!crds || !controller) throw new Error('the snapshotter is not built: npm run setup:snapshotter');
+    for (const f of crds) this.kubectl(['apply', '--server-side', '-f', f]);
+    const cp = this.cp as ControlPlane;
+    const log = openSync(join(cp.logs, 'snapshot-controller.log'), 'a');
+    this.snapshotController = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', controller, `--kubeconfig=${cp.kubeconfig}`, '--leader-election=false'],
+      { stdio: ['ignore', log, log] },
+    );
+  }
+
+  /**
+   * The apiserver listens on the host's loopback; the guests reach it at the bridge address, which
+   * the host's kernel forwards to loopback (DNAT, with route_localnet on the bridge). The kernel's
+   * path costs the guests nothing, where slirp's user-space TCP ran in each qemu's main loop.
+   */
+  private forwardApiserver(port: number): void {
+    writeFileSync(`/proc/sys/net/ipv4/conf/${this.bridge}/route_localnet`, '1');
+    const r = spawnSync('iptables', ['-t', 'nat', '-A', ...this.forwardRule(port)], { encoding: 'utf8' });
+    if (r.status !== 0)
+      throw new Error(`iptables: ${r.stderr || r.error?.message} (the nodes tier needs root)`);
+    this.forwardedPort = port;
+  }
+
+  private forwardRule(port: number): string[] {
+    return [
+      'PREROUTING',
+      '-i',
+      this.bridge,
+      '-d',
+      `${NODE_NET}.1`,
+      '-p',
+      'tcp',
+      '--dport',
+      String(port),
+      '-m',
+      'comment',
+      '--comment',
+      this.bridge,
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `127.0.0.1:${port}`,
+    ];
   }
 
   private tap(index: number): string {
@@ -178,6 +255,9 @@ export class NodesCluster {
   }
 
   private removeBridge(): void {
+    if (this.forwardedPort !== undefined)
+      spawnSync('iptables', ['-t', 'nat', '-D', ...this.forwardRule(this.forwardedPort)]);
+    this.forwardedPort = undefined;
     for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
     spawnSync('ip', ['link', 'del', this.bridge]);
   }
@@ -203,11 +283,22 @@ export class NodesCluster {
     const [repository, tag] = this.root.meshstorImage.split(':') as [string, string];
     const values = {
       image: { repository, tag, pullPolicy: 'Never' },
-      logLevel: 'debug',
-      controller: { replicas: 1 },
+      logLevel: 'info',
+      // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
+      startupTimeoutSeconds: 600,
+      // The controller on node2, the extender on node1: a drain sends the workload and a
+      // relocation's resync to one node, which must not also carry all of MeshStor's control
+      // plane. It tolerates the cordon, so a drain of node2 brings it back there.
+      controller: {
+        replicas: 1,
+        nodeSelector: { 'kubernetes.io/hostname': CONTROLLER_NODE },
+        tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }],
+      },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
-        resyncSeconds: 5,
+        // each pass runs host commands, and every exec costs a TCG guest dearly; a change to one
+        // of its volumes still runs the pass at once
+        resyncSeconds: 20,
       },
       extender: {
         hostNetwork: true,
@@ -288,6 +379,7 @@ export class NodesCluster {
   }
 
   async stop(): Promise<void> {
+    this.snapshotController?.kill('SIGKILL');
     for (const g of this.guests.values()) await g.kill();
     await this.cp?.stop();
     this.removeBridge();

@@ -22,6 +22,8 @@ export interface GuestSpec {
   name: string;
   /** 1..9: MAC addresses, 192.168.100.(10+index), pod subnet 10.244.index.0/24 */
   index: number;
+  /** where the guest reaches the apiserver: the host's bridge address (forwarded to its loopback) */
+  apiHost: string;
   apiPort: number;
   /** the control plane's pki directory: ca.crt and node-<name>.crt/.key */
   pki: string;
@@ -82,7 +84,9 @@ export class Guest {
     mkdirSync(files, { recursive: true });
     writeFileSync(
       join(files, 'env'),
-      `NODE=${s.name}\nINDEX=${s.index}\nAPI_PORT=${s.apiPort}\nLABELS=${Object.entries(s.labels)
+      `NODE=${s.name}\nINDEX=${s.index}\nAPI_HOST=${s.apiHost}\nAPI_PORT=${s.apiPort}\nLABELS=${Object.entries(
+        s.labels,
+      )
         .map(([k, v]) => `${k}=${v}`)
         .join(',')}\n`,
     );

@@ -7,6 +7,7 @@ import { binDir } from '../cluster/binaries.ts';
 import { helmBinary } from '../helm/paths.ts';
 import { currentBuild } from '../kernel/paths.ts';
 import { provisionerBinary } from '../provision/paths.ts';
+import { missingSnapshotter } from '../snapshot/paths.ts';
 
 export const CACHE = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'meshstor', 'nodes');
 
@@ -71,6 +72,8 @@ export function nodesTierMissing(): string | undefined {
     if (!executable(join(binDir(), b))) gone.push(`${b} (npm run setup:cluster)`);
   if (!provisionerBinary()) gone.push('csi-provisioner (npm run setup:provisioner)');
   if (!executable(resizerBinary())) gone.push('csi-resizer (npm run setup:nodes)');
+  const snapshotter = missingSnapshotter();
+  if (snapshotter) gone.push(snapshotter);
   if (!executable(pauseBinary())) gone.push('pause (npm run setup:nodes)');
   if (!helmBinary()) gone.push('helm (npm run setup:helm)');
   if (!existsSync('/usr/bin/qemu-system-x86_64')) gone.push('qemu-system-x86_64 (npm run setup:kernel)');

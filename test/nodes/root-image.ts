@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { currentBuild } from '../kernel/paths.ts';
 import { PROVISIONER_VERSION, provisionerBinary } from '../provision/paths.ts';
+import { csiSnapshotterBinary, SNAPSHOTTER_VERSION } from '../snapshot/paths.ts';
 import { writeImageArchive } from './image-archive.ts';
 import {
   BUSYBOX_IMAGE,
@@ -166,9 +167,12 @@ function buildSmallImages(dir: string): string[] {
   }
   const provisioner = provisionerBinary();
   if (!provisioner) throw new Error('csi-provisioner is not built: npm run setup:provisioner');
+  const snapshotter = csiSnapshotterBinary();
+  if (!snapshotter) throw new Error('csi-snapshotter is not built: npm run setup:snapshotter');
   for (const [name, bin, ref] of [
     ['csi-provisioner', provisioner, `registry.k8s.io/sig-storage/csi-provisioner:${PROVISIONER_VERSION}`],
     ['csi-resizer', resizerBinary(), `registry.k8s.io/sig-storage/csi-resizer:${RESIZER_VERSION}`],
+    ['csi-snapshotter', snapshotter, `registry.k8s.io/sig-storage/csi-snapshotter:${SNAPSHOTTER_VERSION}`],
   ] as const) {
     d = stage(name);
     copyFileSync(bin, join(d, name));
@@ -223,6 +227,7 @@ export async function ensureGuestRoot(log: (msg: string) => void = console.log):
     fingerprint(pauseBinary()),
     fingerprint(resizerBinary()),
     fingerprint(provisionerBinary() ?? ''),
+    fingerprint(csiSnapshotterBinary() ?? ''),
     fingerprint(meshstor.archive),
   ];
   const key = createHash('sha256').update(inputs.join('\n')).digest('hex').slice(0, 16);

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { CHART_DIR, helm, MANIFESTS_FILE, renderChart, renderManifests } from '../../deploy/helm/render.ts';
 import { RUNTIME_FILES } from '../../deploy/image/bundle.ts';
-import { imagePackages } from '../../deploy/image/contents.ts';
+import { HOST_COMMANDS, imagePackages } from '../../deploy/image/contents.ts';
 import { makeLogger } from '../../kube/log.ts';
 import { closeServer, listen, verbsServer } from '../../scheduler/door.ts';
 import { helmBinary, missingHelm } from '../helm/paths.ts';
@@ -452,6 +452,20 @@ describe('image contents', () => {
         .filter(Boolean)
         .sort(),
     ).toEqual([...imagePackages()].sort());
+  });
+
+  it("the image's command list names every program the agent runs (image:check looks each up in the image)", () => {
+    const sources = execFileSync('git', ['ls-files', 'agent/*.ts'], { cwd: root, encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f && !f.includes('/test/') && !f.includes('simulated') && !f.includes('/sim-'));
+    const run = new Set<string>();
+    for (const f of sources) {
+      const text = readFileSync(join(root, f), 'utf8');
+      // the exec wrapper's calls: x('mdadm', …), exec('modprobe', …), run('dd', …), the name on its own line too
+      for (const m of text.matchAll(/\b(?:x|exec|run)\(\s*'([a-z0-9_.-]+)'/g)) run.add(m[1] as string);
+    }
+    expect(run.size).toBeGreaterThan(10);
+    expect([...run].filter((c) => !(HOST_COMMANDS as readonly string[]).includes(c))).toEqual([]);
   });
 
   it('the Containerfile bundles the project with the script npm run image uses', () => {

@@ -1,6 +1,7 @@
 #!/bin/sh
 # PID 1 of a nodes-tier guest: a Kubernetes node with containerd and kubelet, no systemd.
-# Settings come from /etc/node/env (written per guest by the harness): NODE, INDEX, API_PORT, ZONE.
+# Settings come from /etc/node/env (written per guest by the harness): NODE, INDEX, API_HOST, API_PORT,
+# LABELS.
 # Events go to the console (ttyS0) as `@@NODE {"ev":...}`; kubelet's and every pod's log go to the
 # second serial port (ttyS1), which the harness keeps in a file beside the console.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
@@ -35,9 +36,14 @@ ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 ip link set eth1 up && ip addr add "$IP/24" dev eth1
 # No kube-proxy runs here: the only Service the nodes need is `kubernetes` (ClusterIP 10.0.0.1),
-# which pods use to reach the apiserver; it is the host's loopback apiserver, 10.0.2.2 through slirp.
-iptables -t nat -A OUTPUT -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "10.0.2.2:$API_PORT"
-iptables -t nat -A PREROUTING -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "10.0.2.2:$API_PORT"
+# which pods use to reach the apiserver; it is the host's loopback apiserver, reached at the host's
+# bridge address (API_HOST), which the harness forwards to loopback. Through slirp (10.0.2.2) a
+# busy guest's lease renewals stalled for tens of seconds and its agent fenced its arrays.
+# Host-network processes (the agent) pick their source address before the DNAT: route the Service
+# address out of eth1 so that it is this node's bridge address, which the host can answer.
+ip route add 10.0.0.1/32 dev eth1 src "$IP"
+iptables -t nat -A OUTPUT -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "$API_HOST:$API_PORT"
+iptables -t nat -A PREROUTING -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "$API_HOST:$API_PORT"
 ev net "\"ip\":\"$IP\""
 mkdir -p /etc/cni/net.d
 cat > /etc/cni/net.d/10-node.conflist <<CNI
@@ -85,7 +91,7 @@ apiVersion: v1
 kind: Config
 clusters:
 - name: test
-  cluster: {server: "https://10.0.2.2:$API_PORT", certificate-authority: /etc/node/ca.crt}
+  cluster: {server: "https://$API_HOST:$API_PORT", certificate-authority: /etc/node/ca.crt}
 users:
 - name: node
   user: {client-certificate: /etc/node/node.crt, client-key: /etc/node/node.key}
