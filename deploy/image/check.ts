@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     );
     if (!/V8 code cache for ESM \S+meshstor\.mjs was accepted/.test(cache))
       throw new Error(`the image's Node did not use the shipped compile cache:\n${cache.slice(-2000)}`);
+    // one container: every program the agent runs is there, then the tools' versions
     const tools = ctr(
       'run',
       '--rm',
@@ -90,21 +91,13 @@ async function main(): Promise<void> {
       'meshstor-check-tools',
       'sh',
       '-c',
-      'set -e; node --version; mdadm --version 2>&1; nvme version; sgdisk --version; sfdisk --version; ' +
-        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version; command -v dmsetup',
+      `for c in ${HOST_COMMANDS.join(' ')}; do command -v "$c" >/dev/null || echo "missing: $c"; done; ` +
+        'set -e; node --version; mdadm --version 2>&1; nvme version; sgdisk --version; sfdisk --version; ' +
+        'mkfs.xfs -V; xfs_growfs -V; modprobe --version; wipefs --version; lsblk --version',
     );
+    const missing = [...tools.matchAll(/^missing: (\S+)$/gm)].map((m) => m[1]);
+    if (missing.length > 0) throw new Error(`the image lacks programs the agent runs: ${missing.join(', ')}`);
     if (!/^v24\./m.test(tools)) throw new Error(`the image's node is not Node 24:\n${tools}`);
-    const missing = ctr(
-      'run',
-      '--rm',
-      image,
-      'meshstor-check-commands',
-      'sh',
-      '-c',
-      `for c in ${HOST_COMMANDS.join(' ')}; do command -v "$c" >/dev/null || echo "$c"; done`,
-    ).trim();
-    if (missing)
-      throw new Error(`the image lacks programs the agent runs: ${missing.split('\n').join(', ')}`);
     say(
       `runs: meshstor --help (its compile cache accepted), all ${HOST_COMMANDS.length} programs the agent runs, and\n${tools.trim()}`,
     );
