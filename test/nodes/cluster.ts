@@ -40,32 +40,28 @@ export interface NodesClusterOptions {
   log?: (msg: string) => void;
 }
 
-/** Bridges and taps of runs whose process is gone (killed before its stop()): msn<pid>[t<n>]. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Bridges, taps and apiserver forwards of runs whose process is gone (killed before its stop()): msn<pid>[t<n>]. */
 function removeOrphanBridges(): void {
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
   for (const m of links.matchAll(/^\d+: (msn(\d+)(t\d+)?)[@:]/gm)) {
     const [, name, pid] = m;
-    if (!name || !pid) continue;
-    let alive = true;
-    try {
-      process.kill(Number(pid), 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) spawnSync('ip', ['link', 'del', name]);
+    if (name && pid && !processAlive(Number(pid))) spawnSync('ip', ['link', 'del', name]);
   }
   // apiserver forwards of such runs (commented with their bridge's name)
   const rules = spawnSync('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { encoding: 'utf8' }).stdout ?? '';
   for (const line of rules.split('\n')) {
     const m = /^-A (PREROUTING .*--comment (msn(\d+)) .*)$/.exec(line);
-    if (!m?.[1] || !m[3]) continue;
-    let alive = true;
-    try {
-      process.kill(Number(m[3]), 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) spawnSync('iptables', ['-t', 'nat', '-D', ...m[1].split(' ')]);
+    if (m?.[1] && m[3] && !processAlive(Number(m[3])))
+      spawnSync('iptables', ['-t', 'nat', '-D', ...m[1].split(' ')]);
   }
 }
 
