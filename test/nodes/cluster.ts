@@ -1,7 +1,8 @@
 // The nodes tier's cluster: the control plane on host loopback (etcd, kube-apiserver,
 // kube-scheduler with the MeshStor extender configured, kube-controller-manager), three guests
-// that are real Kubernetes nodes (kubelet + containerd, own kernel, own NVMe drives), and MeshStor
-// installed by its own Helm chart from its own image. kubectl talks to it like a user would.
+// that are real Kubernetes storage nodes (kubelet + containerd, own kernel, own NVMe drives), a
+// fourth without drives, tainted, for MeshStor's controller and extender, and MeshStor installed by
+// its own Helm chart from its own image. kubectl talks to it like a user would.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,12 +21,22 @@ import { ensureGuestRoot, type GuestRoot } from './root-image.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const NAMESPACE = 'meshstor-system';
+/** The storage nodes: the agent, NVMe drives, the workloads. */
 export const NODES = ['node1', 'node2', 'node3'] as const;
 export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b', node3: 'zone-c' };
-/** The extender runs on this node (host network); the host's kube-scheduler calls it on the node network. */
-const EXTENDER_NODE = 'node1';
+/**
+ * A node without drives for MeshStor's controller and extender, as a cluster's infrastructure
+ * nodes would carry them. On one TCG vCPU a storage node cannot also carry the controller's four
+ * containers: a lease renewal from such a node once took 104 s, and its agent fenced. Tainted so
+ * that workloads (the e2e suite's too) stay off it; no agent runs there (the chart's agent
+ * nodeSelector wants the storage-node label).
+ */
+export const CONTROL_NODE = 'node4';
+export const CONTROL_TAINT = { key: 'meshstor.io/test-infra', value: 'true', effect: 'NoSchedule' };
+const ALL_NODES = [...NODES, CONTROL_NODE];
+const CONTROL_INDEX = ALL_NODES.indexOf(CONTROL_NODE) + 1;
+/** The extender runs there (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_PORT = 8099;
-const CONTROLLER_NODE = 'node2';
 /** its /healthz, /readyz and /metrics (plain HTTP; the verbs are mutual TLS only) */
 const EXTENDER_PROBE_PORT = 8100;
 /** The node network: a host bridge with one tap per guest; node N is .10+N, the host is .1. */
@@ -71,9 +82,9 @@ export class NodesCluster {
   root: GuestRoot | undefined;
   readonly guests = new Map<string, Guest>();
   /** the verbs, over mutual TLS with `extenderPki` */
-  readonly extenderUrl = `https://${nodeIp(1)}:${EXTENDER_PORT}`;
-  readonly extenderMetricsUrl = `http://${nodeIp(1)}:${EXTENDER_PROBE_PORT}/metrics`;
-  /** The extender's CA, serving certificate (for node1's address) and kube-scheduler's client certificate. */
+  readonly extenderUrl = `https://${nodeIp(CONTROL_INDEX)}:${EXTENDER_PORT}`;
+  readonly extenderMetricsUrl = `http://${nodeIp(CONTROL_INDEX)}:${EXTENDER_PROBE_PORT}/metrics`;
+  /** The extender's CA, serving certificate (for the control node's address) and kube-scheduler's client certificate. */
   extenderPki: ExtenderPki | undefined;
   /** the run's host bridge (a short unique name: interface names have at most 15 bytes) */
   readonly bridge = `msn${process.pid}`;
@@ -131,19 +142,20 @@ export class NodesCluster {
       extenders: Parameters<typeof pointExtenders>[0];
     };
     // kube-scheduler reads its client certificate at start: made before it, put in a Secret at install.
-    this.extenderPki = makeExtenderPki(join(this.dir, 'extender-pki'), [`IP:${nodeIp(1)}`]);
-    pointExtenders(scheduler.extenders, EXTENDER_PORT, this.extenderPki, nodeIp(1));
+    this.extenderPki = makeExtenderPki(join(this.dir, 'extender-pki'), [`IP:${nodeIp(CONTROL_INDEX)}`]);
+    pointExtenders(scheduler.extenders, EXTENDER_PORT, this.extenderPki, nodeIp(CONTROL_INDEX));
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
       extraSans: ['IP:10.0.2.2', `IP:${NODE_NET}.1`],
-      nodes: [...NODES],
+      nodes: ALL_NODES,
       keep: true,
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
     this.startSnapshotController();
     const apiPort = Number(new URL(this.cp.apiUrl).port);
     this.forwardApiserver(apiPort);
-    for (const [i, name] of NODES.entries()) {
+    for (const [i, name] of ALL_NODES.entries()) {
+      const storage = name !== CONTROL_NODE;
       const g = new Guest({
         name,
         index: i + 1,
@@ -151,9 +163,12 @@ export class NodesCluster {
         apiPort,
         pki: join(this.cp.dir, 'pki'),
         root: this.root,
-        drives: this.drives(name),
+        drives: storage ? this.drives(name) : [],
         tap: this.tap(i + 1),
-        labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
+        labels: storage
+          ? { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string }
+          : {},
+        taints: storage ? [] : [`${CONTROL_TAINT.key}=${CONTROL_TAINT.value}:${CONTROL_TAINT.effect}`],
         memMiB: this.opts.memMiB ?? 1536,
         // one vCPU each: with two (six vCPUs on two host cores) scenario 1 took 463 s instead of
         // 145 s and the guests spent half their time in the kernel (a preempted vCPU holding a
@@ -168,10 +183,12 @@ export class NodesCluster {
     await until('every node Ready', 10 * 60_000, async () => {
       for (const g of this.guests.values())
         if (!g.running) throw new Error(`${g.spec.name}: qemu exited (console ${g.console})`);
-      return NODES.every((n) => this.nodeReady(n)) ? true : undefined;
+      return ALL_NODES.every((n) => this.nodeReady(n)) ? true : undefined;
     });
     this.times.nodesReady = Date.now() - tBoot;
-    this.log(`3 nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
+    this.log(
+      `${ALL_NODES.length} nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`,
+    );
   }
 
   /**
@@ -243,7 +260,7 @@ export class NodesCluster {
     ip('link', 'add', this.bridge, 'type', 'bridge');
     ip('addr', 'add', `${NODE_NET}.1/24`, 'dev', this.bridge);
     ip('link', 'set', this.bridge, 'up');
-    for (let i = 1; i <= NODES.length; i++) {
+    for (let i = 1; i <= ALL_NODES.length; i++) {
       ip('tuntap', 'add', 'dev', this.tap(i), 'mode', 'tap');
       ip('link', 'set', this.tap(i), 'master', this.bridge);
       ip('link', 'set', this.tap(i), 'up');
@@ -254,7 +271,7 @@ export class NodesCluster {
     if (this.forwardedPort !== undefined)
       spawnSync('iptables', ['-t', 'nat', '-D', ...this.forwardRule(this.forwardedPort)]);
     this.forwardedPort = undefined;
-    for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
+    for (let i = 1; i <= ALL_NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
     spawnSync('ip', ['link', 'del', this.bridge]);
   }
 
@@ -282,13 +299,12 @@ export class NodesCluster {
       logLevel: 'info',
       // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
       startupTimeoutSeconds: 600,
-      // The controller on node2, the extender on node1: a drain sends the workload and a
-      // relocation's resync to one node, which must not also carry all of MeshStor's control
-      // plane. It tolerates the cordon, so a drain of node2 brings it back there.
+      // The controller and the extender on the control node, away from the workloads and the
+      // resyncs a drain brings to a storage node.
       controller: {
         replicas: 1,
-        nodeSelector: { 'kubernetes.io/hostname': CONTROLLER_NODE },
-        tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }],
+        nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
+        tolerations: [{ ...CONTROL_TAINT, operator: 'Equal' }],
       },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
@@ -298,7 +314,8 @@ export class NodesCluster {
       },
       extender: {
         hostNetwork: true,
-        nodeSelector: { 'kubernetes.io/hostname': EXTENDER_NODE },
+        nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
+        tolerations: [{ ...CONTROL_TAINT, operator: 'Equal' }],
         port: EXTENDER_PORT,
       },
       scheduler: { form: 'default' },

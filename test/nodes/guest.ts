@@ -32,6 +32,8 @@ export interface GuestSpec {
   /** the host tap device of eth1 (in the run's bridge) */
   tap: string;
   labels: Record<string, string>;
+  /** taints the node registers with (`key=value:Effect`) */
+  taints?: string[];
   memMiB: number;
   cpus: number;
   dir: string;
@@ -88,7 +90,7 @@ export class Guest {
         s.labels,
       )
         .map(([k, v]) => `${k}=${v}`)
-        .join(',')}\n`,
+        .join(',')}\nTAINTS=${(s.taints ?? []).join(',')}\n`,
     );
     writeFileSync(join(files, 'ca.crt'), readFileSync(join(s.pki, 'ca.crt')));
     writeFileSync(join(files, 'node.crt'), readFileSync(join(s.pki, `node-${s.name}.crt`)));

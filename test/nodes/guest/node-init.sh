@@ -1,7 +1,7 @@
 #!/bin/sh
 # PID 1 of a nodes-tier guest: a Kubernetes node with containerd and kubelet, no systemd.
 # Settings come from /etc/node/env (written per guest by the harness): NODE, INDEX, API_HOST, API_PORT,
-# LABELS.
+# LABELS, TAINTS (kubelet's --register-with-taints; may be empty).
 # Events go to the console (ttyS0) as `@@NODE {"ev":...}`; kubelet's and every pod's log go to the
 # second serial port (ttyS1), which the harness keeps in a file beside the console.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
@@ -101,7 +101,7 @@ contexts:
 current-context: test
 KC
 kubelet --config=/etc/node/kubelet.yaml --kubeconfig=/etc/node/kubeconfig --hostname-override="$NODE" \
-  --node-ip="$IP" --node-labels="$LABELS" --v=1 > /var/log/kubelet.log 2>&1 &
+  --node-ip="$IP" --node-labels="$LABELS" ${TAINTS:+--register-with-taints="$TAINTS"} --v=1 > /var/log/kubelet.log 2>&1 &
 ev kubelet-spawned
 until wget -q -O /dev/null http://127.0.0.1:10248/healthz 2> /dev/null; do usleep 200000; done
 ev kubelet-healthy
