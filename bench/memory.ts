@@ -3,13 +3,19 @@
 // Each component's real informers (kube/informers.ts: client-node's ListWatch, the slims and the
 // handlers the component runs) load its state from lists served in pages of objects shaped as the
 // apiserver sends them (without managedFields, which the slims drop anyway); only the transport is
-// a stand-in (no HTTP, no JSON). Reported: the highest resident size while loading, and the
+// a stand-in (no HTTP). Each page goes through JSON text and JSON.parse as a real list response
+// does, so the strings the handlers keep are the parser's (flat, short ones internalized), not the
+// generator's concatenations. Reported: the highest resident size while loading, and the
 // sizes after a forced GC right after loading and again after an idle wait.
 //   node bench/memory.ts [--nodes 5000] [--volumes 100000] [--idle-ms 10000] [--no-heap-cap]
+//                        [--component extender|controller --heap-snapshot FILE]
+// With --heap-snapshot a component's process writes a V8 heap snapshot after loading (open it in
+// Chrome's DevTools, Memory tab) to see what holds the heap; use a smaller load for it.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import type {
   KubernetesListObject,
   KubernetesObject,
@@ -39,6 +45,7 @@ const { values } = parseArgs({
     component: { type: 'string' },
     'idle-ms': { type: 'string', default: '10000' },
     'no-heap-cap': { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'string' },
   },
 });
 const NODES = Number(values.nodes);
@@ -49,15 +56,25 @@ const name = (i: number) => `node-${String(i).padStart(5, '0')}`;
 
 if (!values.component) {
   // Parent: one fresh child per component, so neither sees the other's garbage, each with the
-  // heap ceiling the chart gives it (NODE_OPTIONS=--max-old-space-size=heapMiB) unless --no-heap-cap.
+  // heap sizes the chart gives it (NODE_OPTIONS=--max-old-space-size=heapMiB
+  // --max-semi-space-size=semiSpaceMiB) unless --no-heap-cap.
   const chart = parseYaml(
     readFileSync(new URL('../deploy/helm/meshstor/values.yaml', import.meta.url), 'utf8'),
-  ) as Record<string, { heapMiB?: number; resources?: { limits?: { memory?: string } } }>;
+  ) as Record<
+    string,
+    { heapMiB?: number; semiSpaceMiB?: number; resources?: { limits?: { memory?: string } } }
+  >;
   for (const component of ['extender', 'controller']) {
-    const heapMiB = chart[component]?.heapMiB;
-    const cap = values['no-heap-cap'] || !heapMiB ? [] : [`--max-old-space-size=${heapMiB}`];
+    const { heapMiB, semiSpaceMiB } = chart[component] ?? {};
+    const cap =
+      values['no-heap-cap'] || !heapMiB
+        ? []
+        : [
+            `--max-old-space-size=${heapMiB}`,
+            ...(semiSpaceMiB ? [`--max-semi-space-size=${semiSpaceMiB}`] : []),
+          ];
     console.log(
-      `${component}: ${cap.length ? `heap ceiling ${heapMiB} MiB` : 'no heap ceiling (V8 default)'}, container limit in the chart ${chart[component]?.resources?.limits?.memory ?? 'none'}`,
+      `${component}: ${cap.length ? `V8 ${cap.join(' ')}` : 'no heap ceiling (V8 default)'}, container limit in the chart ${chart[component]?.resources?.limits?.memory ?? 'none'}`,
     );
     const r = spawnSync(
       process.execPath,
@@ -185,6 +202,9 @@ function* indexed<T>(count: number, make: (i: number) => T): Generator<T> {
 
 /** The highest resident size seen while the lists were served (sampled once per page). */
 let peakRss = 0;
+/** The largest the young generation (V8's new space) was while loading, sampled likewise. */
+let peakYoung = 0;
+const youngSize = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 
 /** Serves a list in pages from a generator, as the apiserver serves a list with `limit`. */
 function pagesOf<T extends KubernetesObject>(items: Iterator<T>) {
@@ -200,8 +220,10 @@ function pagesOf<T extends KubernetesObject>(items: Iterator<T>) {
       out.push(n.value);
     }
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    peakYoung = Math.max(peakYoung, youngSize());
     await new Promise(setImmediate); // a page arrives on its own turn of the event loop
-    return { metadata: { resourceVersion: '1', ...(done ? {} : { _continue: 'more' }) }, items: out };
+    const parsed = JSON.parse(JSON.stringify(out)) as T[];
+    return { metadata: { resourceVersion: '1', ...(done ? {} : { _continue: 'more' }) }, items: parsed };
   };
 }
 
@@ -270,6 +292,7 @@ if (values.component === 'extender') {
 async function report(what: string, sizes: () => object): Promise<void> {
   const loadSecs = ((performance.now() - t0) / 1000).toFixed(1);
   const loaded = settle();
+  if (values['heap-snapshot']) writeHeapSnapshot(values['heap-snapshot']);
   const tracked = informers.reduce((n, i) => n + i.tracked(), 0);
   // A running process is idle between events: V8 returns freed pages to the system in the
   // background then, so the resident size it settles to is measured after an idle wait.
@@ -280,7 +303,7 @@ async function report(what: string, sizes: () => object): Promise<void> {
     `resident ${MiBs(m.rss)}, heap used ${MiBs(m.heapUsed)} of ${MiBs(m.heapTotal)}`;
   console.log(
     `${what}: ${NODES} nodes, ${VOLUMES} volumes, loaded in ${loadSecs} s; ${JSON.stringify(sizes())}\n` +
-      `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}\n` +
+      `  while loading (highest, sampled per page): resident ${MiBs(peakRss)}, young generation ${MiBs(peakYoung)}\n` +
       `  loaded, informers running (${tracked} objects tracked): ${line(loaded)}\n` +
       `  the same after ${IDLE_MS / 1000} s idle:                ${line(idle)}\n` +
       `  empty process (client-node imported):       ${line(base)}`,

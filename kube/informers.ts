@@ -6,7 +6,8 @@
 // list before delivering any of it. Here the list is read in pages and each object is handed on
 // as its page arrives, reduced to what its handler reads (`slim`); the informer itself keeps only
 // each object's identity and resourceVersion (to skip a version it delivered, and to tell the
-// handlers what a relist no longer has).
+// handlers what a relist no longer has): one Map entry of its key and version, the version a
+// number when it is one.
 import {
   CustomObjectsApi,
   type KubeConfig,
@@ -67,14 +68,24 @@ export interface RunningInformer {
   stop(): Promise<void>;
 }
 
-interface Tracked {
-  namespace: string | undefined;
-  name: string;
-  resourceVersion: string | undefined;
-}
-
 const keyOf = (m: { name?: string; namespace?: string } | undefined): string =>
   m?.namespace ? `${m.namespace}/${m.name ?? ''}` : (m?.name ?? '');
+
+/** The identity a key stands for (namespaces and names never contain '/'). */
+export function identityOf(key: string): ObjectIdentity {
+  const slash = key.indexOf('/');
+  return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/**
+ * A resourceVersion as the informer keeps it: a canonical decimal integer (what the apiserver
+ * hands out, an etcd revision) as a number, which a Map holds without a string of its own per
+ * object; anything else as it is. Two versions are equal exactly when their forms are.
+ */
+export type VersionForm = number | string | undefined;
+export function versionForm(rv: string | undefined): VersionForm {
+  return rv !== undefined && /^[1-9][0-9]{0,14}$/.test(rv) ? Number(rv) : rv;
+}
 
 /**
  * The continue token of a list page: `_continue` as client-node's typed lists deserialize it,
@@ -108,7 +119,8 @@ export function runInformer<T extends KubernetesObject>(
   const retryMs = opts.retryMs ?? 1000;
   const pageSize = opts.pageSize ?? 500;
   const slim = source.slim ?? ((o: T) => o);
-  const known = new Map<string, Tracked>();
+  /** key (namespace/name) -> the version delivered: all it keeps per object (issue 15 §3). */
+  const known = new Map<string, VersionForm>();
   let resourceVersion = '';
   let isSynced = false;
   let stopped = false;
@@ -128,21 +140,22 @@ export function runInformer<T extends KubernetesObject>(
     const m = o.metadata;
     const key = keyOf(m);
     seen?.add(key);
+    const had = known.has(key);
     const was = known.get(key);
-    if (was && was.resourceVersion !== undefined && was.resourceVersion === m?.resourceVersion) return;
-    known.set(key, { namespace: m?.namespace, name: m?.name ?? '', resourceVersion: m?.resourceVersion });
+    const version = versionForm(m?.resourceVersion);
+    if (was !== undefined && was === version) return;
+    known.set(key, version);
     try {
       handlers.upsert(slim(o));
     } catch (e) {
-      failed(was ? 'update' : 'add', key, e);
+      failed(had ? 'update' : 'add', key, e);
     }
   };
   const remove = (key: string): void => {
-    const t = known.get(key);
-    if (!t) return;
+    if (!known.has(key)) return;
     known.delete(key);
     try {
-      handlers.remove({ name: t.name, namespace: t.namespace });
+      handlers.remove(identityOf(key));
     } catch (e) {
       failed('delete', key, e);
     }

@@ -389,10 +389,16 @@ export class ClusterState {
   /** Loads a volume as it exists (its extents are claimed even if they conflict: see drift). */
   loadVolume(info: VolumeInfo): VolumeState {
     if (this.volumes.has(info.id)) throw new PlacementError('conflict', `volume ${info.id} appears twice`);
+    // Memory (issue 15 §3): 100k volumes are loaded this way, so the record is compact: object
+    // literals of fixed shape (a spread copy allocates slack), one shared spread per policy, and
+    // node names and drive ids that are the model's own strings rather than one copy per replica.
     const v: VolumeState = {
-      ...info,
-      spread: { ...info.spread },
-      replicas: info.replicas.map((r) => ({ ...r, extent: { ...r.extent } })),
+      id: info.id,
+      sizeBytes: info.sizeBytes,
+      replicaCount: info.replicaCount,
+      spread: sharedSpread(info.spread),
+      replicas: info.replicas.map((r) => this.replicaRecord(r)),
+      attachedNode: info.attachedNode,
       nextReplica: 0,
     };
     for (const r of v.replicas) {
@@ -426,6 +432,19 @@ export class ClusterState {
     }
     this.volumes.set(v.id, v);
     return v;
+  }
+
+  /** A loaded replica's record, its node name and drive id the model's own strings when it knows them. */
+  private replicaRecord(r: ReplicaInfo): ReplicaInfo {
+    const n = this.nodeMap.get(r.node);
+    const d = n?.drive(r.drive);
+    return {
+      id: r.id,
+      node: n ? n.name : r.node,
+      drive: d ? d.id : r.drive,
+      extent: { start: r.extent.start, end: r.extent.end },
+      state: r.state,
+    };
   }
 
   setReplicaState(volumeId: string, replicaId: string, state: MemberState): void {
@@ -502,6 +521,18 @@ export class ClusterState {
     if (!d) throw new PlacementError('not-found', `drive ${node}/${drive} is not in the cluster model`);
     return d;
   }
+}
+
+/** One frozen SpreadPolicy per domain and mode, shared by the loaded volumes that have it. */
+const spreads = new Map<string, Readonly<SpreadPolicy>>();
+export function sharedSpread(p: SpreadPolicy): SpreadPolicy {
+  const key = `${p.domain}/${p.mode}`;
+  let s = spreads.get(key);
+  if (!s) {
+    s = Object.freeze({ domain: p.domain, mode: p.mode });
+    spreads.set(key, s);
+  }
+  return s;
 }
 
 export function replicaIndex(id: string): number {

@@ -26,7 +26,12 @@ export class DriveState {
   readonly usable: Extent;
   /** Sorted by start. Entries only overlap when loaded data already conflicts (see `conflicts`). */
   private taken: TakenExtent[] = [];
-  private freeList: Extent[] = [];
+  /**
+   * Free extents, sorted by start, as flat pairs [start0, end0, start1, end1, …]: a drive holds as
+   * many holes as partitions, and at 100k volumes an object with two boxed numbers per hole was
+   * ~70 bytes where a pair of doubles is 16 (issue 15 §3).
+   */
+  private freePairs: Float64Array = new Float64Array(0);
   freeBytes = 0;
   largestFree = 0;
   /** Extents held by MeshStor replicas and reservations, and bytes of foreign partitions. */
@@ -65,9 +70,12 @@ export class DriveState {
     return this.usable.end - this.usable.start;
   }
 
-  /** Free extents, sorted by start. Do not mutate. */
+  /** Free extents, sorted by start (a fresh list on each call). */
   get free(): readonly Extent[] {
-    return this.freeList;
+    const out: Extent[] = [];
+    const f = this.freePairs;
+    for (let i = 0; i < f.length; i += 2) out.push({ start: f[i] as number, end: f[i + 1] as number });
+    return out;
   }
 
   get extents(): readonly TakenExtent[] {
@@ -123,9 +131,11 @@ export class DriveState {
   }
 
   isFree(extent: Extent): boolean {
-    for (const f of this.freeList) {
-      if (f.start <= extent.start && extent.end <= f.end) return true;
-      if (f.start > extent.start) return false;
+    const f = this.freePairs;
+    for (let i = 0; i < f.length; i += 2) {
+      const start = f[i] as number;
+      if (start <= extent.start && extent.end <= (f[i + 1] as number)) return true;
+      if (start > extent.start) return false;
     }
     return false;
   }
@@ -148,8 +158,9 @@ export class DriveState {
   smallestHoleFor(bytes: number): number {
     if (this.slotsFree === 0) return 0;
     let best = 0;
-    for (const f of this.freeList) {
-      const len = f.end - f.start;
+    const f = this.freePairs;
+    for (let i = 0; i < f.length; i += 2) {
+      const len = (f[i + 1] as number) - (f[i] as number);
       if (len >= bytes && (best === 0 || len < best)) best = len;
     }
     return best;
@@ -161,20 +172,22 @@ export class DriveState {
    */
   pick(bytes: number, fit: ExtentFit): { extent: Extent; holeBytes: number } | undefined {
     if (this.slotsFree === 0) return undefined;
-    let chosen: Extent | undefined;
-    for (const f of this.freeList) {
-      const len = f.end - f.start;
+    let chosen = -1; // index of the chosen hole's start in freePairs
+    let cur = 0;
+    const f = this.freePairs;
+    for (let i = 0; i < f.length; i += 2) {
+      const start = f[i] as number;
+      const len = (f[i + 1] as number) - start;
       if (len < bytes) continue;
-      if (fit === 'first') return { extent: { start: f.start, end: f.start + bytes }, holeBytes: len };
-      if (!chosen) chosen = f;
-      else {
-        const cur = chosen.end - chosen.start;
-        if (fit === 'best' ? len < cur : len > cur) chosen = f;
+      if (fit === 'first') return { extent: { start, end: start + bytes }, holeBytes: len };
+      if (chosen < 0 || (fit === 'best' ? len < cur : len > cur)) {
+        chosen = i;
+        cur = len;
       }
     }
-    return chosen
-      ? { extent: { start: chosen.start, end: chosen.start + bytes }, holeBytes: chosen.end - chosen.start }
-      : undefined;
+    if (chosen < 0) return undefined;
+    const start = f[chosen] as number;
+    return { extent: { start, end: start + bytes }, holeBytes: cur };
   }
 
   private insert(t: TakenExtent): void {
@@ -190,12 +203,18 @@ export class DriveState {
   }
 
   private recompute(): void {
-    const free: Extent[] = [];
+    const free: number[] = [];
     let cursor = this.usable.start;
+    let bytes = 0;
+    let largest = 0;
     const push = (a: number, b: number) => {
       const s = alignUp(a);
       const e = alignDown(Math.min(b, this.usable.end));
-      if (e > s) free.push({ start: s, end: e });
+      if (e > s) {
+        free.push(s, e);
+        bytes += e - s;
+        if (e - s > largest) largest = e - s;
+      }
     };
     let mine = 0;
     let foreign = 0;
@@ -208,14 +227,7 @@ export class DriveState {
     this.meshstorExtents = mine;
     this.foreignBytes = foreign;
     push(cursor, this.usable.end);
-    let bytes = 0;
-    let largest = 0;
-    for (const f of free) {
-      const len = f.end - f.start;
-      bytes += len;
-      if (len > largest) largest = len;
-    }
-    this.freeList = free;
+    this.freePairs = Float64Array.from(free);
     this.freeBytes = bytes;
     this.largestFree = largest;
   }

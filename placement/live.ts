@@ -1,7 +1,11 @@
 // A ClusterState kept current one object at a time, for callers fed by watch events (the
 // scheduler extender, the CSI controller): a node or volume update costs O(that object), never a
 // rebuild of the whole model.
-import { ClusterState } from './cluster.ts';
+//
+// Memory (issue 15 §3): each volume is held once, as the ClusterState's VolumeState; a reload
+// (a node that changed or went) takes its copies of only the few volumes on that node, before
+// removeNode marks their members Faulty, and loads them back as their records said.
+import { ClusterState, type VolumeState } from './cluster.ts';
 import type { NodeInfo, VolumeInfo } from './model.ts';
 
 /** Past this many entries the drift list is dropped: a live model is never rebuilt, so it would only grow. */
@@ -11,16 +15,15 @@ export class LiveCluster {
   readonly cluster = new ClusterState();
   /** What the model took from each node besides its health; a change reloads the node. */
   private readonly nodeKeys = new Map<string, string>();
-  private readonly volumes = new Map<string, VolumeInfo>();
   /** node -> volumes with a replica there (to re-claim their extents after the node is reloaded). */
   private readonly volumesByNode = new Map<string, Set<string>>();
 
   get volumeCount(): number {
-    return this.volumes.size;
+    return this.cluster.volumes.size;
   }
 
   volume(id: string): VolumeInfo | undefined {
-    return this.volumes.get(id);
+    return this.cluster.volumes.get(id);
   }
 
   /**
@@ -35,22 +38,28 @@ export class LiveCluster {
       return false;
     }
     this.nodeKeys.set(info.name, key);
-    if (existing) this.cluster.removeNode(info.name);
-    this.cluster.addNode(info);
-    this.reloadVolumesOn(info.name);
-    this.trimDrift();
+    const on = this.takeVolumesOn(info.name);
+    try {
+      if (existing) this.cluster.removeNode(info.name);
+      this.cluster.addNode(info);
+    } finally {
+      // Also when the node is refused (a drive id twice, a drive of size 0): its volumes stay.
+      this.loadAgain(on);
+      this.trimDrift();
+    }
     return true;
   }
 
   deleteNode(name: string): void {
     this.nodeKeys.delete(name);
     if (!this.cluster.node(name)) return;
+    const on = this.takeVolumesOn(name);
     this.cluster.removeNode(name);
-    this.reloadVolumesOn(name);
+    this.loadAgain(on);
   }
 
   setVolume(info: VolumeInfo): void {
-    const old = this.volumes.get(info.id);
+    const old = this.cluster.volumes.get(info.id);
     if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(info.id);
     for (const r of info.replicas) {
       let s = this.volumesByNode.get(r.node);
@@ -60,29 +69,50 @@ export class LiveCluster {
       }
       s.add(info.id);
     }
-    this.volumes.set(info.id, info);
-    if (this.cluster.volumes.has(info.id)) this.cluster.deleteVolume(info.id);
+    if (old) this.cluster.deleteVolume(info.id);
     this.cluster.loadVolume(info);
     this.trimDrift();
   }
 
   deleteVolume(id: string): void {
-    const old = this.volumes.get(id);
-    if (old) for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(id);
-    this.volumes.delete(id);
-    if (this.cluster.volumes.has(id)) this.cluster.deleteVolume(id);
+    const old = this.cluster.volumes.get(id);
+    if (!old) return;
+    for (const r of old.replicas) this.volumesByNode.get(r.node)?.delete(id);
+    this.cluster.deleteVolume(id);
   }
 
-  private reloadVolumesOn(node: string): void {
+  /**
+   * Copies of the volumes with a replica on `node` as they are now (their records: removeNode,
+   * which marks those members Faulty, has not run yet), taken out of the model.
+   */
+  private takeVolumesOn(node: string): VolumeInfo[] {
+    const out: VolumeInfo[] = [];
     for (const id of this.volumesByNode.get(node) ?? []) {
-      const info = this.volumes.get(id);
-      if (!info) continue;
-      if (this.cluster.volumes.has(id)) this.cluster.deleteVolume(id);
-      this.cluster.loadVolume(info);
+      const v = this.cluster.volumes.get(id);
+      if (!v) continue;
+      out.push(copyOf(v));
+      this.cluster.deleteVolume(id);
     }
+    return out;
+  }
+
+  private loadAgain(volumes: readonly VolumeInfo[]): void {
+    for (const v of volumes) this.cluster.loadVolume(v);
   }
 
   private trimDrift(): void {
     if (this.cluster.drift.length > MAX_DRIFT) this.cluster.drift.splice(0, this.cluster.drift.length);
   }
+}
+
+/** A VolumeState's record (without the model's bookkeeping), as loadVolume takes it. */
+function copyOf(v: VolumeState): VolumeInfo {
+  return {
+    id: v.id,
+    sizeBytes: v.sizeBytes,
+    replicaCount: v.replicaCount,
+    spread: v.spread,
+    replicas: v.replicas.map((r) => ({ ...r, extent: { ...r.extent } })),
+    attachedNode: v.attachedNode,
+  };
 }

@@ -18,7 +18,10 @@ export interface StateOptions {
   reservationTtlMs?: number;
 }
 
-/** What the extender keeps of a PersistentVolumeClaim. */
+/**
+ * What the extender keeps of a PersistentVolumeClaim. Of a bound claim (volumeName set) it keeps
+ * the volume and the request only: uid, storageClassName and selectedNode are '' there.
+ */
 export interface PvcInfo {
   uid: string;
   volumeName: string;
@@ -111,8 +114,22 @@ export class ExtenderState {
   }
 
   setPv(name: string, csiDriver: string | undefined, volumeHandle: string | undefined): void {
-    if (csiDriver === DRIVER_NAME && volumeHandle) this.pvHandles.set(name, volumeHandle);
-    else this.pvHandles.delete(name);
+    if (csiDriver === DRIVER_NAME && volumeHandle) {
+      // MeshStor's PVs are named as their volumes: one string for the name and the handle.
+      const id = this.ownVolumeName(volumeHandle);
+      this.pvHandles.set(name === volumeHandle ? id : name, id);
+    } else this.pvHandles.delete(name);
+  }
+
+  /**
+   * The string this state already holds for a volume name, if any: a volume's name arrives in its
+   * MeshStorVolume, its PV's name and handle and its PVC's volumeName, each parsed apart (issue 15
+   * §3: one string per volume instead of four).
+   */
+  private ownVolumeName(name: string): string {
+    const handle = this.pvHandles.get(name);
+    if (handle === name) return handle;
+    return this.live.volume(name)?.id ?? name;
   }
 
   deletePv(name: string): void {
@@ -120,7 +137,20 @@ export class ExtenderState {
   }
 
   setPvc(namespace: string, name: string, info: PvcInfo, now: number): void {
-    this.pvcs.set(`${namespace}/${name}`, info);
+    // A bound claim is read for its volume and request only (its uid holds no in-flight
+    // reservation: binding dropped it, below), so only those are kept of it.
+    this.pvcs.set(
+      `${namespace}/${name}`,
+      info.volumeName
+        ? {
+            uid: '',
+            volumeName: this.ownVolumeName(info.volumeName),
+            storageClassName: '',
+            requestBytes: info.requestBytes,
+            selectedNode: '',
+          }
+        : info,
+    );
     const held = this.inFlight.get(info.uid);
     if (!held) return;
     if (info.volumeName) {
@@ -135,7 +165,7 @@ export class ExtenderState {
   deletePvc(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     const info = this.pvcs.get(key);
-    if (info) this.dropInFlight(info.uid);
+    if (info && !info.volumeName) this.dropInFlight(info.uid);
     this.pvcs.delete(key);
   }
 
@@ -170,7 +200,9 @@ export class ExtenderState {
   }
 
   setMeshStorVolume(v: MeshStorVolume): void {
-    this.live.setVolume(volumeInfoFrom(v));
+    const info = volumeInfoFrom(v);
+    info.id = this.ownVolumeName(info.id);
+    this.live.setVolume(info);
   }
 
   deleteMeshStorVolume(name: string): void {

@@ -1,6 +1,13 @@
 import type { KubernetesListObject, Watch } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { type InformerSource, type ObjectIdentity, runInformer, type WatchLike } from '../informers.ts';
+import {
+  type InformerSource,
+  identityOf,
+  type ObjectIdentity,
+  runInformer,
+  versionForm,
+  type WatchLike,
+} from '../informers.ts';
 import { makeLogger } from '../log.ts';
 
 interface Thing {
@@ -190,5 +197,25 @@ describe('runInformer: the watch ending', () => {
     expect(got).toEqual(['a@1', 'a@8']);
     expect(inf.synced()).toBe(true);
     await inf.stop();
+  });
+});
+
+describe('what an informer keeps per object', () => {
+  it('a key stands for its namespace and name', () => {
+    expect(identityOf('ns/a')).toEqual({ namespace: 'ns', name: 'a' });
+    expect(identityOf('cluster-scoped')).toEqual({ name: 'cluster-scoped' });
+  });
+
+  it('a decimal resourceVersion is kept as a number; two versions are equal exactly when their forms are', () => {
+    expect(versionForm('123456789')).toBe(123456789);
+    expect(versionForm('999999999999999')).toBe(999999999999999);
+    // not canonical decimal integers (or too long to be exact as numbers): kept as they are
+    for (const rv of ['0', '007', '1.5', 'abc', '1e3', '9999999999999999', ''])
+      expect(versionForm(rv)).toBe(rv);
+    expect(versionForm(undefined)).toBeUndefined();
+    const versions = ['1', '01', '10', '1e1', 'x', '9999999999999999', '9999999999999998'];
+    for (const a of versions) {
+      for (const b of versions) expect(versionForm(a) === versionForm(b)).toBe(a === b);
+    }
   });
 });

@@ -189,6 +189,34 @@ describe('in-flight reservations for volumes not provisioned yet', () => {
     s.deletePvc('default', 'c1');
     expect(s.cluster.reservations.size).toBe(0);
   });
+
+  it('a bound claim is kept for its volume and request only; deleting it leaves the reservations of other claims alone', () => {
+    const s = cluster({}, 100 * GiB);
+    pending(s, 'c1', big);
+    s.prioritize(pod('p', ['c1']), NODES, NOW);
+    expect(s.reservations()).toHaveLength(1);
+    // bound to a PV whose MeshStorVolume the extender has not seen yet: sized by its request
+    s.setPv('pv-late', 'meshstor.io', 'late');
+    s.setPvc(
+      'default',
+      'c2',
+      {
+        uid: 'u-c2',
+        volumeName: 'pv-late',
+        storageClassName: 'meshstor',
+        requestBytes: 3 * GiB,
+        selectedNode: '',
+      },
+      NOW,
+    );
+    expect(s.podVolumes(pod('q', ['c2']))).toEqual({
+      volumes: [{ volumeId: 'late', sizeBytes: 3 * GiB }],
+      pending: [],
+    });
+    s.deletePvc('default', 'c2');
+    expect(s.reservations()).toHaveLength(1);
+    expect(s.podVolumes(pod('q', ['c2'])).volumes).toEqual([]);
+  });
 });
 
 describe('quantityBytes', () => {
