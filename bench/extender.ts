@@ -2,10 +2,14 @@
 // 5,000 MeshStorNodes and 100,000 MeshStorVolumes (each with its PV and bound PVC). Each round is
 // what kube-scheduler does for one pod: POST /filter then POST /prioritize with 500 candidate
 // names (the nodes kube-scheduler samples at 5,000 nodes). Prints p50/p99/max of the pair and
-// rounds per second, sequentially as the single scheduling loop calls it.
+// rounds per second, sequentially as the single scheduling loop calls it. The client runs in its
+// own process (bench/extender-client.ts), as kube-scheduler does; `--in-process` runs it in the
+// extender's process instead (how this bench measured until 2026-11-28's sixth session).
 //   node bench/extender.ts [--nodes 5000] [--volumes 100000] [--candidates 500] [--rounds 3000]
+import { fork } from 'node:child_process';
 import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeLogger } from '../kube/log.ts';
 import { GiB } from '../placement/units.ts';
@@ -14,6 +18,7 @@ import { createVerbsApp } from '../scheduler/server.ts';
 import { ExtenderState } from '../scheduler/state.ts';
 import { msNode, msVolume, pod } from '../scheduler/test/fixtures.ts';
 import { postJson } from '../scheduler/warm-up.ts';
+import type { ClientJob, ClientResult } from './extender-client.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +26,7 @@ const { values } = parseArgs({
     volumes: { type: 'string', default: '100000' },
     candidates: { type: 'string', default: '500' },
     rounds: { type: 'string', default: '3000' },
+    'in-process': { type: 'boolean', default: false },
   },
 });
 const NODES = Number(values.nodes);
@@ -91,9 +97,6 @@ const server = await new Promise<import('node:http').Server>((r) => {
   const s = app.listen(0, '127.0.0.1', () => r(s));
 });
 const port = (server.address() as AddressInfo).port;
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-
-const post = (path: string, body: string) => postJson(agent, { port }, path, body);
 
 // Bodies prepared up front: the bench measures the extender, not JSON.stringify in the client.
 const bodies = Array.from({ length: 64 }, (_, i) => {
@@ -102,32 +105,57 @@ const bodies = Array.from({ length: 64 }, (_, i) => {
   const claims = [`pvc-${rand(VOLUMES)}`, `pvc-${rand(VOLUMES)}`];
   return JSON.stringify({ Pod: pod(`bench-${i}`, claims), NodeNames: [...names], Nodes: null });
 });
+const WARM_UP_ROUNDS = 300; // JIT and sockets
 
-async function round(i: number): Promise<number> {
-  const body = bodies[i % bodies.length] as string;
-  const t = performance.now();
-  const a = await post('/filter', body);
-  const b = await post('/prioritize', body);
-  if (a !== 200 || b !== 200) throw new Error(`HTTP ${a}/${b}`);
-  return performance.now() - t;
+/** The client in this process: it shares the extender's event loop, heap and GC. */
+async function inProcess(): Promise<ClientResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const round = async (i: number): Promise<number> => {
+    const body = bodies[i % bodies.length] as string;
+    const t = performance.now();
+    const a = await postJson(agent, { port }, '/filter', body);
+    const b = await postJson(agent, { port }, '/prioritize', body);
+    if (a !== 200 || b !== 200) throw new Error(`HTTP ${a}/${b}`);
+    return performance.now() - t;
+  };
+  for (let i = 0; i < WARM_UP_ROUNDS; i++) await round(i);
+  const latenciesMs: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < ROUNDS; i++) latenciesMs.push(await round(i));
+  agent.destroy();
+  return { latenciesMs, cpuMicros: Number.NaN, wallMs: performance.now() - t0 };
 }
 
-for (let i = 0; i < 300; i++) await round(i); // warm-up (JIT, sockets)
-const lat: number[] = [];
-const tRun = performance.now();
-// CPU time of this process (client and server both: the client's part is the same for any server
-// code), which a machine shared with other work disturbs far less than wall-clock latency.
+/** The client in a child process, as kube-scheduler calls from its own. */
+function childProcess(): Promise<ClientResult> {
+  const child = fork(join(import.meta.dirname, 'extender-client.ts'), [], { stdio: 'inherit' });
+  const job: ClientJob = { port, bodies, warmUpRounds: WARM_UP_ROUNDS, rounds: ROUNDS };
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve(m as ClientResult));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the bench client exited (${code}) without a result`)));
+    child.send(job);
+  });
+}
+
+// CPU time of this process over the measured rounds: the extender's own (and, with --in-process,
+// the client's too), which a machine shared with other work disturbs far less than wall-clock
+// latency. It spans the warm-up rounds as well (the child runs them unobserved), so it is divided
+// by all rounds, warm-up included.
+const inProc = values['in-process'];
 const cpu0 = process.cpuUsage();
-for (let i = 0; i < ROUNDS; i++) lat.push(await round(i));
+const result = inProc ? await inProcess() : await childProcess();
 const cpu = process.cpuUsage(cpu0);
-const secs = (performance.now() - tRun) / 1000;
-lat.sort((x, y) => x - y);
+const lat = [...result.latenciesMs].sort((x, y) => x - y);
 const q = (p: number) => (lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number).toFixed(3);
+const secs = result.wallMs / 1000;
+const serverCpuMs = (cpu.user + cpu.system) / 1000 / (ROUNDS + WARM_UP_ROUNDS);
 console.log(
-  `filter+prioritize, ${CANDIDATES} candidates, 2 volumes/pod, keep-alive, sequential, ${ROUNDS} rounds: ` +
+  `filter+prioritize, ${CANDIDATES} candidates, 2 volumes/pod, keep-alive, sequential, ${ROUNDS} rounds, ` +
+    `client ${inProc ? "in the extender's process" : 'in its own process'}: ` +
     `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms; ${(ROUNDS / secs).toFixed(0)} pods/s ` +
     `(${((2 * ROUNDS) / secs).toFixed(0)} requests/s); ` +
-    `CPU ${((cpu.user + cpu.system) / 1000 / ROUNDS).toFixed(3)} ms per pod (client included)`,
+    `extender process CPU ${serverCpuMs.toFixed(3)} ms per pod${inProc ? ' (client included)' : ''}` +
+    (inProc ? '' : `, client CPU ${(result.cpuMicros / 1000 / ROUNDS).toFixed(3)} ms per pod`),
 );
-agent.destroy();
 server.close();
