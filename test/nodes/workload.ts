@@ -75,9 +75,22 @@ export function writerStatefulSet(name: string, storageClass: string, sizeMi: nu
   };
 }
 
-/** Every MSCHECK line printed by `pod` (namespace/name) in the given guests' log files. */
+/**
+ * containerd's timestamp of a CRI log line (`<RFC 3339 with nanoseconds> stdout F <text>`), its
+ * fraction padded to nine digits so that the strings order as the times do.
+ */
+function criTime(line: string): string {
+  const m = / (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z /.exec(line);
+  return m ? `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}` : '';
+}
+
+/**
+ * Every MSCHECK line printed by `pod` (namespace/name) in the given guests' log files, oldest
+ * first. A pod that moved printed on several nodes: the lines are ordered by containerd's
+ * timestamps, not by which node's file they came from.
+ */
 export function checkLines(logFiles: string[], pod: string): CheckLine[] {
-  const found: CheckLine[] = [];
+  const found: { at: string; line: CheckLine }[] = [];
   const prefix = `pod:${pod}/`;
   for (const f of logFiles) {
     if (!existsSync(f)) continue;
@@ -89,10 +102,11 @@ export function checkLines(logFiles: string[], pod: string): CheckLine[] {
         .slice(at + 8)
         .trim()
         .split(/\s+/);
-      found.push({ pod, kind: kind as CheckLine['kind'], values });
+      found.push({ at: criTime(line), line: { pod, kind: kind as CheckLine['kind'], values } });
     }
   }
-  return found;
+  // stable: lines of one file without a timestamp keep their order
+  return found.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map((x) => x.line);
 }
 
 /**
