@@ -437,7 +437,8 @@ async function runGuest(o: BootOptions, build: KernelBuild, session: GuestSessio
   }
   for (let retry = 0; retry < 5 && again(r) && startupCrash(r.console); retry++) {
     // Node 24 in the TCG guest has died at startup in a V8 check ("it->second.Size() > offset",
-    // SIGTRAP) before running any case, i.e. before touching a drive: boot again, and say so
+    // SIGTRAP) before running any case, i.e. before touching a drive: boot again, and say so.
+    // Seen under multi-threaded TCG only (TCG_ACCEL); kept as a guard, and it prints when it fires.
     console.error(`[kernel] guest Node crashed at startup (${accel}); booting again`);
     r = await attempt(o.timeoutMs);
   }
