@@ -125,9 +125,11 @@ export class NodesCluster {
 
   drives(node: string): DriveFile[] {
     return [
-      { path: join(this.dir, `${node}-os.img`), serial: `${node}-os`, sizeMiB: 1024, osPartitionMiB: 200 },
-      { path: join(this.dir, `${node}-a.img`), serial: `${node}-a`, sizeMiB: 1024 },
-      { path: join(this.dir, `${node}-b.img`), serial: `${node}-b`, sizeMiB: 1024 },
+      // sparse files: 4 GiB each costs only what is written. The e2e volume-expand suite makes 1 GiB
+      // volumes and grows them by 1 GiB, which 1 GiB drives could not hold.
+      { path: join(this.dir, `${node}-os.img`), serial: `${node}-os`, sizeMiB: 4096, osPartitionMiB: 200 },
+      { path: join(this.dir, `${node}-a.img`), serial: `${node}-a`, sizeMiB: 4096 },
+      { path: join(this.dir, `${node}-b.img`), serial: `${node}-b`, sizeMiB: 4096 },
     ];
   }
 
