@@ -34,20 +34,30 @@ export const CI_FOCUS =
  */
 export const CI_SKIP = '\\[Serial\\]|\\[Disruptive\\]|\\[Feature:|(provisioning|volumeMode) .*\\[Slow\\]';
 
-/** Counts of one JUnit file's <testcase> elements: a <skipped> child skips, a <failure> or <error> fails. */
+/**
+ * Counts of one JUnit file's <testcase> elements: a <skipped> child skips, a <failure> or <error>
+ * fails. Only specs (ginkgo names them `[It] …`) count as passed or skipped: the suite's own
+ * nodes (`[ReportBeforeSuite]`, `[SynchronizedBeforeSuite]`, `[ReportAfterSuite] …`) pass in
+ * every run, even one where every spec was skipped, and would make "passed > 0" hold for nothing.
+ * A suite node that fails still counts as a failure.
+ */
 export function parseJunit(xml: string): Omit<E2EResult, 'wallMs' | 'log'> {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
   const failures: string[] = [];
   for (const m of xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)) {
-    const name = /name="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?';
+    const name = (/name="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?')
+      .replace(/&#34;|&quot;/g, '"')
+      .replace(/&amp;/g, '&');
     const body = m[3] ?? '';
-    if (/<skipped\b/.test(body)) skipped++;
-    else if (/<(failure|error)\b/.test(body)) {
+    const spec = name.startsWith('[It] ');
+    if (/<(failure|error)\b/.test(body)) {
       failed++;
-      failures.push(name.replace(/&#34;|&quot;/g, '"').replace(/&amp;/g, '&'));
-    } else passed++;
+      failures.push(name);
+    } else if (!spec) continue;
+    else if (/<skipped\b/.test(body)) skipped++;
+    else passed++;
   }
   return { passed, failed, skipped, failures };
 }
