@@ -7,7 +7,6 @@
 // extender's process instead (how this bench measured until 2026-11-28's sixth session).
 //   node bench/extender.ts [--nodes 5000] [--volumes 100000] [--candidates 500] [--rounds 3000]
 import { fork } from 'node:child_process';
-import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,8 +16,7 @@ import { ExtenderMetrics } from '../scheduler/metrics.ts';
 import { createVerbsApp } from '../scheduler/server.ts';
 import { ExtenderState } from '../scheduler/state.ts';
 import { msNode, msVolume, pod } from '../scheduler/test/fixtures.ts';
-import { postJson } from '../scheduler/warm-up.ts';
-import type { ClientJob, ClientResult } from './extender-client.ts';
+import { type ClientJob, type ClientResult, measureRounds } from './extender-client.ts';
 
 const { values } = parseArgs({
   options: {
@@ -107,29 +105,11 @@ const bodies = Array.from({ length: 64 }, (_, i) => {
 });
 const WARM_UP_ROUNDS = 300; // JIT and sockets
 
-/** The client in this process: it shares the extender's event loop, heap and GC. */
-async function inProcess(): Promise<ClientResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const round = async (i: number): Promise<number> => {
-    const body = bodies[i % bodies.length] as string;
-    const t = performance.now();
-    const a = await postJson(agent, { port }, '/filter', body);
-    const b = await postJson(agent, { port }, '/prioritize', body);
-    if (a !== 200 || b !== 200) throw new Error(`HTTP ${a}/${b}`);
-    return performance.now() - t;
-  };
-  for (let i = 0; i < WARM_UP_ROUNDS; i++) await round(i);
-  const latenciesMs: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < ROUNDS; i++) latenciesMs.push(await round(i));
-  agent.destroy();
-  return { latenciesMs, cpuMicros: Number.NaN, wallMs: performance.now() - t0 };
-}
+const job: ClientJob = { port, bodies, warmUpRounds: WARM_UP_ROUNDS, rounds: ROUNDS };
 
 /** The client in a child process, as kube-scheduler calls from its own. */
 function childProcess(): Promise<ClientResult> {
   const child = fork(join(import.meta.dirname, 'extender-client.ts'), [], { stdio: 'inherit' });
-  const job: ClientJob = { port, bodies, warmUpRounds: WARM_UP_ROUNDS, rounds: ROUNDS };
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve(m as ClientResult));
     child.once('error', reject);
@@ -138,13 +118,13 @@ function childProcess(): Promise<ClientResult> {
   });
 }
 
-// CPU time of this process over the measured rounds: the extender's own (and, with --in-process,
-// the client's too), which a machine shared with other work disturbs far less than wall-clock
-// latency. It spans the warm-up rounds as well (the child runs them unobserved), so it is divided
-// by all rounds, warm-up included.
+// CPU time of this process: the extender's own (and, with --in-process, the client's too), which a
+// machine shared with other work disturbs far less than wall-clock latency. It spans the warm-up
+// rounds too (the child runs them unobserved), so it is divided by all rounds, warm-up included.
 const inProc = values['in-process'];
 const cpu0 = process.cpuUsage();
-const result = inProc ? await inProcess() : await childProcess();
+// in this process, the client shares the extender's event loop, heap and GC
+const result = inProc ? await measureRounds(job) : await childProcess();
 const cpu = process.cpuUsage(cpu0);
 const lat = [...result.latenciesMs].sort((x, y) => x - y);
 const q = (p: number) => (lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number).toFixed(3);

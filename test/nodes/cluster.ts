@@ -33,6 +33,8 @@ export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b',
  */
 export const CONTROL_NODE = 'node4';
 export const CONTROL_TAINT = { key: 'meshstor.io/test-infra', value: 'true', effect: 'NoSchedule' };
+/** what the controller and the extender carry to run on the control node */
+const CONTROL_TOLERATIONS = [{ ...CONTROL_TAINT, operator: 'Equal' }];
 const ALL_NODES = [...NODES, CONTROL_NODE];
 const CONTROL_INDEX = ALL_NODES.indexOf(CONTROL_NODE) + 1;
 /** The extender runs there (host network); the host's kube-scheduler calls it on the node network. */
@@ -306,7 +308,7 @@ export class NodesCluster {
       controller: {
         replicas: 1,
         nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
-        tolerations: [{ ...CONTROL_TAINT, operator: 'Equal' }],
+        tolerations: CONTROL_TOLERATIONS,
       },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
@@ -317,7 +319,7 @@ export class NodesCluster {
       extender: {
         hostNetwork: true,
         nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
-        tolerations: [{ ...CONTROL_TAINT, operator: 'Equal' }],
+        tolerations: CONTROL_TOLERATIONS,
         port: EXTENDER_PORT,
       },
       scheduler: { form: 'default' },
