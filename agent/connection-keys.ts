@@ -30,7 +30,7 @@ export async function refreshConnectionKeys(
         subsystemNqn: nqn,
         target: peer.address,
         ...k.keys,
-        ctrlLossTmoSec: CTRL_LOSS_TMO_SEC,
+        ctrlLossTmoSec: o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
       });
       await k.taken();
       took.push(`${rec.id}/${r.id}`);

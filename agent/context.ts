@@ -28,6 +28,11 @@ export interface AgentContext {
    * relocation: a full copy), so one array cannot take the node's bandwidth; undefined: md's own.
    */
   resyncMaxKibPerSec?: number | undefined;
+  /**
+   * L of ADR 0006 for the remote legs this node connects: the ctrl-loss-tmo of its write-right
+   * timing (`meshstor agent --lease-seconds`); undefined: the default lease's (CTRL_LOSS_TMO_SEC).
+   */
+  remoteCtrlLossTmoSec?: number | undefined;
 }
 
 /** One volume a step could not finish, and why; the step goes on with the others. */

@@ -4,7 +4,7 @@
 // first); a 409 or a missing Lease reads or creates it and the next renewal goes through.
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import { httpStatusOf } from '../kube/client.ts';
-import type { LeaseApi } from './write-right.ts';
+import type { LeaseApi, LeaseSight } from './write-right.ts';
 
 export const nodeLeaseName = (node: string) => `meshstor-node-${node}`;
 
@@ -19,7 +19,7 @@ export class KubeLeases implements LeaseApi {
     this.namespace = namespace;
   }
 
-  private async read(node: string): Promise<V1Lease | undefined> {
+  private async get(node: string): Promise<V1Lease | undefined> {
     try {
       return await this.api.readNamespacedLease({ name: nodeLeaseName(node), namespace: this.namespace });
     } catch (e) {
@@ -32,7 +32,7 @@ export class KubeLeases implements LeaseApi {
     const name = nodeLeaseName(node);
     const now = new V1MicroTime();
     const spec = { holderIdentity: node, leaseDurationSeconds: leaseSeconds, renewTime: now };
-    let last = this.mine.get(node) ?? (await this.read(node));
+    let last = this.mine.get(node) ?? (await this.get(node));
     if (!last) {
       last = await this.api.createNamespacedLease({
         namespace: this.namespace,
@@ -55,7 +55,10 @@ export class KubeLeases implements LeaseApi {
     }
   }
 
-  async version(node: string): Promise<string | undefined> {
-    return (await this.read(node))?.metadata?.resourceVersion;
+  async read(node: string): Promise<LeaseSight | undefined> {
+    const lease = await this.get(node);
+    const version = lease?.metadata?.resourceVersion;
+    if (!lease || !version) return undefined;
+    return { version, leaseSeconds: lease.spec?.leaseDurationSeconds };
   }
 }

@@ -73,11 +73,13 @@ export interface NodeVolumesOptions {
    * (the peer directory) is asked, as before ADR 0006.
    */
   rightWatch?: { waitMs(node: string): Promise<number> } | undefined;
+  /** L of this node's write-right timing for the remote legs staging connects (default CTRL_LOSS_TMO_SEC). */
+  remoteCtrlLossTmoSec?: number | undefined;
 }
 
 /**
- * Seconds a lost controller of a remote member is retried before its I/O fails: L of ADR 0006,
- * longer than the right to write, so a write stalled on this leg when the node is cut off cannot
+ * Seconds a lost controller of a remote member is retried before its I/O fails: L of ADR 0006 at
+ * the default lease (an agent with --lease-seconds passes its own), longer than the right to write, so a write stalled on this leg when the node is cut off cannot
  * complete on the local leg alone before the node fenced itself.
  */
 export const CTRL_LOSS_TMO_SEC = WRITE_RIGHT.remoteCtrlLossTmoSec;
@@ -214,7 +216,7 @@ export class NodeVolumes {
           subsystemNqn: subsystem,
           target: peer.address,
           ...keys?.keys,
-          ctrlLossTmoSec: CTRL_LOSS_TMO_SEC,
+          ctrlLossTmoSec: this.o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
         });
         await keys?.taken();
         return dev;

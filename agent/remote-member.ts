@@ -5,10 +5,11 @@ import type { VolumeRecord } from '../state/store.ts';
 import type { AgentContext } from './context.ts';
 import { ConnectRefusedError } from './host/errors.ts';
 import { subsystemNqn } from './host/names.ts';
+import { CTRL_LOSS_TMO_SEC } from './node-volumes.ts';
 
 /** The member's block device here: connected already, connected now, or undefined (not yet). */
 export async function connectRemoteMember(
-  o: Pick<AgentContext, 'host' | 'peers'>,
+  o: Pick<AgentContext, 'host' | 'peers' | 'remoteCtrlLossTmoSec'>,
   rec: VolumeRecord,
   r: VolumeRecord['replicas'][number],
 ): Promise<string | undefined> {
@@ -18,7 +19,13 @@ export async function connectRemoteMember(
   const peer = await o.peers?.peer(r.node);
   if (!peer?.ready) return undefined;
   try {
-    return await o.host.connect({ subsystemNqn: nqn, target: peer.address, ctrlLossTmoSec: 30 });
+    // L of ADR 0006 like every remote leg: once in sync this member carries acknowledged writes,
+    // and a shorter L would let a stalled write complete on the other legs before the fence
+    return await o.host.connect({
+      subsystemNqn: nqn,
+      target: peer.address,
+      ctrlLossTmoSec: o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
+    });
   } catch (e) {
     if (e instanceof ConnectRefusedError) return undefined;
     throw e;

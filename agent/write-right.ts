@@ -32,15 +32,37 @@ export interface WriteRightTiming {
   clockRateError: number;
 }
 
-export const WRITE_RIGHT: WriteRightTiming = {
-  leaseMs: 40_000,
-  renewMs: 10_000,
-  fenceGuardMs: 5_000,
-  takeoverMarginMs: 10_000,
-  remoteCtrlLossTmoSec: 60,
-  reconnectDelaySec: 1,
-  clockRateError: 1e-3,
-};
+/** The lease a deployment gets unless it asks for another (`meshstor agent --lease-seconds`). */
+export const DEFAULT_LEASE_SECONDS = 40;
+
+/**
+ * The shortest and longest lease an agent accepts. Only stretching is offered: the fence's own
+ * duration F must stay within G = D/8, and F was measured (ADR 0006) against G = 5 s, D = 40 s.
+ */
+export const LEASE_SECONDS_RANGE = { min: DEFAULT_LEASE_SECONDS, max: 600 } as const;
+
+/**
+ * The whole timing for a lease of D seconds. Everything scales with D so the inequalities below
+ * keep their margins: R = D/4 (three renewals may be lost before the fence), G = D/8, M = D/4,
+ * and L = 1.5 D (the longest stall a cut leg can cause grows with the lease). D = 40 s gives the
+ * values ADR 0006 measured: R 10 s, G 5 s, M 10 s, L 60 s. A deployment on slow nodes (a
+ * starved VM, an overloaded apiserver) stretches D; a node loss then stalls writes for up to L
+ * and a takeover waits D + M.
+ */
+export function writeRightTiming(leaseSeconds: number): WriteRightTiming {
+  const D = leaseSeconds * 1000;
+  return {
+    leaseMs: D,
+    renewMs: Math.round(D / 4),
+    fenceGuardMs: Math.round(D / 8),
+    takeoverMarginMs: Math.round(D / 4),
+    remoteCtrlLossTmoSec: Math.ceil(1.5 * leaseSeconds),
+    reconnectDelaySec: 1,
+    clockRateError: 1e-3,
+  };
+}
+
+export const WRITE_RIGHT: WriteRightTiming = writeRightTiming(DEFAULT_LEASE_SECONDS);
 
 /**
  * The inequalities the timing must satisfy (empty when all hold):
@@ -64,12 +86,20 @@ export function timingViolations(t: WriteRightTiming): string[] {
   return out;
 }
 
+/** What another node sees of a node's lease. */
+export interface LeaseSight {
+  /** An opaque version that changes on every renewal. */
+  version: string;
+  /** The lease duration its holder wrote (its D); undefined when the lease does not say. */
+  leaseSeconds: number | undefined;
+}
+
 /** A node's lease as the apiserver keeps it. */
 export interface LeaseApi {
   /** Creates or renews `node`'s lease; resolves only once the apiserver accepted the write. */
   renew(node: string, leaseSeconds: number): Promise<void>;
-  /** An opaque version of `node`'s lease that changes on every renewal; undefined when it has none. */
-  version(node: string): Promise<string | undefined>;
+  /** `node`'s lease as it is now; undefined when it has none. */
+  read(node: string): Promise<LeaseSight | undefined>;
 }
 
 export interface WriteRightOptions {
@@ -180,12 +210,16 @@ export class WriteRight {
  * The side of a node that wants to take a volume over: another node's right has ended once its
  * lease has not changed for D + M on this node's clock. The first sight counts as a change (an
  * agent that just started waits the whole time), and so does a read that finds no lease.
+ *
+ * D is the longer of this node's own and the one the holder wrote into its lease, and M grows with
+ * it: nodes configured with different leases (a values change rolling through the DaemonSet) still
+ * never start before the holder's right ended.
  */
 export class RightWatch {
   private readonly api: LeaseApi;
   private readonly clock: Clock;
   private readonly timing: WriteRightTiming;
-  private readonly seen = new Map<string, { version: string | undefined; at: number }>();
+  private readonly seen = new Map<string, { version: string | undefined; at: number; waitMs: number }>();
 
   constructor(api: LeaseApi, clock: Clock = monotonicClock, timing: WriteRightTiming = WRITE_RIGHT) {
     this.api = api;
@@ -193,32 +227,41 @@ export class RightWatch {
     this.timing = timing;
   }
 
+  /** D + M for a holder that wrote `holderLeaseSeconds` into its lease. */
+  private waitFor(holderLeaseSeconds: number | undefined): number {
+    const own = this.timing;
+    const D = Math.max(own.leaseMs, (holderLeaseSeconds ?? 0) * 1000);
+    const M = Math.max(own.takeoverMarginMs, Math.ceil((own.takeoverMarginMs * D) / own.leaseMs));
+    return D + M;
+  }
+
   /** Reads `node`'s lease now; how long this node must still wait before it may assemble (0: ended). */
   async waitMs(node: string): Promise<number> {
-    const version = await this.api.version(node);
+    const lease = await this.api.read(node);
     const now = this.clock.now();
     const last = this.seen.get(node);
-    if (!last || last.version !== version) {
-      this.seen.set(node, { version, at: now });
-      return this.timing.leaseMs + this.timing.takeoverMarginMs;
+    if (!last || last.version !== lease?.version) {
+      const waitMs = this.waitFor(lease?.leaseSeconds);
+      this.seen.set(node, { version: lease?.version, at: now, waitMs });
+      return waitMs;
     }
-    return Math.max(0, last.at + this.timing.leaseMs + this.timing.takeoverMarginMs - now);
+    return Math.max(0, last.at + last.waitMs - now);
   }
 }
 
 /** Leases in memory (one process's "apiserver"): the unit tests and the kernel tier's nodes. */
 export class MemoryLeases implements LeaseApi {
-  private readonly versions = new Map<string, number>();
+  private readonly leases = new Map<string, { version: number; leaseSeconds: number | undefined }>();
   /** Nodes cut off from this "apiserver": their renewals and reads fail. */
   readonly cut = new Set<string>();
 
-  async renew(node: string, _leaseSeconds?: number): Promise<void> {
+  async renew(node: string, leaseSeconds?: number): Promise<void> {
     if (this.cut.has(node)) throw new Error(`node ${node} cannot reach the apiserver`);
-    this.versions.set(node, (this.versions.get(node) ?? 0) + 1);
+    this.leases.set(node, { version: (this.leases.get(node)?.version ?? 0) + 1, leaseSeconds });
   }
 
-  async version(node: string): Promise<string | undefined> {
-    const v = this.versions.get(node);
-    return v === undefined ? undefined : String(v);
+  async read(node: string): Promise<LeaseSight | undefined> {
+    const l = this.leases.get(node);
+    return l === undefined ? undefined : { version: String(l.version), leaseSeconds: l.leaseSeconds };
   }
 }

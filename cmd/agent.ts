@@ -21,7 +21,14 @@ import { fsMountPoints } from '../agent/mount-points.ts';
 import { kubeNodeReader, NodeHeartbeat } from '../agent/node-heartbeat.ts';
 import { DEFAULT_ROTATE_DAYS, NodeKeys } from '../agent/node-keys.ts';
 import { NodePublisher } from '../agent/publisher.ts';
-import { RightWatch, WriteRight } from '../agent/write-right.ts';
+import {
+  DEFAULT_LEASE_SECONDS,
+  LEASE_SECONDS_RANGE,
+  RightWatch,
+  timingViolations,
+  WriteRight,
+  writeRightTiming,
+} from '../agent/write-right.ts';
 import { ControllerService } from '../csi/controller.ts';
 import { IdentityService } from '../csi/identity.ts';
 import { NodeService } from '../csi/node.ts';
@@ -159,7 +166,16 @@ export const agentCommand = defineCommand({
       env: 'POD_NAMESPACE',
       default: 'kube-system',
       about:
-        "with --state kube: where this node's Lease lives (its right to write, ADR 0006: renewed every 10 s; when it lapses the node fences its arrays)",
+        "with --state kube: where this node's Lease lives (its right to write, ADR 0006: renewed every\n--lease-seconds / 4; when it lapses the node fences its arrays)",
+    },
+    'lease-seconds': {
+      kind: 'integer',
+      placeholder: 'N',
+      min: LEASE_SECONDS_RANGE.min,
+      max: LEASE_SECONDS_RANGE.max,
+      default: DEFAULT_LEASE_SECONDS,
+      about:
+        "how long one accepted renewal of this node's Lease lets it acknowledge writes (ADR 0006's D; the\nrest of the timing scales with it). Longer rides out a slow apiserver or a starved node; a node\nloss then stalls writes for 1.5 N s and a takeover waits 1.25 N s",
     },
     'rack-label': {
       kind: 'string',
@@ -254,6 +270,11 @@ export const agentCommand = defineCommand({
     if (config.withController && config.state !== 'memory')
       throw new UsageError('--with-controller needs --state memory');
     const nodeName = config.node;
+    // the write-right timing (ADR 0006) scaled to --lease-seconds; the range keeps it sound, and
+    // the check says so at start-up rather than trusting the arithmetic
+    const timing = writeRightTiming(config.leaseSeconds);
+    const unsound = timingViolations(timing);
+    if (unsound.length) throw new UsageError(`--lease-seconds ${config.leaseSeconds}: ${unsound.join('; ')}`);
     const registry = config.metricsPort !== undefined ? metricsRegistry('agent', true) : undefined;
     const rpcMetrics = registry ? new CsiRpcMetrics(registry) : undefined;
     const commandMetrics = registry ? new HostCommandMetrics(registry) : undefined;
@@ -344,11 +365,12 @@ export const agentCommand = defineCommand({
     let rightWatch: RightWatch | undefined;
     if (kc) {
       const leases = new KubeLeases(kc, config.leaseNamespace);
-      rightWatch = new RightWatch(leases);
+      rightWatch = new RightWatch(leases, undefined, timing);
       const fencing = { host, store };
       right = new WriteRight({
         node: nodeName,
         api: leases,
+        timing,
         onRenewError: (m) => log.warn({ error: m }, 'right to write not renewed'),
         onLapse: async (why) => {
           log.error({ why }, 'right to write lapsed: fencing every array on this node');
@@ -378,6 +400,7 @@ export const agentCommand = defineCommand({
         keys,
         peers,
         resyncMaxKibPerSec: config.resyncMaxKibps,
+        remoteCtrlLossTmoSec: timing.remoteCtrlLossTmoSec,
       },
       heartbeat,
       warnings: events,
@@ -419,6 +442,7 @@ export const agentCommand = defineCommand({
           kubeletDir: config.kubeletDir,
           right,
           rightWatch,
+          remoteCtrlLossTmoSec: timing.remoteCtrlLossTmoSec,
         }),
         // SIGTERM aborts the calls in flight with the loop: their host commands are killed, and
         // every step they took is resumable, so kubelet's retry finishes the work.

@@ -5,12 +5,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type Clock,
+  LEASE_SECONDS_RANGE,
   type LeaseApi,
   MemoryLeases,
   RightWatch,
   timingViolations,
   WRITE_RIGHT,
   WriteRight,
+  writeRightTiming,
 } from '../write-right.ts';
 
 class HandClock implements Clock {
@@ -59,6 +61,24 @@ describe('the chosen timing', () => {
       expect.stringMatching(/one lost renewal fences/),
     ]);
   });
+
+  it('is the measured ADR 0006 timing at the default 40 s lease', () => {
+    expect(WRITE_RIGHT).toMatchObject({
+      leaseMs: 40_000,
+      renewMs: 10_000,
+      fenceGuardMs: 5_000,
+      takeoverMarginMs: 10_000,
+      remoteCtrlLossTmoSec: 60,
+    });
+  });
+
+  it('satisfies every inequality for any lease a deployment may choose', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: LEASE_SECONDS_RANGE.min, max: LEASE_SECONDS_RANGE.max }), (seconds) => {
+        expect(timingViolations(writeRightTiming(seconds))).toEqual([]);
+      }),
+    );
+  });
 });
 
 describe('WriteRight: the holder', () => {
@@ -71,7 +91,7 @@ describe('WriteRight: the holder', () => {
     expect(h.right.remainingMs()).toBe(D - G);
     const never = holder({
       renew: () => Promise.reject(new Error('apiserver down')),
-      version: async () => undefined,
+      read: async () => undefined,
     });
     await never.run(3 * D);
     expect(never.right.holds()).toBe(false);
@@ -87,7 +107,7 @@ describe('WriteRight: the holder', () => {
         sent.push(h.clock.t);
         return leases.renew(n, s);
       },
-      version: (n) => leases.version(n),
+      read: (n) => leases.read(n),
     });
     await h.run(5 * D);
     expect(h.lapses).toEqual([]);
@@ -119,7 +139,7 @@ describe('WriteRight: the holder', () => {
         new Promise<void>((resolve) => {
           answer = resolve;
         }),
-      version: async () => '1',
+      read: async () => ({ version: '1', leaseSeconds: D / 1000 }),
     };
     const h = holder(slow);
     const sent = h.clock.t;
@@ -137,7 +157,7 @@ describe('WriteRight: the holder', () => {
         if (h.clock.t > 20_000) return new Promise<void>(() => {}); // never answers
         return leases.renew(n, s);
       },
-      version: (n) => leases.version(n),
+      read: (n) => leases.read(n),
     });
     for (let i = 0; i < 80 && h.lapses.length === 0; i++) {
       h.clock.t += 1_000;
@@ -171,6 +191,25 @@ describe('RightWatch: the node taking over', () => {
     expect(await watch.waitMs('n9')).toBe(0);
   });
 
+  it("waits for the holder's own lease when it wrote a longer one (nodes configured differently)", async () => {
+    const leases = new MemoryLeases();
+    const clock = new HandClock();
+    const watch = new RightWatch(leases, clock); // this node: the default 40 s
+    const slow = writeRightTiming(120);
+    await leases.renew('slow', 120);
+    const wait = await watch.waitMs('slow');
+    expect(wait).toBe(slow.leaseMs + slow.takeoverMarginMs);
+    // the holder's rule: (D + M)(1 - ρ) > D(1 + ρ) with its D
+    expect(wait * (1 - WRITE_RIGHT.clockRateError)).toBeGreaterThan(
+      slow.leaseMs * (1 + WRITE_RIGHT.clockRateError),
+    );
+    clock.t += D + M; // this node's own D + M is not enough
+    expect(await watch.waitMs('slow')).toBe(wait - (D + M));
+    // a holder with a shorter lease is still waited this node's own D + M
+    await leases.renew('quick', 10);
+    expect(await watch.waitMs('quick')).toBe(D + M);
+  });
+
   it('never lets the new holder start before the old one fenced, whatever the two clocks drift within ρ', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -197,16 +236,19 @@ describe('RightWatch: the node taking over', () => {
           const renewedAt: number[] = [];
           const lagging: LeaseApi = {
             renew: (n) => leases.renew(n),
-            version: async () => String(renewedAt.filter((t) => t <= real - seenLate).length),
+            read: async () => ({
+              version: String(renewedAt.filter((t) => t <= real - seenLate).length),
+              leaseSeconds: D / 1000,
+            }),
           };
           const watch = new RightWatch(lagging, newClock);
           let tookOverAt: number | undefined;
           for (real = 0; real < cutAt + 3 * D && tookOverAt === undefined; real += 250) {
             if (real >= cutAt) leases.cut.add('old');
-            const before = await leases.version('old');
+            const before = (await leases.read('old'))?.version;
             await right.tick();
             await right.settle();
-            if ((await leases.version('old')) !== before) renewedAt.push(real);
+            if ((await leases.read('old'))?.version !== before) renewedAt.push(real);
             if (real >= cutAt && (await watch.waitMs('old')) === 0) tookOverAt = real;
           }
           expect(fencedAt).toBeDefined();

@@ -303,6 +303,9 @@ export class NodesCluster {
       logLevel: 'info',
       // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
       startupTimeoutSeconds: 600,
+      // node4 starts the controller and the extender on one TCG vCPU: /healthz went unanswered
+      // for 100 s there and each liveness restart began another cold start
+      livenessTimeoutSeconds: 600,
       // The controller and the extender on the control node, away from the workloads and the
       // resyncs a drain brings to a storage node.
       controller: {
@@ -315,6 +318,10 @@ export class NodesCluster {
         // each pass runs host commands, and every exec costs a TCG guest dearly; a change to one
         // of its volumes still runs the pass at once
         resyncSeconds: 20,
+        // a node that just took a moved pod (remote legs, the writer and a resync on one TCG vCPU)
+        // had renewals accepted only after 17-25 s and then fenced at D - G = 35 s (ADR 0006
+        // addendum): D = 120 s rides that out
+        leaseSeconds: 120,
       },
       extender: {
         hostNetwork: true,

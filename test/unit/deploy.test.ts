@@ -156,6 +156,7 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
       '--nvme-auth=dhchap',
       '--dhchap-rotate-days=30',
       '--resync-seconds=5',
+      '--lease-seconds=40',
       '--metrics-port=9812',
       '--log-level=info',
     ]);
@@ -213,6 +214,20 @@ describe.skipIf(!bin)(`Helm chart deploy/helm/meshstor${bin ? '' : ` (skipped: $
     );
     expect(hostPaths['registration-dir']).toBe('/var/lib/k0s/kubelet/plugins_registry');
     expect(hostPaths['plugin-dir']).toBe('/var/lib/k0s/kubelet/plugins/meshstor.io');
+  });
+
+  it('agent.leaseSeconds reaches the agent and livenessTimeoutSeconds every liveness probe', () => {
+    const objs = objects(
+      renderChart(h, ['--set', 'agent.leaseSeconds=120', '--set', 'livenessTimeoutSeconds=600']),
+    );
+    const agent = container(find(objs, 'DaemonSet', 'meshstor-agent'), 'meshstor');
+    expect(agent.args).toContain('--lease-seconds=120');
+    const probed = [
+      agent,
+      container(find(objs, 'Deployment', 'meshstor-controller'), 'meshstor'),
+      container(find(objs, 'Deployment', 'meshstor-extender'), 'meshstor'),
+    ];
+    expect(probed.map((c) => c.livenessProbe.failureThreshold)).toEqual([30, 30, 30]);
   });
 
   it('by default the agent has no --drive, --os-drive-tail or --address: the agent’s defaults apply', () => {
