@@ -2,11 +2,16 @@
 // 5,000 MeshStorNodes and 100,000 MeshStorVolumes (each with its PV and bound PVC). Each round is
 // what kube-scheduler does for one pod: POST /filter then POST /prioritize with 500 candidate
 // names (the nodes kube-scheduler samples at 5,000 nodes). Prints p50/p99/max of the pair and
-// rounds per second, sequentially as the single scheduling loop calls it. The client runs in its
-// own process (bench/extender-client.ts), as kube-scheduler does; `--in-process` runs it in the
-// extender's process instead (how this bench measured until 2026-11-28's sixth session).
+// rounds per second, sequentially as the single scheduling loop calls it. The client:
+//   --client go (the default): kube-scheduler's own HTTPExtender (k8s.io/kubernetes/pkg/scheduler,
+//     the release the cluster tier runs) in a Go program, bench/extender-client-go, built by
+//     `npm run setup:bench`: what kube-scheduler itself sees, JSON encoding and decoding included;
+//   --client node: bench/extender-client.ts in a child process (this bench's client until
+//     2026-11-29); --client in-process: the same in the extender's own process (until 2026-11-28).
 //   node bench/extender.ts [--nodes 5000] [--volumes 100000] [--candidates 500] [--rounds 3000]
-import { fork } from 'node:child_process';
+//     [--client go|node|in-process]
+import { fork, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +21,7 @@ import { ExtenderMetrics } from '../scheduler/metrics.ts';
 import { createVerbsApp } from '../scheduler/server.ts';
 import { ExtenderState } from '../scheduler/state.ts';
 import { msNode, msVolume, pod } from '../scheduler/test/fixtures.ts';
+import { binDir } from '../test/cluster/binaries.ts';
 import { type ClientJob, type ClientResult, measureRounds } from './extender-client.ts';
 
 const { values } = parseArgs({
@@ -24,9 +30,15 @@ const { values } = parseArgs({
     volumes: { type: 'string', default: '100000' },
     candidates: { type: 'string', default: '500' },
     rounds: { type: 'string', default: '3000' },
-    'in-process': { type: 'boolean', default: false },
+    client: { type: 'string', default: 'go' },
   },
 });
+const CLIENT = values.client;
+if (CLIENT !== 'go' && CLIENT !== 'node' && CLIENT !== 'in-process')
+  throw new Error(`--client ${CLIENT}: expected go, node or in-process`);
+const GO_CLIENT = join(binDir(), 'extender-client');
+if (CLIENT === 'go' && !existsSync(GO_CLIENT))
+  throw new Error(`${GO_CLIENT} is missing: run npm run setup:bench (or pass --client node)`);
 const NODES = Number(values.nodes);
 const VOLUMES = Number(values.volumes);
 const CANDIDATES = Number(values.candidates);
@@ -118,13 +130,37 @@ function childProcess(): Promise<ClientResult> {
   });
 }
 
-// CPU time of this process: the extender's own (and, with --in-process, the client's too), which a
+/** kube-scheduler's own extender client (Go), fed the same job on stdin. */
+function goClient(): Promise<ClientResult> {
+  const child = spawn(GO_CLIENT, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code === 0) resolve(JSON.parse(out) as ClientResult);
+      else reject(new Error(`${GO_CLIENT} exited (${code}) without a result`));
+    });
+    child.stdin.end(
+      JSON.stringify({
+        url: `http://127.0.0.1:${port}`,
+        bodies,
+        warmUpRounds: WARM_UP_ROUNDS,
+        rounds: ROUNDS,
+      }),
+    );
+  });
+}
+
+// CPU time of this process: the extender's own (and, in-process, the client's too), which a
 // machine shared with other work disturbs far less than wall-clock latency. It spans the warm-up
 // rounds too (the child runs them unobserved), so it is divided by all rounds, warm-up included.
-const inProc = values['in-process'];
+const inProc = CLIENT === 'in-process';
 const cpu0 = process.cpuUsage();
 // in this process, the client shares the extender's event loop, heap and GC
-const result = inProc ? await measureRounds(job) : await childProcess();
+const result = inProc ? await measureRounds(job) : CLIENT === 'go' ? await goClient() : await childProcess();
 const cpu = process.cpuUsage(cpu0);
 const lat = [...result.latenciesMs].sort((x, y) => x - y);
 const q = (p: number) => (lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number).toFixed(3);
@@ -132,7 +168,7 @@ const secs = result.wallMs / 1000;
 const serverCpuMs = (cpu.user + cpu.system) / 1000 / (ROUNDS + WARM_UP_ROUNDS);
 console.log(
   `filter+prioritize, ${CANDIDATES} candidates, 2 volumes/pod, keep-alive, sequential, ${ROUNDS} rounds, ` +
-    `client ${inProc ? "in the extender's process" : 'in its own process'}: ` +
+    `client ${inProc ? "in the extender's process" : CLIENT === 'go' ? "kube-scheduler's HTTPExtender (Go)" : 'Node, in its own process'}: ` +
     `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms; ${(ROUNDS / secs).toFixed(0)} pods/s ` +
     `(${((2 * ROUNDS) / secs).toFixed(0)} requests/s); ` +
     `extender process CPU ${serverCpuMs.toFixed(3)} ms per pod${inProc ? ' (client included)' : ''}` +

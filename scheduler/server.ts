@@ -10,7 +10,7 @@ import { boundedJsonBody } from './json-body.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import type { ExtenderState } from './state.ts';
 import { WARM_UP_HEADER } from './warm-up.ts';
-import { candidateNames, type ExtenderArgs, parseExtenderArgs } from './wire.ts';
+import { candidateNames, type ExtenderArgs, parseExtenderArgs, sparsePriorities } from './wire.ts';
 
 export interface VerbsAppOptions {
   state: ExtenderState;
@@ -91,7 +91,8 @@ export function createVerbsApp(opts: VerbsAppOptions): express.Express {
     '/prioritize',
     timed('prioritize'),
     json,
-    verb('prioritize', (args, names) => state.prioritize(args.Pod, names, now())),
+    // only the hosts above the lowest score, shifted down to it: the same ranking (wire.ts)
+    verb('prioritize', (args, names) => sparsePriorities(state.prioritize(args.Pod, names, now()))),
   );
   app.use((req, res) => {
     res

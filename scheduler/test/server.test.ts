@@ -81,16 +81,21 @@ describe('wire format (k8s.io/kube-scheduler/extender/v1, nodeCacheCapable)', ()
     });
   });
 
-  it('prioritize answers a HostPriorityList with scores 0..10', async () => {
-    const [code, body] = await post('/prioritize', {
-      Pod: pod('p', ['pvc-a']),
-      NodeNames: ['node-1', 'node-2'],
-    });
-    expect(code).toBe(200);
-    expect(body).toEqual([
-      { Host: 'node-1', Score: expect.any(Number) },
+  it('prioritize answers a HostPriorityList of the hosts above the lowest score, shifted down to it', async () => {
+    const names = ['node-1', 'node-2', 'node-3'];
+    const dense = state.prioritize(pod('p', ['pvc-a']), names, NOW);
+    // node-2 holds the copy: 10; the others can receive it: the same lower score
+    expect(dense).toEqual([
+      { Host: 'node-1', Score: 2 },
       { Host: 'node-2', Score: 10 },
+      { Host: 'node-3', Score: 2 },
     ]);
+    const [code, body] = await post('/prioritize', { Pod: pod('p', ['pvc-a']), NodeNames: names });
+    expect(code).toBe(200);
+    expect(body).toEqual([{ Host: 'node-2', Score: 8 }]);
+    // a pod without MeshStor volumes scores 0 everywhere: nothing to send
+    const [, none] = await post('/prioritize', { Pod: pod('q', []), NodeNames: names });
+    expect(none).toEqual([]);
   });
 
   it('answers with Node objects when kube-scheduler sends Nodes (not nodeCacheCapable)', async () => {

@@ -12,7 +12,10 @@
 # Usage: K8S_VERSION=v1.36.3 OUT=~/.cache/k8s-test-bins/v1.36.3 build-binaries.sh
 #   K8S_COMMANDS  which k8s.io/kubernetes commands (default: the control plane and etcd); the nodes
 #                 tier asks for "kubelet kubectl e2e.test agnhost" (e2e.test is `go test -c` of
-#                 test/e2e; agnhost is test/images/agnhost, the e2e suite's test image binary).
+#                 test/e2e; agnhost is test/images/agnhost, the e2e suite's test image binary);
+#                 bench:extender asks for "extender-client": bench/extender-client-go, a main package
+#                 of this repository built against the release's own pkg/scheduler (stamped with the
+#                 version and its source's hash).
 #   WITH_ETCD     0 to skip etcd (default 1 unless K8S_COMMANDS is set)
 set -euo pipefail
 : "${K8S_VERSION:?set K8S_VERSION, e.g. v1.36.3}"
@@ -43,7 +46,11 @@ echo "# build $(date -u +%FT%TZ) $K8S_VERSION nproc=$(nproc) $(go version)" >> "
 
 build_kubernetes() {
   local want=() c
+  local client_src client_ver
+  client_src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/bench/extender-client-go"
+  client_ver="$K8S_VERSION-$(cat "$client_src"/*.go | sha256sum | cut -c1-12)"
   for c in ${K8S_COMMANDS:-kube-apiserver kube-scheduler kube-controller-manager}; do
+    if [[ $c == extender-client ]]; then current "$c" "$client_ver" || want+=("$c"); continue; fi
     current "$c" "$K8S_VERSION" || want+=("$c")
   done
   if ((${#want[@]} == 0)); then say "kubernetes binaries are current"; return; fi
@@ -72,6 +79,11 @@ build_kubernetes() {
     if [[ $c == e2e.test ]]; then test_bins+=("$c"); gets+=("k8s.io/kubernetes/test/e2e@$K8S_VERSION"); continue; fi
     # agnhost: the e2e suite's Swiss-army test image binary, a main package of the same module
     if [[ $c == agnhost ]]; then pkgs+=("k8s.io/kubernetes/test/images/agnhost"); gets+=("k8s.io/kubernetes/test/images/agnhost@$K8S_VERSION"); continue; fi
+    # the bench's client: a package of the wrapper module itself, copied in from the repository
+    if [[ $c == extender-client ]]; then
+      rm -rf "$dir/extender-client" && mkdir -p "$dir/extender-client" && cp "$client_src"/*.go "$dir/extender-client/"
+      pkgs+=("./extender-client"); gets+=("k8s.io/kubernetes/pkg/scheduler@$K8S_VERSION"); continue
+    fi
     pkgs+=("k8s.io/kubernetes/cmd/$c"); gets+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION")
   done
   for k in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -84,7 +96,9 @@ build_kubernetes() {
   if ((${#test_bins[@]} > 0)); then
     (cd "$dir" && go test -c -mod=mod -trimpath -ldflags "$ld" -o "$BIN/e2e.test" k8s.io/kubernetes/test/e2e)
   fi
-  for c in "${want[@]}"; do stamp "$c" "$K8S_VERSION"; done
+  for c in "${want[@]}"; do
+    if [[ $c == extender-client ]]; then stamp "$c" "$client_ver"; else stamp "$c" "$K8S_VERSION"; fi
+  done
 }
 
 build_etcd() {
