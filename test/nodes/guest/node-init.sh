@@ -26,8 +26,10 @@ hostname "$NODE"; echo "$NODE" > /etc/hostname
 printf '127.0.0.1 localhost\n%s %s\n' "$IP" "$NODE" > /etc/hosts
 tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id
 ev booted "\"node\":\"$NODE\",\"mem_kb\":$(awk '/MemTotal/{print $2}' /proc/meminfo)"
+# loop: kubelet holds every raw block volume it maps to a pod with a loop device (losetup -f);
+# without the module a Block claim's pod stays ContainerCreating ("makeLoopDevice failed")
 for m in configfs overlay bridge veth br_netfilter virtio_net iptable_nat iptable_filter xt_MASQUERADE xt_nat \
-  xt_comment xt_addrtype nf_nat md_mod raid1 nvme_tcp nvmet nvmet_tcp xfs; do
+  xt_comment xt_addrtype nf_nat md_mod raid1 nvme_tcp nvmet nvmet_tcp xfs loop; do
   modprobe "$m" || ev modprobe-failed "\"module\":\"$m\""
 done
 mount -t configfs configfs /sys/kernel/config
