@@ -8,10 +8,14 @@
 //     `npm run setup:bench`: what kube-scheduler itself sees, JSON encoding and decoding included;
 //   --client node: bench/extender-client.ts in a child process (this bench's client until
 //     2026-11-29); --client in-process: the same in the extender's own process (until 2026-11-28).
+// --floor: the same client against a server that computes nothing: it reads each body and sends
+// the answer the real extender gave to that body once (one body only): the cost of the calls
+// themselves (HTTP on both sides, and kube-scheduler's JSON), which no extender can go below.
 //   node bench/extender.ts [--nodes 5000] [--volumes 100000] [--candidates 500] [--rounds 3000]
-//     [--client go|node|in-process]
+//     [--client go|node|in-process] [--floor]
 import { fork, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +35,7 @@ const { values } = parseArgs({
     candidates: { type: 'string', default: '500' },
     rounds: { type: 'string', default: '3000' },
     client: { type: 'string', default: 'go' },
+    floor: { type: 'boolean', default: false },
   },
 });
 const CLIENT = values.client;
@@ -106,7 +111,7 @@ const app = createVerbsApp({
 const server = await new Promise<import('node:http').Server>((r) => {
   const s = app.listen(0, '127.0.0.1', () => r(s));
 });
-const port = (server.address() as AddressInfo).port;
+let port = (server.address() as AddressInfo).port;
 
 // Bodies prepared up front: the bench measures the extender, not JSON.stringify in the client.
 const bodies = Array.from({ length: 64 }, (_, i) => {
@@ -116,6 +121,35 @@ const bodies = Array.from({ length: 64 }, (_, i) => {
   return JSON.stringify({ Pod: pod(`bench-${i}`, claims), NodeNames: [...names], Nodes: null });
 });
 const WARM_UP_ROUNDS = 300; // JIT and sockets
+
+if (values.floor) {
+  // the real extender's answers to the first body, sent back as they are to every call
+  bodies.length = 1;
+  const answers = new Map<string, string>();
+  for (const verb of ['/filter', '/prioritize']) {
+    const res = await fetch(`http://127.0.0.1:${port}${verb}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: bodies[0],
+    });
+    answers.set(verb, await res.text());
+  }
+  server.close();
+  const floor = createServer((req, res) => {
+    req.resume(); // the body is read, not parsed
+    req.on('end', () => {
+      const out = answers.get(req.url ?? '') ?? '';
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
+      res.end(out);
+    });
+  });
+  let connections = 0;
+  floor.on('connection', () => void connections++);
+  process.once('exit', () => console.log(`floor server: ${connections} connections`));
+  await new Promise<void>((r) => floor.listen(0, '127.0.0.1', () => r()));
+  port = (floor.address() as AddressInfo).port;
+  floor.unref();
+}
 
 const job: ClientJob = { port, bodies, warmUpRounds: WARM_UP_ROUNDS, rounds: ROUNDS };
 
@@ -168,7 +202,8 @@ const secs = result.wallMs / 1000;
 const serverCpuMs = (cpu.user + cpu.system) / 1000 / (ROUNDS + WARM_UP_ROUNDS);
 console.log(
   `filter+prioritize, ${CANDIDATES} candidates, 2 volumes/pod, keep-alive, sequential, ${ROUNDS} rounds, ` +
-    `client ${inProc ? "in the extender's process" : CLIENT === 'go' ? "kube-scheduler's HTTPExtender (Go)" : 'Node, in its own process'}: ` +
+    `client ${inProc ? "in the extender's process" : CLIENT === 'go' ? "kube-scheduler's HTTPExtender (Go)" : 'Node, in its own process'}` +
+    `${values.floor ? ', FLOOR (a server that only sends back canned answers)' : ''}: ` +
     `p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms; ${(ROUNDS / secs).toFixed(0)} pods/s ` +
     `(${((2 * ROUNDS) / secs).toFixed(0)} requests/s); ` +
     `extender process CPU ${serverCpuMs.toFixed(3)} ms per pod${inProc ? ' (client included)' : ''}` +
