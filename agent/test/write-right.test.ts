@@ -72,12 +72,11 @@ describe('the chosen timing', () => {
     });
   });
 
-  it('satisfies every inequality for any lease a deployment may choose', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: LEASE_SECONDS_RANGE.min, max: LEASE_SECONDS_RANGE.max }), (seconds) => {
-        expect(timingViolations(writeRightTiming(seconds))).toEqual([]);
-      }),
-    );
+  it('satisfies every inequality for every lease a deployment may choose', () => {
+    // all of them: the range is a few hundred whole seconds
+    for (let seconds = LEASE_SECONDS_RANGE.min; seconds <= LEASE_SECONDS_RANGE.max; seconds++) {
+      expect(timingViolations(writeRightTiming(seconds)), `${seconds} s`).toEqual([]);
+    }
   });
 });
 
