@@ -6,7 +6,7 @@
 import type { VolumeRecord } from '../state/store.ts';
 import { type AgentContext, eachVolume, type VolumeFailure } from './context.ts';
 import { subsystemNqn } from './host/names.ts';
-import { CTRL_LOSS_TMO_SEC } from './node-volumes.ts';
+import { remoteLegCtrlLossSec } from './write-right.ts';
 
 /** Returns the members whose connection took keys this pass (`volume/replica`). */
 export async function refreshConnectionKeys(
@@ -30,7 +30,7 @@ export async function refreshConnectionKeys(
         subsystemNqn: nqn,
         target: peer.address,
         ...k.keys,
-        ctrlLossTmoSec: o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
+        ctrlLossTmoSec: remoteLegCtrlLossSec(o),
       });
       await k.taken();
       took.push(`${rec.id}/${r.id}`);

@@ -30,7 +30,7 @@ export interface AgentContext {
   resyncMaxKibPerSec?: number | undefined;
   /**
    * L of ADR 0006 for the remote legs this node connects: the ctrl-loss-tmo of its write-right
-   * timing (`meshstor agent --lease-seconds`); undefined: the default lease's (CTRL_LOSS_TMO_SEC).
+   * timing (`meshstor agent --lease-seconds`); undefined: the default lease's (`remoteLegCtrlLossSec`).
    */
   remoteCtrlLossTmoSec?: number | undefined;
 }

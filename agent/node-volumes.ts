@@ -26,7 +26,7 @@ import type { ArrayInfo, FsUsage, Host } from './host/types.ts';
 import { MEMBER_FROM_ARRAY, writeMemberStates } from './members.ts';
 import type { NodeKeys } from './node-keys.ts';
 import { seedVolume } from './snapshots.ts';
-import { WRITE_RIGHT } from './write-right.ts';
+import { remoteLegCtrlLossSec } from './write-right.ts';
 
 /** Creates and removes publish targets (agent/mount-points.ts on a real node). */
 export interface MountPoints {
@@ -73,16 +73,13 @@ export interface NodeVolumesOptions {
    * (the peer directory) is asked, as before ADR 0006.
    */
   rightWatch?: { waitMs(node: string): Promise<number> } | undefined;
-  /** L of this node's write-right timing for the remote legs staging connects (default CTRL_LOSS_TMO_SEC). */
+  /**
+   * L of ADR 0006 for the remote legs staging connects: longer than the right to write, so a write
+   * stalled on a leg when the node is cut off cannot complete on the local leg alone before the
+   * node fenced itself. Undefined: the default lease's (write-right.ts remoteLegCtrlLossSec).
+   */
   remoteCtrlLossTmoSec?: number | undefined;
 }
-
-/**
- * Seconds a lost controller of a remote member is retried before its I/O fails: L of ADR 0006 at
- * the default lease (an agent with --lease-seconds passes its own), longer than the right to write, so a write stalled on this leg when the node is cut off cannot
- * complete on the local leg alone before the node fenced itself.
- */
-export const CTRL_LOSS_TMO_SEC = WRITE_RIGHT.remoteCtrlLossTmoSec;
 
 /** What a staged volume is used as: a filesystem, or the raw block device. */
 export type AccessType = 'mount' | 'block';
@@ -216,7 +213,7 @@ export class NodeVolumes {
           subsystemNqn: subsystem,
           target: peer.address,
           ...keys?.keys,
-          ctrlLossTmoSec: this.o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
+          ctrlLossTmoSec: remoteLegCtrlLossSec(this.o),
         });
         await keys?.taken();
         return dev;

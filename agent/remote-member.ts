@@ -5,7 +5,7 @@ import type { VolumeRecord } from '../state/store.ts';
 import type { AgentContext } from './context.ts';
 import { ConnectRefusedError } from './host/errors.ts';
 import { subsystemNqn } from './host/names.ts';
-import { CTRL_LOSS_TMO_SEC } from './node-volumes.ts';
+import { remoteLegCtrlLossSec } from './write-right.ts';
 
 /** The member's block device here: connected already, connected now, or undefined (not yet). */
 export async function connectRemoteMember(
@@ -24,7 +24,7 @@ export async function connectRemoteMember(
     return await o.host.connect({
       subsystemNqn: nqn,
       target: peer.address,
-      ctrlLossTmoSec: o.remoteCtrlLossTmoSec ?? CTRL_LOSS_TMO_SEC,
+      ctrlLossTmoSec: remoteLegCtrlLossSec(o),
     });
   } catch (e) {
     if (e instanceof ConnectRefusedError) return undefined;

@@ -65,6 +65,14 @@ export function writeRightTiming(leaseSeconds: number): WriteRightTiming {
 export const WRITE_RIGHT: WriteRightTiming = writeRightTiming(DEFAULT_LEASE_SECONDS);
 
 /**
+ * L for a remote leg this node connects: its configured timing's (`--lease-seconds`), or the
+ * default lease's. Every remote connect asks here, so no leg gets a shorter L than the right.
+ */
+export function remoteLegCtrlLossSec(o: { remoteCtrlLossTmoSec?: number | undefined }): number {
+  return o.remoteCtrlLossTmoSec ?? WRITE_RIGHT.remoteCtrlLossTmoSec;
+}
+
+/**
  * The inequalities the timing must satisfy (empty when all hold):
  * 1. the holder tolerates a lost renewal: D - G >= 2R;
  * 2. the new holder starts after the old holder's right ended, in real time:
@@ -231,7 +239,7 @@ export class RightWatch {
   private waitFor(holderLeaseSeconds: number | undefined): number {
     const own = this.timing;
     const D = Math.max(own.leaseMs, (holderLeaseSeconds ?? 0) * 1000);
-    const M = Math.max(own.takeoverMarginMs, Math.ceil((own.takeoverMarginMs * D) / own.leaseMs));
+    const M = Math.ceil((own.takeoverMarginMs * D) / own.leaseMs); // never below own M: D >= own D
     return D + M;
   }
 
