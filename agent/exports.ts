@@ -16,7 +16,7 @@ export interface ExportPassResult {
   created: string[];
   /** Exports made or re-made for a host, as volume/replica -> node. */
   exported: string[];
-  /** Exports removed (volume detached, attached here, deleted, or unknown to the records). */
+  /** Exports removed (volume detached, attached here, deleted and unstaged, or unknown to the records). */
   unexported: string[];
   /** Replicas that wait for something expected (retried on the next pass), and what. */
   waiting: { replica: string; reason: string }[];
@@ -50,7 +50,7 @@ export async function reconcileExports(
     exports: new Map((await o.host.listExports()).map((e) => [e.nqn, e])),
   };
 
-  // Exports nobody should have: of volumes that are gone, being deleted, detached, attached here,
+  // Exports nobody should have: of volumes that are gone, deleted and unstaged, detached, attached here,
   // or of replicas no longer on this node. Removing an export loses no data.
   for (const e of [...view.exports.values()]) {
     const owner = ownerFromSubsystemNqn(e.nqn);
@@ -86,16 +86,13 @@ export async function reconcileExports(
   return out;
 }
 
+// A volume being deleted keeps the exports its attached node still uses: DeleteVolume can come
+// before kubelet's NodeUnstage, and removing an export then fails a leg of the staged array (the
+// unstage waits out ctrl-loss-tmo on it). The unstage clears the attachment; the next pass removes
+// the export. No new export is made for such a volume (the pass below serves Active ones only).
 function wantsExport(rec: VolumeRecord, owner: Owner, nodeName: string): boolean {
   const r = rec.replicas.find((x) => x.id === owner.replicaId);
-  return (
-    rec.phase === 'Active' &&
-    !!r &&
-    r.node === nodeName &&
-    served(r) &&
-    !!rec.attachment &&
-    rec.attachment.node !== nodeName
-  );
+  return !!r && r.node === nodeName && served(r) && !!rec.attachment && rec.attachment.node !== nodeName;
 }
 
 async function serveVolume(

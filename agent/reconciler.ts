@@ -2,6 +2,11 @@
 // member a relocation or a rebuild removed, have their local partitions wiped and deleted once nothing uses
 // them (the Host refuses while an array, an export or a mount still holds one); the node is then
 // re-published, so the controller sees the partitions gone and releases their extents.
+//
+// A volume deleted while still staged (DeleteVolume can come before kubelet's NodeUnstage: nothing
+// orders them when there is no attach step) keeps every partition, here and on its other nodes,
+// until the unstage clears its attachment. Wiping a member on another node would pull a live leg
+// out from under the staged array, and the unstage would then wait out ctrl-loss-tmo on it.
 import type { VolumeRecord } from '../state/store.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
@@ -22,7 +27,7 @@ export async function reconcileDeletions(
   host: Host,
   records: readonly VolumeRecord[],
 ): Promise<ReconcileResult> {
-  const deleting = new Set(records.filter((v) => v.phase === 'Deleting').map((v) => v.id));
+  const deleting = new Map(records.filter((v) => v.phase === 'Deleting').map((v) => [v.id, v]));
   // Members a finished move removed (or a cancelled one took back), still on this node: a
   // relocation's leaving member, or a rebuild's lost one once its node is back. None while a move
   // of the volume runs.
@@ -42,6 +47,14 @@ export async function reconcileDeletions(
       const whole = deleting.has(p.owner.volumeId);
       if (!whole && !removed.has(`${p.owner.volumeId}/${p.owner.replicaId}`)) continue;
       const name = `${nodeName}/${d.id}/${p.owner.volumeId}/${p.owner.replicaId}`;
+      const stagedOn = whole ? deleting.get(p.owner.volumeId)?.attachment?.node : undefined;
+      if (stagedOn) {
+        out.waiting.push({
+          partition: name,
+          reason: `volume ${p.owner.volumeId} is still staged on ${stagedOn}: its partitions are wiped once it is unstaged there`,
+        });
+        continue;
+      }
       try {
         // A live volume's array is never stopped here: the Host refuses to wipe a member anyway.
         if (whole) await host.stopArray(p.owner.volumeId);

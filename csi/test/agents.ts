@@ -31,9 +31,9 @@ export function clusterNode<H extends Host>(o: {
     mountPoints: { ensure: async () => {}, remove: async () => {} },
   });
   /** One round of the agent's resync loop (what cmd/agent.ts runs, without the MeshStorNode publish). */
-  const pass = async () =>
-    (await agentPass({ nodeName: name, host, store, listen, locks, peers: o.peers })).exports;
-  return { host, svc, pass, listen };
+  const wholePass = () => agentPass({ nodeName: name, host, store, listen, locks, peers: o.peers });
+  const pass = async () => (await wholePass()).exports;
+  return { host, svc, pass, wholePass, listen };
 }
 
 /** Runs the live agents' export passes, over and over, until `work` settles (their resync loops). */

@@ -105,7 +105,7 @@ describe('NodeStage with members on other nodes', () => {
     expect((err as CsiError).message).toMatch(/waiting for node n2 to export replica v6\/r0 to n3/);
   });
 
-  it('the export pass removes exports of deleted volumes and of replicas not on this node', async () => {
+  it('a volume deleted while still staged keeps its exports and partitions until it is unstaged', async () => {
     const c = cluster();
     await c.store.create(volume('v7', ['n1']));
     await c.withAgents(c.node('n2').svc.nodeStageVolume(stage('v7')));
@@ -113,14 +113,39 @@ describe('NodeStage with members on other nodes', () => {
     const rec = (await c.store.get('v7')) as VolumeRecord;
     rec.phase = 'Deleting';
     await c.store.replace(rec);
-    // Deleted while n2 still has it staged (kubelet can unstage after the claim is gone): nothing on
-    // n1 uses its member, so n1 drops the export and wipes; the record goes once no agent reports it.
+    // Deleted while n2 still has it staged (DeleteVolume can come before kubelet's NodeUnstage):
+    // n1 keeps serving the member, so n2's array keeps its leg and its unstage does not stall.
+    const kept = await c.node('n1').wholePass();
+    expect(kept.exports.unexported).toEqual([]);
+    expect(kept.deletions.wiped).toEqual([]);
+    expect(kept.deletions.waiting.map((w) => w.reason)).toEqual([
+      'volume v7 is still staged on n2: its partitions are wiped once it is unstaged there',
+    ]);
+    expect((await c.node('n1').host.listExports())[0]?.allowedHosts).toEqual([c.node('n2').host.hostNqn]);
+    expect((await c.node('n2').host.getArray('v7'))?.members.map((m) => m.state)).toEqual(['in_sync']);
+    expect(await c.deletion.pass()).toEqual([]);
+    // Unstaged: the next pass drops the export and wipes; the record goes once no agent reports it.
+    await c.node('n2').svc.nodeUnstageVolume(unstage('v7'));
     const r = await c.node('n1').pass();
     expect(r.unexported).toEqual(['v7/r0']);
     expect(await c.node('n1').host.listExports()).toEqual([]);
     expect((await c.node('n1').host.listDrives())[0]?.partitions).toEqual([]);
     expect(await c.deletion.pass()).toEqual(['v7']);
     expect(await c.store.get('v7')).toBeUndefined();
+  });
+
+  it('the export pass removes exports of replicas no volume record lists', async () => {
+    const c = cluster();
+    await c.store.create(volume('v8', ['n1']));
+    await c.withAgents(c.node('n2').svc.nodeStageVolume(stage('v8')));
+    expect(await c.node('n1').host.listExports()).toHaveLength(1);
+    // the record moves the replica to n3 (as an operator's edit or a lost update could): n1's
+    // export of it is nobody's any more
+    const rec = (await c.store.get('v8')) as VolumeRecord;
+    (rec.replicas[0] as VolumeRecord['replicas'][number]).node = 'n3';
+    await c.store.replace(rec);
+    expect((await c.node('n1').pass()).unexported).toEqual(['v8/r0']);
+    expect(await c.node('n1').host.listExports()).toEqual([]);
   });
 
   it('a deleted volume is released only after every agent wiped its partition', async () => {
@@ -130,11 +155,19 @@ describe('NodeStage with members on other nodes', () => {
     const rec = (await c.store.get('v9')) as VolumeRecord;
     rec.phase = 'Deleting';
     await c.store.replace(rec);
-    await c.node('n2').pass(); // n2's member is wiped; n1 still runs the array (mounted)
+    // n1 still runs the array (mounted): neither member is wiped, n2's leg stays served
+    expect((await c.node('n2').wholePass()).deletions.wiped).toEqual([]);
+    expect((await c.node('n1').wholePass()).deletions.wiped).toEqual([]);
+    expect((await c.node('n1').host.getArray('v9'))?.members.map((m) => m.state)).toEqual([
+      'in_sync',
+      'in_sync',
+    ]);
     expect(await c.deletion.pass()).toEqual([]);
     expect((await c.store.get('v9'))?.phase).toBe('Deleting');
     await c.node('n1').svc.nodeUnstageVolume(unstage('v9'));
     await c.node('n1').pass();
+    expect(await c.deletion.pass()).toEqual([]); // n2's partition is still reported
+    await c.node('n2').pass();
     expect(await c.deletion.pass()).toEqual(['v9']);
   });
 
