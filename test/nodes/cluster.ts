@@ -310,6 +310,14 @@ export class NodesCluster {
       // resyncs a drain brings to a storage node.
       controller: {
         replicas: 1,
+        // node4's API calls took 10-27 s under load: with the sidecars' default 10 s renew deadline
+        // each one lost its lease, exited and restarted (10 restarts before scenario 1 ended),
+        // and every restart cost the starved guest another cold start
+        sidecarLeaderElection: {
+          leaseDurationSeconds: 120,
+          renewDeadlineSeconds: 90,
+          retryPeriodSeconds: 20,
+        },
         nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
         tolerations: CONTROL_TOLERATIONS,
       },
