@@ -10,6 +10,7 @@ import type { AgentContext } from './context.ts';
 import { ownerFromSubsystemNqn, subsystemNqn } from './host/names.ts';
 import type { Drive, ExportInfo, Host, Owner, Partition } from './host/types.ts';
 import { holds, partitionOf } from './owners.ts';
+import { stillStagedOn } from './reconciler.ts';
 
 export interface ExportPassResult {
   /** Replica partitions created, as volume/replica. */
@@ -56,7 +57,10 @@ export async function reconcileExports(
     const owner = ownerFromSubsystemNqn(e.nqn);
     if (!owner) continue; // not MeshStor's
     const rec = byId.get(owner.volumeId);
-    if (rec && wantsExport(rec, owner, o.nodeName)) continue;
+    if (rec && wantsExport(rec, owner, o.nodeName)) {
+      if (rec.phase === 'Active') continue;
+      if (await stillStagedOn(rec, o.nodeName, o.peers)) continue;
+    }
     let done: boolean;
     try {
       done = await o.locks.tryRun(owner.volumeId, () => o.host.unexport(e.nqn).then(() => true), false);
@@ -86,10 +90,11 @@ export async function reconcileExports(
   return out;
 }
 
-// A volume being deleted keeps the exports its attached node still uses: DeleteVolume can come
-// before kubelet's NodeUnstage, and removing an export then fails a leg of the staged array (the
-// unstage waits out ctrl-loss-tmo on it). The unstage clears the attachment; the next pass removes
-// the export. No new export is made for such a volume (the pass below serves Active ones only).
+// A volume being deleted keeps the exports its attached node still uses (reconciler.ts,
+// stillStagedOn): DeleteVolume can come before kubelet's NodeUnstage, and removing an export then
+// fails a leg of the staged array (the unstage waits out ctrl-loss-tmo on it). The unstage clears
+// the attachment; the next pass removes the export. No new export is made for such a volume (the
+// pass below serves Active ones only).
 function wantsExport(rec: VolumeRecord, owner: Owner, nodeName: string): boolean {
   const r = rec.replicas.find((x) => x.id === owner.replicaId);
   return !!r && r.node === nodeName && served(r) && !!rec.attachment && rec.attachment.node !== nodeName;

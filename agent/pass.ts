@@ -74,7 +74,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const captures = await whole('snapshot', [], () => advanceCaptures(o, records, failures));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
-    reconcileDeletions(o.nodeName, o.host, records),
+    reconcileDeletions(o.nodeName, o.host, records, o.peers),
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });

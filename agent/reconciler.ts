@@ -7,7 +7,9 @@
 // orders them when there is no attach step) keeps every partition, here and on its other nodes,
 // until the unstage clears its attachment. Wiping a member on another node would pull a live leg
 // out from under the staged array, and the unstage would then wait out ctrl-loss-tmo on it.
-import type { VolumeRecord } from '../state/store.ts';
+// A node whose agent no longer reports is not waited for: its unstage may never come, and the
+// data is being deleted anyway.
+import type { PeerDirectory, VolumeRecord } from '../state/store.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
 import { withOwners } from './owners.ts';
@@ -22,10 +24,26 @@ export interface ReconcileResult {
 
 const moveRunning = (v: VolumeRecord) => ['adding', 'syncing', 'removing'].includes(v.relocation?.step ?? '');
 
+/**
+ * The node a volume being deleted is still staged on, while its array there may still use the
+ * volume's members: this node, or another whose agent reports Ready (all of them without a peer
+ * directory). Undefined once unstaged, or when that node's agent is gone.
+ */
+export async function stillStagedOn(
+  rec: VolumeRecord,
+  nodeName: string,
+  peers: PeerDirectory | undefined,
+): Promise<string | undefined> {
+  const node = rec.attachment?.node;
+  if (!node || node === nodeName || !peers) return node;
+  return (await peers.peer(node))?.ready ? node : undefined;
+}
+
 export async function reconcileDeletions(
   nodeName: string,
   host: Host,
   records: readonly VolumeRecord[],
+  peers?: PeerDirectory,
 ): Promise<ReconcileResult> {
   const deleting = new Map(records.filter((v) => v.phase === 'Deleting').map((v) => [v.id, v]));
   // Members a finished move removed (or a cancelled one took back), still on this node: a
@@ -47,7 +65,8 @@ export async function reconcileDeletions(
       const whole = deleting.has(p.owner.volumeId);
       if (!whole && !removed.has(`${p.owner.volumeId}/${p.owner.replicaId}`)) continue;
       const name = `${nodeName}/${d.id}/${p.owner.volumeId}/${p.owner.replicaId}`;
-      const stagedOn = whole ? deleting.get(p.owner.volumeId)?.attachment?.node : undefined;
+      const rec = whole ? deleting.get(p.owner.volumeId) : undefined;
+      const stagedOn = rec ? await stillStagedOn(rec, nodeName, peers) : undefined;
       if (stagedOn) {
         out.waiting.push({
           partition: name,

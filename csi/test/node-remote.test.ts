@@ -134,6 +134,22 @@ describe('NodeStage with members on other nodes', () => {
     expect(await c.store.get('v7')).toBeUndefined();
   });
 
+  it('a volume deleted while staged on a node whose agent is gone is not held for it', async () => {
+    const c = cluster();
+    await c.store.create(volume('v10', ['n1']));
+    await c.withAgents(c.node('n2').svc.nodeStageVolume(stage('v10')));
+    const rec = (await c.store.get('v10')) as VolumeRecord;
+    rec.phase = 'Deleting';
+    await c.store.replace(rec);
+    expect((await c.node('n1').wholePass()).deletions.wiped).toEqual([]);
+    // n2's agent stops reporting: its unstage may never come, and the data is being deleted
+    c.peers.setReady('n2', false);
+    const r = await c.node('n1').wholePass();
+    expect(r.exports.unexported).toEqual(['v10/r0']);
+    expect(r.deletions.wiped).toEqual(['n1/Dn1/v10/r0']);
+    expect(await c.deletion.pass()).toEqual(['v10']);
+  });
+
   it('the export pass removes exports of replicas no volume record lists', async () => {
     const c = cluster();
     await c.store.create(volume('v8', ['n1']));
