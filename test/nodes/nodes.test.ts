@@ -244,8 +244,20 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
       const [wrote] = await check('solo-0', 1, 3 * 60_000);
       expect(wrote?.kind).toBe('wrote');
       const sha = wrote?.values[0] as string;
-      const v0 = volumeOf('data-solo-0');
-      expect(v0.spec.replicas?.map((r) => r.node)).toEqual([from]);
+      // The copy goes on the pod's node when the controller sees that node schedulable and its
+      // agent reporting. Right after scenario 2's uncordon its view can lag the scheduler's by
+      // seconds: then the copy lands elsewhere, the pod uses it over NVMe/TCP, and it follows the
+      // pod (the promise); the drain waits for that.
+      const placed = volumeOf('data-solo-0').spec.replicas?.map((r) => r.node);
+      expect(placed).toHaveLength(1);
+      if (placed?.[0] !== from) {
+        const t = Date.now();
+        await until(`the single copy following the pod to ${from}`, 20 * 60_000, async () => {
+          const v = volumeOf('data-solo-0');
+          return inSyncOn(v, from) && v.spec.replicas?.every((r) => r.node === from) ? true : undefined;
+        });
+        note(`scenario 3: the copy placed on ${placed?.[0]} followed the pod to ${from}`, Date.now() - t);
+      }
       const t0 = Date.now();
       cluster.kubectl(['drain', from, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=300s']);
       const moved = await podRunning('solo-0', 10 * 60_000, from);
