@@ -102,12 +102,8 @@ contexts:
   context: {cluster: test, user: node}
 current-context: test
 KC
-# kubelet was the largest CPU user on every guest (26-39% of its one vCPU once MeshStor ran):
-# cadvisor's per-container housekeeping every 60 s instead of 10 s, and Go's collector at 4x the
-# heap instead of 2x (the guest has about 1.2 GiB free)
-GOGC=300 kubelet --config=/etc/node/kubelet.yaml --kubeconfig=/etc/node/kubeconfig --hostname-override="$NODE" \
-  --node-ip="$IP" --node-labels="$LABELS" ${TAINTS:+--register-with-taints="$TAINTS"} --housekeeping-interval=60s \
-  --v=1 > /var/log/kubelet.log 2>&1 &
+kubelet --config=/etc/node/kubelet.yaml --kubeconfig=/etc/node/kubeconfig --hostname-override="$NODE" \
+  --node-ip="$IP" --node-labels="$LABELS" ${TAINTS:+--register-with-taints="$TAINTS"} --v=1 > /var/log/kubelet.log 2>&1 &
 ev kubelet-spawned
 until wget -q -O /dev/null http://127.0.0.1:10248/healthz 2> /dev/null; do usleep 200000; done
 ev kubelet-healthy
