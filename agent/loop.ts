@@ -131,6 +131,8 @@ export class AgentLoop {
     }
     if (r.readPreference.length) log.info({ volumes: r.readPreference }, 'remote members write-mostly');
     for (const p of r.relocations) log.info({ ...p }, 'relocation');
+    if (r.staleAttachments.length)
+      log.info({ volumes: r.staleAttachments }, 'deleted volumes not staged here: attachment cleared');
     if (r.deletions.wiped.length) log.info({ partitions: r.deletions.wiped }, 'wiped');
     for (const w of r.deletions.waiting) log.info(w, 'waiting to wipe');
     for (const f of r.failures) {

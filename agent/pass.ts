@@ -13,7 +13,7 @@ import { withSignal } from './host/signalled.ts';
 import type { ArrayInfo, Drive } from './host/types.ts';
 import { reportMemberStates } from './members.ts';
 import { preferLocalReads } from './read-preference.ts';
-import { type ReconcileResult, reconcileDeletions } from './reconciler.ts';
+import { dropStaleAttachments, type ReconcileResult, reconcileDeletions } from './reconciler.ts';
 import { advanceRelocations, type RelocationProgress } from './relocation.ts';
 import { advanceCaptures, type CaptureProgress } from './snapshots.ts';
 
@@ -33,6 +33,8 @@ export interface AgentPassResult {
   /** Snapshot captures on arrays running here (ADR 0010). */
   captures: CaptureProgress[];
   deletions: ReconcileResult;
+  /** Deleted volumes attached here with no array running here: their attachment was cleared. */
+  staleAttachments: string[];
   /** The arrays running on this node, as md reported them in this pass. */
   arrays: ArrayInfo[];
   /** Volumes a step could not finish (and steps that failed whole, as volume '*'), with why. */
@@ -73,6 +75,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   );
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const captures = await whole('snapshot', [], () => advanceCaptures(o, records, failures));
+  const staleAttachments = await whole('deletion', [], () => dropStaleAttachments(o, records));
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
     reconcileDeletions(o.nodeName, o.host, records, o.peers),
   );
@@ -88,6 +91,7 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
     relocations,
     captures,
     deletions,
+    staleAttachments,
     arrays,
     failures,
   };

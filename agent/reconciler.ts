@@ -9,7 +9,8 @@
 // out from under the staged array, and the unstage would then wait out ctrl-loss-tmo on it.
 // A node whose agent no longer reports is not waited for: its unstage may never come, and the
 // data is being deleted anyway.
-import type { PeerDirectory, VolumeRecord } from '../state/store.ts';
+import { type PeerDirectory, updateRecord, type VolumeRecord } from '../state/store.ts';
+import type { AgentContext } from './context.ts';
 import { DeviceInUseError } from './host/errors.ts';
 import type { Host } from './host/types.ts';
 import { withOwners } from './owners.ts';
@@ -37,6 +38,37 @@ export async function stillStagedOn(
   const node = rec.attachment?.node;
   if (!node || node === nodeName || !peers) return node;
   return (await peers.peer(node))?.ready ? node : undefined;
+}
+
+/**
+ * Volumes being deleted that the record attaches here while no array of theirs runs here: nothing
+ * is staged (the node restarted before kubelet unstaged them, or an unstage stopped the array and
+ * died before clearing the attachment), so the attachment goes and every node may wipe. Under
+ * the volume's lock: a NodeStage or NodeUnstage running here goes first. Returns the volume ids.
+ */
+export async function dropStaleAttachments(
+  o: Pick<AgentContext, 'nodeName' | 'host' | 'store' | 'locks'>,
+  records: readonly VolumeRecord[],
+): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const rec of records) {
+    if (rec.phase !== 'Deleting' || rec.attachment?.node !== o.nodeName) continue;
+    const done = await o.locks.tryRun(
+      rec.id,
+      async () => {
+        if (await o.host.getArray(rec.id)) return false;
+        const written = await updateRecord(o.store, rec.id, (r) => {
+          if (r.phase !== 'Deleting' || r.attachment?.node !== o.nodeName) return false;
+          r.attachment = undefined;
+          return true;
+        });
+        return written !== undefined && written.attachment === undefined;
+      },
+      false,
+    );
+    if (done) dropped.push(rec.id);
+  }
+  return dropped;
 }
 
 export async function reconcileDeletions(

@@ -150,6 +150,23 @@ describe('NodeStage with members on other nodes', () => {
     expect(await c.deletion.pass()).toEqual(['v10']);
   });
 
+  it('a deleted volume whose staging node no longer runs its array is released by that node', async () => {
+    const c = cluster();
+    await c.store.create(volume('v11', ['n1']));
+    await c.withAgents(c.node('n2').svc.nodeStageVolume(stage('v11')));
+    // n2 "restarts": its array is gone, kubelet never unstages; the record still attaches it there
+    await c.node('n2').host.unmount(unstage('v11').staging_target_path);
+    await c.node('n2').host.stopArray('v11');
+    const rec = (await c.store.get('v11')) as VolumeRecord;
+    rec.phase = 'Deleting';
+    await c.store.replace(rec);
+    expect((await c.node('n1').wholePass()).deletions.wiped).toEqual([]);
+    expect((await c.node('n2').wholePass()).staleAttachments).toEqual(['v11']);
+    expect((await c.store.get('v11'))?.attachment).toBeUndefined();
+    expect((await c.node('n1').wholePass()).deletions.wiped).toEqual(['n1/Dn1/v11/r0']);
+    expect(await c.deletion.pass()).toEqual(['v11']);
+  });
+
   it('the export pass removes exports of replicas no volume record lists', async () => {
     const c = cluster();
     await c.store.create(volume('v8', ['n1']));
