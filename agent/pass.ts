@@ -76,8 +76,13 @@ export async function agentPass(context: AgentContext): Promise<AgentPassResult>
   const relocations = await whole('relocation', [], () => advanceRelocations(o, records, failures));
   const captures = await whole('snapshot', [], () => advanceCaptures(o, records, failures));
   const staleAttachments = await whole('deletion', [], () => dropStaleAttachments(o, records));
+  // the attachments just cleared are gone for this pass's wipes too, not only the next pass's
+  const cleared = new Set(staleAttachments);
+  const current = cleared.size
+    ? records.map((r) => (cleared.has(r.id) ? { ...r, attachment: undefined } : r))
+    : records;
   const deletions = await whole('deletion', { wiped: [], waiting: [], failed: [] }, () =>
-    reconcileDeletions(o.nodeName, o.host, records, o.peers),
+    reconcileDeletions(o.nodeName, o.host, current, o.peers),
   );
   for (const f of deletions.failed)
     failures.push({ step: 'deletion', volume: f.partition, reason: f.reason });

@@ -57,12 +57,14 @@ export async function dropStaleAttachments(
       rec.id,
       async () => {
         if (await o.host.getArray(rec.id)) return false;
-        const written = await updateRecord(o.store, rec.id, (r) => {
-          if (r.phase !== 'Deleting' || r.attachment?.node !== o.nodeName) return false;
-          r.attachment = undefined;
-          return true;
+        // true only when this call cleared it (not when an unstage got there first)
+        let cleared = false;
+        await updateRecord(o.store, rec.id, (r) => {
+          cleared = r.phase === 'Deleting' && r.attachment?.node === o.nodeName;
+          if (cleared) r.attachment = undefined;
+          return cleared;
         });
-        return written !== undefined && written.attachment === undefined;
+        return cleared;
       },
       false,
     );
