@@ -56,14 +56,21 @@ export async function reconcileExports(
   for (const e of [...view.exports.values()]) {
     const owner = ownerFromSubsystemNqn(e.nqn);
     if (!owner) continue; // not MeshStor's
-    const rec = byId.get(owner.volumeId);
-    if (rec && wantsExport(rec, owner, o.nodeName)) {
-      if (rec.phase === 'Active') continue;
-      if (await stillStagedOn(rec, o.nodeName, o.peers)) continue;
-    }
+    if (await keepsExport(o, byId.get(owner.volumeId), owner)) continue;
     let done: boolean;
     try {
-      done = await o.locks.tryRun(owner.volumeId, () => o.host.unexport(e.nqn).then(() => true), false);
+      done = await o.locks.tryRun(
+        owner.volumeId,
+        async () => {
+          // Read again: the list may be seconds old, and a node that staged the volume since then
+          // may be connecting to this very export (its allow-list already names that node).
+          // Removing it under that connect fails the stage's leg.
+          if (await keepsExport(o, await o.store.get(owner.volumeId), owner)) return false;
+          await o.host.unexport(e.nqn);
+          return true;
+        },
+        false,
+      );
     } catch (err) {
       out.failed.push({ volume: owner.volumeId, replica: owner.replicaId, reason: (err as Error).message });
       continue;
@@ -88,6 +95,12 @@ export async function reconcileExports(
     if (busy === 'busy') out.waiting.push({ replica: listed.id, reason: 'being staged or unstaged here' });
   }
   return out;
+}
+
+/** Whether the export of `owner` on this node is still wanted by the volume's record. */
+async function keepsExport(o: AgentContext, rec: VolumeRecord | undefined, owner: Owner): Promise<boolean> {
+  if (!rec || !wantsExport(rec, owner, o.nodeName)) return false;
+  return rec.phase === 'Active' || (await stillStagedOn(rec, o.nodeName, o.peers)) !== undefined;
 }
 
 // A volume being deleted keeps the exports its attached node still uses (reconciler.ts,

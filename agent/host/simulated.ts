@@ -788,6 +788,8 @@ export class SimulatedHost implements Host, SimTarget {
     const fenced = (store: Store) => [...this.arrays.values()].some((a) => refuses(a) && a.store === store);
     const dev = /^\/dev\/md(\d+)$/.exec(path);
     if (dev) return ![...this.arrays.values()].some((a) => refuses(a) && a.minor === Number(dev[1]));
+    // a connected namespace: its target takes the write
+    if ([...this.remote.values()].some((r) => r.devicePath === path)) return true;
     const m = this.mounts.get(path);
     if (m && fenced(m.store)) return false;
     if (m?.kind === 'device') return true;

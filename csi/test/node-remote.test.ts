@@ -2,8 +2,10 @@
 // node service and its agent's passes (csi/test/sim-cluster.ts), sharing one in-memory store.
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { reconcileExports } from '../../agent/exports.ts';
 import { subsystemNqn } from '../../agent/host/names.ts';
 import { MiB } from '../../placement/units.ts';
+import { KeyedLock } from '../../state/lock.ts';
 import type { VolumeRecord } from '../../state/store.ts';
 import { type CsiError, codeFor } from '../errors.ts';
 import { codeOf } from './requests.ts';
@@ -103,6 +105,33 @@ describe('NodeStage with members on other nodes', () => {
       .catch((e: CsiError) => e);
     expect(codeFor(err)).toBe(status.UNAVAILABLE);
     expect((err as CsiError).message).toMatch(/waiting for node n2 to export replica v6\/r0 to n3/);
+  });
+
+  it('a pass whose list predates a stage keeps the export that stage connects to', async () => {
+    const c = cluster();
+    await c.store.create(volume('v11', ['n1']));
+    await c.withAgents(c.node('n2').svc.nodeStageVolume(stage('v11')));
+    const staged = (await c.store.get('v11')) as VolumeRecord;
+    // n1's pass listed the volume before n2 staged it (detached then): the export is read again
+    // under the lock before it goes, and n2's stage keeps its leg
+    const listedBefore = { ...staged, attachment: undefined };
+    const r = await reconcileExports(
+      {
+        nodeName: 'n1',
+        host: c.node('n1').host,
+        store: c.store,
+        listen: c.node('n1').listen,
+        locks: new KeyedLock(),
+        peers: c.peers,
+      },
+      [listedBefore],
+    );
+    expect(r.unexported).toEqual([]);
+    expect((await c.node('n1').host.listExports())[0]?.allowedHosts).toEqual([c.node('n2').host.hostNqn]);
+    expect((await c.node('n2').host.getArray('v11'))?.members.map((m) => m.state)).toEqual(['in_sync']);
+    // once the store says detached too, the export goes
+    await c.node('n2').svc.nodeUnstageVolume(unstage('v11'));
+    expect((await c.node('n1').pass()).unexported).toEqual(['v11/r0']);
   });
 
   it('a volume deleted while still staged keeps its exports and partitions until it is unstaged', async () => {

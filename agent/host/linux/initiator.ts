@@ -42,6 +42,14 @@ export const FABRICS_DEVICE = '/dev/nvme-fabrics';
  * at a time (a mutex around /dev/nvme-fabrics writes), so the next one waits for that one.
  */
 const CONNECT_MS = 75_000;
+/**
+ * How long an existing controller may take to show its namespace before it is replaced: one that
+ * lost its subsystem reconnects every second (reconnect_delay=1) and, once the target has it
+ * again, rescans within a second or two; under qemu TCG a few more.
+ */
+const STALE_CONTROLLER_MS = 8_000;
+/** How long a new controller may take to show its namespace. */
+const NAMESPACE_MS = 15_000;
 
 /**
  * The options string the kernel parses (drivers/nvme/host/fabrics.c, comma-separated key=value).
@@ -120,28 +128,53 @@ export class Initiator extends Section {
     const options = fabricsOptions(spec, this.c.hostNqn, this.c.hostId);
     await this.c.ensureModules(o);
     const live = await this.controllers(spec.subsystemNqn);
-    if (live.length > 0) await this.rotateKeys(live, spec);
-    else {
-      try {
-        await writeFabrics(options, o);
-      } catch (e) {
-        if (e instanceof HostError) throw e;
-        // the errno only (EKEYREJECTED, ECONNREFUSED, EIO, ...): never the options, they hold the keys
-        const code =
-          e instanceof ConnectTimeout
-            ? `no answer within ${CONNECT_MS / 1000} s`
-            : ((e as NodeJS.ErrnoException).code ?? 'error');
-        throw new ConnectRefusedError(
-          `${spec.target.address}:${spec.target.port} refused ${spec.subsystemNqn} to ${this.c.hostNqn}: ${code}`,
-        );
+    if (live.length > 0) {
+      const dev = await this.namespaceWithin(spec.subsystemNqn, STALE_CONTROLLER_MS);
+      if (dev) {
+        await this.rotateKeys(live, spec);
+        return dev;
       }
+      // A controller without its namespace: the target removed the subsystem under it (its owner
+      // dropped the export and made it again, with other keys perhaps) and it has not come back.
+      // Waiting on it only waits out ctrl_loss_tmo; a fresh connect gets the export as it is now.
+      await this.disconnect(spec.subsystemNqn, o);
     }
+    try {
+      await writeFabrics(options, o);
+    } catch (e) {
+      if (e instanceof HostError) throw e;
+      // the errno only (EKEYREJECTED, ECONNREFUSED, EIO, ...): never the options, they hold the keys
+      const code =
+        e instanceof ConnectTimeout
+          ? `no answer within ${CONNECT_MS / 1000} s`
+          : ((e as NodeJS.ErrnoException).code ?? 'error');
+      throw new ConnectRefusedError(
+        `${spec.target.address}:${spec.target.port} refused ${spec.subsystemNqn} to ${this.c.hostNqn}: ${code}`,
+      );
+    }
+    const dev = await this.namespaceWithin(spec.subsystemNqn, NAMESPACE_MS);
+    if (!dev)
+      throw new HostError(`timed out after ${NAMESPACE_MS} ms waiting for namespace of ${spec.subsystemNqn}`);
+    return dev;
+  }
+
+  /** The subsystem's namespace device once it shows up within `ms`, else undefined. */
+  private async namespaceWithin(nqn: string, ms: number): Promise<string | undefined> {
     let dev: string | undefined;
-    await waitFor(async () => {
-      dev = await this.findDeviceByNqn(spec.subsystemNqn);
-      return dev !== undefined && exists(dev);
-    }, `namespace of ${spec.subsystemNqn}`);
-    return dev as string;
+    try {
+      await waitFor(
+        async () => {
+          dev = await this.findDeviceByNqn(nqn);
+          return dev !== undefined && exists(dev);
+        },
+        `namespace of ${nqn}`,
+        ms,
+      );
+    } catch (e) {
+      if (e instanceof HostError) return undefined;
+      throw e;
+    }
+    return dev;
   }
 
   /**

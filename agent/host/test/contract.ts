@@ -265,6 +265,30 @@ export const CONTRACT: ContractCase[] = [
     },
   },
   {
+    name: 'an export removed and made again with new keys under a live connection: connect gets the new one',
+    async run(env) {
+      // an owner drops an export when the volume detaches and makes it again when it is staged
+      // again; a controller left from before cannot reach it (its subsystem went away, its keys
+      // may be old) and must not hold the new stage up
+      const old = { dhchapSecret: generateDhchapSecret(), dhchapCtrlSecret: generateDhchapSecret() };
+      const { nqn } = await remoteLeg(env, old);
+      await env.b.unexport(nqn);
+      await env.b.exportReplica({
+        ...R2,
+        devicePath: await partPath(env.b, env.driveB, R2),
+        listen: env.listenB,
+      });
+      const fresh = { dhchapSecret: generateDhchapSecret(), dhchapCtrlSecret: generateDhchapSecret() };
+      await env.b.grantHost(nqn, { hostNqn: env.a.hostNqn, ...fresh });
+      const spec = { subsystemNqn: nqn, target: env.listenB, ctrlLossTmoSec: TMO };
+      const dev = await env.a.connect({ ...spec, ...fresh });
+      assert.equal(await env.a.findDeviceByNqn(nqn), dev, 'found by NQN');
+      assert.equal(await env.canWrite(dev), true, `${dev} takes a write`);
+      await env.a.disconnect(nqn);
+      assert.equal(await env.a.findDeviceByNqn(nqn), undefined, 'gone after disconnect');
+    },
+  },
+  {
     name: 'creates a RAID1 of a local partition and a remote namespace, idempotently',
     async run(env) {
       const { local, remote, arr } = await twoLegArray(env);
