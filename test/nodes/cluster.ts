@@ -1,8 +1,8 @@
 // The nodes tier's cluster: the control plane on host loopback (etcd, kube-apiserver,
 // kube-scheduler with the MeshStor extender configured, kube-controller-manager), three guests
-// that are real Kubernetes storage nodes (kubelet + containerd, own kernel, own NVMe drives), a
-// fourth without drives, tainted, for MeshStor's controller and extender, and MeshStor installed by
-// its own Helm chart from its own image. kubectl talks to it like a user would.
+// that are real Kubernetes storage nodes (kubelet + containerd, own kernel, own NVMe drives), one
+// of them also carrying MeshStor's controller and extender, and MeshStor installed by its own Helm
+// chart from its own image. kubectl talks to it like a user would.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,17 +25,14 @@ export const NAMESPACE = 'meshstor-system';
 export const NODES = ['node1', 'node2', 'node3'] as const;
 export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b', node3: 'zone-c' };
 /**
- * A node without drives for MeshStor's controller and extender, as a cluster's infrastructure
- * nodes would carry them. On one TCG vCPU a storage node cannot also carry the controller's four
- * containers: a lease renewal from such a node once took 104 s, and its agent fenced. Tainted so
- * that workloads (the e2e suite's too) stay off it; no agent runs there (the chart's agent
- * nodeSelector wants the storage-node label).
+ * The storage node that also carries MeshStor's controller and extender (pinned there: the host's
+ * kube-scheduler calls the extender at this node's address). A fourth guest for them, without
+ * drives, was tried: on two host cores four TCG guests starved it, its controller's event loop
+ * lagged 1-2 s and CreateVolume timed out (test/README.md, sixth session). A drain here leaves
+ * them in place (`drain`), as an operator draining a node for its workloads would.
  */
-export const CONTROL_NODE = 'node4';
-export const CONTROL_TAINT = { key: 'meshstor.io/test-infra', value: 'true', effect: 'NoSchedule' };
-/** what the controller and the extender carry to run on the control node */
-const CONTROL_TOLERATIONS = [{ ...CONTROL_TAINT, operator: 'Equal' }];
-const ALL_NODES = [...NODES, CONTROL_NODE];
+export const CONTROL_NODE = 'node3';
+const ALL_NODES: string[] = [...NODES];
 const CONTROL_INDEX = ALL_NODES.indexOf(CONTROL_NODE) + 1;
 /** The extender runs there (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_PORT = 8099;
@@ -159,7 +156,6 @@ export class NodesCluster {
     const apiPort = Number(new URL(this.cp.apiUrl).port);
     this.forwardApiserver(apiPort);
     for (const [i, name] of ALL_NODES.entries()) {
-      const storage = name !== CONTROL_NODE;
       const g = new Guest({
         name,
         index: i + 1,
@@ -167,12 +163,9 @@ export class NodesCluster {
         apiPort,
         pki: join(this.cp.dir, 'pki'),
         root: this.root,
-        drives: storage ? this.drives(name) : [],
+        drives: this.drives(name),
         tap: this.tap(i + 1),
-        labels: storage
-          ? { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string }
-          : {},
-        taints: storage ? [] : [`${CONTROL_TAINT.key}=${CONTROL_TAINT.value}:${CONTROL_TAINT.effect}`],
+        labels: { 'meshstor.io/storage-node': 'true', 'topology.kubernetes.io/zone': ZONES[name] as string },
         memMiB: this.opts.memMiB ?? 1536,
         // one vCPU each: with two (six vCPUs on two host cores) scenario 1 took 463 s instead of
         // 145 s and the guests spent half their time in the kernel (a preempted vCPU holding a
@@ -292,6 +285,22 @@ export class NodesCluster {
     return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
   }
 
+  /**
+   * `kubectl drain` of a node's workloads. MeshStor's controller and extender stay where they are
+   * pinned (CONTROL_NODE): kube-scheduler reaches the extender at that node's address, and this
+   * tier drains nodes to move workloads, not MeshStor itself.
+   */
+  drain(node: string): void {
+    this.kubectl([
+      'drain',
+      node,
+      '--ignore-daemonsets',
+      '--delete-emptydir-data',
+      '--timeout=300s',
+      '--pod-selector=app.kubernetes.io/component notin (controller,extender)',
+    ]);
+  }
+
   /** helm install of deploy/helm/meshstor with the image imported into the nodes' root. */
   helmInstall(extraValues: Record<string, unknown> = {}): void {
     if (!this.root) throw new Error('start() first');
@@ -303,14 +312,12 @@ export class NodesCluster {
       logLevel: 'info',
       // TCG guests on a shared 2-core host start Node processes in minutes, not seconds
       startupTimeoutSeconds: 600,
-      // node4 starts the controller and the extender on one TCG vCPU: /healthz went unanswered
-      // for 100 s there and each liveness restart began another cold start
+      // a guest starting the controller and the extender on one TCG vCPU left /healthz unanswered
+      // for 100 s, and each liveness restart began another cold start
       livenessTimeoutSeconds: 600,
-      // The controller and the extender on the control node, away from the workloads and the
-      // resyncs a drain brings to a storage node.
       controller: {
         replicas: 1,
-        // node4's API calls took 10-27 s under load: with the sidecars' default 10 s renew deadline
+        // a starved guest's API calls took 10-27 s: with the sidecars' default 10 s renew deadline
         // each one lost its lease, exited and restarted (10 restarts before scenario 1 ended),
         // and every restart cost the starved guest another cold start
         sidecarLeaderElection: {
@@ -319,7 +326,6 @@ export class NodesCluster {
           retryPeriodSeconds: 20,
         },
         nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
-        tolerations: CONTROL_TOLERATIONS,
       },
       agent: {
         osDriveTail: NODES.map((n) => `serial:${n}-os`),
@@ -334,7 +340,6 @@ export class NodesCluster {
       extender: {
         hostNetwork: true,
         nodeSelector: { 'kubernetes.io/hostname': CONTROL_NODE },
-        tolerations: CONTROL_TOLERATIONS,
         port: EXTENDER_PORT,
       },
       scheduler: { form: 'default' },

@@ -68,8 +68,6 @@ export async function runE2E(opts: {
   focus: string;
   skip: string;
   timeoutMinutes: number;
-  /** taints of nodes the suite should neither wait for nor schedule to (the tier's control node) */
-  nonBlockingTaints: string[];
 }): Promise<E2EResult> {
   const report = join(opts.dir, 'e2e-report');
   mkdirSync(report, { recursive: true });
@@ -87,7 +85,7 @@ export async function runE2E(opts: {
     `--report-dir=${report}`,
     '--allowed-not-ready-nodes=0',
     // without it the framework waits for every node to be schedulable, tainted ones included
-    `--non-blocking-taints=${['node-role.kubernetes.io/control-plane', ...opts.nonBlockingTaints].join(',')}`,
+    '--non-blocking-taints=node-role.kubernetes.io/control-plane',
     '--minStartupPods=0',
     '--e2e-verify-service-account=false',
     '--node-os-distro=debian',

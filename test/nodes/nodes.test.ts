@@ -1,13 +1,13 @@
 // The nodes tier: real Kubernetes nodes. Three qemu guests, each with its own kernel, kubelet,
-// containerd and NVMe drives, and a fourth without drives for MeshStor's controller and extender,
-// join a control plane on the host; MeshStor is installed by its Helm
+// containerd and NVMe drives (one also carries MeshStor's controller and extender), join a
+// control plane on the host; MeshStor is installed by its Helm
 // chart from its image; pods write data, get drained and move, and the data follows them over
 // NVMe/TCP. The sha256 of the written data is checked at every step. Scenarios run in order on one
 // cluster (booting three TCG guests costs minutes). A failure names the consoles and logs to read.
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import type { MeshStorNode, MeshStorVolume } from '../../kube/crds.ts';
 import { until } from '../cluster/kube.ts';
-import { CONTROL_NODE, CONTROL_TAINT, NAMESPACE, NODES, NodesCluster } from './cluster.ts';
+import { NAMESPACE, NODES, NodesCluster } from './cluster.ts';
 import { CI_FOCUS, CI_SKIP, runE2E } from './e2e.ts';
 import { nodesTierMissing } from './paths.ts';
 import { blockPod, checkLines, claim, readOnlyPod, writerStatefulSet } from './workload.ts';
@@ -128,13 +128,13 @@ async function extenderCalls(): Promise<number> {
 
 describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its chart', () => {
   it(
-    'boots the control plane, three storage nodes and a control node that go Ready',
+    'boots the control plane and three storage nodes that go Ready',
     async () => {
       watchFailure();
       await cluster.start();
       note('guest root image (cached by content)', cluster.times.root ?? 0);
-      note('four nodes Ready after qemu start', cluster.times.nodesReady ?? 0);
-      expect([...NODES, CONTROL_NODE].every((n) => cluster.nodeReady(n))).toBe(true);
+      note('three nodes Ready after qemu start', cluster.times.nodesReady ?? 0);
+      expect(NODES.every((n) => cluster.nodeReady(n))).toBe(true);
     },
     15 * 60_000,
   );
@@ -211,7 +211,7 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
       // the other copy's node is cordoned, so the pod must land where no copy is
       cluster.kubectl(['cordon', other]);
       const t0 = Date.now();
-      cluster.kubectl(['drain', dbNode, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=300s']);
+      cluster.drain(dbNode);
       const p = await podRunning('db-0', 10 * 60_000, dbNode);
       const running = Date.now() - t0;
       note('scenario 2: drain → pod Running on the new node (remote copies)', running);
@@ -259,7 +259,7 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
         note(`scenario 3: the copy placed on ${placed?.[0]} followed the pod to ${from}`, Date.now() - t);
       }
       const t0 = Date.now();
-      cluster.kubectl(['drain', from, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=300s']);
+      cluster.drain(from);
       const moved = await podRunning('solo-0', 10 * 60_000, from);
       note('scenario 3: drain → pod Running on the new node (its only copy remote)', Date.now() - t0);
       const lines = await check('solo-0', 2, 3 * 60_000);
@@ -397,7 +397,6 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
         focus: process.env.MESHSTOR_E2E_FOCUS ?? CI_FOCUS,
         skip: process.env.MESHSTOR_E2E_SKIP ?? CI_SKIP,
         timeoutMinutes: Number(process.env.MESHSTOR_E2E_MINUTES ?? 40),
-        nonBlockingTaints: [CONTROL_TAINT.key],
       });
       note(`e2e: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (log ${r.log})`, r.wallMs);
       expect(r.failures).toEqual([]);
