@@ -58,6 +58,10 @@ follow() { tail -n +1 -F "$1" 2> /dev/null | awk -v p="$2" '{ print p, $0; fflus
 : > /var/log/kubelet.log; : > /var/log/containerd.log
 follow /var/log/kubelet.log kubelet:
 follow /var/log/containerd.log containerd:
+# the kernel's messages of every level (the console shows errors only): what nvme, nvmet and md
+# did under a stage, a relocation or an export that went away
+# (/dev/kmsg: "level,seq,microseconds since boot,-;text", from boot on, then as they come)
+awk '{ print "kernel:", $0; fflush() }' < /dev/kmsg > /dev/ttyS1 &
 (
   seen=' '
   while :; do
