@@ -247,16 +247,16 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
       // The copy goes on the pod's node when the controller sees that node schedulable and its
       // agent reporting. Right after scenario 2's uncordon its view can lag the scheduler's by
       // seconds: then the copy lands elsewhere, the pod uses it over NVMe/TCP, and it follows the
-      // pod (the promise); the drain waits for that.
-      const placed = volumeOf('data-solo-0').spec.replicas?.map((r) => r.node);
-      expect(placed).toHaveLength(1);
-      if (placed?.[0] !== from) {
+      // pod (the promise); the drain waits for that. Read mid-move, the record lists both the
+      // copy and its destination on the pod's node (nodes21: ['node3', 'node1']).
+      const placed = volumeOf('data-solo-0').spec.replicas?.map((r) => r.node) ?? [];
+      if (placed.length !== 1 || placed[0] !== from) {
         const t = Date.now();
         await until(`the single copy following the pod to ${from}`, 20 * 60_000, async () => {
           const v = volumeOf('data-solo-0');
           return inSyncOn(v, from) && v.spec.replicas?.every((r) => r.node === from) ? true : undefined;
         });
-        note(`scenario 3: the copy placed on ${placed?.[0]} followed the pod to ${from}`, Date.now() - t);
+        note(`scenario 3: the copy (${placed.join(' → ')}) followed the pod to ${from}`, Date.now() - t);
       }
       const t0 = Date.now();
       cluster.drain(from);
@@ -396,12 +396,13 @@ describe('real nodes: kubelet + containerd in VMs, MeshStor installed by its cha
         dir: cluster.dir,
         focus: process.env.MESHSTOR_E2E_FOCUS ?? CI_FOCUS,
         skip: process.env.MESHSTOR_E2E_SKIP ?? CI_SKIP,
-        timeoutMinutes: Number(process.env.MESHSTOR_E2E_MINUTES ?? 40),
+        // nodes21 ran 12 specs of the subset in the 40 min this was and was cut off before the rest
+        timeoutMinutes: Number(process.env.MESHSTOR_E2E_MINUTES ?? 80),
       });
       note(`e2e: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (log ${r.log})`, r.wallMs);
       expect(r.failures).toEqual([]);
       expect(r.passed).toBeGreaterThan(0);
     },
-    60 * 60_000,
+    90 * 60_000,
   );
 });

@@ -28,6 +28,10 @@ export const E2E_IMAGES = {
   busybox: [
     'registry.k8s.io/e2e-test-images/busybox:1.36.1-1',
     'registry.k8s.io/e2e-test-images/busybox:1.37.0-1',
+    // The volumes suite's exec case runs `sh -ec "echo ls /vol1 > /vol1/x.sh; chmod u+x ...; /vol1/x.sh"`
+    // in this image and nothing of nginx itself; no registry is reachable here, so the busybox
+    // image answers to its name (it has the sh, ls and chmod the case runs).
+    'registry.k8s.io/e2e-test-images/nginx:1.15-4',
   ],
   agnhost: ['registry.k8s.io/e2e-test-images/agnhost:2.55', 'registry.k8s.io/e2e-test-images/agnhost:2.63.0'],
   pause: ['registry.k8s.io/pause:3.10.2'],

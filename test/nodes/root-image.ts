@@ -222,6 +222,8 @@ export async function ensureGuestRoot(log: (msg: string) => void = console.log):
     ),
     fingerprint(join(here, 'root-image.ts')),
     fingerprint(join(here, 'image-archive.ts')),
+    // the names every image is imported under (E2E_IMAGES)
+    fingerprint(join(here, 'paths.ts')),
     fingerprint(k8sNodeBinary('kubelet')),
     existsSync(k8sNodeBinary('agnhost')) ? fingerprint(k8sNodeBinary('agnhost')) : 'no agnhost',
     fingerprint(pauseBinary()),
