@@ -86,15 +86,15 @@ export const TIERS: Tier[] = [
   {
     name: 'nodes',
     about:
-      "four qemu guests as real Kubernetes nodes (kubelet, containerd), MeshStor installed by its chart: StatefulSets write, drain, move, relocate, expand, block and read-only, an agent killed mid-move, uninstall/reinstall; then Kubernetes' External Storage e2e subset",
+      "three qemu guests as real Kubernetes nodes (kubelet, containerd), MeshStor installed by its chart: StatefulSets write, drain, move, relocate, expand, block and read-only, an agent killed mid-move, uninstall/reinstall; then Kubernetes' External Storage e2e subset",
     command: ['vitest', 'run', '--project', 'nodes'],
     vitestProject: 'nodes',
-    // Not required (yet): it takes about 65 min of both cores, and CI's 90-minute limit holds the
-    // other tiers' 35 min warm. It runs when asked for, and says so loudly when it is not.
+    // Not required (yet): it takes about 100 min of both cores (nodes21: 67 min with the e2e
+    // subset cut off at 40), and CI's 90-minute limit holds the other tiers' 30-35 min warm. It runs when asked for, and says so loudly when it is not.
     requiredInCI: false,
     missing: async () => {
       if (process.env.MESHSTOR_TIER_NODES !== '1')
-        return 'opt-in (MESHSTOR_TIER_NODES=1): about 65 min of both cores, more than CI has left after the other tiers (README, "What a CI run costs")';
+        return 'opt-in (MESHSTOR_TIER_NODES=1): about 100 min of both cores, more than CI has left after the other tiers (README, "What a CI run costs")';
       return nodesTierMissing();
     },
   },
