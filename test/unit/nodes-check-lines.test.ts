@@ -18,14 +18,14 @@ describe('checkLines', () => {
         'kubelet: I1128 something else',
         'pod:default/db-0/writer: 2026-11-28T20:57:19.38395952Z stdout F MSCHECK found aa aa',
         'pod:default/db-0/writer: 2026-11-28T20:57:20.2Z stdout F MSCHECK size 300',
-        'pod:default/other-0/writer: 2026-11-28T20:50:00.1Z stdout F MSCHECK wrote cc',
+        'pod:default/other-0/writer: 2026-11-28T20:50:00.1Z stdout F MSCHECK wrote cc\n',
       ].join('\n'),
     );
     writeFileSync(
       node3,
       [
         'pod:default/db-0/writer: 2026-11-28T20:55:18.964929237Z stdout F MSCHECK wrote aa',
-        'pod:default/db-0/writer: 2026-11-28T20:57:19.5Z stdout F MSCHECK size 263168',
+        'pod:default/db-0/writer: 2026-11-28T20:57:19.5Z stdout F MSCHECK size 263168\n',
       ].join('\n'),
     );
     const lines = checkLines([node2, node3], 'default/db-0');
@@ -34,6 +34,22 @@ describe('checkLines', () => {
       ['found', 'aa', 'aa'],
       ['size', '263168'],
       ['size', '300'],
+    ]);
+  });
+
+  it('leaves out a last line the guest is still writing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'check-lines-'));
+    const file = join(dir, 'node3.logs');
+    const full = 'pod:default/db-0/writer: 2026-11-28T20:55:18.9Z stdout F MSCHECK wrote aa\n';
+    writeFileSync(file, `${full}pod:default/db-0/writer: 2026-11-28T20:57:19.5Z stdout F MSCHECK found aa a`);
+    expect(checkLines([file], 'default/db-0').map((l) => [l.kind, ...l.values])).toEqual([['wrote', 'aa']]);
+    writeFileSync(
+      file,
+      `${full}pod:default/db-0/writer: 2026-11-28T20:57:19.5Z stdout F MSCHECK found aa aa\n`,
+    );
+    expect(checkLines([file], 'default/db-0').map((l) => [l.kind, ...l.values])).toEqual([
+      ['wrote', 'aa'],
+      ['found', 'aa', 'aa'],
     ]);
   });
 });
