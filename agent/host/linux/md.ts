@@ -112,7 +112,16 @@ export class Arrays extends Section {
   async getArray(volumeId: string, o?: OpOptions): Promise<ArrayInfo | undefined> {
     check(o);
     const a = await this.findArray(arrayName(volumeId), o);
-    return a ? this.arrayInfo(a) : undefined;
+    if (!a) return undefined;
+    try {
+      return await this.arrayInfo(a);
+    } catch (e) {
+      // stopped between finding it and reading it (an unstage under the agent's pass): its sysfs
+      // files went with it, and it is as gone as one never found
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !(await this.findArray(arrayName(volumeId), o)))
+        return undefined;
+      throw e;
+    }
   }
 
   /** The MD superblock on a device, or undefined when it has none. */
