@@ -31,9 +31,8 @@ export const ZONES: Record<string, string> = { node1: 'zone-a', node2: 'zone-b',
  * lagged 1-2 s and CreateVolume timed out (test/README.md, sixth session). A drain here leaves
  * them in place (`drain`), as an operator draining a node for its workloads would.
  */
-export const CONTROL_NODE = 'node3';
-const ALL_NODES: string[] = [...NODES];
-const CONTROL_INDEX = ALL_NODES.indexOf(CONTROL_NODE) + 1;
+const CONTROL_NODE: (typeof NODES)[number] = 'node3';
+const CONTROL_INDEX = NODES.indexOf(CONTROL_NODE) + 1;
 /** The extender runs there (host network); the host's kube-scheduler calls it on the node network. */
 const EXTENDER_PORT = 8099;
 /** its /healthz, /readyz and /metrics (plain HTTP; the verbs are mutual TLS only) */
@@ -148,14 +147,14 @@ export class NodesCluster {
     this.cp = await startControlPlane({
       schedulerConfig: scheduler,
       extraSans: ['IP:10.0.2.2', `IP:${NODE_NET}.1`],
-      nodes: ALL_NODES,
+      nodes: [...NODES],
       keep: true,
     });
     this.log(`control plane up: ${this.cp.apiUrl} (logs ${this.cp.logs})`);
     this.startSnapshotController();
     const apiPort = Number(new URL(this.cp.apiUrl).port);
     this.forwardApiserver(apiPort);
-    for (const [i, name] of ALL_NODES.entries()) {
+    for (const [i, name] of NODES.entries()) {
       const g = new Guest({
         name,
         index: i + 1,
@@ -180,12 +179,10 @@ export class NodesCluster {
     await until('every node Ready', 10 * 60_000, async () => {
       for (const g of this.guests.values())
         if (!g.running) throw new Error(`${g.spec.name}: qemu exited (console ${g.console})`);
-      return ALL_NODES.every((n) => this.nodeReady(n)) ? true : undefined;
+      return NODES.every((n) => this.nodeReady(n)) ? true : undefined;
     });
     this.times.nodesReady = Date.now() - tBoot;
-    this.log(
-      `${ALL_NODES.length} nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`,
-    );
+    this.log(`${NODES.length} nodes Ready ${(this.times.nodesReady / 1000).toFixed(0)} s after qemu started`);
   }
 
   /**
@@ -257,7 +254,7 @@ export class NodesCluster {
     ip('link', 'add', this.bridge, 'type', 'bridge');
     ip('addr', 'add', `${NODE_NET}.1/24`, 'dev', this.bridge);
     ip('link', 'set', this.bridge, 'up');
-    for (let i = 1; i <= ALL_NODES.length; i++) {
+    for (let i = 1; i <= NODES.length; i++) {
       ip('tuntap', 'add', 'dev', this.tap(i), 'mode', 'tap');
       ip('link', 'set', this.tap(i), 'master', this.bridge);
       ip('link', 'set', this.tap(i), 'up');
@@ -268,7 +265,7 @@ export class NodesCluster {
     if (this.forwardedPort !== undefined)
       spawnSync('iptables', ['-t', 'nat', '-D', ...this.forwardRule(this.forwardedPort)]);
     this.forwardedPort = undefined;
-    for (let i = 1; i <= ALL_NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
+    for (let i = 1; i <= NODES.length; i++) spawnSync('ip', ['link', 'del', this.tap(i)]);
     spawnSync('ip', ['link', 'del', this.bridge]);
   }
 
