@@ -36,13 +36,14 @@ export async function until<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
+  intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
+    await sleep(intervalMs);
   }
 }
 

@@ -20,6 +20,19 @@ import { k8sNodeBinary } from './paths.ts';
 import { ensureGuestRoot, type GuestRoot } from './root-image.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * How often the tier's waits look again. Each look spawns kubectl (a Go binary: about a tenth of a
+ * second of a core) and an apiserver request; at the shared helper's 100 ms the test itself kept
+ * most of a host core busy, taken from the three TCG guests it waits for.
+ */
+export const POLL_MS = 2000;
+
+/** `until` at the tier's pace (POLL_MS). */
+export function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return until(what, timeoutMs, probe, POLL_MS);
+}
+
 export const NAMESPACE = 'meshstor-system';
 /** The storage nodes: the agent, NVMe drives, the workloads. */
 export const NODES = ['node1', 'node2', 'node3'] as const;
@@ -176,7 +189,7 @@ export class NodesCluster {
       g.start();
     }
     const tBoot = Date.now();
-    await until('every node Ready', 10 * 60_000, async () => {
+    await waitFor('every node Ready', 10 * 60_000, async () => {
       for (const g of this.guests.values())
         if (!g.running) throw new Error(`${g.spec.name}: qemu exited (console ${g.console})`);
       return NODES.every((n) => this.nodeReady(n)) ? true : undefined;

@@ -70,7 +70,7 @@ function executable(file: string): boolean {
 export function nodesTierMissing(): string | undefined {
   const gone: string[] = [];
   if (!currentBuild()) gone.push('the guest kernel (npm run setup:kernel)');
-  for (const b of ['kubelet', 'kubectl'] as const)
+  for (const b of ['kubelet', 'kubectl', 'e2e.test', 'agnhost'] as const)
     if (!executable(k8sNodeBinary(b))) gone.push(`${b} (npm run setup:nodes)`);
   for (const b of ['etcd', 'kube-apiserver', 'kube-scheduler', 'kube-controller-manager'])
     if (!executable(join(binDir(), b))) gone.push(`${b} (npm run setup:cluster)`);
