@@ -286,9 +286,13 @@ export class NodeVolumes {
     return info.devicePath;
   }
 
-  /** Attaches the volume here, assembles (or first creates) its array, and for a mount volume mounts XFS. */
+  /**
+   * Attaches the volume here, assembles (or first creates) its array, and for a mount volume mounts
+   * XFS with `mountFlags` (the CSI edge checked them against the allow-list; a publish binds this
+   * mount and so carries them). Staged already: the mount is kept as it is, never remounted.
+   */
   async stage(
-    req: { volumeId: string; stagingPath: string; access: AccessType },
+    req: { volumeId: string; stagingPath: string; access: AccessType; mountFlags?: readonly string[] },
     signal?: AbortSignal,
   ): Promise<void> {
     const missing = this.o.missingPrerequisites?.();
@@ -312,7 +316,7 @@ export class NodeVolumes {
       }
       if (req.access === 'mount') {
         await host.makeFilesystem(md);
-        await host.mount(md, req.stagingPath);
+        await host.mount(md, req.stagingPath, { flags: req.mountFlags });
         // a restore larger than its snapshot: the copied filesystem takes the whole array (at
         // every stage of a restored volume, so a kill before it is made good; xfs_growfs is a no-op then)
         if (rec.seed) await host.growFilesystem(req.stagingPath);

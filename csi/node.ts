@@ -2,7 +2,7 @@
 // agent (agent/node-volumes.ts), with the call's signal, so a cancelled call or a passed deadline
 // stops the host commands it started.
 import { NodeVolumes, type NodeVolumesOptions } from '../agent/node-volumes.ts';
-import { capabilityProblem } from './capabilities.ts';
+import { capabilityProblem, mountFlagsOf } from './capabilities.ts';
 import { invalid, notFound } from './errors.ts';
 import { NODE_KEY, ZONE_KEY } from './topology.ts';
 import type { CapacityRange, StringMap, VolumeCapability } from './types.ts';
@@ -91,7 +91,10 @@ export class NodeService {
     const volumeId = checkId(req.volume_id, 'volume_id');
     const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     const access = accessOf(req.volume_capability);
-    await this.volumes.stage({ volumeId, stagingPath, access }, signal);
+    await this.volumes.stage(
+      { volumeId, stagingPath, access, mountFlags: mountFlagsOf(req.volume_capability) },
+      signal,
+    );
     return {};
   }
 
@@ -106,6 +109,8 @@ export class NodeService {
     const volumeId = checkId(req.volume_id, 'volume_id');
     const stagingPath = this.path(req.staging_target_path, 'staging_target_path');
     const targetPath = this.path(req.target_path, 'target_path');
+    // the flags are checked (accessOf) but not applied: the publish binds the staged mount, and a
+    // bind carries its source's per-mount flags (nosuid, nodev, noexec, atime)
     const access = accessOf(req.volume_capability);
     await this.volumes.publish({ volumeId, stagingPath, targetPath, access, readonly: req.readonly }, signal);
     return {};

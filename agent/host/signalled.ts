@@ -1,7 +1,7 @@
 // A Host whose every call also stops when `signal` aborts: the agent binds its stop signal (SIGTERM)
 // and the CSI edge binds each call's cancellation and deadline, so no caller can forget to pass one
 // and leave an mdadm/nvme/sgdisk child running. A call's own signal still counts (either aborts).
-import type { BindOptions, Host, OpOptions } from './types.ts';
+import type { BindOptions, Host, MountOptions, OpOptions } from './types.ts';
 
 export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
   if (!signal) return host;
@@ -37,7 +37,7 @@ export function withSignal(host: Host, signal: AbortSignal | undefined): Host {
     cutLocalLegs: (volumeId, o) => host.cutLocalLegs(volumeId, op(o)),
     fenceArray: (volumeId, o) => host.fenceArray(volumeId, op(o)),
     makeFilesystem: (device, o) => host.makeFilesystem(device, op(o)),
-    mount: (device, target, o) => host.mount(device, target, op(o)),
+    mount: (device, target, o) => host.mount(device, target, op<MountOptions>(o)),
     bindMount: (mountPoint, target, o) => host.bindMount(mountPoint, target, op<BindOptions>(o)),
     bindDevice: (device, target, o) => host.bindDevice(device, target, op<BindOptions>(o)),
     getMount: (target, o) => host.getMount(target, op(o)),

@@ -19,6 +19,7 @@ import {
 } from './errors.ts';
 import { MIN_FILESYSTEM_BYTES } from './filesystem-minimums.ts';
 import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
+import { checkMountFlags } from './mount-flags.ts';
 import {
   arrayName,
   checkCtrlLoss,
@@ -53,6 +54,7 @@ import type {
   HostAccess,
   ListenAddress,
   MountInfo,
+  MountOptions,
   OpOptions,
   Owner,
   Partition,
@@ -118,6 +120,23 @@ interface SimMount {
   store: Store;
   kind: MountInfo['kind'];
   readonly: boolean;
+  /** The mount flags it was made with (a bind: its source's, as the kernel copies them). */
+  flags: string[];
+}
+
+/**
+ * The per-mount options mountinfo lists for a filesystem mounted with these flags, as LinuxHost
+ * reads them: the kernel's order (fs/proc_namespace.c show_mnt_opts), and relatime unless
+ * noatime or strictatime was asked (its default, fs/namespace.c path_mount). The other allowed
+ * flags are the filesystem's own and show among its superblock options instead.
+ */
+function perMountOptions(flags: readonly string[], readonly: boolean): string[] {
+  const has = (f: string) => flags.includes(f);
+  return [
+    readonly ? 'ro' : 'rw',
+    ...['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime'].filter(has),
+    ...(has('noatime') || has('strictatime') ? [] : ['relatime']),
+  ];
 }
 
 export interface SimDriveSpec {
@@ -727,8 +746,9 @@ export class SimulatedHost implements Host, SimTarget {
     await this.push([s]);
   }
 
-  async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
+  async mount(devicePath: string, target: string, o?: MountOptions): Promise<void> {
     check(o);
+    const flags = checkMountFlags(o?.flags);
     const [s] = (await this.fresh([devicePath])) as [Store];
     const have = this.mounts.get(target);
     if (have) {
@@ -736,7 +756,7 @@ export class SimulatedHost implements Host, SimTarget {
       throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
     }
     if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
-    this.mounts.set(target, { devicePath, store: s, kind: 'filesystem', readonly: false });
+    this.mounts.set(target, { devicePath, store: s, kind: 'filesystem', readonly: false, flags });
   }
 
   async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
@@ -749,7 +769,7 @@ export class SimulatedHost implements Host, SimTarget {
   async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
     check(o);
     const store = this.device(devicePath);
-    this.bind(target, { devicePath, store, kind: 'device', readonly: o.readonly === true });
+    this.bind(target, { devicePath, store, kind: 'device', readonly: o.readonly === true, flags: [] });
   }
 
   /** The idempotency and refusals both binds share (see Host). */
@@ -773,7 +793,17 @@ export class SimulatedHost implements Host, SimTarget {
     const m = this.mounts.get(target);
     if (!m) return undefined;
     const a = [...this.arrays.values()].find((x) => x.store === m.store);
-    return { kind: m.kind, devicePath: a ? `/dev/md${a.minor}` : m.devicePath, readonly: m.readonly };
+    return {
+      kind: m.kind,
+      devicePath: a ? `/dev/md${a.minor}` : m.devicePath,
+      readonly: m.readonly,
+      ...(m.kind === 'filesystem' ? { options: perMountOptions(m.flags, m.readonly) } : {}),
+    };
+  }
+
+  /** The mount flags the mount at target was made with (a bind: its source's); tests read it. */
+  mountFlagsAt(target: string): string[] | undefined {
+    return this.mounts.get(target)?.flags;
   }
 
   /**

@@ -151,6 +151,15 @@ export interface BindOptions extends OpOptions {
   readonly?: boolean | undefined;
 }
 
+export interface MountOptions extends OpOptions {
+  /**
+   * Mount flags from MeshStor's allow-list (`mount-flags.ts`: noatime, nodev, discard, …), applied
+   * after `nouuid`, which is always set; anything else is InvalidArgumentError. They take effect
+   * when the mount is made: a mount of the same device already at the target is kept as it is.
+   */
+  flags?: readonly string[] | undefined;
+}
+
 /** What is mounted or bound at a path (the topmost mount there). */
 export interface MountInfo {
   /** 'filesystem': a filesystem on a directory (mounted, or bound from a mount point); 'device': a device node bound onto a file. */
@@ -158,6 +167,13 @@ export interface MountInfo {
   /** The block device behind it (/dev/mdN as the kernel names it now). */
   devicePath: string;
   readonly: boolean;
+  /**
+   * A filesystem's per-mount options as mountinfo lists them, in the kernel's order: `rw`/`ro`,
+   * then nosuid, nodev, noexec, noatime, nodiratime, relatime (the default atime unless noatime or
+   * strictatime was asked). The filesystem's own options (discard, largeio, lazytime, sync, …) are
+   * not per mount and not here. Absent for a bound device node: its mount's flags are /dev's.
+   */
+  options?: string[];
 }
 
 export interface Host {
@@ -251,7 +267,8 @@ export interface Host {
   // Filesystem
   /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */
   makeFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
-  mount(devicePath: string, target: string, o?: OpOptions): Promise<void>;
+  /** Mounts XFS from the device at target (a directory, created if missing), with `o.flags`. */
+  mount(devicePath: string, target: string, o?: MountOptions): Promise<void>;
   // Both binds: the same source already there is a no-op; another source there, or a read-write
   // request on a read-only bind, is DeviceInUseError. A read-only request finding the same source
   // bound read-write finishes the bind (a `ro` bind is a bind and then a remount: a crash between

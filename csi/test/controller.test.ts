@@ -144,6 +144,13 @@ describe('CreateVolume', () => {
         /fs_type "ext4"/,
       ],
       [{ ...base, capacity_range: { required_bytes: '10', limit_bytes: '5' } }, /above limit_bytes/],
+      [
+        {
+          ...base,
+          volume_capabilities: [{ ...mount, mount: { fs_type: 'xfs', mount_flags: ['noatime', 'ro'] } }],
+        },
+        /mount flag "ro" is not accepted: read-only comes from the access mode .*\(allowed: noatime, /,
+      ],
     ];
     for (const [req, msg] of cases) {
       const err = await ctl.CreateVolume?.(req).catch((e: grpc.ServiceError) => e);
@@ -229,6 +236,17 @@ describe('DeleteVolume, Validate, GetCapacity, Expand', () => {
     });
     expect(no?.confirmed).toBeNull();
     expect(no?.message).toMatch(/not supported/);
+    const flagged = await ctl.ValidateVolumeCapabilities?.({
+      volume_id: 'pvc-one',
+      volume_capabilities: [{ ...mount, mount: { fs_type: 'xfs', mount_flags: ['noatime', 'nodev'] } }],
+    });
+    expect(flagged?.confirmed).toBeTruthy();
+    const refused = await ctl.ValidateVolumeCapabilities?.({
+      volume_id: 'pvc-one',
+      volume_capabilities: [{ ...mount, mount: { fs_type: 'xfs', mount_flags: ['uid=0'] } }],
+    });
+    expect(refused?.confirmed).toBeNull();
+    expect(refused?.message).toMatch(/mount flag "uid=0" takes a value/);
     expect(
       await code(
         ctl.ValidateVolumeCapabilities?.({

@@ -9,6 +9,7 @@ import { ControllerService } from '../controller.ts';
 import { type CsiError, codeFor } from '../errors.ts';
 import { NodeService } from '../node.ts';
 import { NODE_KEY } from '../topology.ts';
+import type { VolumeCapability } from '../types.ts';
 import { codeOf, mountCap } from './requests.ts';
 
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
@@ -51,7 +52,7 @@ function setup() {
   return { host, store, ctl, node, dirs, create };
 }
 
-const stage = (volume_id: string, volume_capability: typeof mountCap | typeof blockCap = mountCap) => ({
+const stage = (volume_id: string, volume_capability: VolumeCapability = mountCap) => ({
   volume_id,
   staging_target_path: '/stage/x',
   volume_capability,
@@ -137,8 +138,8 @@ describe('NodeService on SimulatedHost', () => {
     await node.nodePublishVolume(publish(id, '/pods/rw'));
     const array = await host.getArray(id);
     const fs = { kind: 'filesystem', devicePath: array?.devicePath };
-    expect(await host.getMount('/pods/ro')).toEqual({ ...fs, readonly: true });
-    expect(await host.getMount('/pods/rw')).toEqual({ ...fs, readonly: false });
+    expect(await host.getMount('/pods/ro')).toEqual({ ...fs, readonly: true, options: ['ro', 'relatime'] });
+    expect(await host.getMount('/pods/rw')).toEqual({ ...fs, readonly: false, options: ['rw', 'relatime'] });
     expect(host.canWrite('/pods/ro')).toBe(false);
     expect(host.canWrite('/pods/rw')).toBe(true);
     expect(host.canWrite('/stage/x')).toBe(true);
@@ -150,6 +151,45 @@ describe('NodeService on SimulatedHost', () => {
     await node.nodeUnpublishVolume({ volume_id: id, target_path: '/pods/rw' });
     await node.nodeUnstageVolume({ volume_id: id, staging_target_path: '/stage/x' });
     expect(await host.getArray(id)).toBeUndefined();
+  });
+
+  it('stages with the mount flags asked, each once; a re-stage keeps the mount; publishes carry them', async () => {
+    const { host, node, create } = setup();
+    const id = (await create('f1', 2)).volume.volume_id;
+    const flagged = (...mount_flags: string[]) => ({
+      ...mountCap,
+      mount: { ...mountCap.mount, mount_flags },
+    });
+    await node.nodeStageVolume(stage(id, flagged('noatime', 'nodev', 'discard', 'noatime')));
+    expect(host.mountFlagsAt('/stage/x')).toEqual(['noatime', 'nodev', 'discard']);
+    expect((await host.getMount('/stage/x'))?.options).toEqual(['rw', 'nodev', 'noatime']);
+    // staged already: the mount stays as it was made, nothing is remounted
+    await node.nodeStageVolume(stage(id, flagged('strictatime')));
+    expect(host.mountFlagsAt('/stage/x')).toEqual(['noatime', 'nodev', 'discard']);
+    // a publish binds the staged mount, which carries its per-mount flags, read-only or not
+    await node.nodePublishVolume({ ...publish(id, '/pods/ro', true), volume_capability: flagged('noatime') });
+    await node.nodePublishVolume({ ...publish(id, '/pods/rw'), volume_capability: flagged('noatime') });
+    expect((await host.getMount('/pods/ro'))?.options).toEqual(['ro', 'nodev', 'noatime']);
+    expect((await host.getMount('/pods/rw'))?.options).toEqual(['rw', 'nodev', 'noatime']);
+  });
+
+  it('refuses a mount flag off the allow-list at stage and publish, naming it, and changes nothing', async () => {
+    const { host, node, store, create } = setup();
+    const id = (await create('f2', 2)).volume.volume_id;
+    const flagged = (...mount_flags: string[]) => ({
+      ...mountCap,
+      mount: { ...mountCap.mount, mount_flags },
+    });
+    const err = await node.nodeStageVolume(stage(id, flagged('noatime', 'nouuid'))).catch((e: CsiError) => e);
+    expect(codeFor(err)).toBe(3);
+    expect((err as CsiError).message).toMatch(/mount flag "nouuid" is not accepted: MeshStor always mounts/);
+    expect(await host.getArray(id)).toBeUndefined();
+    expect((await store.get(id))?.attachment).toBeUndefined();
+    await node.nodeStageVolume(stage(id));
+    expect(await codeOf(node.nodePublishVolume({ ...publish(id), volume_capability: flagged('ro') }))).toBe(
+      3,
+    );
+    expect(await host.getMount('/pods/x')).toBeUndefined();
   });
 
   it('publishes a raw block volume read-only; refuses a target another volume holds and an unmounted staging path', async () => {

@@ -6,11 +6,26 @@ import { basename, dirname, resolve } from 'node:path';
 import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { MIN_FILESYSTEM_BYTES } from '../filesystem-minimums.ts';
 import { makeDirectories } from '../make-directories.ts';
-import type { BindOptions, FsUsage, MountInfo, OpOptions } from '../types.ts';
+import { checkMountFlags } from '../mount-flags.ts';
+import type { BindOptions, FsUsage, MountInfo, MountOptions, OpOptions } from '../types.ts';
 import { check, readText } from './context.ts';
 import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
 import { type MountEntry, mountAt } from './parse/mountinfo.ts';
 import { usageFrom } from './parse/statfs.ts';
+
+/**
+ * The per-mount flags of a mount that a read-only bind of it is given again: util-linux (2.38 and
+ * before) makes `mount --bind -o ro` a bind and then a `remount,bind,ro` with only the flags on
+ * its command line, and the kernel's bind remount sets nosuid, nodev and noexec to what it is
+ * given, so a read-only publish of a volume staged `nosuid` would lose it. No atime flag listed
+ * is strictatime, named so the remount does not fall back to the kernel's default, relatime.
+ * (A read-write bind is a bind alone: the kernel copies the source's flags.)
+ */
+const PER_MOUNT_FLAGS = new Set(['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'relatime']);
+function perMountFlags(m: MountEntry): string[] {
+  const kept = m.options.filter((f) => PER_MOUNT_FLAGS.has(f));
+  return kept.includes('noatime') || kept.includes('relatime') ? kept : [...kept, 'strictatime'];
+}
 
 export class Filesystems extends Section {
   async makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
@@ -43,8 +58,9 @@ export class Filesystems extends Section {
     return m;
   }
 
-  async mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
+  async mount(devicePath: string, target: string, o?: MountOptions): Promise<void> {
     check(o);
+    const flags = checkMountFlags(o?.flags);
     const dev = await devNumber(devicePath);
     if (!dev) throw new NotFoundError(`no block device ${devicePath}`);
     const have = await this.mountAt(target);
@@ -53,8 +69,9 @@ export class Filesystems extends Section {
     await makeDirectories(target, o?.signal);
     // nouuid: a volume restored from a snapshot (ADR 0010) is a block copy of its source, XFS UUID
     // included, and XFS refuses a second mount of one UUID; the source and its restores are
-    // different volumes and may well be staged on one node
-    await this.c.x('mount', ['-t', 'xfs', '-o', 'nouuid', devicePath, target], o);
+    // different volumes and may well be staged on one node. The flags are the allow-list's only
+    // (checked above), so none can add an option of its own.
+    await this.c.x('mount', ['-t', 'xfs', '-o', ['nouuid', ...flags].join(','), devicePath, target], o);
   }
 
   async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {
@@ -70,7 +87,8 @@ export class Filesystems extends Section {
     const st = await stat(target).catch(() => undefined);
     if (st && !st.isDirectory()) throw new InvalidArgumentError(`${target} exists and is not a directory`);
     await makeDirectories(target, o?.signal);
-    await this.c.x('mount', ['--bind', ...(o.readonly ? ['-o', 'ro'] : []), src.target, target], o);
+    const ro = o.readonly ? ['-o', ['ro', ...perMountFlags(src)].join(',')] : [];
+    await this.c.x('mount', ['--bind', ...ro, src.target, target], o);
   }
 
   async bindDevice(devicePath: string, target: string, o: BindOptions = {}): Promise<void> {
@@ -105,7 +123,11 @@ export class Filesystems extends Section {
     const ro = have.options.includes('ro');
     if (ro === readonly) return;
     if (ro) throw new DeviceInUseError(`${have.target} is bound read-only; not making it writable`);
-    await this.c.x('mount', ['-o', 'remount,bind,ro', have.target], o);
+    await this.c.x(
+      'mount',
+      ['-o', ['remount', 'bind', 'ro', ...perMountFlags(have)].join(','), have.target],
+      o,
+    );
   }
 
   async getMount(target: string, o?: OpOptions): Promise<MountInfo | undefined> {
@@ -118,6 +140,7 @@ export class Filesystems extends Section {
       kind: node ? 'device' : 'filesystem',
       devicePath: sys ? `/dev/${basename(sys)}` : m.source,
       readonly: m.options.includes('ro'),
+      ...(node ? {} : { options: m.options }),
     };
   }
 

@@ -21,6 +21,7 @@ import type {
   Host,
   HostAccess,
   MountInfo,
+  MountOptions,
   OpOptions,
   Owner,
   Partition,
@@ -169,7 +170,7 @@ export class LinuxHost implements Host {
   makeFilesystem(devicePath: string, o?: OpOptions): Promise<void> {
     return this.filesystems.makeFilesystem(devicePath, o);
   }
-  mount(devicePath: string, target: string, o?: OpOptions): Promise<void> {
+  mount(devicePath: string, target: string, o?: MountOptions): Promise<void> {
     return this.filesystems.mount(devicePath, target, o);
   }
   bindMount(mountPoint: string, target: string, o?: BindOptions): Promise<void> {

@@ -95,6 +95,14 @@ async function remoteLeg(env: ContractEnv, keys: DhchapKeys = {}): Promise<{ nqn
   return { nqn: ex.nqn, dev };
 }
 
+/** A one-member array of A's R1 holding XFS, and where to mount it, bind it and bind it read-only. */
+async function formattedArray({ a, driveA, mountDir }: ContractEnv) {
+  await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
+  const arr = await a.createArray({ volumeId: R1.volumeId, devices: [await partPath(a, driveA, R1)] });
+  await a.makeFilesystem(arr.devicePath);
+  return { arr, stage: `${mountDir}/stage`, rw: `${mountDir}/rw`, ro: `${mountDir}/ro` };
+}
+
 /** A RAID1 of A's local R1 and B's R2 over the fabric. */
 async function twoLegArray(env: ContractEnv) {
   const { a } = env;
@@ -568,22 +576,19 @@ export const CONTRACT: ContractCase[] = [
   },
   {
     name: 'binds a mounted filesystem onto a directory read-write and read-only; the read-only one refuses writes',
-    async run({ a, driveA, mountDir, canWrite }) {
-      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
-      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [await partPath(a, driveA, R1)] });
-      await a.makeFilesystem(arr.devicePath);
-      const stage = `${mountDir}/stage`;
-      const rw = `${mountDir}/rw`;
-      const ro = `${mountDir}/ro`;
+    async run(env) {
+      const { a, canWrite } = env;
+      const { arr, stage, rw, ro } = await formattedArray(env);
       await throwsA(a.bindMount(stage, rw), NotFoundError);
       await a.mount(arr.devicePath, stage);
       await a.bindMount(stage, rw);
       await a.bindMount(stage, rw);
       const fs = { kind: 'filesystem', devicePath: arr.devicePath };
-      assert.deepEqual(await a.getMount(rw), { ...fs, readonly: false });
+      // relatime: the kernel's default atime, listed among the per-mount options
+      assert.deepEqual(await a.getMount(rw), { ...fs, readonly: false, options: ['rw', 'relatime'] });
       await a.bindMount(stage, ro, { readonly: true });
       await a.bindMount(stage, ro, { readonly: true });
-      assert.deepEqual(await a.getMount(ro), { ...fs, readonly: true });
+      assert.deepEqual(await a.getMount(ro), { ...fs, readonly: true, options: ['ro', 'relatime'] });
       assert.equal(await canWrite(rw), true, 'the read-write bind takes writes');
       assert.equal(await canWrite(ro), false, 'the read-only bind refuses writes');
       assert.equal(await canWrite(stage), true, 'the staging mount stays writable');
@@ -596,6 +601,39 @@ export const CONTRACT: ContractCase[] = [
       await a.unmount(ro);
       await a.unmount(ro);
       assert.equal(await a.getMount(ro), undefined);
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    name: 'mounts XFS with the flags asked; binds carry them, read-only ones too; refuses flags off the allow-list',
+    async run(env) {
+      const { a, canWrite } = env;
+      const { arr, stage, rw, ro } = await formattedArray(env);
+      await throwsA(a.mount(arr.devicePath, stage, { flags: ['ro'] }), InvalidArgumentError);
+      await throwsA(a.mount(arr.devicePath, stage, { flags: ['noatime,ro'] }), InvalidArgumentError);
+      await throwsA(
+        a.mount(arr.devicePath, stage, { flags: ['noatime', 'strictatime'] }),
+        InvalidArgumentError,
+      );
+      assert.equal(await a.getMount(stage), undefined, 'a refused mount changes nothing');
+      await a.mount(arr.devicePath, stage, { flags: ['noatime', 'nosuid', 'discard'] });
+      // mounted already: kept as it is, never remounted with other flags
+      await a.mount(arr.devicePath, stage, { flags: ['strictatime'] });
+      await a.mount(arr.devicePath, stage);
+      const fs = { kind: 'filesystem', devicePath: arr.devicePath };
+      // per mount: noatime in place of the default relatime; nouuid and discard are the
+      // filesystem's own options (superblock), listed elsewhere in mountinfo
+      const flagged = { ...fs, readonly: false, options: ['rw', 'nosuid', 'noatime'] };
+      assert.deepEqual(await a.getMount(stage), flagged);
+      await a.bindMount(stage, rw);
+      await a.bindMount(stage, ro, { readonly: true });
+      assert.deepEqual(await a.getMount(rw), flagged);
+      assert.deepEqual(await a.getMount(ro), { ...fs, readonly: true, options: ['ro', 'nosuid', 'noatime'] });
+      assert.equal(await canWrite(ro), false, 'the read-only bind refuses writes');
+      assert.equal(await canWrite(stage), true, 'the staging mount stays writable');
+      await a.unmount(ro);
+      await a.unmount(rw);
+      await a.unmount(stage);
       await a.stopArray(R1.volumeId);
     },
   },
