@@ -130,14 +130,22 @@ export class Initiator extends Section {
     const live = await this.controllers(spec.subsystemNqn);
     if (live.length > 0) {
       const dev = await this.namespaceWithin(spec.subsystemNqn, STALE_CONTROLLER_MS);
-      if (dev) {
+      // A controller that lost its subsystem keeps its namespace's device while it tries to
+      // reconnect, and takes no I/O (the contract's write to one failed, kernel tier under load,
+      // eighth session): only a live one is kept, and only a live one gets new keys.
+      if (dev && (await this.liveWithin(live, STALE_CONTROLLER_MS))) {
         await this.rotateKeys(live, spec);
         return dev;
       }
-      // A controller without its namespace: the target removed the subsystem under it (its owner
-      // dropped the export and made it again, with other keys perhaps) and it has not come back.
-      // Waiting on it only waits out ctrl_loss_tmo; a fresh connect gets the export as it is now.
-      await this.disconnect(spec.subsystemNqn, o);
+      // A controller without its namespace, or one that does not come back to live: the target
+      // removed the subsystem under it (its owner dropped the export and made it again, with other
+      // keys perhaps). Waiting on it only waits out ctrl_loss_tmo; a fresh connect gets the export
+      // as it is now. The kernel may delete it itself meanwhile (ctrl_loss_tmo): gone is fine.
+      try {
+        await this.disconnect(spec.subsystemNqn, o);
+      } catch (e) {
+        if ((await this.controllers(spec.subsystemNqn)).length > 0) throw e;
+      }
     }
     try {
       await writeFabrics(options, o);
@@ -156,6 +164,24 @@ export class Initiator extends Section {
     if (!dev)
       throw new HostError(`timed out after ${NAMESPACE_MS} ms waiting for namespace of ${spec.subsystemNqn}`);
     return dev;
+  }
+
+  /** Whether every one of the controllers is in state `live` within `ms`. */
+  private async liveWithin(ctrls: string[], ms: number): Promise<boolean> {
+    try {
+      await waitFor(
+        async () => {
+          for (const c of ctrls) if ((await readOpt(`/sys/class/nvme/${c}/state`)) !== 'live') return false;
+          return true;
+        },
+        `controllers ${ctrls.join(', ')} live`,
+        ms,
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof HostError) return false;
+      throw e;
+    }
   }
 
   /** The subsystem's namespace device once it shows up within `ms`, else undefined. */
