@@ -89,13 +89,14 @@ export const TIERS: Tier[] = [
       "three qemu guests as real Kubernetes nodes (kubelet, containerd), MeshStor installed by its chart: StatefulSets write, drain, move, relocate, expand, block and read-only, an agent killed mid-move, uninstall/reinstall; then Kubernetes' External Storage e2e subset",
     command: ['vitest', 'run', '--project', 'nodes'],
     vitestProject: 'nodes',
-    // Required under CI=true. Its e2e part is the CI subset (test/nodes/e2e.ts: one or two specs
-    // per suite) so that the tier's 40–50 min fit beside the other tiers' 30 min warm. Outside CI
-    // it runs when asked for: it keeps both cores busy for that long.
-    requiredInCI: true,
+    // Not required: on this 2-core machine its boot, install, scenarios and the seven-spec e2e
+    // subset take about 60-70 min of both cores (eighth session, a slower host than before), and
+    // CI's 90-minute limit holds the other tiers' 35 min warm. It runs when asked for, and says
+    // so loudly when it is not.
+    requiredInCI: false,
     missing: async () => {
-      if (process.env.CI !== 'true' && process.env.MESHSTOR_TIER_NODES !== '1')
-        return 'runs under CI=true or with MESHSTOR_TIER_NODES=1: three TCG guests keep both cores busy for 40-50 min (README, "What a CI run costs")';
+      if (process.env.MESHSTOR_TIER_NODES !== '1')
+        return 'opt-in (MESHSTOR_TIER_NODES=1): about 60-70 min of both cores, more than CI has left after the other tiers (README, "What a CI run costs")';
       return nodesTierMissing();
     },
   },
