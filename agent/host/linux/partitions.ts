@@ -47,9 +47,6 @@ async function tableChange<T>(driveId: string, o: OpOptions | undefined, work: (
   }
 }
 
-/** The bytes one discard request covers when a partition is wiped (blkdiscard --step). */
-const DISCARD_STEP = 64 * 1024 * 1024;
-
 export class Partitions extends Section {
   /** Which local drives this host manages, by stable id. */
   private readonly filter: (id: string) => boolean;
@@ -231,10 +228,8 @@ export class Partitions extends Section {
     await this.arrays.releaseLeftover(owner.volumeId, p.path, 'wipe', o);
     await this.devices.refuseInUse(p.path, 'wipe');
     await this.c.x('wipefs', ['--all', '--quiet', p.path], o);
-    // discard drops the old replica's data, so a reused extent never shows it; not every drive can.
-    // In steps: one discard of the whole partition can hold the drive's other I/O until it ends
-    // (large discards are slow on some drives), and the agent's other steps read the same drive.
-    await this.c.x('blkdiscard', ['--force', `--step=${DISCARD_STEP}`, p.path], o).catch((e: unknown) => {
+    // discard drops the old replica's data, so a reused extent never shows it; not every drive can
+    await this.c.x('blkdiscard', ['--force', p.path], o).catch((e: unknown) => {
       if (!(e instanceof CommandError)) throw e;
     });
   }
