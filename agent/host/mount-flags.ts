@@ -30,6 +30,12 @@ export const MOUNT_FLAGS = [
 const ALLOWED: ReadonlySet<string> = new Set(MOUNT_FLAGS);
 
 /**
+ * The allowed flags that are the mount's own, not the filesystem's (mountinfo lists them among the
+ * per-mount options, in this order; a bind carries them): both Hosts report and keep these.
+ */
+export const PER_MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime'] as const;
+
+/**
  * Flags of which one mount takes at most one: mount(8) would apply the last given, or the kernel
  * its own precedence (strictatime over noatime), so a list holding two says nothing clear.
  */

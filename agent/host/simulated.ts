@@ -19,7 +19,7 @@ import {
 } from './errors.ts';
 import { MIN_FILESYSTEM_BYTES } from './filesystem-minimums.ts';
 import { checkNewExtent, freeExtents, usableArea } from './geometry.ts';
-import { checkMountFlags } from './mount-flags.ts';
+import { checkMountFlags, PER_MOUNT_FLAGS } from './mount-flags.ts';
 import {
   arrayName,
   checkCtrlLoss,
@@ -134,7 +134,7 @@ function perMountOptions(flags: readonly string[], readonly: boolean): string[] 
   const has = (f: string) => flags.includes(f);
   return [
     readonly ? 'ro' : 'rw',
-    ...['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime'].filter(has),
+    ...PER_MOUNT_FLAGS.filter(has),
     ...(has('noatime') || has('strictatime') ? [] : ['relatime']),
   ];
 }

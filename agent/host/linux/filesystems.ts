@@ -6,7 +6,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { MIN_FILESYSTEM_BYTES } from '../filesystem-minimums.ts';
 import { makeDirectories } from '../make-directories.ts';
-import { checkMountFlags } from '../mount-flags.ts';
+import { checkMountFlags, PER_MOUNT_FLAGS } from '../mount-flags.ts';
 import type { BindOptions, FsUsage, MountInfo, MountOptions, OpOptions } from '../types.ts';
 import { check, readText } from './context.ts';
 import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
@@ -21,9 +21,9 @@ import { usageFrom } from './parse/statfs.ts';
  * is strictatime, named so the remount does not fall back to the kernel's default, relatime.
  * (A read-write bind is a bind alone: the kernel copies the source's flags.)
  */
-const PER_MOUNT_FLAGS = new Set(['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'relatime']);
+const KEPT_ON_RO_BIND: ReadonlySet<string> = new Set([...PER_MOUNT_FLAGS, 'relatime']);
 function perMountFlags(m: MountEntry): string[] {
-  const kept = m.options.filter((f) => PER_MOUNT_FLAGS.has(f));
+  const kept = m.options.filter((f) => KEPT_ON_RO_BIND.has(f));
   return kept.includes('noatime') || kept.includes('relatime') ? kept : [...kept, 'strictatime'];
 }
 
