@@ -142,5 +142,9 @@ while :; do
     END { for (c in use) if (use[c] > 0) printf "%d %s\n", use[c], c }' /tmp/cpu.prev /tmp/cpu.now |
     sort -rn | head -6 | awk '{ printf "%s%s:%.0f", (NR > 1 ? " " : ""), $2, $1 / 60 }')
   mv /tmp/cpu.now /tmp/cpu.prev
-  ev mem "\"avail_kb\":$(awk '/MemAvailable/{print $2}' /proc/meminfo),\"pod_logs\":$(find /var/log/pods -name '*.log' 2> /dev/null | wc -l),\"pod_log_kb\":$(du -sk /var/log/pods 2> /dev/null | cut -f1),\"cpu_pct\":\"$top\""
+  # tasks in uninterruptible sleep right now (I/O that does not complete: a stalled array or path)
+  blocked=$(awk '{ c = substr($0, index($0, "(") + 1); s = substr(c, index(c, ") ") + 2)
+    if (substr(s, 1, 1) == "D") print substr(c, 1, index(c, ") ") - 1) }' \
+    /proc/[0-9]*/stat 2> /dev/null | sort | uniq -c | awk '{ printf "%s%s:%d", (NR > 1 ? " " : ""), $2, $1 }')
+  ev mem "\"avail_kb\":$(awk '/MemAvailable/{print $2}' /proc/meminfo),\"pod_logs\":$(find /var/log/pods -name '*.log' 2> /dev/null | wc -l),\"pod_log_kb\":$(du -sk /var/log/pods 2> /dev/null | cut -f1),\"cpu_pct\":\"$top\",\"blocked\":\"$blocked\""
 done
