@@ -159,6 +159,8 @@ interface SimRemote {
 
 const MD_OVERHEAD = MiB; // data offset the simulation reserves for the 1.2 superblock + bitmap
 const BITMAP_CHUNK = 64 * MiB; // mdadm's internal bitmap chunk for arrays of this size
+/** A Store's `fs` after an mkfs.xfs that did not finish (blkid: xfs; the kernel: not mountable). */
+const XFS_MKFS_CUT_SHORT = 'xfs (mkfs cut short)';
 
 export class SimulatedHost implements Host, SimTarget {
   readonly hostNqn: string;
@@ -730,6 +732,12 @@ export class SimulatedHost implements Host, SimTarget {
     check(o);
     const [s] = (await this.fresh([devicePath])) as [Store];
     if (s.fs === 'xfs') return;
+    if (s.fs === XFS_MKFS_CUT_SHORT) {
+      // what LinuxHost does: nothing was ever written through it, so it is made again
+      s.fs = 'xfs';
+      await this.push([s]);
+      return;
+    }
     if (s.fs || s.md) {
       throw new ForeignSuperblockError(
         `${devicePath} carries ${s.fs ?? 'an MD superblock'}; not formatting it`,
@@ -755,8 +763,21 @@ export class SimulatedHost implements Host, SimTarget {
       if (have.kind === 'filesystem' && have.store === s) return;
       throw new DeviceInUseError(`${target} already has ${have.devicePath} mounted`);
     }
+    if (s.fs === XFS_MKFS_CUT_SHORT)
+      throw new HostError(`${devicePath}: its mkfs.xfs did not finish; the kernel refuses to mount it`);
     if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem`);
     this.mounts.set(target, { devicePath, store: s, kind: 'filesystem', readonly: false, flags });
+  }
+
+  /**
+   * Test hook: leaves on the device what an mkfs.xfs killed midway leaves on Linux, a superblock
+   * blkid calls XFS and the kernel will not mount (sb_inprogress still set).
+   */
+  async cutMkfsShort(devicePath: string): Promise<void> {
+    const [s] = (await this.fresh([devicePath])) as [Store];
+    if (s.fs !== 'xfs') throw new InvalidArgumentError(`${devicePath} has no XFS filesystem to cut short`);
+    s.fs = XFS_MKFS_CUT_SHORT;
+    await this.push([s]);
   }
 
   async bindMount(mountPoint: string, target: string, o: BindOptions = {}): Promise<void> {

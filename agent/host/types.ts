@@ -265,7 +265,7 @@ export interface Host {
   fenceArray(volumeId: string, o?: OpOptions): Promise<boolean>;
 
   // Filesystem
-  /** mkfs.xfs unless the device already holds XFS; refuses any other signature. */
+  /** mkfs.xfs unless the device holds a finished XFS (one whose mkfs was cut short is made again); refuses any other signature. */
   makeFilesystem(devicePath: string, o?: OpOptions): Promise<void>;
   /** Mounts XFS from the device at target (a directory, created if missing), with `o.flags`. */
   mount(devicePath: string, target: string, o?: MountOptions): Promise<void>;

@@ -1,7 +1,7 @@
 // Filesystems and publishing: mkfs.xfs, mount, bind mounts of a filesystem or a device node, with
 // /proc/self/mountinfo as the state (a bound device node is recognised by the node's own device
 // number, since mountinfo names the devtmpfs it lives on), xfs_growfs, statfs.
-import { realpath, stat, statfs, writeFile } from 'node:fs/promises';
+import { open, realpath, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { DeviceInUseError, ForeignSuperblockError, InvalidArgumentError, NotFoundError } from '../errors.ts';
 import { MIN_FILESYSTEM_BYTES } from '../filesystem-minimums.ts';
@@ -12,6 +12,7 @@ import { check, readText } from './context.ts';
 import { devNumber, nodeDev, readMounts, Section } from './devices.ts';
 import { type MountEntry, mountAt } from './parse/mountinfo.ts';
 import { usageFrom } from './parse/statfs.ts';
+import { parseXfsSuperblock, XFS_SUPERBLOCK_READ_BYTES } from './parse/xfs-superblock.ts';
 
 /**
  * The per-mount flags of a mount that a read-only bind of it is given again: util-linux (2.38 and
@@ -32,7 +33,17 @@ export class Filesystems extends Section {
     check(o);
     if (!(await devNumber(devicePath))) throw new NotFoundError(`no block device ${devicePath}`);
     const { type } = await this.devices.probe(devicePath, o);
-    if (type === 'xfs') return;
+    if (type === 'xfs') {
+      if (!(await this.mkfsCutShort(devicePath))) return;
+      // An mkfs.xfs that did not finish (killed with the NodeStage that ran it when kubelet's
+      // deadline passed, or by a crash) leaves a superblock blkid calls XFS and the kernel will
+      // not mount, and without this every later stage failed ("Structure needs cleaning"). No
+      // write ever went through such a filesystem: making it again loses nothing. -f because
+      // mkfs.xfs refuses to overwrite the XFS signature it left.
+      await this.devices.refuseBusy(devicePath, 'format');
+      await this.c.x('mkfs.xfs', ['-f', '-q', devicePath], o, { timeoutMs: 300_000 });
+      return;
+    }
     if (type) throw new ForeignSuperblockError(`${devicePath} carries ${type}; not formatting it`);
     const size =
       Number(await readText(`/sys/class/block/${basename(await realpath(devicePath))}/size`)) * 512;
@@ -43,6 +54,18 @@ export class Filesystems extends Section {
     await this.devices.refuseBusy(devicePath, 'format');
     // no -f: mkfs.xfs itself refuses a device with a signature blkid did not report
     await this.c.x('mkfs.xfs', ['-q', devicePath], o, { timeoutMs: 300_000 });
+  }
+
+  /** Whether the XFS superblock on the device is still marked in progress by mkfs.xfs. */
+  private async mkfsCutShort(devicePath: string): Promise<boolean> {
+    const fh = await open(devicePath, 'r');
+    try {
+      const head = new Uint8Array(XFS_SUPERBLOCK_READ_BYTES);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      return parseXfsSuperblock(head.subarray(0, bytesRead))?.inProgress === true;
+    } finally {
+      await fh.close();
+    }
   }
 
   /** The topmost mount at a path. */

@@ -37,6 +37,11 @@ export interface ContractEnv {
    * for real; the simulation answers from its mount table.
    */
   canWrite(path: string): Promise<boolean>;
+  /**
+   * Leaves on node A's device what an mkfs.xfs killed midway leaves: an XFS superblock still marked
+   * in progress (the VM sets sb_inprogress with xfs_db; the simulation marks its store).
+   */
+  cutMkfsShort(devicePath: string): Promise<void>;
 }
 
 export interface ContractCase {
@@ -648,6 +653,31 @@ export const CONTRACT: ContractCase[] = [
         CancelledError,
       );
       assert.deepEqual(await a.listDrives(), before);
+    },
+  },
+  {
+    // nodes tier, ninth session: kubelet's NodeStage deadline passed during mkfs.xfs on a starved
+    // node, the cancelled call killed it, and every later stage of the volume failed to mount
+    name: 'makes XFS again over an mkfs that was cut short; a finished one is kept',
+    async run(env) {
+      const { a, driveA, mountDir } = env;
+      await a.createPartitions(driveA, [await specAtFree(a, driveA, R1, FS_SIZE)]);
+      const p = await partPath(a, driveA, R1);
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [p] });
+      await a.makeFilesystem(arr.devicePath);
+      await env.cutMkfsShort(arr.devicePath);
+      await assert.rejects(a.mount(arr.devicePath, mountDir), 'an unfinished XFS is not mounted');
+      await a.makeFilesystem(arr.devicePath);
+      await a.mount(arr.devicePath, mountDir);
+      assert.ok(await env.canWrite(mountDir), 'the filesystem made again takes writes');
+      const used = (await a.filesystemUsage(mountDir)).usedBytes;
+      await a.unmount(mountDir);
+      // finished: makeFilesystem leaves it as it is (its usage is what it was)
+      await a.makeFilesystem(arr.devicePath);
+      await a.mount(arr.devicePath, mountDir);
+      assert.equal((await a.filesystemUsage(mountDir)).usedBytes, used);
+      await a.unmount(mountDir);
+      await a.stopArray(R1.volumeId);
     },
   },
 ];

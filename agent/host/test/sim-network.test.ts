@@ -55,6 +55,7 @@ async function netEnv(): Promise<ContractEnv> {
     listenB: { address: '127.0.0.1', port: await freePort() },
     mountDir: '/mnt/contract',
     canWrite: async (path) => a.canWrite(path),
+    cutMkfsShort: (devicePath) => a.cutMkfsShort(devicePath),
   };
 }
 

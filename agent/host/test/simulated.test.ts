@@ -31,6 +31,7 @@ function simEnv(): ContractEnv {
     listenB: { address: '127.0.0.2', port: 4420 },
     mountDir: '/mnt/contract',
     canWrite: async (path) => a.canWrite(path),
+    cutMkfsShort: (devicePath) => a.cutMkfsShort(devicePath),
   };
 }
 
