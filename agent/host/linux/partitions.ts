@@ -66,7 +66,25 @@ export class Partitions extends Section {
 
   async listDrives(o?: OpOptions): Promise<Drive[]> {
     check(o);
-    return (await this.rawDrives(o)).map(({ sysName: _s, hasTable: _h, area: _a, ...d }) => d);
+    let raw = await this.rawDrives(o);
+    // A partition in the table that the kernel has no device for: a process killed between
+    // sgdisk's write and partx (nodes tier: an agent killed in a relocation's "adding" step; its
+    // successor found the new member's partition listed and failed "no block device …p3" on
+    // every pass). The table is the truth: the kernel is told, under the drive's table lock.
+    const behind = [];
+    for (const d of raw) if (await this.kernelBehind(d)) behind.push(d);
+    if (behind.length > 0) {
+      for (const d of behind) await tableChange(d.id, o, () => this.syncKernel(d.path, o));
+      raw = await this.rawDrives(o);
+    }
+    return raw.map(({ sysName: _s, hasTable: _h, area: _a, ...d }) => d);
+  }
+
+  /** Whether the drive's table lists a partition the kernel has not been told of. */
+  private async kernelBehind(d: RawDrive): Promise<boolean> {
+    if (d.partitions.length === 0) return false;
+    const known = kernelPartitions(await readKernelPartitions(d.sysName));
+    return d.partitions.some((p) => !known.has(p.number));
   }
 
   /**

@@ -42,6 +42,12 @@ export interface ContractEnv {
    * in progress (the VM sets sb_inprogress with xfs_db; the simulation marks its store).
    */
   cutMkfsShort(devicePath: string): Promise<void>;
+  /**
+   * Takes node A's partition out of the kernel's view and leaves it in the table, as a process
+   * killed between sgdisk and partx leaves it (the VM: partx --delete; the simulation has one view
+   * of a table, so nothing to do there).
+   */
+  forgetPartitionInKernel(partitionPath: string): Promise<void>;
 }
 
 export interface ContractCase {
@@ -677,6 +683,23 @@ export const CONTRACT: ContractCase[] = [
       await a.mount(arr.devicePath, mountDir);
       assert.equal((await a.filesystemUsage(mountDir)).usedBytes, used);
       await a.unmount(mountDir);
+      await a.stopArray(R1.volumeId);
+    },
+  },
+  {
+    // nodes tier, ninth session: an agent killed in a relocation's "adding" step, after sgdisk and
+    // before partx; its successor failed "no block device …" on every pass
+    name: 'a partition in the table the kernel was not told of is listed with a usable device',
+    async run(env) {
+      const { a, driveA } = env;
+      const [p] = await a.createPartitions(driveA, [await specAtFree(a, driveA, R1)]);
+      assert.ok(p);
+      await env.forgetPartitionInKernel(p.path);
+      const listed = await partPath(a, driveA, R1);
+      assert.equal(listed, p.path);
+      // the device is there again: md takes it
+      const arr = await a.createArray({ volumeId: R1.volumeId, devices: [listed] });
+      assert.equal(arr.members.length, 1);
       await a.stopArray(R1.volumeId);
     },
   },

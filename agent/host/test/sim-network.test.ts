@@ -56,6 +56,7 @@ async function netEnv(): Promise<ContractEnv> {
     mountDir: '/mnt/contract',
     canWrite: async (path) => a.canWrite(path),
     cutMkfsShort: (devicePath) => a.cutMkfsShort(devicePath),
+    forgetPartitionInKernel: async () => {},
   };
 }
 

@@ -32,6 +32,7 @@ function simEnv(): ContractEnv {
     mountDir: '/mnt/contract',
     canWrite: async (path) => a.canWrite(path),
     cutMkfsShort: (devicePath) => a.cutMkfsShort(devicePath),
+    forgetPartitionInKernel: async () => {},
   };
 }
 

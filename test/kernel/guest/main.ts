@@ -78,6 +78,13 @@ async function cutMkfsShort(devicePath: string): Promise<void> {
   execFileSync('xfs_db', ['-x', '-c', 'sb 0', '-c', 'write inprogress 1', devicePath], { stdio: 'pipe' });
 }
 
+/** Drops a partition from the kernel's view, the table untouched (a kill between sgdisk and partx). */
+async function forgetPartitionInKernel(partitionPath: string): Promise<void> {
+  const m = /^(.*\d)p(\d+)$/.exec(partitionPath);
+  if (!m) throw new Error(`not an NVMe partition path: ${partitionPath}`);
+  execFileSync('partx', ['--delete', '--nr', m[2] as string, m[1] as string], { stdio: 'pipe' });
+}
+
 /**
  * The contract cases: all, those whose numbers are given (`contract=10+11`, by hand), or those whose
  * name starts with a prefix (the DH-HMAC-CHAP ones).
@@ -103,6 +110,7 @@ async function contract(only?: Set<number> | string): Promise<boolean> {
         mountDir,
         canWrite,
         cutMkfsShort,
+        forgetPartitionInKernel,
       };
       return c.run(env);
     };
